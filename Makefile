@@ -1,0 +1,71 @@
+# Ignite — the two commands a newcomer needs are `make run` and `make test`.
+# Everything else here is what those two are made of.
+
+PYTHON   ?= python3.11
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+PROTOS   := $(wildcard proto/dodil/ignite/v1/*.proto)
+DEPS_DIR := build/proto-deps
+# Tests run in parallel; each worker shares one platform per session.
+TEST_WORKERS ?= auto
+
+.PHONY: run test gen gen-check lint proto-lint proto-breaking fmt bench clean setup
+
+## setup: a virtualenv with Ignite and its development tools.
+setup: $(STAMP)
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(DEPS_DIR)/google/api/annotations.proto: $(STAMP)
+	$(BIN)/python tools/proto_deps.py $(DEPS_DIR)
+
+## gen: regenerate gen/ from proto/ (Python messages, .pyi stubs, grpc stubs).
+gen: $(STAMP) $(DEPS_DIR)/google/api/annotations.proto
+	rm -rf gen/dodil
+	$(BIN)/python -m grpc_tools.protoc -I proto -I $(DEPS_DIR) \
+	  --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+
+## gen-check: fail when gen/ is not what `make gen` would write.
+gen-check: $(STAMP) $(DEPS_DIR)/google/api/annotations.proto
+	$(BIN)/python tools/gen_check.py $(DEPS_DIR)
+
+## proto-lint: buf lint of proto/.
+proto-lint: $(DEPS_DIR)/google/api/annotations.proto
+	$(BIN)/buf lint
+
+## proto-breaking: buf breaking against the previous commit (or BUF_AGAINST).
+proto-breaking: $(DEPS_DIR)/google/api/annotations.proto
+	tools/buf_breaking.sh $(DEPS_DIR)
+
+## lint: ruff, mypy and buf on our own code; gen/ is output and skipped.
+lint: $(STAMP) proto-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## test: everything, from a fresh clone.
+test: $(STAMP) gen-check lint proto-breaking toolchains
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q
+
+## toolchains: the external tools the tests drive (grpcurl, bubblewrap).
+toolchains:
+	tools/toolchains.sh
+
+## run: the whole platform on the embedded defaults (own PostgreSQL, local pods).
+run: $(STAMP)
+	$(BIN)/python -m ignite_server.platform
+
+## bench: performance tables (see README, Performance).
+bench: $(STAMP)
+	$(BIN)/python bench/invoke.py
+
+clean:
+	rm -rf $(VENV) build .state

@@ -1,0 +1,288 @@
+"""Plain, immutable domain types: what core works on instead of protobufs.
+
+Enum values mirror the numbers of the proto enums of the same name so the API
+layer converts with ``int()``; nothing here imports protobuf or grpc.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class RuntimeKind(enum.StrEnum):
+    """The language of a managed-runtime app."""
+
+    PYTHON = "python"
+    GO = "go"
+    RUST = "rust"
+    DENO = "deno"
+
+
+class RuntimeTarget(enum.IntEnum):
+    UNSPECIFIED = 0
+    NATIVE = 1
+    WASM = 2
+
+
+class ResourceTier(enum.IntEnum):
+    UNSPECIFIED = 0
+    SMALL = 1
+    MEDIUM = 2
+    LARGE = 3
+    XLARGE = 4
+
+
+class ScaleMetric(enum.IntEnum):
+    UNSPECIFIED = 0
+    REQUEST_RATE = 1
+    CONCURRENCY = 2
+
+
+class DeploymentState(enum.IntEnum):
+    UNSPECIFIED = 0
+    PROVISIONING = 1
+    DEPLOYED = 2
+    COLD = 3
+    ARCHIVED = 4
+    ACTIVATING = 5
+    FAILED = 6
+    COMPILING = 7
+    CREATED = 8
+
+
+class VersionStatus(enum.IntEnum):
+    UNSPECIFIED = 0
+    COMPILING = 1
+    DRAFT = 2
+    ACTIVE = 3
+    SUPERSEDED = 4
+    FAILED = 5
+
+
+class StorageMode(enum.IntEnum):
+    UNSPECIFIED = 0
+    PERSISTENT = 1
+    EPHEMERAL = 2
+    TTL = 3
+
+
+class CodeKind(enum.IntEnum):
+    UNSPECIFIED = 0
+    SDK = 1
+    UPLOAD_IMAGE = 2
+    GIT_IMAGE = 3
+    PREBUILT = 4
+
+
+class DeploymentMode(enum.IntEnum):
+    UNSPECIFIED = 0
+    COMPILATION = 1
+    IMAGE = 2
+
+
+class ExecutionStatus(enum.IntEnum):
+    UNSPECIFIED = 0
+    PENDING = 1
+    RUNNING = 2
+    COMPLETED = 3
+    FAILED = 4
+    TIMEOUT = 5
+    CANCELLED = 6
+
+
+class LogStream(enum.IntEnum):
+    UNSPECIFIED = 0
+    STDOUT = 1
+    STDERR = 2
+    PLATFORM = 3
+    BUILD = 4
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """Which managed runtime builds and runs an app."""
+
+    kind: RuntimeKind
+    version: str = ""
+    target: RuntimeTarget = RuntimeTarget.UNSPECIFIED
+    toolchain: str = ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Explicit resource overrides; None means "from the tier"."""
+
+    memory_mb: int | None = None
+    cpu_millicores: int | None = None
+    timeout_secs: int | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The effective per-pod resources after tier and overrides are combined."""
+
+    memory_mb: int
+    cpu_millicores: int
+    timeout_secs: int
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Autoscaling bounds with defaults applied (see core/defaults.py)."""
+
+    max_replicas: int
+    reserved_capacity: int
+    scale_threshold: int
+    scale_metric: ScaleMetric
+    scaledown_period_secs: int
+
+
+@dataclass(frozen=True)
+class App:
+    """An app's stored settings (AppMeta without the live deployment state)."""
+
+    organization: str
+    name: str
+    runtime: RuntimeSpec | None
+    tier: ResourceTier
+    limits: Limits
+    scaling: Scaling
+    env: Mapping[str, str]
+    storage_mode: StorageMode
+    ttl_seconds: int
+    description: str
+    input_schema: str
+    output_schema: str
+    mcp_enabled: bool
+    max_concurrency: int
+    allow_unauthenticated: bool
+    active_version: int
+    code_kind: CodeKind
+    deployment_mode: DeploymentMode
+    image_ref: str
+    created_at_ms: int
+    updated_at_ms: int
+
+    @property
+    def id(self) -> str:
+        """The wire id, "org/name"."""
+        return f"{self.organization}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of an app; version 0 is the mutable draft."""
+
+    organization: str
+    app: str
+    version: int
+    status: VersionStatus
+    code_hash: str
+    code_kind: CodeKind
+    runtime: RuntimeSpec | None
+    created_at_ms: int
+    code_size_bytes: int
+    artifact_digest: str = ""
+    error: str = ""
+    build_log: str = ""
+    image_ref: str = ""
+
+    @property
+    def deployment_mode(self) -> DeploymentMode:
+        return deployment_mode_of(self.code_kind)
+
+
+def deployment_mode_of(kind: CodeKind) -> DeploymentMode:
+    """Seed 001: SDK code compiles; every image branch runs an image."""
+    if kind == CodeKind.UNSPECIFIED:
+        return DeploymentMode.UNSPECIFIED
+    return DeploymentMode.COMPILATION if kind == CodeKind.SDK else DeploymentMode.IMAGE
+
+
+class UploadKind(enum.StrEnum):
+    SOURCE_FILE = "source_file"
+    ARCHIVE = "archive"
+    PREBUILT_IMAGE = "prebuilt_image"
+    IMAGE_FROM_CODE = "image_from_code"
+    IMAGE_FROM_GIT = "image_from_git"
+
+
+@dataclass(frozen=True)
+class CodeUpload:
+    """Code as SaveDraft received it, before it is stored."""
+
+    kind: UploadKind
+    runtime: RuntimeSpec | None
+    data: bytes = b""
+    image_ref: str = ""
+    build_args: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def code_kind(self) -> CodeKind:
+        return {
+            UploadKind.SOURCE_FILE: CodeKind.SDK,
+            UploadKind.ARCHIVE: CodeKind.SDK,
+            UploadKind.PREBUILT_IMAGE: CodeKind.PREBUILT,
+            UploadKind.IMAGE_FROM_CODE: CodeKind.UPLOAD_IMAGE,
+            UploadKind.IMAGE_FROM_GIT: CodeKind.GIT_IMAGE,
+        }[self.kind]
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing."""
+
+    items: list[T]
+    next_page_token: str
+
+
+# --- invocation -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvocationRequest:
+    """The HTTP request an invocation delivers to a pod."""
+
+    method: str  # "GET", "POST", ...
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """Everything needed to run one version of an app in a pod."""
+
+    app: App
+    version: Version
+    resources: Resources
+    artifact_dir: Path
+
+
+@dataclass(frozen=True)
+class ResponseHead:
+    status_code: int
+    headers: Mapping[str, str]
+    execution_id: str
+
+
+@dataclass(frozen=True)
+class ResponseChunk:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ResponseTrailer:
+    total_body_bytes: int
+    duration_ms: int
+    trailers: Mapping[str, str] = field(default_factory=dict)
+
+
+ResponseFrame = ResponseHead | ResponseChunk | ResponseTrailer
