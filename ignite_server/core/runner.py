@@ -1,0 +1,57 @@
+"""The running side of apps, as the lifecycle and the API see it.
+
+``AppRunner`` is implemented by ``core/invoker.py`` on top of a pod backend;
+the lifecycle tells it when traffic must move (publish, rollback, delete) and
+the API asks it to invoke and to report what really runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from ignite_server.core.models import (
+    DeploymentState,
+    InvocationRequest,
+    ResponseFrame,
+    RunTarget,
+)
+
+
+@dataclass(frozen=True)
+class DeploymentStatus:
+    """What runs for an app right now."""
+
+    #: None when nothing was ever started (the lifecycle then reports CREATED
+    #: or COLD from the stored state).
+    state: DeploymentState | None
+    ready_replicas: int = 0
+    message: str = ""
+
+
+class AppRunner(Protocol):
+    def invoke(
+        self, target: RunTarget, request: InvocationRequest, execution_id: str
+    ) -> AsyncIterator[ResponseFrame]:
+        """Run one invocation: yields one ResponseHead, then ResponseChunks,
+        then one ResponseTrailer. Holds the request while a pod starts.
+
+        Raises core.errors: ResourceExhausted (queue full), Unavailable
+        (activation failed or past its deadline), DeadlineExceeded (the
+        handler ran past timeout_secs).
+        """
+        ...
+
+    def status(self, app_id: str) -> DeploymentStatus:
+        """What runs for ``app_id`` ("org/name")."""
+        ...
+
+    async def retire(self, app_id: str, keep_version: int | None) -> None:
+        """Drain and stop the app's pods of every version but ``keep_version``
+        (None: all of them, as on delete). Requests in flight finish first."""
+        ...
+
+    async def close(self) -> None:
+        """Stop every pod."""
+        ...
