@@ -101,3 +101,9 @@ class Internal(IgniteError):
     """A bug or an invariant broken inside Ignite; never used for bad input."""
 
     default_reason = "INTERNAL"
+
+
+class Unimplemented(IgniteError):
+    """This platform does not offer the operation (yet, or in this mode)."""
+
+    default_reason = "UNIMPLEMENTED"

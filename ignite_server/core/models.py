@@ -104,6 +104,14 @@ class LogStream(enum.IntEnum):
     BUILD = 4
 
 
+class UploadKind(enum.StrEnum):
+    SOURCE_FILE = "source_file"
+    ARCHIVE = "archive"
+    PREBUILT_IMAGE = "prebuilt_image"
+    IMAGE_FROM_CODE = "image_from_code"
+    IMAGE_FROM_GIT = "image_from_git"
+
+
 @dataclass(frozen=True)
 class RuntimeSpec:
     """Which managed runtime builds and runs an app."""
@@ -192,6 +200,8 @@ class Version:
     error: str = ""
     build_log: str = ""
     image_ref: str = ""
+    upload_kind: UploadKind | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def deployment_mode(self) -> DeploymentMode:
@@ -203,14 +213,6 @@ def deployment_mode_of(kind: CodeKind) -> DeploymentMode:
     if kind == CodeKind.UNSPECIFIED:
         return DeploymentMode.UNSPECIFIED
     return DeploymentMode.COMPILATION if kind == CodeKind.SDK else DeploymentMode.IMAGE
-
-
-class UploadKind(enum.StrEnum):
-    SOURCE_FILE = "source_file"
-    ARCHIVE = "archive"
-    PREBUILT_IMAGE = "prebuilt_image"
-    IMAGE_FROM_CODE = "image_from_code"
-    IMAGE_FROM_GIT = "image_from_git"
 
 
 @dataclass(frozen=True)
@@ -286,3 +288,44 @@ class ResponseTrailer:
 
 
 ResponseFrame = ResponseHead | ResponseChunk | ResponseTrailer
+
+
+@dataclass(frozen=True)
+class ScalingInput:
+    """Scaling as a caller gives it: zeros mean "the default"."""
+
+    max_replicas: int = 0
+    reserved_capacity: int = 0
+    scale_threshold: int = 0
+    scale_metric: ScaleMetric = ScaleMetric.UNSPECIFIED
+    scaledown_period_secs: int = 0
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """The settings of an app a caller may choose (CreateApp, UpdateApp)."""
+
+    runtime: RuntimeSpec | None = None
+    tier: ResourceTier = ResourceTier.UNSPECIFIED
+    limits: Limits = field(default_factory=Limits)
+    scaling: ScalingInput | Scaling = field(default_factory=ScalingInput)
+    env: Mapping[str, str] = field(default_factory=dict)
+    storage_mode: StorageMode = StorageMode.UNSPECIFIED
+    ttl_seconds: int = 0
+    description: str = ""
+    input_schema: str = ""
+    output_schema: str = ""
+    mcp_enabled: bool = False
+    max_concurrency: int = 0
+    allow_unauthenticated: bool = False
+
+
+@dataclass(frozen=True)
+class AppView:
+    """An app as GetApp shows it: stored settings plus what really runs."""
+
+    app: App
+    deployment_state: DeploymentState
+    ready_replicas: int
+    status_message: str
+    public_urls: list[str]

@@ -1,0 +1,309 @@
+"""Protobuf messages ↔ core's dataclasses. Nothing else in the server
+touches generated message classes outside api/."""
+
+from __future__ import annotations
+
+from dodil.ignite.v1 import ignite_common_pb2 as common
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
+
+from ignite_server.core.errors import InvalidArgument
+from ignite_server.core.models import (
+    App,
+    AppSettings,
+    AppView,
+    CodeUpload,
+    InvocationRequest,
+    Limits,
+    ResourceTier,
+    ResponseChunk,
+    ResponseFrame,
+    ResponseHead,
+    ResponseTrailer,
+    RuntimeKind,
+    RuntimeSpec,
+    RuntimeTarget,
+    ScaleMetric,
+    Scaling,
+    ScalingInput,
+    StorageMode,
+    UploadKind,
+    Version,
+)
+
+_HTTP_METHODS = {
+    common.HTTP_METHOD_UNSPECIFIED: "POST",
+    common.HTTP_METHOD_GET: "GET",
+    common.HTTP_METHOD_POST: "POST",
+    common.HTTP_METHOD_PUT: "PUT",
+    common.HTTP_METHOD_PATCH: "PATCH",
+    common.HTTP_METHOD_DELETE: "DELETE",
+    common.HTTP_METHOD_HEAD: "HEAD",
+    common.HTTP_METHOD_OPTIONS: "OPTIONS",
+}
+
+
+# --- runtime ----------------------------------------------------------------
+
+
+def runtime_from_pb(runtime: common.Runtime) -> RuntimeSpec | None:
+    which = runtime.WhichOneof("runtime")
+    if which is None:
+        return None
+    kind = RuntimeKind(which)
+    if which in ("python", "deno"):
+        return RuntimeSpec(kind=kind, version=getattr(runtime, which).version)
+    sub = getattr(runtime, which)
+    if sub.target not in RuntimeTarget.__members__.values():
+        raise InvalidArgument(
+            "unknown runtime target", reason="INVALID_ENUM", metadata={"field": "runtime.target"}
+        )
+    return RuntimeSpec(kind=kind, target=RuntimeTarget(sub.target), toolchain=sub.toolchain)
+
+
+def runtime_to_pb(spec: RuntimeSpec | None) -> common.Runtime:
+    runtime = common.Runtime()
+    if spec is None:
+        return runtime
+    if spec.kind == RuntimeKind.PYTHON:
+        runtime.python.version = spec.version
+    elif spec.kind == RuntimeKind.DENO:
+        runtime.deno.version = spec.version
+    else:
+        sub = runtime.rust if spec.kind == RuntimeKind.RUST else runtime.go
+        sub.target = int(spec.target)  # type: ignore[assignment]
+        sub.toolchain = spec.toolchain
+    return runtime
+
+
+# --- app settings -----------------------------------------------------------
+
+
+def limits_from_pb(limits: common.ResourceLimits) -> Limits:
+    return Limits(
+        memory_mb=limits.memory_mb if limits.HasField("memory_mb") else None,
+        cpu_millicores=limits.cpu_millicores if limits.HasField("cpu_millicores") else None,
+        timeout_secs=limits.timeout_secs if limits.HasField("timeout_secs") else None,
+    )
+
+
+def limits_to_pb(limits: Limits) -> common.ResourceLimits:
+    out = common.ResourceLimits()
+    if limits.memory_mb is not None:
+        out.memory_mb = limits.memory_mb
+    if limits.cpu_millicores is not None:
+        out.cpu_millicores = limits.cpu_millicores
+    if limits.timeout_secs is not None:
+        out.timeout_secs = limits.timeout_secs
+    return out
+
+
+def scaling_from_pb(scaling: common.ScalingConfig) -> ScalingInput:
+    if scaling.scale_metric not in ScaleMetric.__members__.values():
+        raise InvalidArgument(
+            "unknown scale_metric",
+            reason="INVALID_ENUM",
+            metadata={"field": "scaling.scale_metric"},
+        )
+    return ScalingInput(
+        max_replicas=scaling.max_replicas,
+        reserved_capacity=scaling.reserved_capacity,
+        scale_threshold=scaling.scale_threshold,
+        scale_metric=ScaleMetric(scaling.scale_metric),
+        scaledown_period_secs=scaling.scaledown_period_secs,
+    )
+
+
+def scaling_to_pb(scaling: Scaling | ScalingInput) -> common.ScalingConfig:
+    return common.ScalingConfig(
+        max_replicas=scaling.max_replicas,
+        reserved_capacity=scaling.reserved_capacity,
+        scale_threshold=scaling.scale_threshold,
+        scale_metric=int(scaling.scale_metric),  # type: ignore[arg-type]
+        scaledown_period_secs=scaling.scaledown_period_secs,
+    )
+
+
+def _enum(value: int, enum_type: type, field: str) -> object:
+    try:
+        return enum_type(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown {field} value {value}", reason="INVALID_ENUM", metadata={"field": field}
+        ) from None
+
+
+def settings_from_create(request: compute.CreateAppRequest) -> AppSettings:
+    return AppSettings(
+        runtime=runtime_from_pb(request.runtime),
+        tier=_enum(request.resource_tier, ResourceTier, "resource_tier"),  # type: ignore[arg-type]
+        limits=limits_from_pb(request.limits),
+        scaling=scaling_from_pb(request.scaling),
+        env=dict(request.env),
+        storage_mode=_enum(request.storage_mode, StorageMode, "storage_mode"),  # type: ignore[arg-type]
+        ttl_seconds=request.ttl_seconds,
+        description=request.description,
+        input_schema=request.input_schema,
+        output_schema=request.output_schema,
+        mcp_enabled=request.mcp_enabled,
+        max_concurrency=request.max_concurrency,
+        allow_unauthenticated=request.allow_unauthenticated,
+    )
+
+
+def changes_from_app(app: common.AppMeta) -> dict[str, object]:
+    """UpdateApp's values, keyed by AppMeta field name (the mask vocabulary)."""
+    return {
+        "description": app.description,
+        "env": dict(app.env),
+        "resource_tier": _enum(app.resource_tier, ResourceTier, "app.resource_tier"),
+        "limits": limits_from_pb(app.limits),
+        "scaling": scaling_from_pb(app.scaling),
+        "storage_mode": _enum(app.storage_mode, StorageMode, "app.storage_mode"),
+        "ttl_seconds": app.ttl_seconds,
+        "input_schema": app.input_schema,
+        "output_schema": app.output_schema,
+        "mcp_enabled": app.mcp_enabled,
+        "max_concurrency": app.max_concurrency,
+        "allow_unauthenticated": app.allow_unauthenticated,
+        "runtime": runtime_from_pb(app.runtime),
+    }
+
+
+def app_to_pb(view: AppView, *, show_env: bool = True) -> common.AppMeta:
+    app: App = view.app
+    meta = common.AppMeta(
+        id=app.id,
+        name=app.name,
+        organization_name=app.organization,
+        runtime=runtime_to_pb(app.runtime),
+        resource_tier=int(app.tier),  # type: ignore[arg-type]
+        limits=limits_to_pb(app.limits),
+        scaling=scaling_to_pb(app.scaling),
+        storage_mode=int(app.storage_mode),  # type: ignore[arg-type]
+        ttl_seconds=app.ttl_seconds,
+        deployment_state=int(view.deployment_state),  # type: ignore[arg-type]
+        version=app.active_version,
+        active_version=app.active_version,
+        description=app.description,
+        input_schema=app.input_schema,
+        output_schema=app.output_schema,
+        mcp_enabled=app.mcp_enabled,
+        max_concurrency=app.max_concurrency,
+        deployment_mode=int(app.deployment_mode),  # type: ignore[arg-type]
+        code_kind=int(app.code_kind),  # type: ignore[arg-type]
+        image_ref=app.image_ref,
+        public_urls=view.public_urls,
+        allow_unauthenticated=app.allow_unauthenticated,
+        ready_replicas=view.ready_replicas,
+        status_message=view.status_message,
+        created_at_ms=app.created_at_ms,
+        updated_at_ms=app.updated_at_ms,
+    )
+    if show_env:
+        meta.env.update(app.env)
+    return meta
+
+
+# --- code -------------------------------------------------------------------
+
+
+def code_from_pb(code: compute.CodeSource, field: str = "code") -> CodeUpload:
+    branch = code.WhichOneof("source")
+    if branch == "compile":
+        body = code.compile.WhichOneof("body")
+        if body is None:
+            raise InvalidArgument(
+                "compile needs source_code or archive",
+                reason="CODE_REQUIRED",
+                metadata={"field": f"{field}.compile"},
+            )
+        return CodeUpload(
+            kind=UploadKind.SOURCE_FILE if body == "source_code" else UploadKind.ARCHIVE,
+            runtime=runtime_from_pb(code.compile.runtime),
+            data=getattr(code.compile, body),
+            build_args=dict(code.compile.build_args),
+        )
+    if branch == "image":
+        variant = code.image.WhichOneof("variant")
+        if variant == "prebuilt":
+            return CodeUpload(
+                UploadKind.PREBUILT_IMAGE, None, image_ref=code.image.prebuilt.image_ref
+            )
+        if variant == "from_code":
+            return CodeUpload(
+                UploadKind.IMAGE_FROM_CODE,
+                None,
+                data=code.image.from_code.archive,
+                build_args=dict(code.image.from_code.build_args),
+            )
+        if variant == "from_git":
+            source = code.image.from_git
+            if not source.repo_url:
+                raise InvalidArgument(
+                    "image.from_git.repo_url is required",
+                    reason="REPO_URL_REQUIRED",
+                    metadata={"field": f"{field}.image.from_git.repo_url"},
+                )
+            return CodeUpload(UploadKind.IMAGE_FROM_GIT, None, image_ref=source.repo_url)
+    raise InvalidArgument(
+        "code needs a compile or an image source", reason="CODE_REQUIRED", metadata={"field": field}
+    )
+
+
+def version_to_pb(version: Version) -> compute.AppVersionInfo:
+    return compute.AppVersionInfo(
+        version=version.version,
+        status=int(version.status),  # type: ignore[arg-type]
+        code_hash=version.code_hash,
+        code_kind=int(version.code_kind),  # type: ignore[arg-type]
+        runtime=runtime_to_pb(version.runtime),
+        created_at_ms=version.created_at_ms,
+        deployment_mode=int(version.deployment_mode),  # type: ignore[arg-type]
+        error=version.error,
+        artifact_digest=version.artifact_digest,
+        code_size_bytes=version.code_size_bytes,
+    )
+
+
+# --- invocation -------------------------------------------------------------
+
+
+def invocation_from_pb(http: common.HttpContext, body: bytes) -> InvocationRequest:
+    method = _HTTP_METHODS.get(http.method)
+    if method is None:
+        raise InvalidArgument(
+            f"unknown http.method {http.method}",
+            reason="INVALID_ENUM",
+            metadata={"field": "http.method"},
+        )
+    path = http.path or "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    return InvocationRequest(
+        method=method,
+        path=path,
+        query=http.query.lstrip("?"),
+        headers=dict(http.headers),
+        body=body,
+    )
+
+
+def frame_to_pb(frame: ResponseFrame) -> compute.InvokeResponse:
+    if isinstance(frame, ResponseHead):
+        return compute.InvokeResponse(
+            head=compute.InvokeHead(
+                status_code=frame.status_code,
+                response_headers=dict(frame.headers),
+                execution_id=frame.execution_id,
+            )
+        )
+    if isinstance(frame, ResponseChunk):
+        return compute.InvokeResponse(chunk=compute.InvokeChunk(data=frame.data))
+    assert isinstance(frame, ResponseTrailer)
+    return compute.InvokeResponse(
+        trailer=compute.InvokeTrailer(
+            total_body_bytes=frame.total_body_bytes,
+            duration_ms=frame.duration_ms,
+            trailers=dict(frame.trailers),
+        )
+    )

@@ -1,0 +1,144 @@
+"""The edge every RPC passes through on its way into the server.
+
+Handlers are registered from the service descriptor rather than with the
+generated ``add_*Servicer_to_server``, so that this one place can:
+
+- parse the request bytes itself, turning a malformed message into
+  INVALID_ARGUMENT (grpcio would answer INTERNAL for a request it cannot
+  deserialize);
+- map domain errors to status codes with their ErrorInfo (api/errors.py),
+  and any other exception to a bare INTERNAL, never a traceback;
+- log one structlog event per RPC with the method, organization, app,
+  status code and duration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import descriptor, message, message_factory
+
+from ignite_server.api.errors import internal_status, to_status
+from ignite_server.core.errors import IgniteError, InvalidArgument
+
+log = structlog.get_logger("ignite.rpc")
+
+
+def _request_context(request: message.Message | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    if request is None:
+        return fields
+    for name, key in (("organization_name", "org"), ("app_name", "app"), ("name", "app")):
+        if key not in fields and name in request.DESCRIPTOR.fields_by_name:
+            value = getattr(request, name)
+            if value:
+                fields[key] = value
+    return fields
+
+
+class _Call:
+    """Bookkeeping of one RPC: parse, time, log, map errors."""
+
+    def __init__(self, method: str, request_class: type[message.Message]) -> None:
+        self.method = method
+        self.request_class = request_class
+        self.started = time.monotonic()
+        self.request: message.Message | None = None
+
+    def parse(self, raw: bytes) -> message.Message:
+        try:
+            self.request = self.request_class.FromString(raw)
+        except message.DecodeError:
+            raise InvalidArgument(
+                f"the request is not a valid {self.request_class.DESCRIPTOR.full_name}",
+                reason="MALFORMED_REQUEST",
+            ) from None
+        return self.request
+
+    async def fail(self, context: grpc.aio.ServicerContext, err: BaseException) -> None:
+        if isinstance(err, IgniteError):
+            code, text, trailers = to_status(err)
+        else:
+            log.error(
+                "rpc.crashed", method=self.method, exc_info=err, **_request_context(self.request)
+            )
+            code, text, trailers = internal_status()
+        self.finish(code, reason=getattr(err, "reason", "INTERNAL"))
+        await context.abort(code, text, trailing_metadata=trailers)
+
+    def finish(self, code: grpc.StatusCode, reason: str = "") -> None:
+        extra = {"reason": reason} if reason else {}
+        log.info(
+            "rpc",
+            method=self.method,
+            code=code.name,
+            duration_ms=round((time.monotonic() - self.started) * 1000, 2),
+            **_request_context(self.request),
+            **extra,
+        )
+
+
+def _unary(
+    method: str, request_class: type[message.Message], behavior: Callable[..., Awaitable[Any]]
+) -> Callable[..., Awaitable[Any]]:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        call = _Call(method, request_class)
+        try:
+            response = await behavior(call.parse(raw), context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:
+            await call.fail(context, err)
+            raise  # unreachable: abort raises
+        call.finish(grpc.StatusCode.OK)
+        return response
+
+    return handle
+
+
+def _streaming(
+    method: str, request_class: type[message.Message], behavior: Callable[..., AsyncIterator[Any]]
+) -> Callable[..., AsyncIterator[Any]]:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(method, request_class)
+        try:
+            async for item in behavior(call.parse(raw), context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:
+            await call.fail(context, err)
+            return
+        call.finish(grpc.StatusCode.OK)
+
+    return handle
+
+
+def generic_handler(
+    service: descriptor.ServiceDescriptor, servicer: object
+) -> grpc.GenericRpcHandler:
+    """A handler serving every method of ``service`` from ``servicer``'s
+    coroutine methods of the same names."""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for method in service.methods:
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        behavior = getattr(servicer, method.name)
+        full = f"/{service.full_name}/{method.name}"
+        if method.server_streaming:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                _streaming(full, request_class, behavior),
+                request_deserializer=None,
+                response_serializer=response_class.SerializeToString,
+            )
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                _unary(full, request_class, behavior),
+                request_deserializer=None,
+                response_serializer=response_class.SerializeToString,
+            )
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)

@@ -1,0 +1,33 @@
+"""The build pipelines this platform offers, one per managed runtime."""
+
+from __future__ import annotations
+
+import importlib
+
+import structlog
+
+from ignite_server.builds.protocol import BuildPipeline
+from ignite_server.core.models import RuntimeKind
+
+log = structlog.get_logger(__name__)
+
+#: runtime → (module, class) of its pipeline.
+_PIPELINES: dict[RuntimeKind, tuple[str, str]] = {
+    RuntimeKind.PYTHON: ("ignite_server.builds.python", "PythonPipeline"),
+    RuntimeKind.GO: ("ignite_server.builds.go", "GoPipeline"),
+    RuntimeKind.RUST: ("ignite_server.builds.rust", "RustPipeline"),
+    RuntimeKind.DENO: ("ignite_server.builds.deno", "DenoPipeline"),
+}
+
+
+def default_pipelines() -> dict[RuntimeKind, BuildPipeline]:
+    """Every pipeline whose toolchain is present; a missing one is logged and
+    its runtime answers RUNTIME_UNAVAILABLE."""
+    found: dict[RuntimeKind, BuildPipeline] = {}
+    for kind, (module_name, class_name) in _PIPELINES.items():
+        try:
+            module = importlib.import_module(module_name)
+            found[kind] = getattr(module, class_name)()
+        except (ImportError, AttributeError, OSError) as err:
+            log.warning("build.pipeline_unavailable", runtime=kind.value, error=str(err))
+    return found

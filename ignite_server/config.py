@@ -1,0 +1,129 @@
+"""Server settings, from command-line flags or IGNITE_* environment variables.
+
+Flags win over the environment; every setting has a default that suits the
+embedded local platform (`make run`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(base) / "ignite"
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: str
+    state_dir: Path
+    database_url: str
+    tls_cert: Path | None
+    tls_key: Path | None
+    insecure: bool
+    apps_domain: str
+    apps_url_scheme: str
+    apps_url_port: int
+    sandbox: str
+    production: bool
+    allow_unsandboxed: bool
+    ready_file: Path | None
+    shutdown_grace_secs: float
+    log_format: str
+
+
+def is_loopback(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse(argv: list[str] | None = None) -> Config:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="ignite-server", description="The Ignite gRPC server.")
+    parser.add_argument(
+        "--listen",
+        default=env("IGNITE_LISTEN", "localhost:50051"),
+        help="host:port of the gRPC server (production: 0.0.0.0:443 with TLS)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(env("IGNITE_STATE_DIR", str(_default_state_dir()))),
+        help="code, artifacts, caches and the embedded database live here",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=env("IGNITE_DATABASE_URL", ""),
+        help="PostgreSQL DSN; empty starts an embedded cluster in the state dir",
+    )
+    parser.add_argument("--tls-cert", type=Path, default=env("IGNITE_TLS_CERT") or None)
+    parser.add_argument("--tls-key", type=Path, default=env("IGNITE_TLS_KEY") or None)
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=env("IGNITE_INSECURE", "") == "1",
+        help="allow plaintext on a non-loopback address",
+    )
+    parser.add_argument("--apps-domain", default=env("IGNITE_APPS_DOMAIN", "ignite.localhost"))
+    parser.add_argument("--apps-url-scheme", default=env("IGNITE_APPS_URL_SCHEME", "http"))
+    parser.add_argument(
+        "--apps-url-port", type=int, default=int(env("IGNITE_APPS_URL_PORT", "8080"))
+    )
+    parser.add_argument(
+        "--sandbox", choices=("auto", "required", "off"), default=env("IGNITE_SANDBOX", "auto")
+    )
+    parser.add_argument(
+        "--production", action="store_true", default=env("IGNITE_PRODUCTION", "") == "1"
+    )
+    parser.add_argument(
+        "--allow-unsandboxed",
+        action="store_true",
+        default=env("IGNITE_ALLOW_UNSANDBOXED", "") == "1",
+    )
+    parser.add_argument(
+        "--ready-file",
+        type=Path,
+        default=env("IGNITE_READY_FILE") or None,
+        help='write {"grpc": "host:port"} here once serving',
+    )
+    parser.add_argument(
+        "--shutdown-grace", type=float, default=float(env("IGNITE_SHUTDOWN_GRACE", "30"))
+    )
+    parser.add_argument(
+        "--log-format", choices=("console", "json"), default=env("IGNITE_LOG_FORMAT", "console")
+    )
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_cert is None and not is_loopback(args.listen) and not args.insecure:
+        parser.error(
+            f"refusing plaintext gRPC on {args.listen}: give --tls-cert/--tls-key,"
+            " listen on loopback, or pass --insecure"
+        )
+    return Config(
+        listen=args.listen,
+        state_dir=args.state_dir.resolve(),
+        database_url=args.database_url,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        insecure=args.insecure,
+        apps_domain=args.apps_domain,
+        apps_url_scheme=args.apps_url_scheme,
+        apps_url_port=args.apps_url_port,
+        sandbox=args.sandbox,
+        production=args.production,
+        allow_unsandboxed=args.allow_unsandboxed,
+        ready_file=args.ready_file,
+        shutdown_grace_secs=args.shutdown_grace,
+        log_format=args.log_format,
+    )

@@ -1,0 +1,270 @@
+"""Safe reading of uploaded code archives (ZIP and tar.gz).
+
+The format is recognised by its first bytes, never by a name. One walk over
+the entries serves both checking (SaveDraft: read everything, write nothing)
+and extracting (builds: write under one directory), so what was accepted at
+upload is exactly what is unpacked later. The walk refuses, with a reason:
+
+- absolute paths, ``..`` components, NUL bytes and backslashes in names;
+- symbolic links whose target leaves the archive's root, and hard links to
+  anything but a regular file seen earlier in the archive;
+- device files, FIFOs and other special entries;
+- more than ARCHIVE_MAX_ENTRIES entries, more than ARCHIVE_MAX_UNPACKED_BYTES
+  unpacked, or an unpacked/packed ratio above ARCHIVE_MAX_RATIO (a bomb).
+
+Sizes are counted from the bytes actually decompressed, not from the sizes
+the archive declares, which a hostile archive can fake.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import os
+import posixpath
+import stat
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from ignite_server.core import defaults
+from ignite_server.core.errors import InvalidArgument
+
+_CHUNK = 64 * 1024
+
+
+class ArchiveFormat(enum.StrEnum):
+    ZIP = "zip"
+    TAR_GZ = "tar.gz"
+
+
+def sniff(data: bytes) -> ArchiveFormat | None:
+    """The archive format of ``data`` by its magic bytes, or None."""
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return ArchiveFormat.ZIP
+    if data[:2] == b"\x1f\x8b":
+        return ArchiveFormat.TAR_GZ
+    return None
+
+
+def _reject(message: str, reason: str, entry: str = "") -> InvalidArgument:
+    metadata = {"field": "archive"}
+    if entry:
+        metadata["entry"] = entry[:200]
+    return InvalidArgument(message, reason=reason, metadata=metadata)
+
+
+class _Kind(enum.Enum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: str  # normalised, relative, '/'-separated
+    kind: _Kind
+    mode: int
+    link: str = ""  # symlink target as stored, or hard-link source path
+    open: Callable[[], IO[bytes]] | None = None
+
+
+@dataclass(frozen=True)
+class ArchiveSummary:
+    format: ArchiveFormat
+    entries: int
+    unpacked_bytes: int
+
+
+def _clean_path(name: str) -> str:
+    if "\x00" in name or "\\" in name:
+        raise _reject(
+            f"archive entry {name[:200]!r} has a forbidden character", "ARCHIVE_UNSAFE_PATH", name
+        )
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise _reject(
+            f"archive entry {name[:200]!r} is an absolute path", "ARCHIVE_UNSAFE_PATH", name
+        )
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _reject(
+            f"archive entry {name[:200]!r} points outside the archive", "ARCHIVE_UNSAFE_PATH", name
+        )
+    return "/".join(parts)
+
+
+def _check_symlink(path: str, target: str) -> None:
+    if not target or target.startswith("/") or "\x00" in target:
+        raise _reject(
+            f"symbolic link {path!r} points outside the archive", "ARCHIVE_UNSAFE_LINK", path
+        )
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise _reject(
+            f"symbolic link {path!r} points outside the archive", "ARCHIVE_UNSAFE_LINK", path
+        )
+
+
+def _zip_entries(data: bytes) -> Iterator[_Entry]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            path = _clean_path(info.filename)
+            mode = info.external_attr >> 16
+            kind_bits = stat.S_IFMT(mode)
+            if info.is_dir():
+                yield _Entry(path, _Kind.DIR, 0o755)
+            elif kind_bits == stat.S_IFLNK:
+                target = archive.read(info).decode(errors="replace")
+                yield _Entry(path, _Kind.SYMLINK, 0o777, link=target)
+            elif kind_bits in (0, stat.S_IFREG):
+                yield _Entry(path, _Kind.FILE, mode & 0o777 or 0o644,
+                             open=lambda info=info: archive.open(info))  # fmt: skip
+            else:
+                raise _reject(
+                    f"archive entry {path!r} is a special file", "ARCHIVE_UNSAFE_ENTRY", path
+                )
+
+
+def _tar_entries(data: bytes) -> Iterator[_Entry]:
+    # Stream mode: members are read in order, never by seeking back.
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r|gz") as archive:
+        for member in archive:
+            path = _clean_path(member.name)
+            if member.isdir():
+                yield _Entry(path, _Kind.DIR, 0o755)
+            elif member.issym():
+                yield _Entry(path, _Kind.SYMLINK, 0o777, link=member.linkname)
+            elif member.islnk():
+                yield _Entry(path, _Kind.HARDLINK, 0o644, link=_clean_path(member.linkname))
+            elif member.isreg():
+                yield _Entry(path, _Kind.FILE, member.mode & 0o777 or 0o644,
+                             open=lambda m=member: archive.extractfile(m))  # type: ignore[misc]  # fmt: skip
+            else:
+                raise _reject(
+                    f"archive entry {path!r} is a special file", "ARCHIVE_UNSAFE_ENTRY", path
+                )
+
+
+#: What a truncated or garbled archive raises while it is being read.
+_CORRUPT = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError)
+
+
+def _walk(data: bytes, sink: Callable[[_Entry, Iterator[bytes]], None]) -> ArchiveSummary:
+    fmt = sniff(data)
+    if fmt is None:
+        raise _reject("code archive is neither ZIP nor tar.gz", "ARCHIVE_FORMAT_UNKNOWN")
+    try:
+        return _walk_entries(data, fmt, sink)
+    except _CORRUPT as err:
+        raise _reject(f"not a readable {fmt} archive: {err}", "ARCHIVE_CORRUPT") from None
+
+
+def _walk_entries(
+    data: bytes, fmt: ArchiveFormat, sink: Callable[[_Entry, Iterator[bytes]], None]
+) -> ArchiveSummary:
+    entries = _zip_entries(data) if fmt == ArchiveFormat.ZIP else _tar_entries(data)
+    count = 0
+    unpacked = 0
+    files: set[str] = set()
+
+    def account(n: int, path: str) -> None:
+        nonlocal unpacked
+        unpacked += n
+        if unpacked > defaults.ARCHIVE_MAX_UNPACKED_BYTES:
+            raise _reject(
+                f"archive unpacks to more than {defaults.ARCHIVE_MAX_UNPACKED_BYTES} bytes",
+                "ARCHIVE_TOO_LARGE",
+                path,
+            )
+        if (
+            unpacked > defaults.ARCHIVE_RATIO_FLOOR_BYTES
+            and unpacked > defaults.ARCHIVE_MAX_RATIO * len(data)
+        ):
+            raise _reject(
+                f"archive unpacks to more than {defaults.ARCHIVE_MAX_RATIO} times its size"
+                " (a compression bomb)",
+                "ARCHIVE_BOMB",
+                path,
+            )
+
+    for entry in entries:
+        count += 1
+        if count > defaults.ARCHIVE_MAX_ENTRIES:
+            raise _reject(
+                f"archive has more than {defaults.ARCHIVE_MAX_ENTRIES} entries",
+                "ARCHIVE_TOO_MANY_ENTRIES",
+            )
+        if not entry.path:
+            continue
+        if entry.kind == _Kind.SYMLINK:
+            _check_symlink(entry.path, entry.link)
+        if entry.kind == _Kind.HARDLINK and entry.link not in files:
+            raise _reject(
+                f"hard link {entry.path!r} does not point to a file of the archive",
+                "ARCHIVE_UNSAFE_LINK",
+                entry.path,
+            )
+
+        def chunks(entry: _Entry = entry) -> Iterator[bytes]:
+            if entry.open is None:
+                return
+            with entry.open() as stream:
+                while block := stream.read(_CHUNK):
+                    account(len(block), entry.path)
+                    yield block
+
+        sink(entry, chunks())
+        if entry.kind == _Kind.FILE:
+            files.add(entry.path)
+    return ArchiveSummary(fmt, count, unpacked)
+
+
+def check(data: bytes) -> ArchiveSummary:
+    """Read the whole archive, writing nothing; raise InvalidArgument if unsafe."""
+
+    def drain(entry: _Entry, chunks: Iterator[bytes]) -> None:
+        for _ in chunks:
+            pass
+
+    return _walk(data, drain)
+
+
+def extract(data: bytes, dest: Path) -> ArchiveSummary:
+    """Unpack the archive under ``dest`` (which must exist and be empty)."""
+    root = dest.resolve()
+
+    def write(entry: _Entry, chunks: Iterator[bytes]) -> None:
+        target = root / entry.path
+        # Parents are created by us and links are checked above, but a
+        # symlinked directory from an earlier entry could still redirect a
+        # later path: refuse anything that resolves outside the root.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.resolve().is_relative_to(root):
+            raise _reject(
+                f"archive entry {entry.path!r} escapes through a link",
+                "ARCHIVE_UNSAFE_LINK",
+                entry.path,
+            )
+        if entry.kind == _Kind.DIR:
+            target.mkdir(exist_ok=True)
+        elif entry.kind == _Kind.SYMLINK:
+            if target.is_symlink() or target.exists():
+                target.unlink()
+            os.symlink(entry.link, target)
+        elif entry.kind == _Kind.HARDLINK:
+            source = root / entry.link
+            target.write_bytes(source.read_bytes())
+        else:
+            if target.is_symlink():
+                target.unlink()
+            with open(target, "wb") as out:
+                for block in chunks:
+                    out.write(block)
+            os.chmod(target, 0o755 if entry.mode & 0o111 else 0o644)
+
+    return _walk(data, write)

@@ -1,0 +1,161 @@
+"""Turns a version's stored code into a runnable artifact, once.
+
+An artifact's digest is the sha256 of everything that decides the build's
+output: the code hash, the runtime spec, the build arguments and the
+pipeline's revision. Builds are therefore cached for good (a rollback or a
+re-publish of the same code reuses the artifact), and concurrent requests for
+the same digest (20 simultaneous publishes, a publish racing an invoke of
+the draft) share one build through a per-digest lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from ignite_server.builds.protocol import BuildFailed, BuildPipeline, BuildRequest
+from ignite_server.core import archives
+from ignite_server.core.errors import FailedPrecondition
+from ignite_server.core.models import RuntimeKind, UploadKind, Version
+from ignite_server.store.blobs import BlobStore
+
+log = structlog.get_logger(__name__)
+
+#: Where a single uploaded source file goes in the build's source tree.
+SOURCE_FILE_NAMES: dict[RuntimeKind, str] = {
+    RuntimeKind.PYTHON: "handler.py",
+    RuntimeKind.GO: "main.go",
+    RuntimeKind.RUST: "src/lib.rs",
+    RuntimeKind.DENO: "main.ts",
+}
+#: Bump to invalidate every cached artifact (a change in how builds lay out
+#: their output).
+BUILD_REVISION = "1"
+#: The build log keeps this much of the end of a build's output.
+BUILD_LOG_MAX_CHARS = 256 * 1024
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    digest: str
+    ok: bool
+    error: str
+    log: str
+
+
+class Builder:
+    """Builds versions with the pipeline of their runtime."""
+
+    def __init__(
+        self, blobs: BlobStore, pipelines: Mapping[RuntimeKind, BuildPipeline], cache_root: Path
+    ) -> None:
+        self._blobs = blobs
+        self._pipelines = dict(pipelines)
+        self._cache_root = cache_root
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def pipeline(self, kind: RuntimeKind) -> BuildPipeline:
+        try:
+            return self._pipelines[kind]
+        except KeyError:
+            raise FailedPrecondition(
+                f"the {kind} runtime is not available on this platform",
+                reason="RUNTIME_UNAVAILABLE",
+                metadata={"runtime": kind.value},
+            ) from None
+
+    def needs_explicit_compile(self, version: Version) -> bool:
+        return version.runtime is not None and self.pipeline(version.runtime.kind).explicit_compile
+
+    def digest(self, version: Version) -> str:
+        assert version.runtime is not None
+        spec = {
+            "code": version.code_hash,
+            "runtime": [
+                version.runtime.kind.value,
+                version.runtime.version,
+                int(version.runtime.target),
+                version.runtime.toolchain,
+            ],
+            "args": dict(sorted(version.build_args.items())),
+            "revision": BUILD_REVISION,
+        }
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+    def artifact_path(self, digest: str) -> Path:
+        return self._blobs.artifact_path(digest)
+
+    def is_built(self, version: Version) -> bool:
+        return self._blobs.has_artifact(self.digest(version))
+
+    async def build(self, version: Version) -> BuildResult:
+        """Build ``version`` unless its artifact exists; never raises for the
+        user's own build errors (they come back as ``ok=False``)."""
+        if version.runtime is None:
+            raise FailedPrecondition(
+                "this draft has no runtime to build with", reason="RUNTIME_REQUIRED"
+            )
+        pipeline = self.pipeline(version.runtime.kind)
+        digest = self.digest(version)
+        lock = self._locks.setdefault(digest, asyncio.Lock())
+        async with lock:
+            if self._blobs.has_artifact(digest):
+                return BuildResult(digest, True, "", version.build_log)
+            lines: list[str] = []
+            size = 0
+
+            def sink(line: str) -> None:
+                nonlocal size
+                lines.append(line)
+                size += len(line) + 1
+                while size > BUILD_LOG_MAX_CHARS and len(lines) > 1:
+                    size -= len(lines.pop(0)) + 1
+
+            work = self._blobs.scratch("build-")
+            try:
+                source = work / "src"
+                out = work / "out"
+                source.mkdir()
+                out.mkdir()
+                await asyncio.to_thread(self._materialize, version, source)
+                cache = self._cache_root / version.runtime.kind.value
+                cache.mkdir(parents=True, exist_ok=True)
+                log.info("build.start", app=f"{version.organization}/{version.app}", digest=digest)
+                try:
+                    await pipeline.build(
+                        BuildRequest(
+                            runtime=version.runtime,
+                            source_dir=source,
+                            out_dir=out,
+                            cache_dir=cache,
+                            log=sink,
+                            build_args=version.build_args,
+                        )
+                    )
+                except BuildFailed as failed:
+                    log.info("build.failed", digest=digest, error=failed.message)
+                    return BuildResult(digest, False, failed.message, "\n".join(lines))
+                await asyncio.to_thread(self._blobs.commit_artifact, digest, out)
+                log.info("build.done", digest=digest)
+                return BuildResult(digest, True, "", "\n".join(lines))
+            finally:
+                self._locks.pop(digest, None)
+                await asyncio.to_thread(shutil.rmtree, work, True)
+
+    def _materialize(self, version: Version, dest: Path) -> None:
+        """Write the version's code as a source tree under ``dest``."""
+        data = self._blobs.read_code(version.code_hash)
+        if version.upload_kind == UploadKind.ARCHIVE:
+            archives.extract(data, dest)
+            return
+        assert version.runtime is not None
+        target = dest / SOURCE_FILE_NAMES[version.runtime.kind]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)

@@ -1,0 +1,62 @@
+"""Defaults and limits of app settings; docs/limits.md documents each."""
+
+from __future__ import annotations
+
+from ignite_server.core.models import ResourceTier
+
+#: Memory (MB) and CPU (millicores) of each tier, as seed 001 defines them.
+TIERS: dict[ResourceTier, tuple[int, int]] = {
+    ResourceTier.SMALL: (256, 250),
+    ResourceTier.MEDIUM: (512, 500),
+    ResourceTier.LARGE: (1024, 1000),
+    ResourceTier.XLARGE: (2048, 2000),
+}
+DEFAULT_TIER = ResourceTier.SMALL
+#: Per-invocation wall-clock limit when the app sets none (Cloud Run: 300 s;
+#: one minute keeps runaway handlers cheap and is easy to raise).
+DEFAULT_TIMEOUT_SECS = 60
+
+MEMORY_MB_RANGE = (64, 8192)
+CPU_MILLICORES_RANGE = (50, 8000)
+TIMEOUT_SECS_RANGE = (1, 900)
+
+DEFAULT_MAX_REPLICAS = 10  # seed 001
+MAX_REPLICAS_LIMIT = 100
+DEFAULT_SCALEDOWN_PERIOD_SECS = 300  # seed 001
+SCALEDOWN_PERIOD_RANGE = (1, 86_400)
+SCALE_THRESHOLD_LIMIT = 10_000
+MAX_CONCURRENCY_LIMIT = 1000
+
+TTL_SECONDS_RANGE = (1, 30 * 86_400)
+
+#: Env: how many variables, how many bytes of names + values in all.
+ENV_MAX_ENTRIES = 128
+ENV_MAX_TOTAL_BYTES = 32 * 1024
+#: Names the platform or the runtimes own; an app may not set them.
+ENV_RESERVED_NAMES = frozenset(
+    {
+        "PATH", "HOME", "USER", "SHELL", "PWD", "TMPDIR", "HOSTNAME",
+        "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT",
+        "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONSAFEPATH",
+        "GODEBUG", "GOMAXPROCS", "DENO_DIR", "RUST_BACKTRACE",
+    }
+)  # fmt: skip
+#: Prefixes reserved for the platform's own variables.
+ENV_RESERVED_PREFIXES = ("IGNITE_",)
+
+DESCRIPTION_MAX_CHARS = 4096
+SCHEMA_MAX_BYTES = 64 * 1024
+
+#: Code uploads (the source file or the compressed archive).
+MAX_CODE_BYTES = 32 * 1024 * 1024
+#: Unpacked archives.
+ARCHIVE_MAX_ENTRIES = 10_000
+ARCHIVE_MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+#: Unpacked / packed size above which an archive counts as a bomb, once it
+#: unpacks to more than ARCHIVE_RATIO_FLOOR_BYTES (small files legitimately
+#: compress very well; source trees stay far below 100:1).
+ARCHIVE_MAX_RATIO = 100
+ARCHIVE_RATIO_FLOOR_BYTES = 1024 * 1024
+
+PAGE_SIZE_DEFAULT = 50
+PAGE_SIZE_MAX = 500

@@ -1,0 +1,93 @@
+"""The composition root: builds the server's parts from a Config and runs
+them until SIGTERM/SIGINT, then shuts down in reverse order.
+
+Start-up: state directory → PostgreSQL (embedded or by URL) → migrations →
+blob store → build pipelines → pod runner → lifecycle → gRPC. Shutdown:
+health NOT_SERVING → drain gRPC calls → stop pods → close the pool → stop
+the embedded cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from contextlib import AsyncExitStack
+from typing import Any
+
+import structlog
+
+from ignite_server.api.compute_service import ComputeService
+from ignite_server.api.grpc_server import COMPUTE_SERVICE, GrpcServer
+from ignite_server.builds.registry import default_pipelines
+from ignite_server.config import Config
+from ignite_server.core.builder import Builder
+from ignite_server.core.lifecycle import Lifecycle, PublicUrls
+from ignite_server.core.runner import AppRunner
+from ignite_server.store.blobs import BlobStore
+from ignite_server.store.embedded import EmbeddedPostgres
+from ignite_server.store.postgres import PostgresStore
+
+log = structlog.get_logger("ignite.server")
+
+
+def make_runner(config: Config) -> AppRunner | None:
+    """The pod runner for this platform (the local sandboxed backend)."""
+    try:
+        from ignite_server.core.invoker import Invoker
+    except ImportError as err:
+        log.warning("runner.unavailable", error=str(err))
+        return None
+    factory: Any = getattr(Invoker, "create", None)
+    if factory is None:
+        return None
+    runner: AppRunner = factory(config)
+    return runner
+
+
+async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Run the server until ``stop`` is set or a termination signal arrives."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    # The embedded cluster runs as an unprivileged user that must reach its
+    # directory below the state dir; nothing else there is readable by others.
+    os.chmod(config.state_dir, 0o711)
+    async with AsyncExitStack() as stack:
+        dsn = config.database_url
+        if not dsn:
+            embedded = EmbeddedPostgres(config.state_dir / "postgres")
+            dsn = await embedded.start()
+            stack.push_async_callback(embedded.stop)
+        store = await PostgresStore.connect(dsn)
+        stack.push_async_callback(store.close)
+        blobs = BlobStore(config.state_dir / "blobs")
+        blobs.sweep_scratch()
+        builder = Builder(blobs, default_pipelines(), config.state_dir / "cache")
+        runner = make_runner(config)
+        if runner is not None:
+            stack.push_async_callback(runner.close)
+        lifecycle = Lifecycle(
+            store,
+            blobs,
+            builder,
+            runner,
+            PublicUrls(config.apps_domain, config.apps_url_scheme, config.apps_url_port),
+        )
+        grpc_server = GrpcServer({COMPUTE_SERVICE.full_name: ComputeService(lifecycle, runner)})
+        port = grpc_server.bind(config.listen, config.tls_cert, config.tls_key)
+        await grpc_server.start()
+        host = config.listen.rsplit(":", 1)[0]
+        address = f"{host}:{port}"
+        log.info("server.serving", address=address, tls=config.tls_cert is not None)
+        if config.ready_file is not None:
+            tmp = config.ready_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"grpc": address, "pid": os.getpid()}))
+            tmp.replace(config.ready_file)
+        await stop.wait()
+        log.info("server.stopping", grace_secs=config.shutdown_grace_secs)
+        await grpc_server.stop(config.shutdown_grace_secs)
+    log.info("server.stopped")
