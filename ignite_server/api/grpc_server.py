@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
 from ignite_server.api.rpc_boundary import generic_handler

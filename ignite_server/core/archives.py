@@ -26,6 +26,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +123,12 @@ def _zip_entries(data: bytes) -> Iterator[_Entry]:
                 target = archive.read(info).decode(errors="replace")
                 yield _Entry(path, _Kind.SYMLINK, 0o777, link=target)
             elif kind_bits in (0, stat.S_IFREG):
-                yield _Entry(path, _Kind.FILE, mode & 0o777 or 0o644,
-                             open=lambda info=info: archive.open(info))  # fmt: skip
+                yield _Entry(
+                    path,
+                    _Kind.FILE,
+                    mode & 0o777 or 0o644,
+                    open=functools.partial(archive.open, info),
+                )
             else:
                 raise _reject(
                     f"archive entry {path!r} is a special file", "ARCHIVE_UNSAFE_ENTRY", path
@@ -142,12 +147,22 @@ def _tar_entries(data: bytes) -> Iterator[_Entry]:
             elif member.islnk():
                 yield _Entry(path, _Kind.HARDLINK, 0o644, link=_clean_path(member.linkname))
             elif member.isreg():
-                yield _Entry(path, _Kind.FILE, member.mode & 0o777 or 0o644,
-                             open=lambda m=member: archive.extractfile(m))  # type: ignore[misc]  # fmt: skip
+                yield _Entry(
+                    path,
+                    _Kind.FILE,
+                    member.mode & 0o777 or 0o644,
+                    open=functools.partial(_member_stream, archive, member),
+                )
             else:
                 raise _reject(
                     f"archive entry {path!r} is a special file", "ARCHIVE_UNSAFE_ENTRY", path
                 )
+
+
+def _member_stream(archive: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    stream = archive.extractfile(member)
+    assert stream is not None  # only regular files are opened
+    return stream
 
 
 #: What a truncated or garbled archive raises while it is being read.

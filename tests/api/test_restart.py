@@ -1,0 +1,76 @@
+"""A server restart, graceful or a crash, keeps every stored thing."""
+
+from __future__ import annotations
+
+from dodil.ignite.v1 import ignite_common_pb2 as common
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
+
+from ignite_server.launcher import LocalPlatform, private_state_dir
+from tests.support import SEED_HANDLER, python_source, stub_for
+
+
+def _state(stub) -> tuple:
+    app = stub.GetApp(compute.GetAppRequest(organization_name="acme-corp", app_name="greet")).app
+    versions = stub.ListVersions(
+        compute.ListVersionsRequest(organization_name="acme-corp", app_name="greet")
+    ).versions
+    draft = stub.GetDraft(compute.GetDraftRequest(organization_name="acme-corp", app_name="greet"))
+    return (
+        app.active_version,
+        app.description,
+        dict(app.env),
+        [(v.version, v.status, v.code_hash) for v in versions],
+        draft.draft.code_hash,
+    )
+
+
+def test_restart_and_crash_keep_all_data():
+    with LocalPlatform(private_state_dir("ignite-restart-"), gateway_port=None) as platform:
+        stub = stub_for(platform.grpc_target)
+        stub.CreateApp(
+            compute.CreateAppRequest(
+                organization_name="acme-corp",
+                name="greet",
+                runtime={"python": {}},
+                description="kept",
+                env={"GREETING": "hi"},
+            )
+        )
+        for suffix in (b"", b"\n# 2\n"):
+            stub.SaveDraft(
+                compute.SaveDraftRequest(
+                    organization_name="acme-corp",
+                    app_name="greet",
+                    code=python_source(SEED_HANDLER + suffix),
+                )
+            )
+            stub.PublishDraft(
+                compute.PublishDraftRequest(organization_name="acme-corp", app_name="greet")
+            )
+        stub.SaveDraft(
+            compute.SaveDraftRequest(
+                organization_name="acme-corp",
+                app_name="greet",
+                code=python_source(SEED_HANDLER + b"\n# draft\n"),
+            )
+        )
+        before = _state(stub)
+        assert before[0] == 2
+        assert [s for _, s, _ in before[3]] == [
+            common.VERSION_STATUS_ACTIVE,
+            common.VERSION_STATUS_SUPERSEDED,
+        ]
+
+        platform.restart_server()
+        assert _state(stub_for(platform.grpc_target)) == before
+
+        # A crash: the embedded cluster outlives the server and is reused.
+        platform.kill_server()
+        platform.start_server()
+        stub = stub_for(platform.grpc_target)
+        assert _state(stub) == before
+        # And the platform still works after it.
+        published = stub.PublishDraft(
+            compute.PublishDraftRequest(organization_name="acme-corp", app_name="greet")
+        )
+        assert published.published_version == 3

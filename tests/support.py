@@ -1,0 +1,80 @@
+"""Helpers shared by the end-to-end tests: gRPC stubs and error inspection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
+from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
+from google.rpc import error_details_pb2, status_pb2
+
+SEED_HANDLER = b"""import json
+from datetime import datetime, timezone
+
+def handler(payload, ctx):
+    # The runtime hands you the raw body; decode + parse JSON ourselves.
+    try:
+        event = json.loads(payload) if payload else {}
+    except (TypeError, ValueError):
+        event = {}
+    name = event.get("name", "world")
+    return {
+        "greeting": f"Hello, {name}!",
+        "execution_id": ctx.get("execution_id", ""),
+        "function_id": ctx.get("function_id", ""),
+        "received_at": datetime.now(timezone.utc).isoformat(),
+    }
+"""
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A fresh DNS label, so parallel tests never share an org or app."""
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+def stub_for(target: str) -> compute_grpc.ComputeServiceStub:
+    channel = grpc.insecure_channel(
+        target,
+        options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ],
+    )
+    return compute_grpc.ComputeServiceStub(channel)
+
+
+def error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo of a failed call, from its google.rpc.Status trailer."""
+    for key, value in err.trailing_metadata() or ():  # type: ignore[attr-defined]
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    return info
+    return None
+
+
+def expect_error(call: Callable[..., Any], request: Any) -> tuple[grpc.StatusCode, str]:
+    """Call and return (status code, ErrorInfo reason); fail if it succeeds."""
+    try:
+        call(request)
+    except grpc.RpcError as err:
+        info = error_info(err)
+        return err.code(), info.reason if info else ""  # type: ignore[attr-defined]
+    raise AssertionError(f"{call} succeeded but was expected to fail")
+
+
+def python_source(code: bytes) -> compute.CodeSource:
+    return compute.CodeSource(
+        compile=compute.CompileSource(runtime={"python": {}}, source_code=code)
+    )
+
+
+def python_archive(archive: bytes) -> compute.CodeSource:
+    return compute.CodeSource(
+        compile=compute.CompileSource(runtime={"python": {}}, archive=archive)
+    )
