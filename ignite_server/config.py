@@ -35,6 +35,9 @@ class Config:
     ready_file: Path | None
     shutdown_grace_secs: float
     log_format: str
+    workers: int
+    execution_lease_secs: float
+    log_retention_secs: int
 
 
 def is_loopback(listen: str) -> bool:
@@ -102,6 +105,23 @@ def parse(argv: list[str] | None = None) -> Config:
     parser.add_argument(
         "--log-format", choices=("console", "json"), default=env("IGNITE_LOG_FORMAT", "console")
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(env("IGNITE_WORKERS", "4")),
+        help="asynchronous execution workers in this process",
+    )
+    parser.add_argument(
+        "--execution-lease-secs",
+        type=float,
+        default=float(env("IGNITE_EXECUTION_LEASE_SECS", "30")),
+        help="a dead worker's executions are taken over after this long",
+    )
+    parser.add_argument(
+        "--log-retention-secs",
+        type=int,
+        default=int(env("IGNITE_LOG_RETENTION_SECS", str(7 * 86400))),
+    )
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -126,4 +146,7 @@ def parse(argv: list[str] | None = None) -> Config:
         ready_file=args.ready_file,
         shutdown_grace_secs=args.shutdown_grace,
         log_format=args.log_format,
+        workers=args.workers,
+        execution_lease_secs=args.execution_lease_secs,
+        log_retention_secs=args.log_retention_secs,
     )

@@ -2,9 +2,10 @@
 them until SIGTERM/SIGINT, then shuts down in reverse order.
 
 Start-up: state directory → PostgreSQL (embedded or by URL) → migrations →
-blob store → build pipelines → pod runner → lifecycle → gRPC. Shutdown:
-health NOT_SERVING → drain gRPC calls → stop pods → close the pool → stop
-the embedded cluster.
+notifications, logs → blob store → build pipelines → pod runner →
+lifecycle → execution workers → gRPC. Shutdown: health NOT_SERVING → drain
+gRPC calls → stop workers (their leases lapse to whoever runs next) → stop
+pods → flush logs → close the pool → stop the embedded cluster.
 """
 
 from __future__ import annotations
@@ -14,36 +15,56 @@ import json
 import os
 import signal
 from contextlib import AsyncExitStack
-from typing import Any
 
 import structlog
 
 from ignite_server.api.compute_service import ComputeService
 from ignite_server.api.grpc_server import COMPUTE_SERVICE, GrpcServer
+from ignite_server.backends.protocol import PodLogRecord
 from ignite_server.builds.registry import default_pipelines
 from ignite_server.config import Config
 from ignite_server.core.builder import Builder
+from ignite_server.core.executions import ExecutionService
+from ignite_server.core.invoker import Invoker
 from ignite_server.core.lifecycle import Lifecycle, PublicUrls
-from ignite_server.core.runner import AppRunner
+from ignite_server.core.logs import LogService
+from ignite_server.core.models import LogEntry
+from ignite_server.core.worker import ExecutionWorkers
 from ignite_server.store.blobs import BlobStore
 from ignite_server.store.embedded import EmbeddedPostgres
+from ignite_server.store.executions import WORK_CHANNEL, ExecutionStore
+from ignite_server.store.logs import LOG_CHANNEL, LogStore
+from ignite_server.store.notify import Notifier
 from ignite_server.store.postgres import PostgresStore
 
 log = structlog.get_logger("ignite.server")
 
 
-def make_runner(config: Config) -> AppRunner | None:
-    """The pod runner for this platform (the local sandboxed backend)."""
-    try:
-        from ignite_server.core.invoker import Invoker
-    except ImportError as err:
-        log.warning("runner.unavailable", error=str(err))
-        return None
-    factory: Any = getattr(Invoker, "create", None)
-    if factory is None:
-        return None
-    runner: AppRunner = factory(config)
-    return runner
+def make_runner(config: Config, logs: LogService) -> Invoker:
+    """The pod runner for this platform: sandboxed local pods whose output
+    goes to the app logs."""
+
+    def sink(record: PodLogRecord) -> None:
+        organization, _, app = record.app_id.partition("/")
+        logs.emit(
+            LogEntry(
+                timestamp_ms=record.timestamp_ms,
+                organization=organization,
+                app=app,
+                version=record.version,
+                execution_id=record.execution_id,
+                stream=record.stream,
+                message=record.message,
+            )
+        )
+
+    return Invoker.local(
+        config.state_dir,
+        sandbox=config.sandbox,  # type: ignore[arg-type]
+        production=config.production,
+        allow_unsandboxed=config.allow_unsandboxed,
+        log_sink=sink,
+    )
 
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
@@ -64,12 +85,17 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             stack.push_async_callback(embedded.stop)
         store = await PostgresStore.connect(dsn)
         stack.push_async_callback(store.close)
+        notifier = Notifier(store.pool, (WORK_CHANNEL, LOG_CHANNEL))
+        await notifier.start()
+        stack.push_async_callback(notifier.close)
+        logs = LogService(LogStore(store.pool), notifier.wait, config.log_retention_secs)
+        await logs.start()
+        stack.push_async_callback(logs.close)
         blobs = BlobStore(config.state_dir / "blobs")
         blobs.sweep_scratch()
         builder = Builder(blobs, default_pipelines(), config.state_dir / "cache")
-        runner = make_runner(config)
-        if runner is not None:
-            stack.push_async_callback(runner.close)
+        runner = make_runner(config, logs)
+        stack.push_async_callback(runner.close)
         lifecycle = Lifecycle(
             store,
             blobs,
@@ -77,7 +103,21 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             runner,
             PublicUrls(config.apps_domain, config.apps_url_scheme, config.apps_url_port),
         )
-        grpc_server = GrpcServer({COMPUTE_SERVICE.full_name: ComputeService(lifecycle, runner)})
+        execution_store = ExecutionStore(store.pool)
+        executions = ExecutionService(execution_store, lifecycle)
+        workers = ExecutionWorkers(
+            execution_store,
+            lifecycle,
+            runner,
+            notifier.wait,
+            workers=config.workers,
+            lease_secs=config.execution_lease_secs,
+        )
+        await workers.start()
+        stack.push_async_callback(workers.close)
+        grpc_server = GrpcServer(
+            {COMPUTE_SERVICE.full_name: ComputeService(lifecycle, runner, executions, logs)}
+        )
         port = grpc_server.bind(config.listen, config.tls_cert, config.tls_key)
         await grpc_server.start()
         host = config.listen.rsplit(":", 1)[0]

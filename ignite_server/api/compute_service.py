@@ -9,13 +9,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
+import structlog
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from ulid import ULID
 
 from ignite_server.api import convert
-from ignite_server.core.errors import InvalidArgument, Unavailable, Unimplemented
+from ignite_server.core.errors import InvalidArgument, Unavailable
+from ignite_server.core.executions import ExecutionService
 from ignite_server.core.lifecycle import Lifecycle
+from ignite_server.core.logs import LogService
 from ignite_server.core.runner import AppRunner
+
+log = structlog.get_logger("ignite.invoke")
 
 Context = grpc.aio.ServicerContext
 
@@ -31,9 +36,17 @@ def _mask_paths(request: compute.UpdateAppRequest) -> list[str]:
 class ComputeService:
     """The servicer of dodil.ignite.v1.ComputeService."""
 
-    def __init__(self, lifecycle: Lifecycle, runner: AppRunner | None) -> None:
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        runner: AppRunner | None,
+        executions: ExecutionService,
+        logs: LogService,
+    ) -> None:
         self._lifecycle = lifecycle
         self._runner = runner
+        self._executions = executions
+        self._logs = logs
 
     # --- apps -----------------------------------------------------------
 
@@ -163,31 +176,73 @@ class ComputeService:
         )
         if self._runner is None:
             raise Unavailable("this server runs no pods", reason="NO_POD_BACKEND")
-        async for frame in self._runner.invoke(target, invocation, str(ULID())):
+        execution_id = str(ULID())
+        # Sync invocations store no record; this line is their trace.
+        log.info(
+            "invoke", app=target.app.id, version=target.version.version, execution_id=execution_id
+        )
+        async for frame in self._runner.invoke(target, invocation, execution_id):
             yield convert.frame_to_pb(frame)
 
     async def InvokeAsync(
         self, request: compute.InvokeAsyncRequest, context: Context
     ) -> compute.InvokeAsyncResponse:
-        raise Unimplemented("asynchronous invocation is not available yet")
+        execution = await self._executions.submit(
+            request.organization_name,
+            request.app_name,
+            convert.invocation_from_pb(request.http, request.body),
+            request.version,
+            request.idempotency_key,
+        )
+        return compute.InvokeAsyncResponse(
+            execution_id=execution.id, execution=convert.execution_to_pb(execution)
+        )
 
     async def GetExecution(
         self, request: compute.GetExecutionRequest, context: Context
     ) -> compute.GetExecutionResponse:
-        raise Unimplemented("execution records are not available yet")
+        execution = await self._executions.get(request.organization_name, request.execution_id)
+        return compute.GetExecutionResponse(execution=convert.execution_to_pb(execution))
 
     async def ListExecutions(
         self, request: compute.ListExecutionsRequest, context: Context
     ) -> compute.ListExecutionsResponse:
-        raise Unimplemented("execution records are not available yet")
+        page = await self._executions.list(
+            request.organization_name,
+            request.app_name,
+            request.status,
+            request.page_size,
+            request.page_token,
+        )
+        return compute.ListExecutionsResponse(
+            executions=[convert.execution_to_pb(e) for e in page.items],
+            next_page_token=page.next_page_token,
+        )
 
     async def CancelExecution(
         self, request: compute.CancelExecutionRequest, context: Context
     ) -> compute.CancelExecutionResponse:
-        raise Unimplemented("execution records are not available yet")
+        execution = await self._executions.cancel(request.organization_name, request.execution_id)
+        return compute.CancelExecutionResponse(execution=convert.execution_to_pb(execution))
 
     async def ReadLogs(
         self, request: compute.ReadLogsRequest, context: Context
     ) -> AsyncIterator[compute.ReadLogsResponse]:
-        raise Unimplemented("log reading is not available yet")
-        yield  # pragma: no cover  (makes this an async generator)
+        if not request.app_name and not request.execution_id:
+            raise InvalidArgument(
+                "name an app or an execution",
+                reason="LOG_SELECTOR_REQUIRED",
+                metadata={"field": "app_name"},
+            )
+        if request.app_name:
+            # Unknown apps are NOT_FOUND rather than an empty log.
+            await self._lifecycle.get_app(request.organization_name, request.app_name)
+        async for entry in self._logs.read(
+            request.organization_name,
+            request.app_name,
+            request.execution_id,
+            follow=request.follow,
+            since_ms=request.since_ms,
+            limit=request.limit,
+        ):
+            yield compute.ReadLogsResponse(entry=convert.log_entry_to_pb(entry))

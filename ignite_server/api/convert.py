@@ -12,8 +12,10 @@ from ignite_server.core.models import (
     AppSettings,
     AppView,
     CodeUpload,
+    Execution,
     InvocationRequest,
     Limits,
+    LogEntry,
     ResourceTier,
     ResponseChunk,
     ResponseFrame,
@@ -306,4 +308,45 @@ def frame_to_pb(frame: ResponseFrame) -> compute.InvokeResponse:
             duration_ms=frame.duration_ms,
             trailers=dict(frame.trailers),
         )
+    )
+
+
+# --- executions and logs ------------------------------------------------------
+
+
+def execution_to_pb(execution: Execution) -> common.Execution:
+    m = execution.metrics
+    return common.Execution(
+        id=execution.id,
+        app_id=execution.app_id,
+        status=int(execution.status),  # type: ignore[arg-type]
+        result=execution.result,
+        error=execution.error,
+        metrics=common.ExecutionMetrics(
+            cold_start_ms=m.cold_start_ms,
+            execution_ms=m.execution_ms,
+            billed_duration_ms=m.billed_duration_ms,
+            cpu_used_ms=m.cpu_used_ms,
+            memory_used_mb=m.memory_used_mb,
+            result_size_bytes=m.result_size_bytes,
+        ),
+        function_version=execution.function_version,
+        error_class=execution.error_class,
+        started_at_ms=execution.started_at_ms,
+        completed_at_ms=execution.completed_at_ms,
+        created_at_ms=execution.created_at_ms,
+        attempts=execution.attempts,
+        status_code=execution.status_code,
+        idempotency_key=execution.idempotency_key,
+    )
+
+
+def log_entry_to_pb(entry: LogEntry) -> compute.LogEntry:
+    return compute.LogEntry(
+        timestamp_ms=entry.timestamp_ms,
+        app_id=entry.app_id,
+        version=entry.version,
+        execution_id=entry.execution_id,
+        stream=int(entry.stream),  # type: ignore[arg-type]
+        message=entry.message,
     )

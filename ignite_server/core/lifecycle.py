@@ -10,8 +10,6 @@ nobody built.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
@@ -37,6 +35,7 @@ from ignite_server.core.models import (
     Version,
     VersionStatus,
 )
+from ignite_server.core.paging import decode_token, encode_token
 from ignite_server.core.runner import AppRunner
 from ignite_server.core.validation import (
     check_app_ref,
@@ -78,23 +77,6 @@ class PublicUrls:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _encode_token(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode()
-
-
-def _decode_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise InvalidArgument(
-            "page_token is not one this server issued",
-            reason="INVALID_PAGE_TOKEN",
-            metadata={"field": "page_token"},
-        ) from None
 
 
 def resources_of(app: App) -> Resources:
@@ -168,6 +150,13 @@ class Lifecycle:
         log.info("app.created", app=stored.id)
         return self.view(stored)
 
+    async def stored_app(self, organization: str, name: str) -> App | None:
+        """The stored app, or None if it is gone (no view, no validation)."""
+        try:
+            return await self._store.get_app(organization, name)
+        except NotFound:
+            return None
+
     async def get_app(self, organization: str, name: str) -> AppView:
         check_app_ref(organization, name)
         return self.view(await self._store.get_app(organization, name))
@@ -175,8 +164,8 @@ class Lifecycle:
     async def list_apps(self, organization: str, page_size: int, page_token: str) -> Page[AppView]:
         check_name(organization, "organization_name")
         limit = check_page_size(page_size)
-        apps = await self._store.list_apps(organization, _decode_token(page_token), limit + 1)
-        token = _encode_token(apps[limit - 1].name) if len(apps) > limit else ""
+        apps = await self._store.list_apps(organization, decode_token(page_token), limit + 1)
+        token = encode_token(apps[limit - 1].name) if len(apps) > limit else ""
         return Page([self.view(a) for a in apps[:limit]], token)
 
     async def update_app(
@@ -361,12 +350,10 @@ class Lifecycle:
     ) -> Page[Version]:
         check_app_ref(organization, name)
         limit = check_page_size(page_size)
-        token = _decode_token(page_token)
+        token = decode_token(page_token)
         before = int(token) if token.isdigit() else 0
         versions = await self._store.list_versions(organization, name, before, limit + 1)
-        next_token = (
-            _encode_token(str(versions[limit - 1].version)) if len(versions) > limit else ""
-        )
+        next_token = encode_token(str(versions[limit - 1].version)) if len(versions) > limit else ""
         return Page(versions[:limit], next_token)
 
     async def get_version(self, organization: str, name: str, version: int) -> Version:

@@ -329,3 +329,79 @@ class AppView:
     ready_replicas: int
     status_message: str
     public_urls: list[str]
+
+
+# --- executions and logs ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExecutionMetrics:
+    cold_start_ms: int = 0
+    execution_ms: int = 0
+    billed_duration_ms: int = 0
+    cpu_used_ms: int = 0
+    memory_used_mb: int = 0
+    result_size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Execution:
+    """The stored record of an asynchronous invocation."""
+
+    id: str
+    organization: str
+    app: str
+    status: ExecutionStatus
+    requested_version: int
+    function_version: int
+    result: bytes
+    status_code: int
+    error: str
+    error_class: str
+    metrics: ExecutionMetrics
+    attempts: int
+    idempotency_key: str
+    created_at_ms: int
+    started_at_ms: int
+    completed_at_ms: int
+
+    @property
+    def app_id(self) -> str:
+        return f"{self.organization}/{self.app}"
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        ExecutionStatus.COMPLETED,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.TIMEOUT,
+        ExecutionStatus.CANCELLED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class ClaimedExecution:
+    """An execution a worker holds under a lease, with its request."""
+
+    execution: Execution
+    request: InvocationRequest
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    timestamp_ms: int
+    organization: str
+    app: str
+    version: int
+    execution_id: str
+    stream: LogStream
+    message: str
+
+    @property
+    def app_id(self) -> str:
+        return f"{self.organization}/{self.app}"

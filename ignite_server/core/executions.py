@@ -1,0 +1,122 @@
+"""Asynchronous invocations: submit, read, list and cancel Execution records.
+
+InvokeAsync validates the request (the app exists and has something to run)
+and stores a PENDING execution in the same transaction that checks the
+idempotency key, then returns at once; core/worker.py runs it. Retention
+follows the app's StorageMode (docs/executions.md): PERSISTENT keeps records
+until the app is deleted, TTL deletes them ``ttl_seconds`` after completion,
+EPHEMERAL deletes a completed record once it has been read (or an hour after
+completion if nobody reads it).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ulid import ULID
+
+from ignite_server.core import defaults
+from ignite_server.core.errors import InvalidArgument
+from ignite_server.core.lifecycle import Lifecycle
+from ignite_server.core.models import (
+    App,
+    Execution,
+    ExecutionStatus,
+    InvocationRequest,
+    Page,
+    StorageMode,
+)
+from ignite_server.core.paging import decode_token, encode_token
+from ignite_server.core.validation import check_app_ref, check_name, check_page_size
+from ignite_server.store.executions import ExecutionStore
+
+#: Idempotency keys are opaque to us, but bounded.
+MAX_IDEMPOTENCY_KEY_CHARS = 256
+#: An EPHEMERAL record nobody reads is deleted this long after completion.
+EPHEMERAL_UNREAD_RETENTION_MS = 3600 * 1000
+
+
+def retention_ms(app: App) -> int | None:
+    """How long a completed execution of ``app`` is kept (None: until deleted)."""
+    if app.storage_mode == StorageMode.TTL:
+        return app.ttl_seconds * 1000
+    if app.storage_mode == StorageMode.EPHEMERAL:
+        return EPHEMERAL_UNREAD_RETENTION_MS
+    return None
+
+
+class ExecutionService:
+    def __init__(self, store: ExecutionStore, lifecycle: Lifecycle) -> None:
+        self._store = store
+        self._lifecycle = lifecycle
+
+    async def submit(
+        self,
+        organization: str,
+        app: str,
+        request: InvocationRequest,
+        version: int,
+        idempotency_key: str,
+    ) -> Execution:
+        check_app_ref(organization, app)
+        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
+            raise InvalidArgument(
+                f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters",
+                reason="IDEMPOTENCY_KEY_TOO_LONG",
+                metadata={"field": "idempotency_key"},
+            )
+        if len(request.body) > defaults.MAX_CODE_BYTES:
+            raise InvalidArgument(
+                f"the body is larger than {defaults.MAX_CODE_BYTES} bytes",
+                reason="BODY_TOO_LARGE",
+                metadata={"field": "body"},
+            )
+        # Fail fast on what can never run (unknown app, nothing published,
+        # a version that does not exist) instead of storing doomed work.
+        await self._lifecycle.run_target(organization, app, version)
+        execution, _ = await self._store.submit(
+            str(ULID()),
+            organization,
+            app,
+            request,
+            version,
+            idempotency_key,
+            int(time.time() * 1000),
+        )
+        return execution
+
+    async def get(self, organization: str, execution_id: str) -> Execution:
+        check_name(organization, "organization_name")
+        execution = await self._store.get(organization, execution_id)
+        if execution.terminal:
+            app = await self._lifecycle.stored_app(execution.organization, execution.app)
+            if app is not None and app.storage_mode == StorageMode.EPHEMERAL:
+                await self._store.delete(execution.id)
+        return execution
+
+    async def list(
+        self,
+        organization: str,
+        app: str,
+        status: int,
+        page_size: int,
+        page_token: str,
+    ) -> Page[Execution]:
+        check_name(organization, "organization_name")
+        if app:
+            check_name(app, "app_name")
+        if status not in ExecutionStatus.__members__.values():
+            raise InvalidArgument(
+                "unknown status", reason="INVALID_ENUM", metadata={"field": "status"}
+            )
+        limit = check_page_size(page_size)
+        before = decode_token(page_token)
+        rows = await self._store.list(
+            organization, app, ExecutionStatus(status) or None, before, limit + 1
+        )
+        token = encode_token(rows[limit - 1].id) if len(rows) > limit else ""
+        return Page(rows[:limit], token)
+
+    async def cancel(self, organization: str, execution_id: str) -> Execution:
+        check_name(organization, "organization_name")
+        return await self._store.request_cancel(organization, execution_id, int(time.time() * 1000))

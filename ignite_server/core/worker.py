@@ -1,0 +1,302 @@
+"""Workers that run stored executions.
+
+Each worker task loops: claim one runnable execution under a lease of its
+own (``<process>/<n>``), run it through the AppRunner while a heartbeat
+extends the lease, then record the outcome only if it still holds the lease.
+Idle workers sleep until a NOTIFY announces new work (or POLL_SECS pass).
+
+Outcomes (docs/executions.md):
+
+| what happened | status | error_class | retried |
+| --- | --- | --- | --- |
+| the handler answered 1xx-3xx | COMPLETED | | |
+| the handler answered 4xx | FAILED | client | no |
+| the handler answered 5xx (an exception, an `Err`) | FAILED | user_code | yes |
+| it ran past `timeout_secs` | TIMEOUT | user_code | no |
+| the pod died, or no pod could start | FAILED | platform | yes |
+| the app or its version is gone | FAILED | client | no |
+| a caller cancelled it | CANCELLED | | |
+
+A retried execution goes back to PENDING after RETRY_BACKOFF_SECS * 2^(n-1)
+until MAX_ATTEMPTS attempts have been made. A worker or a whole server that
+dies leaves RUNNING rows whose lease runs out; any worker then claims them
+again (an attempt), so every accepted execution reaches a terminal state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from ignite_server.core.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    IgniteError,
+    InvalidArgument,
+    NotFound,
+)
+from ignite_server.core.executions import retention_ms
+from ignite_server.core.lifecycle import Lifecycle
+from ignite_server.core.models import (
+    ClaimedExecution,
+    ExecutionMetrics,
+    ExecutionStatus,
+    ResponseChunk,
+    ResponseHead,
+    ResponseTrailer,
+)
+from ignite_server.core.runner import AppRunner
+from ignite_server.store.executions import WORK_CHANNEL, ExecutionStore
+
+log = structlog.get_logger(__name__)
+
+#: Attempts an execution gets before it ends FAILED (documented).
+MAX_ATTEMPTS = 3
+#: Back-off before the first retry; doubles with every further attempt.
+RETRY_BACKOFF_SECS = 0.5
+#: A lease lasts this long without a heartbeat; a dead worker's executions
+#: are taken over after it (documented).
+DEFAULT_LEASE_SECS = 30.0
+#: Idle workers look for work at least this often, notifications or not.
+POLL_SECS = 1.0
+#: The largest result stored with an execution (larger ones fail the
+#: execution with user_code rather than bloat the database).
+MAX_RESULT_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: ExecutionStatus
+    result: bytes = b""
+    status_code: int = 0
+    error: str = ""
+    error_class: str = ""
+    retry: bool = False
+    function_version: int = 0
+    execution_ms: int = 0
+
+
+def _handler_error(body: bytes) -> str:
+    """The message of a runtime's `{"error": "..."}` answer, or the body."""
+    with contextlib.suppress(ValueError, AttributeError):
+        message = json.loads(body).get("error")
+        if isinstance(message, str):
+            return message
+    return body[:2000].decode(errors="replace")
+
+
+class ExecutionWorkers:
+    """A pool of worker tasks in this server process."""
+
+    def __init__(
+        self,
+        store: ExecutionStore,
+        lifecycle: Lifecycle,
+        runner: AppRunner,
+        wait_for_news: Callable[[str, float], Awaitable[None]],
+        *,
+        workers: int = 4,
+        lease_secs: float = DEFAULT_LEASE_SECS,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self._store = store
+        self._lifecycle = lifecycle
+        self._runner = runner
+        self._wait = wait_for_news
+        self._count = workers
+        self._lease_ms = int(lease_secs * 1000)
+        self._max_attempts = max_attempts
+        self._process = f"{socket.gethostname()}:{os.getpid()}:{time.monotonic_ns() % 10**6}"
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._work(n), name=f"execution-worker-{n}")
+            for n in range(self._count)
+        ]
+        self._tasks.append(asyncio.create_task(self._sweep(), name="execution-sweeper"))
+
+    async def close(self) -> None:
+        """Stop claiming; executions in flight are abandoned to their leases,
+        which another worker (or this server after a restart) takes over."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                failed = await self._store.fail_exhausted(self._now_ms(), self._max_attempts)
+                if failed:
+                    log.warning("executions.lease_exhausted", count=failed)
+                deleted = await self._store.delete_expired(self._now_ms())
+                if deleted:
+                    log.info("executions.expired", count=deleted)
+            except Exception:
+                log.exception("executions.sweep_failed")
+            await asyncio.sleep(min(self._lease_ms / 1000, 10.0))
+
+    async def _work(self, n: int) -> None:
+        owner = f"{self._process}/{n}"
+        while True:
+            try:
+                claimed = await self._store.claim(
+                    owner, 1, self._lease_ms, self._now_ms(), self._max_attempts
+                )
+            except Exception:
+                log.exception("executions.claim_failed")
+                await asyncio.sleep(POLL_SECS)
+                continue
+            if not claimed:
+                await self._wait(WORK_CHANNEL, POLL_SECS)
+                continue
+            await self._run(owner, claimed[0])
+
+    async def _run(self, owner: str, claimed: ClaimedExecution) -> None:
+        execution = claimed.execution
+        bound = log.bind(
+            execution_id=execution.id, app=execution.app_id, attempt=execution.attempts
+        )
+        runner_task = asyncio.create_task(self._attempt(claimed))
+        cancelled = False
+        interval = max(self._lease_ms / 3000, 0.05)
+        while not runner_task.done():
+            await asyncio.wait({runner_task}, timeout=min(interval, 1.0))
+            if runner_task.done():
+                break
+            held, cancel = await self._store.heartbeat(
+                owner, [execution.id], self._lease_ms, self._now_ms()
+            )
+            if execution.id in cancel or execution.id not in held:
+                # Cancelled by a caller, or our lease went to another worker:
+                # stop the work in the pod either way.
+                cancelled = execution.id in cancel
+                runner_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner_task
+                if execution.id not in held:
+                    bound.warning("execution.lease_lost")
+                    return
+                break
+        now = self._now_ms()
+        if cancelled:
+            outcome = _Outcome(ExecutionStatus.CANCELLED, error="cancelled by a caller")
+        else:
+            outcome = runner_task.result()
+        if outcome.retry and execution.attempts < self._max_attempts:
+            backoff = RETRY_BACKOFF_SECS * 2 ** (execution.attempts - 1)
+            if await self._store.retry(
+                owner, execution.id, outcome.error, outcome.error_class, now + int(backoff * 1000)
+            ):
+                bound.info("execution.retry", error_class=outcome.error_class, backoff_secs=backoff)
+                return
+        app = await self._lifecycle.stored_app(execution.organization, execution.app)
+        metrics = ExecutionMetrics(
+            execution_ms=outcome.execution_ms,
+            billed_duration_ms=outcome.execution_ms,
+            result_size_bytes=len(outcome.result),
+        )
+        recorded = await self._store.finish(
+            owner,
+            execution.id,
+            status=outcome.status,
+            result=outcome.result,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            error_class=outcome.error_class,
+            metrics=metrics,
+            function_version=outcome.function_version,
+            now_ms=now,
+            retention_ms=retention_ms(app) if app else None,
+        )
+        if recorded:
+            bound.info("execution.done", status=outcome.status.name, code=outcome.status_code)
+        else:
+            bound.warning("execution.completion_rejected", reason="lease lost")
+
+    async def _attempt(self, claimed: ClaimedExecution) -> _Outcome:
+        execution = claimed.execution
+        started = time.monotonic()
+        try:
+            target = await self._lifecycle.run_target(
+                execution.organization, execution.app, execution.requested_version
+            )
+        except (NotFound, FailedPrecondition, InvalidArgument) as err:
+            return _Outcome(ExecutionStatus.FAILED, error=err.message, error_class="client")
+        version = target.version.version
+        status_code = 0
+        body = bytearray()
+        try:
+            async for frame in self._runner.invoke(target, claimed.request, execution.id):
+                if isinstance(frame, ResponseHead):
+                    status_code = frame.status_code
+                elif isinstance(frame, ResponseChunk):
+                    body += frame.data
+                    if len(body) > MAX_RESULT_BYTES:
+                        return _Outcome(
+                            ExecutionStatus.FAILED,
+                            error=f"the result is larger than {MAX_RESULT_BYTES} bytes",
+                            error_class="user_code",
+                            function_version=version,
+                        )
+                elif isinstance(frame, ResponseTrailer):
+                    pass
+        except DeadlineExceeded as err:
+            return _Outcome(
+                ExecutionStatus.TIMEOUT,
+                error=err.message,
+                error_class="user_code",
+                function_version=version,
+                execution_ms=int((time.monotonic() - started) * 1000),
+            )
+        except IgniteError as err:
+            return _Outcome(
+                ExecutionStatus.FAILED,
+                error=err.message,
+                error_class="platform",
+                retry=True,
+                function_version=version,
+            )
+        elapsed = int((time.monotonic() - started) * 1000)
+        result = bytes(body)
+        if status_code >= 500:
+            return _Outcome(
+                ExecutionStatus.FAILED,
+                result,
+                status_code,
+                _handler_error(result),
+                "user_code",
+                retry=True,
+                function_version=version,
+                execution_ms=elapsed,
+            )
+        if status_code >= 400:
+            return _Outcome(
+                ExecutionStatus.FAILED,
+                result,
+                status_code,
+                _handler_error(result),
+                "client",
+                function_version=version,
+                execution_ms=elapsed,
+            )
+        return _Outcome(
+            ExecutionStatus.COMPLETED,
+            result,
+            status_code,
+            function_version=version,
+            execution_ms=elapsed,
+        )

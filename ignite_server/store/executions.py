@@ -1,0 +1,340 @@
+"""Durable executions on PostgreSQL: submit, claim under a lease, complete.
+
+Claiming uses ``FOR UPDATE SKIP LOCKED`` so any number of workers, in any
+number of server processes, take disjoint rows without waiting on each other.
+A claim sets ``lease_owner`` and ``lease_expires_ms``; the owner extends the
+lease by heartbeats while it runs the execution. Every write a worker makes
+afterwards (complete, retry) is conditional on still owning the lease, so a
+worker that stalled past its lease and lost the row to another can never
+overwrite the other's result. A RUNNING row whose lease expired is claimable
+again (its worker or server died): it runs again while attempts remain, and
+is failed with error_class "platform" once they are used up.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from ignite_server.core.errors import NotFound
+from ignite_server.core.models import (
+    ClaimedExecution,
+    Execution,
+    ExecutionMetrics,
+    ExecutionStatus,
+    InvocationRequest,
+)
+
+#: Postgres NOTIFY channel that wakes idle workers when work arrives.
+WORK_CHANNEL = "ignite_executions"
+
+_PENDING = int(ExecutionStatus.PENDING)
+_RUNNING = int(ExecutionStatus.RUNNING)
+
+
+def _execution(row: Any) -> Execution:
+    metrics = json.loads(row["metrics"]) if row["metrics"] else {}
+    return Execution(
+        id=row["id"],
+        organization=row["organization"],
+        app=row["app_name"],
+        status=ExecutionStatus(row["status"]),
+        requested_version=row["requested_version"],
+        function_version=row["function_version"],
+        result=bytes(row["result"] or b""),
+        status_code=row["status_code"],
+        error=row["error"],
+        error_class=row["error_class"],
+        metrics=ExecutionMetrics(**metrics),
+        attempts=row["attempts"],
+        idempotency_key=row["idempotency_key"] or "",
+        created_at_ms=row["created_at_ms"],
+        started_at_ms=row["started_at_ms"],
+        completed_at_ms=row["completed_at_ms"],
+    )
+
+
+def _request(row: Any) -> InvocationRequest:
+    return InvocationRequest(
+        method=row["method"],
+        path=row["path"],
+        query=row["query"],
+        headers=json.loads(row["headers"]),
+        body=bytes(row["body"]),
+    )
+
+
+def not_found(execution_id: str) -> NotFound:
+    return NotFound(
+        f"execution {execution_id} not found",
+        reason="EXECUTION_NOT_FOUND",
+        metadata={"execution_id": execution_id[:64]},
+    )
+
+
+class ExecutionStore:
+    """Executions in the same database as apps (one pool)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def submit(
+        self,
+        execution_id: str,
+        organization: str,
+        app: str,
+        request: InvocationRequest,
+        requested_version: int,
+        idempotency_key: str,
+        now_ms: int,
+    ) -> tuple[Execution, bool]:
+        """Store a PENDING execution; with an idempotency key already used for
+        this app, return that execution instead. Returns (execution, created)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            uid = await conn.fetchval(
+                "SELECT uid FROM apps WHERE organization = $1 AND name = $2", organization, app
+            )
+            if uid is None:
+                raise NotFound(
+                    f"app {organization}/{app} not found",
+                    reason="APP_NOT_FOUND",
+                    metadata={"app_id": f"{organization}/{app}"},
+                )
+            row = await conn.fetchrow(
+                """
+                INSERT INTO executions (id, app_uid, organization, app_name, requested_version,
+                    status, method, path, query, headers, body, idempotency_key,
+                    run_after_ms, created_at_ms)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+                ON CONFLICT (app_uid, idempotency_key) WHERE idempotency_key IS NOT NULL
+                DO NOTHING
+                RETURNING *
+                """,
+                execution_id,
+                uid,
+                organization,
+                app,
+                requested_version,
+                _PENDING,
+                request.method,
+                request.path,
+                request.query,
+                json.dumps(dict(request.headers)),
+                request.body,
+                idempotency_key or None,
+                now_ms,
+            )
+            if row is not None:
+                await conn.execute("SELECT pg_notify($1, '')", WORK_CHANNEL)
+                return _execution(row), True
+            existing = await conn.fetchrow(
+                "SELECT * FROM executions WHERE app_uid = $1 AND idempotency_key = $2",
+                uid,
+                idempotency_key,
+            )
+        return _execution(existing), False
+
+    async def get(self, organization: str, execution_id: str) -> Execution:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM executions WHERE id = $1 AND organization = $2",
+                execution_id,
+                organization,
+            )
+        if row is None:
+            raise not_found(execution_id)
+        return _execution(row)
+
+    async def delete(self, execution_id: str) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute("DELETE FROM executions WHERE id = $1", execution_id)
+
+    async def list(
+        self,
+        organization: str,
+        app: str,
+        status: ExecutionStatus | None,
+        before_id: str,
+        limit: int,
+    ) -> list[Execution]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                """
+                SELECT * FROM executions
+                WHERE organization = $1 AND ($2 = '' OR app_name = $2)
+                  AND ($3 = 0 OR status = $3) AND ($4 = '' OR id < $4)
+                ORDER BY id DESC LIMIT $5
+                """,
+                organization,
+                app,
+                int(status or 0),
+                before_id,
+                limit,
+            )
+        return [_execution(r) for r in rows]
+
+    async def request_cancel(self, organization: str, execution_id: str, now_ms: int) -> Execution:
+        """PENDING → CANCELLED at once; RUNNING → flagged for its worker to stop."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                """
+                UPDATE executions SET
+                    status = CASE WHEN status = $3 THEN $5 ELSE status END,
+                    completed_at_ms = CASE WHEN status = $3 THEN $6 ELSE completed_at_ms END,
+                    error = CASE WHEN status = $3 THEN 'cancelled by a caller' ELSE error END,
+                    cancel_requested = (status = $4)
+                WHERE id = $1 AND organization = $2
+                RETURNING *
+                """,
+                execution_id,
+                organization,
+                _PENDING,
+                _RUNNING,
+                int(ExecutionStatus.CANCELLED),
+                now_ms,
+            )
+            if row is not None and row["cancel_requested"]:
+                await conn.execute("SELECT pg_notify($1, $2)", WORK_CHANNEL, execution_id)
+        if row is None:
+            raise not_found(execution_id)
+        return _execution(row)
+
+    async def fail_exhausted(self, now_ms: int, max_attempts: int) -> int:
+        """Fail RUNNING executions whose lease expired with no attempt left."""
+        async with self._pool.acquire() as conn:
+            result = await conn.execute(
+                """
+                UPDATE executions SET status = $1, error_class = 'platform',
+                    error = 'the worker running it stopped responding ' || attempts || ' times',
+                    completed_at_ms = $2, lease_owner = NULL
+                WHERE status = $3 AND lease_expires_ms < $2 AND attempts >= $4
+                """,
+                int(ExecutionStatus.FAILED),
+                now_ms,
+                _RUNNING,
+                max_attempts,
+            )
+        return int(result.split()[-1])
+
+    async def claim(
+        self, owner: str, limit: int, lease_ms: int, now_ms: int, max_attempts: int
+    ) -> list[ClaimedExecution]:
+        """Take up to ``limit`` runnable executions under a lease for ``owner``."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                """
+                UPDATE executions e SET status = $2, attempts = e.attempts + 1,
+                    lease_owner = $1, lease_expires_ms = $3 + $4, started_at_ms = $3
+                WHERE e.id IN (
+                    SELECT id FROM executions
+                    WHERE (status = $5 AND run_after_ms <= $3)
+                       OR (status = $2 AND lease_expires_ms < $3 AND attempts < $7)
+                    ORDER BY id
+                    FOR UPDATE SKIP LOCKED
+                    LIMIT $6
+                )
+                RETURNING e.*
+                """,
+                owner,
+                _RUNNING,
+                now_ms,
+                lease_ms,
+                _PENDING,
+                limit,
+                max_attempts,
+            )
+        return [ClaimedExecution(_execution(r), _request(r)) for r in rows]
+
+    async def heartbeat(
+        self, owner: str, ids: list[str], lease_ms: int, now_ms: int
+    ) -> tuple[set[str], set[str]]:
+        """Extend the leases ``owner`` still holds. Returns (held, to cancel)."""
+        if not ids:
+            return set(), set()
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                """
+                UPDATE executions SET lease_expires_ms = $3 + $4
+                WHERE id = ANY($2) AND lease_owner = $1 AND status = $5
+                RETURNING id, cancel_requested
+                """,
+                owner,
+                ids,
+                now_ms,
+                lease_ms,
+                _RUNNING,
+            )
+        return {r["id"] for r in rows}, {r["id"] for r in rows if r["cancel_requested"]}
+
+    async def finish(
+        self,
+        owner: str,
+        execution_id: str,
+        *,
+        status: ExecutionStatus,
+        result: bytes,
+        status_code: int,
+        error: str,
+        error_class: str,
+        metrics: ExecutionMetrics,
+        function_version: int,
+        now_ms: int,
+        retention_ms: int | None,
+    ) -> bool:
+        """Record a terminal state; False when ``owner`` no longer holds the lease."""
+        async with self._pool.acquire() as conn:
+            done = await conn.fetchval(
+                """
+                UPDATE executions SET status = $3, result = $4, status_code = $5, error = $6,
+                    error_class = $7, metrics = $8, function_version = $9,
+                    completed_at_ms = $10, lease_owner = NULL, lease_expires_ms = NULL,
+                    expires_at_ms = CASE WHEN $11::bigint IS NULL THEN NULL ELSE $10 + $11 END
+                WHERE id = $1 AND lease_owner = $2 AND status = $12
+                RETURNING 1
+                """,
+                execution_id,
+                owner,
+                int(status),
+                result,
+                status_code,
+                error,
+                error_class,
+                json.dumps(metrics.__dict__),
+                function_version,
+                now_ms,
+                retention_ms,
+                _RUNNING,
+            )
+        return done is not None
+
+    async def retry(
+        self, owner: str, execution_id: str, error: str, error_class: str, run_after_ms: int
+    ) -> bool:
+        """Put a failed attempt back to PENDING; False when the lease was lost."""
+        async with self._pool.acquire() as conn:
+            done = await conn.fetchval(
+                """
+                UPDATE executions SET status = $3, error = $4, error_class = $5,
+                    run_after_ms = $6, lease_owner = NULL, lease_expires_ms = NULL
+                WHERE id = $1 AND lease_owner = $2 AND status = $7 AND NOT cancel_requested
+                RETURNING 1
+                """,
+                execution_id,
+                owner,
+                _PENDING,
+                error,
+                error_class,
+                run_after_ms,
+                _RUNNING,
+            )
+        return done is not None
+
+    async def delete_expired(self, now_ms: int) -> int:
+        async with self._pool.acquire() as conn:
+            result = await conn.execute(
+                "DELETE FROM executions WHERE expires_at_ms IS NOT NULL AND expires_at_ms < $1",
+                now_ms,
+            )
+        return int(result.split()[-1])
