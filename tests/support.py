@@ -78,3 +78,53 @@ def python_archive(archive: bytes) -> compute.CodeSource:
     return compute.CodeSource(
         compile=compute.CompileSource(runtime={"python": {}}, archive=archive)
     )
+
+
+def deploy_python(stub, org: str, name: str, code: bytes, **settings: Any) -> None:
+    """Create, save and publish a Python app in one go."""
+    stub.CreateApp(
+        compute.CreateAppRequest(
+            organization_name=org, name=name, runtime={"python": {}}, **settings
+        )
+    )
+    stub.SaveDraft(
+        compute.SaveDraftRequest(organization_name=org, app_name=name, code=python_source(code))
+    )
+    stub.PublishDraft(compute.PublishDraftRequest(organization_name=org, app_name=name))
+
+
+def wait_terminal(stub, org: str, ids: list[str], timeout: float = 120.0) -> dict[str, Any]:
+    """Poll until every execution is terminal; return them by id."""
+    import time
+
+    from dodil.ignite.v1 import ignite_common_pb2 as common
+
+    terminal = {
+        common.EXECUTION_STATUS_COMPLETED,
+        common.EXECUTION_STATUS_FAILED,
+        common.EXECUTION_STATUS_TIMEOUT,
+        common.EXECUTION_STATUS_CANCELLED,
+    }
+    done: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    while len(done) < len(ids):
+        for execution_id in ids:
+            if execution_id in done:
+                continue
+            execution = stub.GetExecution(
+                compute.GetExecutionRequest(organization_name=org, execution_id=execution_id)
+            ).execution
+            if execution.status in terminal:
+                done[execution_id] = execution
+        if len(done) < len(ids):
+            assert time.monotonic() < deadline, f"{len(ids) - len(done)} executions never finished"
+            time.sleep(0.2)
+    return done
+
+
+def read_logs(stub, org: str, **selector: Any) -> list[Any]:
+    """Every stored log entry for an app or an execution (no follow)."""
+    responses = stub.ReadLogs(
+        compute.ReadLogsRequest(organization_name=org, limit=10_000, **selector)
+    )
+    return [r.entry for r in responses]

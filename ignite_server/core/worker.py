@@ -163,7 +163,13 @@ class ExecutionWorkers:
             if not claimed:
                 await self._wait(WORK_CHANNEL, POLL_SECS)
                 continue
-            await self._run(owner, claimed[0])
+            try:
+                await self._run(owner, claimed[0])
+            except Exception:
+                # The database hiccuped mid-run: the lease lapses and the
+                # execution is taken over; this worker carries on.
+                log.exception("execution.worker_error", execution_id=claimed[0].execution.id)
+                await asyncio.sleep(POLL_SECS)
 
     async def _run(self, owner: str, claimed: ClaimedExecution) -> None:
         execution = claimed.execution

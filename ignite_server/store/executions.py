@@ -256,7 +256,7 @@ class ExecutionStore:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 """
-                UPDATE executions SET lease_expires_ms = $3 + $4
+                UPDATE executions SET lease_expires_ms = $3::bigint + $4::bigint
                 WHERE id = ANY($2) AND lease_owner = $1 AND status = $5
                 RETURNING id, cancel_requested
                 """,
