@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dodil.ignite.v1 import ignite_compute_pb2 as compute  # noqa: E402
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from ignite_server.launcher import LocalPlatform, private_state_dir  # noqa: E402
-from tests.support import deploy_python, stub_for, wait_terminal  # noqa: E402
+from ignite_server.launcher import LocalPlatform, private_state_dir
+from tests.support import deploy_python, stub_for, wait_terminal
 
 HANDLER = b"""
 def handler(payload, ctx):
