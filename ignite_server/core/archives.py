@@ -19,6 +19,7 @@ the archive declares, which a hostile archive can fake.
 from __future__ import annotations
 
 import enum
+import functools
 import io
 import os
 import posixpath
@@ -26,7 +27,6 @@ import stat
 import tarfile
 import zipfile
 import zlib
-import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path

@@ -111,7 +111,7 @@ class ExecutionService:
             )
         limit = check_page_size(page_size)
         before = decode_token(page_token)
-        rows = await self._store.list(
+        rows = await self._store.page(
             organization, app, ExecutionStatus(status) or None, before, limit + 1
         )
         token = encode_token(rows[limit - 1].id) if len(rows) > limit else ""

@@ -57,6 +57,8 @@ UPDATABLE_FIELDS = frozenset(
         "allow_unauthenticated", "runtime",
     }
 )  # fmt: skip
+#: Fields a pod is started with: changing one drains the running pods.
+_POD_FIELDS = frozenset({"env", "resource_tier", "limits", "max_concurrency", "runtime"})
 #: AppMeta field name → AppSettings attribute, where they differ.
 _SETTING_OF_FIELD = {"resource_tier": "tier"}
 
@@ -199,9 +201,9 @@ class Lifecycle:
         }
         update["updated_at_ms"] = _now_ms()
         stored = await self._store.update_app(organization, name, update)
-        if self._runner is not None and stored.active_version:
-            # New env, limits or scaling apply to pods started from now on:
-            # drain the current ones so the next request gets a fresh pod.
+        if self._runner is not None and stored.active_version and _POD_FIELDS & set(mask):
+            # New env, limits or concurrency apply to pods started from now
+            # on: drain the current ones so the next request gets a fresh pod.
             await self._runner.retire(stored.id, keep_version=None)
         log.info("app.updated", app=stored.id, fields=",".join(sorted(mask)))
         return self.view(stored)

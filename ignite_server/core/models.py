@@ -285,6 +285,12 @@ class ResponseTrailer:
     total_body_bytes: int
     duration_ms: int
     trailers: Mapping[str, str] = field(default_factory=dict)
+    #: Time this invocation waited for a pod to start (0 when one was warm).
+    cold_start_ms: int = 0
+    #: CPU the pod used while this invocation ran (shared with concurrent ones).
+    cpu_used_ms: int = 0
+    #: The pod's peak memory so far.
+    memory_used_mb: int = 0
 
 
 ResponseFrame = ResponseHead | ResponseChunk | ResponseTrailer

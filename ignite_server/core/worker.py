@@ -82,6 +82,9 @@ class _Outcome:
     retry: bool = False
     function_version: int = 0
     execution_ms: int = 0
+    cold_start_ms: int = 0
+    cpu_used_ms: int = 0
+    memory_used_mb: int = 0
 
 
 def _handler_error(body: bytes) -> str:
@@ -211,8 +214,12 @@ class ExecutionWorkers:
                 return
         app = await self._lifecycle.stored_app(execution.organization, execution.app)
         metrics = ExecutionMetrics(
+            cold_start_ms=outcome.cold_start_ms,
             execution_ms=outcome.execution_ms,
-            billed_duration_ms=outcome.execution_ms,
+            # Seed 001: billed = execution, plus init when cold.
+            billed_duration_ms=outcome.execution_ms + outcome.cold_start_ms,
+            cpu_used_ms=outcome.cpu_used_ms,
+            memory_used_mb=outcome.memory_used_mb,
             result_size_bytes=len(outcome.result),
         )
         recorded = await self._store.finish(
@@ -245,6 +252,7 @@ class ExecutionWorkers:
         version = target.version.version
         status_code = 0
         body = bytearray()
+        trailer = ResponseTrailer(0, 0)
         try:
             async for frame in self._runner.invoke(target, claimed.request, execution.id):
                 if isinstance(frame, ResponseHead):
@@ -259,7 +267,7 @@ class ExecutionWorkers:
                             function_version=version,
                         )
                 elif isinstance(frame, ResponseTrailer):
-                    pass
+                    trailer = frame
         except DeadlineExceeded as err:
             return _Outcome(
                 ExecutionStatus.TIMEOUT,
@@ -276,33 +284,25 @@ class ExecutionWorkers:
                 retry=True,
                 function_version=version,
             )
-        elapsed = int((time.monotonic() - started) * 1000)
+        # Time in the handler excludes waiting for a pod to start.
+        elapsed = max(0, int((time.monotonic() - started) * 1000) - trailer.cold_start_ms)
         result = bytes(body)
         if status_code >= 500:
-            return _Outcome(
-                ExecutionStatus.FAILED,
-                result,
-                status_code,
-                _handler_error(result),
-                "user_code",
-                retry=True,
-                function_version=version,
-                execution_ms=elapsed,
-            )
-        if status_code >= 400:
-            return _Outcome(
-                ExecutionStatus.FAILED,
-                result,
-                status_code,
-                _handler_error(result),
-                "client",
-                function_version=version,
-                execution_ms=elapsed,
-            )
+            status, error_class, retry = ExecutionStatus.FAILED, "user_code", True
+        elif status_code >= 400:
+            status, error_class, retry = ExecutionStatus.FAILED, "client", False
+        else:
+            status, error_class, retry = ExecutionStatus.COMPLETED, "", False
         return _Outcome(
-            ExecutionStatus.COMPLETED,
+            status,
             result,
             status_code,
+            _handler_error(result) if status_code >= 400 else "",
+            error_class,
+            retry=retry,
             function_version=version,
             execution_ms=elapsed,
+            cold_start_ms=trailer.cold_start_ms,
+            cpu_used_ms=trailer.cpu_used_ms,
+            memory_used_mb=trailer.memory_used_mb,
         )

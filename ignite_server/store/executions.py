@@ -151,7 +151,7 @@ class ExecutionStore:
         async with self._pool.acquire() as conn:
             await conn.execute("DELETE FROM executions WHERE id = $1", execution_id)
 
-    async def list(
+    async def page(
         self,
         organization: str,
         app: str,
