@@ -61,7 +61,7 @@ toolchains:
 
 ## run: the whole platform on the embedded defaults (own PostgreSQL, local pods).
 run: $(STAMP)
-	$(BIN)/python -m ignite_server.platform
+	@$(BIN)/python -m ignite_server.launcher
 
 ## bench: performance tables (see README, Performance).
 bench: $(STAMP)

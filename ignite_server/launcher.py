@@ -211,9 +211,10 @@ def temporary_platform(**kwargs: object) -> Iterator[LocalPlatform]:
 def main() -> None:
     """`make run`: the platform on fixed local ports until Ctrl-C."""
     parser = argparse.ArgumentParser(description="Run the local Ignite platform.")
-    parser.add_argument("--state-dir", type=Path, default=Path(".state"))
-    parser.add_argument("--grpc-port", type=int, default=50051)
-    parser.add_argument("--http-port", type=int, default=8080)
+    env = os.environ.get
+    parser.add_argument("--state-dir", type=Path, default=Path(env("IGNITE_STATE_DIR", ".state")))
+    parser.add_argument("--grpc-port", type=int, default=int(env("IGNITE_GRPC_PORT", "50051")))
+    parser.add_argument("--http-port", type=int, default=int(env("IGNITE_HTTP_PORT", "8080")))
     args = parser.parse_args()
     state = args.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
