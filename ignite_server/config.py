@@ -38,6 +38,11 @@ class Config:
     workers: int
     execution_lease_secs: float
     log_retention_secs: int
+    auth: str
+    token_issuer: str
+    token_audience: str
+    token_ttl_secs: int
+    admin_credentials: Path
 
 
 def is_loopback(listen: str) -> bool:
@@ -122,6 +127,24 @@ def parse(argv: list[str] | None = None) -> Config:
         type=int,
         default=int(env("IGNITE_LOG_RETENTION_SECS", str(7 * 86400))),
     )
+    parser.add_argument(
+        "--auth",
+        choices=("required", "off"),
+        default=env("IGNITE_AUTH", "required"),
+        help="off: every caller is the platform admin (local development only)",
+    )
+    parser.add_argument("--token-issuer", default=env("IGNITE_TOKEN_ISSUER", "ignite"))
+    parser.add_argument("--token-audience", default=env("IGNITE_TOKEN_AUDIENCE", "ignite"))
+    parser.add_argument(
+        "--token-ttl-secs", type=int, default=int(env("IGNITE_TOKEN_TTL_SECS", "3600"))
+    )
+    parser.add_argument(
+        "--admin-credentials",
+        type=Path,
+        default=env("IGNITE_ADMIN_CREDENTIALS") or None,
+        help="where a first start writes the platform admin's credentials"
+        " (default: <state dir>/admin-credentials.json)",
+    )
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -149,4 +172,9 @@ def parse(argv: list[str] | None = None) -> Config:
         workers=args.workers,
         execution_lease_secs=args.execution_lease_secs,
         log_retention_secs=args.log_retention_secs,
+        auth=args.auth,
+        token_issuer=args.token_issuer,
+        token_audience=args.token_audience,
+        token_ttl_secs=args.token_ttl_secs,
+        admin_credentials=(args.admin_credentials or args.state_dir / "admin-credentials.json"),
     )

@@ -60,6 +60,7 @@ class LocalPlatform:
         env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
         server_args: tuple[str, ...] = (),
+        auth: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.grpc_listen = grpc_listen
@@ -69,6 +70,7 @@ class LocalPlatform:
         self.env = {**os.environ, **(env or {})}
         self.log_dir = log_dir or state_dir / "logs"
         self.server_args = server_args
+        self.auth = auth
         self.server: subprocess.Popen[bytes] | None = None
         self.gateway: subprocess.Popen[bytes] | None = None
         self.grpc_target = ""
@@ -78,6 +80,11 @@ class LocalPlatform:
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    def admin_credentials(self) -> tuple[str, str]:
+        """The platform admin's client id and secret, written at first start."""
+        data = json.loads((self.state_dir / "admin-credentials.json").read_text())
+        return data["client_id"], data["client_secret"]
 
     def app_host(self, organization: str, app: str) -> str:
         """The Host header of an app's direct URL."""
@@ -105,6 +112,7 @@ class LocalPlatform:
             "--apps-domain", self.apps_domain,
             "--apps-url-port", str(self.gateway_port or 80),
             "--shutdown-grace", "5",
+            "--auth", "required" if self.auth else "off",
             *self.server_args,
         ]  # fmt: skip
         if self.database_url:

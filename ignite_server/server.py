@@ -19,20 +19,26 @@ from contextlib import AsyncExitStack
 import structlog
 
 from ignite_server.api.compute_service import ComputeService
-from ignite_server.api.grpc_server import COMPUTE_SERVICE, GrpcServer
+from ignite_server.api.grpc_server import COMPUTE_SERVICE, IDENTITY_SERVICE, GrpcServer
+from ignite_server.api.identity_service import IdentityService
+from ignite_server.api.rpc_boundary import Authenticate
 from ignite_server.backends.protocol import PodLogRecord
 from ignite_server.builds.registry import default_pipelines
 from ignite_server.config import Config
 from ignite_server.core.builder import Builder
 from ignite_server.core.executions import ExecutionService
+from ignite_server.core.identity import Identity
 from ignite_server.core.invoker import Invoker
 from ignite_server.core.lifecycle import Lifecycle, PublicUrls
 from ignite_server.core.logs import LogService
 from ignite_server.core.models import LogEntry
+from ignite_server.core.principal import LOCAL_ADMIN, Principal
+from ignite_server.core.tokens import TokenAuthority
 from ignite_server.core.worker import ExecutionWorkers
 from ignite_server.store.blobs import BlobStore
 from ignite_server.store.embedded import EmbeddedPostgres
 from ignite_server.store.executions import WORK_CHANNEL, ExecutionStore
+from ignite_server.store.identity import IdentityStore
 from ignite_server.store.logs import LOG_CHANNEL, LogStore
 from ignite_server.store.notify import Notifier
 from ignite_server.store.postgres import PostgresStore
@@ -67,6 +73,10 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
     )
 
 
+def _local_admin(authorization: str | None) -> Principal:
+    return LOCAL_ADMIN
+
+
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     """Run the server until ``stop`` is set or a termination signal arrives."""
     stop = stop or asyncio.Event()
@@ -91,6 +101,17 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         logs = LogService(LogStore(store.pool), notifier.wait, config.log_retention_secs)
         await logs.start()
         stack.push_async_callback(logs.close)
+        identity = Identity(
+            IdentityStore(store.pool),
+            TokenAuthority(config.token_issuer, config.token_audience, config.token_ttl_secs),
+        )
+        await identity.start()
+        stack.push_async_callback(identity.close)
+        await identity.bootstrap_admin(config.admin_credentials.resolve())
+        authenticate: Authenticate = identity.authenticate
+        if config.auth == "off":
+            log.warning("auth.off", detail="every caller acts as the platform admin")
+            authenticate = _local_admin
         blobs = BlobStore(config.state_dir / "blobs")
         blobs.sweep_scratch()
         builder = Builder(blobs, default_pipelines(), config.state_dir / "cache")
@@ -116,7 +137,11 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         await workers.start()
         stack.push_async_callback(workers.close)
         grpc_server = GrpcServer(
-            {COMPUTE_SERVICE.full_name: ComputeService(lifecycle, runner, executions, logs)}
+            {
+                COMPUTE_SERVICE.full_name: ComputeService(lifecycle, runner, executions, logs),
+                IDENTITY_SERVICE.full_name: IdentityService(identity),
+            },
+            authenticate,
         )
         port = grpc_server.bind(config.listen, config.tls_cert, config.tls_key)
         await grpc_server.start()

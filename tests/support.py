@@ -128,3 +128,19 @@ def read_logs(stub, org: str, **selector: Any) -> list[Any]:
         compute.ReadLogsRequest(organization_name=org, limit=10_000, **selector)
     )
     return [r.entry for r in responses]
+
+
+class BearerStub:
+    """A stub of ``service`` that sends ``authorization: Bearer <token>``."""
+
+    def __init__(self, target: str, stub_class: Any, token: str | None) -> None:
+        self._stub = stub_class(
+            grpc.insecure_channel(
+                target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+            )
+        )
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._stub, name)
+        return lambda request, **kw: method(request, metadata=self._metadata, **kw)

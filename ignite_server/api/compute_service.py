@@ -14,15 +14,22 @@ from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from ulid import ULID
 
 from ignite_server.api import convert
-from ignite_server.core.errors import InvalidArgument, Unavailable
+from ignite_server.api.rpc_boundary import CALLER
+from ignite_server.core.errors import InvalidArgument, Unauthenticated, Unavailable
 from ignite_server.core.executions import ExecutionService
 from ignite_server.core.lifecycle import Lifecycle
 from ignite_server.core.logs import LogService
+from ignite_server.core.principal import Permission
 from ignite_server.core.runner import AppRunner
 
 log = structlog.get_logger("ignite.invoke")
 
 Context = grpc.aio.ServicerContext
+
+
+def _manages(organization: str) -> bool:
+    """Env values are secrets: only callers who manage the app see them."""
+    return CALLER.get().can(Permission.APPS_WRITE, organization)
 
 
 def _mask_paths(request: compute.UpdateAppRequest) -> list[str]:
@@ -57,13 +64,18 @@ class ComputeService:
         view = await self._lifecycle.create_app(
             request.organization_name, request.name, convert.settings_from_create(request), code
         )
-        return compute.CreateAppResponse(app_id=view.app.id, app=convert.app_to_pb(view))
+        return compute.CreateAppResponse(
+            app_id=view.app.id,
+            app=convert.app_to_pb(view, show_env=_manages(view.app.organization)),
+        )
 
     async def GetApp(
         self, request: compute.GetAppRequest, context: Context
     ) -> compute.GetAppResponse:
         view = await self._lifecycle.get_app(request.organization_name, request.app_name)
-        return compute.GetAppResponse(app=convert.app_to_pb(view))
+        return compute.GetAppResponse(
+            app=convert.app_to_pb(view, show_env=_manages(view.app.organization))
+        )
 
     async def ListApps(
         self, request: compute.ListAppsRequest, context: Context
@@ -72,7 +84,8 @@ class ComputeService:
             request.organization_name, request.page_size, request.page_token
         )
         return compute.ListAppsResponse(
-            apps=[convert.app_to_pb(v) for v in page.items], next_page_token=page.next_page_token
+            apps=[convert.app_to_pb(v, show_env=_manages(v.app.organization)) for v in page.items],
+            next_page_token=page.next_page_token,
         )
 
     async def UpdateApp(
@@ -84,7 +97,9 @@ class ComputeService:
             convert.changes_from_app(request.app),
             _mask_paths(request),
         )
-        return compute.UpdateAppResponse(app=convert.app_to_pb(view))
+        return compute.UpdateAppResponse(
+            app=convert.app_to_pb(view, show_env=_manages(view.app.organization))
+        )
 
     async def DeleteApp(
         self, request: compute.DeleteAppRequest, context: Context
@@ -127,7 +142,7 @@ class ComputeService:
         return compute.PublishDraftResponse(
             published_version=version.version,
             version=convert.version_to_pb(version),
-            app=convert.app_to_pb(view),
+            app=convert.app_to_pb(view, show_env=_manages(view.app.organization)),
         )
 
     async def ListVersions(
@@ -157,7 +172,9 @@ class ComputeService:
         view = await self._lifecycle.rollback(
             request.organization_name, request.app_name, request.version
         )
-        return compute.RollbackAppResponse(app=convert.app_to_pb(view))
+        return compute.RollbackAppResponse(
+            app=convert.app_to_pb(view, show_env=_manages(view.app.organization))
+        )
 
     # --- invocation -----------------------------------------------------
 
@@ -171,6 +188,8 @@ class ComputeService:
                 metadata={"field": "version"},
             )
         invocation = convert.invocation_from_pb(request.http, request.body)
+        if CALLER.get().anonymous:
+            await self._admit_anonymous(request)
         target = await self._lifecycle.run_target(
             request.organization_name, request.app_name, request.version, request.draft
         )
@@ -183,6 +202,15 @@ class ComputeService:
         )
         async for frame in self._runner.invoke(target, invocation, execution_id):
             yield convert.frame_to_pb(frame)
+
+    async def _admit_anonymous(self, request: compute.InvokeRequest) -> None:
+        """Anonymous callers may invoke the active version of public apps only;
+        for any other app they learn nothing, not even that it exists."""
+        app = await self._lifecycle.stored_app(request.organization_name, request.app_name)
+        if app is None or not app.allow_unauthenticated or request.draft or request.version:
+            raise Unauthenticated(
+                "this call needs 'Authorization: Bearer <token>'", reason="TOKEN_REQUIRED"
+            )
 
     async def InvokeAsync(
         self, request: compute.InvokeAsyncRequest, context: Context

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import grpc
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
+from dodil.ignite.v1 import ignite_identity_pb2 as identity
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
-from ignite_server.api.rpc_boundary import generic_handler
+from ignite_server.api.rpc_boundary import Authenticate, generic_handler
 
 COMPUTE_SERVICE = compute.DESCRIPTOR.services_by_name["ComputeService"]
+IDENTITY_SERVICE = identity.DESCRIPTOR.services_by_name["IdentityService"]
 
 #: Invoke requests carry whole bodies (the largest documented payload is
 #: 32 MiB, sent base64-free over gRPC) plus the envelope.
@@ -27,7 +29,7 @@ MAX_MESSAGE_BYTES = 34 * 1024 * 1024
 class GrpcServer:
     """Owns the grpc.aio server and its health state."""
 
-    def __init__(self, services: dict[str, object]) -> None:
+    def __init__(self, services: dict[str, object], authenticate: Authenticate) -> None:
         self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -39,7 +41,9 @@ class GrpcServer:
         names = []
         for full_name, servicer in services.items():
             service = compute.DESCRIPTOR.pool.FindServiceByName(full_name)
-            self._server.add_generic_rpc_handlers((generic_handler(service, servicer),))
+            self._server.add_generic_rpc_handlers(
+                (generic_handler(service, servicer, authenticate),)
+            )
             names.append(full_name)
         self._names = names
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

@@ -3,6 +3,8 @@
 Handlers are registered from the service descriptor rather than with the
 generated ``add_*Servicer_to_server``, so that this one place can:
 
+- authenticate the caller (no I/O: core/identity.py) and check the method's
+  access rule (api/authorization.py) before any handler or database work;
 - parse the request bytes itself, turning a malformed message into
   INVALID_ARGUMENT (grpcio would answer INTERNAL for a request it cannot
   deserialize);
@@ -14,6 +16,7 @@ generated ``add_*Servicer_to_server``, so that this one place can:
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -22,8 +25,17 @@ import grpc
 import structlog
 from google.protobuf import descriptor, message, message_factory
 
+from ignite_server.api.authorization import authorize
 from ignite_server.api.errors import internal_status, to_status
-from ignite_server.core.errors import IgniteError, InvalidArgument
+from ignite_server.core.errors import IgniteError, InvalidArgument, Unavailable
+from ignite_server.core.principal import Principal
+from ignite_server.store.errors import DATABASE_DOWN
+
+#: The authenticated caller of the RPC being handled (read by servicers).
+CALLER: contextvars.ContextVar[Principal] = contextvars.ContextVar("ignite_caller")
+
+#: Turns the `authorization` metadata value (or None) into a caller.
+Authenticate = Callable[[str | None], Principal]
 
 log = structlog.get_logger("ignite.rpc")
 
@@ -43,11 +55,28 @@ def _request_context(request: message.Message | None) -> dict[str, str]:
 class _Call:
     """Bookkeeping of one RPC: parse, time, log, map errors."""
 
-    def __init__(self, method: str, request_class: type[message.Message]) -> None:
+    def __init__(
+        self, method: str, request_class: type[message.Message], authenticate: Authenticate
+    ) -> None:
         self.method = method
         self.request_class = request_class
+        self.authenticate = authenticate
         self.started = time.monotonic()
         self.request: message.Message | None = None
+        self.caller = ""
+
+    def admit(self, raw: bytes, context: grpc.aio.ServicerContext) -> message.Message:
+        """Authenticate, parse, authorize; the caller is then in CALLER."""
+        header = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                header = value if isinstance(value, str) else value.decode()
+        principal = self.authenticate(header)
+        self.caller = principal.subject
+        request = self.parse(raw)
+        authorize(self.method, principal, request)
+        CALLER.set(principal)
+        return request
 
     def parse(self, raw: bytes) -> message.Message:
         try:
@@ -60,6 +89,9 @@ class _Call:
         return self.request
 
     async def fail(self, context: grpc.aio.ServicerContext, err: BaseException) -> None:
+        if isinstance(err, DATABASE_DOWN):
+            log.warning("rpc.database_down", method=self.method, error=str(err))
+            err = Unavailable("the database is unavailable; retry later", reason="DATABASE_DOWN")
         if isinstance(err, IgniteError):
             code, text, trailers = to_status(err)
         else:
@@ -72,6 +104,8 @@ class _Call:
 
     def finish(self, code: grpc.StatusCode, reason: str = "") -> None:
         extra = {"reason": reason} if reason else {}
+        if self.caller:
+            extra["caller"] = self.caller
         log.info(
             "rpc",
             method=self.method,
@@ -83,12 +117,15 @@ class _Call:
 
 
 def _unary(
-    method: str, request_class: type[message.Message], behavior: Callable[..., Awaitable[Any]]
+    method: str,
+    request_class: type[message.Message],
+    behavior: Callable[..., Awaitable[Any]],
+    authenticate: Authenticate,
 ) -> Callable[..., Awaitable[Any]]:
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-        call = _Call(method, request_class)
+        call = _Call(method, request_class, authenticate)
         try:
-            response = await behavior(call.parse(raw), context)
+            response = await behavior(call.admit(raw, context), context)
         except grpc.aio.AbortError:
             raise
         except Exception as err:
@@ -101,12 +138,15 @@ def _unary(
 
 
 def _streaming(
-    method: str, request_class: type[message.Message], behavior: Callable[..., AsyncIterator[Any]]
+    method: str,
+    request_class: type[message.Message],
+    behavior: Callable[..., AsyncIterator[Any]],
+    authenticate: Authenticate,
 ) -> Callable[..., AsyncIterator[Any]]:
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        call = _Call(method, request_class)
+        call = _Call(method, request_class, authenticate)
         try:
-            async for item in behavior(call.parse(raw), context):
+            async for item in behavior(call.admit(raw, context), context):
                 yield item
         except grpc.aio.AbortError:
             raise
@@ -119,7 +159,7 @@ def _streaming(
 
 
 def generic_handler(
-    service: descriptor.ServiceDescriptor, servicer: object
+    service: descriptor.ServiceDescriptor, servicer: object, authenticate: Authenticate
 ) -> grpc.GenericRpcHandler:
     """A handler serving every method of ``service`` from ``servicer``'s
     coroutine methods of the same names."""
@@ -131,13 +171,13 @@ def generic_handler(
         full = f"/{service.full_name}/{method.name}"
         if method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                _streaming(full, request_class, behavior),
+                _streaming(full, request_class, behavior, authenticate),
                 request_deserializer=None,
                 response_serializer=response_class.SerializeToString,
             )
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                _unary(full, request_class, behavior),
+                _unary(full, request_class, behavior, authenticate),
                 request_deserializer=None,
                 response_serializer=response_class.SerializeToString,
             )
