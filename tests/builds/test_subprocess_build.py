@@ -1,0 +1,100 @@
+"""Build steps: streamed output, the deadline, the memory cgroup, the sandbox."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from ignite_server.builds.protocol import BuildFailed
+from ignite_server.builds.subprocess_build import (
+    MEMORY_CGROUP_ROOT,
+    Deadline,
+    Sandbox,
+    failure_reason,
+    run_step,
+)
+
+ENV = {"PATH": "/usr/bin:/bin"}
+#: A host file no sandboxed step was given.
+THIS_FILE = Path(__file__).resolve()
+
+
+def _memory_cgroup_writable() -> bool:
+    return os.access(MEMORY_CGROUP_ROOT, os.W_OK)
+
+
+async def test_output_is_streamed_and_consumed_lines_are_not_logged(tmp_path: Path) -> None:
+    logged: list[str] = []
+    consumed: list[str] = []
+
+    def take_json(line: str) -> bool:
+        if line.startswith("{"):
+            consumed.append(line)
+            return True
+        return False
+
+    result = await run_step(
+        ["/bin/sh", "-c", 'echo one; echo \'{"k": 1}\'; echo "error: two" >&2; exit 3'],
+        cwd=tmp_path,
+        env=ENV,
+        log=logged.append,
+        deadline=Deadline(30),
+        on_line=take_json,
+    )
+    assert result.returncode == 3
+    assert logged == ["one", "error: two"]
+    assert consumed == ['{"k": 1}']
+    assert failure_reason("compile", result) == "compile failed: error: two"
+
+
+async def test_a_step_past_the_deadline_is_killed(tmp_path: Path) -> None:
+    logged: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(BuildFailed, match="did not finish within 1 s"):
+        await run_step(
+            ["/bin/sh", "-c", "sleep 30 & sleep 30"],
+            cwd=tmp_path,
+            env=ENV,
+            log=logged.append,
+            deadline=Deadline(1),
+        )
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.skipif(not _memory_cgroup_writable(), reason="needs a writable memory cgroup")
+async def test_a_step_over_its_memory_limit_is_reported(tmp_path: Path) -> None:
+    logged: list[str] = []
+    hog = "x = bytearray(400 * 1024 * 1024); print(len(x))"
+    result = await run_step(
+        ["python3", "-c", hog],
+        cwd=tmp_path,
+        env=ENV,
+        log=logged.append,
+        deadline=Deadline(60),
+        memory_mb=100,
+    )
+    assert result.returncode != 0
+    assert result.out_of_memory
+    assert failure_reason("build", result, 100) == "build ran out of memory (limit 100 MB)"
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+async def test_a_sandboxed_step_sees_only_what_it_is_given(tmp_path: Path) -> None:
+    visible = tmp_path / "visible"
+    visible.mkdir()
+    logged: list[str] = []
+    result = await run_step(
+        ["/bin/sh", "-c", f"touch written; test -e {THIS_FILE} && echo leaked || echo hidden"],
+        cwd=visible,
+        env=ENV,
+        log=logged.append,
+        deadline=Deadline(30),
+        sandbox=Sandbox(rw_paths=[visible]),
+    )
+    assert result.returncode == 0
+    assert logged == ["hidden"]
+    assert (visible / "written").exists()

@@ -1,0 +1,174 @@
+"""Starting a built artifact the way its ``ignite-launch.json`` says, and
+talking to it over its unix socket, for the compiled runtimes' tests.
+
+The pod backend's sandbox is not involved: these tests are about what a
+pipeline produces and how the runtime inside it behaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from ignite_server.builds.protocol import BuildRequest
+from ignite_server.core.models import RuntimeKind, RuntimeSpec, RuntimeTarget
+
+FUNCTION_ID = "acme-corp/hello"
+ORGANIZATION_ID = "acme-corp"
+#: How long a pod may take from exec to a healthy socket.
+START_TIMEOUT_SECS = 30
+
+
+@dataclass
+class Build:
+    """A build's request plus the log lines it produced."""
+
+    request: BuildRequest
+    log: list[str]
+
+    @property
+    def log_text(self) -> str:
+        return "\n".join(self.log)
+
+
+def build_request(
+    kind: RuntimeKind,
+    source_dir: Path,
+    out_dir: Path,
+    cache_dir: Path,
+    *,
+    target: RuntimeTarget = RuntimeTarget.UNSPECIFIED,
+    build_args: Mapping[str, str] | None = None,
+    timeout_secs: int = 1200,
+) -> Build:
+    """A BuildRequest whose log is collected in memory."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    request = BuildRequest(
+        runtime=RuntimeSpec(kind=kind, target=target),
+        source_dir=source_dir,
+        out_dir=out_dir,
+        cache_dir=cache_dir,
+        log=lines.append,
+        build_args=dict(build_args or {}),
+        timeout_secs=timeout_secs,
+    )
+    return Build(request, lines)
+
+
+def write_tree(root: Path, files: Mapping[str, str]) -> Path:
+    """Writes ``files`` (relative path → text) under ``root``."""
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@dataclass
+class Pod:
+    """A running artifact and an HTTP client bound to its socket."""
+
+    process: asyncio.subprocess.Process
+    session: aiohttp.ClientSession
+    stderr_path: Path
+
+    async def call(
+        self, body: bytes | str | dict[str, Any] = b"", *, execution_id: str = "01JTESTEXECUTION"
+    ) -> tuple[int, str, bytes]:
+        """POSTs ``body`` (a dict as JSON) to ``/``: (status, content type, body)."""
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        headers = {"X-Ignite-Execution-Id": execution_id, "Content-Type": "application/json"}
+        async with self.session.post("http://pod/", data=data, headers=headers) as response:
+            return response.status, response.headers.get("Content-Type", ""), await response.read()
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+
+@asynccontextmanager
+async def launched(artifact_dir: Path) -> AsyncIterator[Pod]:
+    """Starts the artifact as its manifest says, with the pod protocol's
+    environment, waits for ``/_ignite/health``, and stops it with SIGTERM."""
+    manifest = json.loads((artifact_dir / "ignite-launch.json").read_text())
+    argv = [arg.replace("{code}", str(artifact_dir)) for arg in manifest["argv"]]
+    # Short paths: a unix socket path must fit in 108 bytes.
+    with tempfile.TemporaryDirectory(prefix="ignite-pod-") as run_dir:
+        socket_path = Path(run_dir) / "pod.sock"
+        stderr_path = Path(run_dir) / "stderr.log"
+        # The sandbox gives each pod a private /tmp; the run directory stands
+        # in for it in the runtime's own variables (e.g. a cache directory).
+        runtime_env = {
+            key: value.replace("/tmp/", f"{run_dir}/", 1) if value.startswith("/tmp/") else value
+            for key, value in manifest["env"].items()
+        }
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "TMPDIR": run_dir,
+            "IGNITE_SOCKET": str(socket_path),
+            "IGNITE_CODE_DIR": str(artifact_dir),
+            "IGNITE_FUNCTION_ID": FUNCTION_ID,
+            "IGNITE_ORGANIZATION_ID": ORGANIZATION_ID,
+            "IGNITE_VERSION": "1",
+            "IGNITE_MAX_CONCURRENCY": "4",
+            **runtime_env,
+        }
+        with stderr_path.open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                *argv, env=env, cwd=run_dir, stdout=stderr, stderr=stderr
+            )
+        connector = aiohttp.UnixConnector(path=str(socket_path))
+        session = aiohttp.ClientSession(connector=connector)
+        pod = Pod(process, session, stderr_path)
+        try:
+            await _wait_healthy(pod)
+            yield pod
+        finally:
+            await session.close()
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 10)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+
+async def drained_on_sigterm(
+    pod: Pod, body: bytes | dict[str, Any]
+) -> tuple[tuple[int, str, bytes], int]:
+    """Sends ``body`` (a request the handler takes a while to answer), then
+    SIGTERM while it is in flight; returns (its response, the exit code)."""
+    in_flight = asyncio.create_task(pod.call(body))
+    await asyncio.sleep(0.3)
+    assert not in_flight.done(), "the request must still be in flight at SIGTERM"
+    pod.process.send_signal(signal.SIGTERM)
+    response = await in_flight
+    exit_code = await asyncio.wait_for(pod.process.wait(), 10)
+    return response, exit_code
+
+
+async def _wait_healthy(pod: Pod) -> None:
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + START_TIMEOUT_SECS
+    while loop.time() < give_up:
+        if pod.process.returncode is not None:
+            raise AssertionError(f"the pod exited with {pod.process.returncode}: {pod.stderr()}")
+        try:
+            async with pod.session.get("http://pod/_ignite/health") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass  # the socket is not there yet
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the pod did not become healthy: {pod.stderr()}")
