@@ -123,6 +123,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             builder,
             runner,
             PublicUrls(config.apps_domain, config.apps_url_scheme, config.apps_url_port),
+            logs,
         )
         execution_store = ExecutionStore(store.pool)
         executions = ExecutionService(execution_store, lifecycle)

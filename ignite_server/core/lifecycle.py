@@ -20,6 +20,7 @@ import structlog
 from ignite_server.core import archives, defaults
 from ignite_server.core.builder import Builder
 from ignite_server.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from ignite_server.core.logs import LogService
 from ignite_server.core.models import (
     App,
     AppSettings,
@@ -28,6 +29,8 @@ from ignite_server.core.models import (
     CodeUpload,
     DeploymentMode,
     DeploymentState,
+    LogEntry,
+    LogStream,
     Page,
     Resources,
     RunTarget,
@@ -106,8 +109,10 @@ class Lifecycle:
         builder: Builder,
         runner: AppRunner | None,
         urls: PublicUrls,
+        logs: LogService | None = None,
     ) -> None:
         self._store = store
+        self._logs = logs
         self._blobs = blobs
         self._builder = builder
         self._runner = runner
@@ -277,6 +282,7 @@ class Lifecycle:
             result = await self._builder.build(draft)
         finally:
             self._compiling.discard(app_id)
+        self._log_build(draft, result.log, result.error)
         outcome = BuildOutcome(
             code_hash=draft.code_hash,
             status=VersionStatus.DRAFT if result.ok else VersionStatus.FAILED,
@@ -292,6 +298,17 @@ class Lifecycle:
                 metadata={"app_id": app_id},
             )
         return recorded
+
+    def _log_build(self, draft: Version, output: str, error: str) -> None:
+        """The build's output joins the app's logs (stream BUILD, version 0)."""
+        if self._logs is None:
+            return
+        now = _now_ms()
+        lines = output.splitlines() + ([f"build failed: {error}"] if error else [])
+        for line in lines:
+            self._logs.emit(
+                LogEntry(now, draft.organization, draft.app, 0, "", LogStream.BUILD, line)
+            )
 
     def _require_runnable(self, version: Version) -> None:
         if version.code_kind != CodeKind.SDK:

@@ -1,0 +1,66 @@
+"""A build that fails: publish refuses it, and the builder's output is in
+the draft's build log and in the app's logs (stream BUILD)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+
+import grpc
+from dodil.ignite.v1 import ignite_common_pb2 as common
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
+
+from tests.support import expect_error, python_archive, read_logs
+
+MISSING = "ignite-test-no-such-package-4d1f"
+
+
+def _archive(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_failed_build_is_reported_everywhere(stub, org):
+    stub.CreateApp(
+        compute.CreateAppRequest(organization_name=org, name="broken", runtime={"python": {}})
+    )
+    code = _archive(
+        {
+            "handler.py": b"def handler(payload, ctx):\n    return 'never'\n",
+            "requirements.txt": f"{MISSING}==1.0\n".encode(),
+        }
+    )
+    stub.SaveDraft(
+        compute.SaveDraftRequest(
+            organization_name=org, app_name="broken", code=python_archive(code)
+        )
+    )
+    assert expect_error(
+        stub.PublishDraft, compute.PublishDraftRequest(organization_name=org, app_name="broken")
+    ) == (grpc.StatusCode.FAILED_PRECONDITION, "BUILD_FAILED")
+
+    draft = stub.GetDraft(compute.GetDraftRequest(organization_name=org, app_name="broken"))
+    assert draft.draft.status == common.VERSION_STATUS_FAILED
+    assert MISSING in draft.build_log
+    assert draft.draft.error
+    # Nothing was published.
+    app = stub.GetApp(compute.GetAppRequest(organization_name=org, app_name="broken")).app
+    assert app.active_version == 0
+    deadline = time.monotonic() + 10
+    while True:
+        build = [
+            e
+            for e in read_logs(stub, org, app_name="broken")
+            if e.stream == compute.LOG_STREAM_BUILD
+        ]
+        if any(MISSING in e.message for e in build) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert any(MISSING in e.message for e in build)
+    assert {e.version for e in build} == {0}
