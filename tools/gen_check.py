@@ -11,8 +11,19 @@ def main(deps: str) -> int:
     protos = sorted(str(p) for p in pathlib.Path("proto").rglob("*.proto"))
     with tempfile.TemporaryDirectory() as out:
         subprocess.run(
-            [sys.executable, "-m", "grpc_tools.protoc", "-I", "proto", "-I", deps,
-             f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}", *protos],
+            [
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
+                "-I",
+                "proto",
+                "-I",
+                deps,
+                f"--python_out={out}",
+                f"--pyi_out={out}",
+                f"--grpc_python_out={out}",
+                *protos,
+            ],
             check=True,
         )
         fresh = {p.relative_to(out) for p in pathlib.Path(out).rglob("*") if p.is_file()}
@@ -22,8 +33,10 @@ def main(deps: str) -> int:
             if p.is_file() and "__pycache__" not in p.parts
         }
         stale = sorted(
-            str(p) for p in fresh | committed
-            if p not in fresh or p not in committed
+            str(p)
+            for p in fresh | committed
+            if p not in fresh
+            or p not in committed
             or not filecmp.cmp(pathlib.Path(out) / p, pathlib.Path("gen") / p, shallow=False)
         )
     if stale:

@@ -5,9 +5,8 @@ import pathlib
 import shutil
 import sys
 
-import google.api.annotations_pb2  # noqa: F401  (proves the package is installed)
-
 import google.api
+import google.api.annotations_pb2
 
 DEPS = ("annotations.proto", "http.proto")
 

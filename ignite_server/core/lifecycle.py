@@ -45,6 +45,7 @@ from ignite_server.core.validation import (
     check_name,
     check_new_app_name,
     check_page_size,
+    check_version,
     normalize_settings,
 )
 from ignite_server.store.blobs import BlobStore
@@ -377,10 +378,12 @@ class Lifecycle:
 
     async def get_version(self, organization: str, name: str, version: int) -> Version:
         check_app_ref(organization, name)
+        check_version(version)
         return await self._store.get_version(organization, name, version)
 
     async def rollback(self, organization: str, name: str, version: int) -> AppView:
         check_app_ref(organization, name)
+        check_version(version)
         if version <= 0:
             raise InvalidArgument(
                 "version must be a published version (1 or more)",
@@ -401,6 +404,7 @@ class Lifecycle:
         """What an invocation runs: the active version, a given published
         version, or (``draft``) the compiled draft."""
         check_app_ref(organization, name)
+        check_version(version)
         app = await self._store.get_app(organization, name)
         if draft:
             chosen = await self._store.get_version(organization, name, 0)

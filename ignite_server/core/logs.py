@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 
+from ignite_server.core.errors import InvalidArgument
 from ignite_server.core.models import LogEntry, LogStream
 from ignite_server.core.validation import check_name
 from ignite_server.store.logs import LOG_CHANNEL, LogStore
@@ -137,6 +138,10 @@ class LogService:
         check_name(organization, "organization_name")
         if app:
             check_name(app, "app_name")
+        if limit < 0:
+            raise InvalidArgument(
+                "limit must not be negative", reason="OUT_OF_RANGE", metadata={"field": "limit"}
+            )
         limit = min(limit or DEFAULT_READ_LIMIT, MAX_READ_LIMIT)
         last_id = 0
         for row_id, entry in await self._store.read(

@@ -210,3 +210,13 @@ def check_page_size(page_size: int) -> int:
     if page_size < 0:
         raise _invalid("page_size", "page_size must not be negative", "OUT_OF_RANGE")
     return min(page_size or defaults.PAGE_SIZE_DEFAULT, defaults.PAGE_SIZE_MAX)
+
+
+#: Version numbers are uint32 on the wire and int4 in the store.
+_MAX_VERSION = 2**31 - 1
+
+
+def check_version(version: int, field: str = "version") -> int:
+    if not 0 <= version <= _MAX_VERSION:
+        raise _invalid(field, f"{field} must be between 0 and {_MAX_VERSION}", "OUT_OF_RANGE")
+    return version

@@ -1,0 +1,21 @@
+"""``ignite-gateway``: run the HTTP edge (flags: ``ignite-gateway --help``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from ignite_gateway.config import parse_args
+from ignite_gateway.server import serve
+from ignite_server.log_setup import configure as configure_logging
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse flags, then serve until SIGTERM or SIGINT."""
+    config = parse_args(argv)
+    configure_logging(config.log_format)
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

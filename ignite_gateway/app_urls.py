@@ -1,0 +1,143 @@
+"""Direct app URLs: ``http://<app>-<org>.<apps domain>/...``.
+
+A request whose ``Host`` is one DNS label under the apps domain is a plain
+HTTP request for that app's active version. It becomes an ``Invoke`` call
+whose envelope is the request itself (method, path, query, headers, body),
+and the pod's response is relayed as is.
+
+**Which app?** Org and app names are DNS labels and may contain ``-``, so
+``a-b-c`` could be app ``a`` of org ``b-c`` or app ``a-b`` of org ``c``.
+:class:`AppHostResolver` lists the split points *longest org first*; the
+gateway invokes the first candidate, and moves to the next only when the
+server answers ``NOT_FOUND`` with the reason ``APP_NOT_FOUND`` before any
+response frame (no app by that name, so nothing ran). The first candidate that exists wins and is
+remembered for a short while, so a warm host costs one call. Invoking rather
+than looking the app up first keeps the answer the server's own, for callers
+with or without a token. An org and an app whose joined names collide (app
+``a`` of ``b-c`` and app ``a-b`` of ``c``) are told apart in favour of the
+longer org; the other stays reachable through ``/v1/.../invoke``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from multidict import CIMultiDictProxy
+
+# A DNS label as Ignite names are: lower-case letters, digits, inner dashes.
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+# Request headers that describe one hop, not the request (RFC 9110 §7.6.1),
+# and Authorization: the caller's platform credential is for the platform
+# (passed as call metadata), never handed to the app's code.
+_NOT_FORWARDED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "authorization",
+        "content-length",
+    }
+)
+
+
+@dataclass(frozen=True)
+class AppRef:
+    """One app, by organization and name."""
+
+    org: str
+    app: str
+
+
+def app_label(host: str, apps_domain: str) -> str | None:
+    """The ``<app>-<org>`` label of a Host header under ``apps_domain``.
+
+    None when the host is not one label under the domain (the API itself,
+    or something else entirely).
+    """
+    name = host.strip().lower()
+    if name.startswith("["):
+        return None  # an IPv6 literal
+    name = name.rsplit(":", 1)[0] if ":" in name else name
+    name = name.rstrip(".")
+    suffix = "." + apps_domain.lower().strip(".")
+    if not name.endswith(suffix):
+        return None
+    label = name[: -len(suffix)]
+    if not _LABEL.fullmatch(label):
+        return None
+    return label
+
+
+def candidates(label: str) -> list[AppRef]:
+    """Every (app, org) split of ``label``, longest org first."""
+    refs = []
+    for index, char in enumerate(label):
+        if char != "-":
+            continue
+        app, org = label[:index], label[index + 1 :]
+        if _LABEL.fullmatch(app) and _LABEL.fullmatch(org):
+            refs.append(AppRef(org=org, app=app))
+    return refs
+
+
+class AppHostResolver:
+    """Remembers which split of a label named an existing app.
+
+    Entries expire after ``ttl_s`` so a deleted app and a newly created one
+    with a colliding name are noticed; a remembered split that the server no
+    longer knows is forgotten at once by :meth:`forget`.
+    """
+
+    def __init__(self, ttl_s: float = 30.0, max_entries: int = 10_000) -> None:
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._known: dict[str, tuple[AppRef, float]] = {}
+
+    def order(self, label: str) -> list[AppRef]:
+        """Candidates to try: the remembered one first, then the rest."""
+        options = candidates(label)
+        entry = self._known.get(label)
+        if entry is not None:
+            ref, expires = entry
+            if expires > time.monotonic() and ref in options:
+                return [ref] + [option for option in options if option != ref]
+            del self._known[label]
+        return options
+
+    def remember(self, label: str, ref: AppRef) -> None:
+        """Record that ``ref`` exists."""
+        if len(self._known) >= self._max_entries:
+            # Bounded memory against hosts made up by the caller: drop the
+            # oldest half rather than track recency on every hit.
+            for key in list(self._known)[: self._max_entries // 2]:
+                del self._known[key]
+        self._known[label] = (ref, time.monotonic() + self._ttl_s)
+
+    def forget(self, label: str) -> None:
+        """Drop what is remembered for ``label``."""
+        self._known.pop(label, None)
+
+
+def forwarded_headers(headers: CIMultiDictProxy[str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The request headers the app sees, repeated ones joined by ``", "``."""
+    joined: dict[str, str] = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in _NOT_FORWARDED:
+            continue
+        if lowered in joined:
+            separator = "; " if lowered == "cookie" else ", "
+            joined[lowered] = joined[lowered] + separator + value
+        else:
+            joined[lowered] = value
+    joined.update({name.lower(): value for name, value in extra.items()})
+    return joined

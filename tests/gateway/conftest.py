@@ -1,0 +1,76 @@
+"""A live gateway (real sockets, in this process) in front of a live fake
+gRPC server, shared by the gateway's own HTTP tests; and a real platform
+with authentication on for the end-to-end ones."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+import pytest_asyncio
+import requests
+from aiohttp import web
+
+from ignite_gateway.config import GatewayConfig
+from ignite_gateway.server import Gateway
+from ignite_server.launcher import LocalPlatform, temporary_platform
+from tests.gateway.fakes import FakeCompute, start_fake_server
+
+APPS_DOMAIN = "apps.test"
+
+
+@dataclass
+class LiveGateway:
+    """Where the gateway listens, and the fake behind it."""
+
+    url: str
+    port: int
+    fake: FakeCompute
+    gateway: Gateway
+    session: aiohttp.ClientSession
+
+    def app_host(self, org: str, app: str) -> str:
+        return f"{app}-{org}.{APPS_DOMAIN}"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def live() -> AsyncIterator[LiveGateway]:
+    server, fake, _, target = await start_fake_server()
+    config = GatewayConfig(host="127.0.0.1", port=0, grpc_target=target, apps_domain=APPS_DOMAIN)
+    gateway = Gateway(config)
+    runner = web.AppRunner(gateway.application(), access_log=None, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    async with aiohttp.ClientSession() as session:
+        yield LiveGateway(f"http://127.0.0.1:{port}", port, fake, gateway, session)
+    await runner.cleanup()
+    await server.stop(None)
+
+
+@pytest.fixture(scope="session")
+def secured_platform() -> Iterator[LocalPlatform]:
+    """A platform with authentication required, of the gateway tests' own:
+    seed 000's fixed names ("acme-corp", "greet") must not meet other
+    tests', and the shared platform runs without authentication."""
+    with temporary_platform(auth=True) as running:
+        yield running
+
+
+def access_token(platform: LocalPlatform) -> str:
+    """An access token from the OAuth 2.0 token endpoint (client credentials)."""
+    client_id, client_secret = platform.admin_credentials()
+    issued = requests.post(
+        f"{platform.http_url}/v1/ignite/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+        },
+        timeout=30,
+    )
+    issued.raise_for_status()
+    return str(issued.json()["access_token"])
