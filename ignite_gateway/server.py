@@ -33,7 +33,7 @@ from google.protobuf.descriptor import Descriptor, FileDescriptor, MethodDescrip
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ignite_gateway import app_urls, metadata, oauth
+from ignite_gateway import app_urls, cors, metadata, oauth
 from ignite_gateway.config import (
     MAX_GRPC_MESSAGE_BYTES,
     MAX_JSON_BODY_BYTES,
@@ -63,6 +63,8 @@ _log = structlog.get_logger("ignite_gateway")
 _REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 _RPC: web.RequestKey[str] = web.RequestKey("rpc", str)
 _APP: web.RequestKey[str] = web.RequestKey("app", str)
+#: Marks app-URL requests, whose responses carry CORS headers.
+_CROSS_ORIGIN: web.RequestKey[bool] = web.RequestKey("cross_origin", bool)
 
 #: Deadline of the readiness probe's health check.
 _READY_TIMEOUT_S = 2.0
@@ -150,8 +152,13 @@ class Gateway:
         async def _close(_: web.Application) -> None:
             await self.close()
 
+        async def _allow_origin(request: web.Request, response: web.StreamResponse) -> None:
+            if request.get(_CROSS_ORIGIN):
+                cors.allow_origin(request, response)
+
         app.on_startup.append(_open)
         app.on_cleanup.append(_close)
+        app.on_response_prepare.append(_allow_origin)
         return app
 
     def _multicallable(self, method: MethodDescriptor) -> Callable[..., Any]:
@@ -172,6 +179,9 @@ class Gateway:
         """Entry point of every request."""
         label = app_urls.app_label(request.host, self.config.apps_domain)
         if label is not None:
+            if cors.is_preflight(request):
+                return cors.preflight(request)
+            request[_CROSS_ORIGIN] = True
             return await self._serve_app(request, label)
         path = request.rel_url.raw_path
         if path == "/healthz":

@@ -17,12 +17,14 @@ pip's output in the build log.
 from __future__ import annotations
 
 import asyncio
+import compileall
 import hashlib
 import json
 import os
 import shutil
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from ignite_server.builds.protocol import BuildFailed, BuildRequest
@@ -34,7 +36,8 @@ RUNTIME_FILE = "ignite_runtime.py"
 MANIFEST = "ignite-launch.json"
 #: The pool name the local backend pre-starts runtime processes under.
 PRESTART_POOL = "python3.11"
-SUPPORTED_VERSIONS = frozenset({"", "3", "3.11"})
+#: The Python version pods run (the server's own interpreter's).
+PYTHON_VERSION = "3.11"
 
 
 def default_interpreter() -> Path:
@@ -61,7 +64,8 @@ class PythonPipeline:
 
     async def build(self, request: BuildRequest) -> None:
         """Write the artifact for ``request.source_dir`` into ``request.out_dir``."""
-        if request.runtime.version not in SUPPORTED_VERSIONS:
+        wanted = request.runtime.version
+        if wanted not in ("", "3") and not (wanted + ".").startswith(PYTHON_VERSION + "."):
             raise BuildFailed(
                 f"Python {request.runtime.version} is not available; this platform runs 3.11"
             )
@@ -70,6 +74,7 @@ class PythonPipeline:
             raise BuildFailed("handler.py is missing at the root of the code")
         out = request.out_dir
         await asyncio.to_thread(_copy_tree, src, out / "app")
+        await asyncio.to_thread(_precompile, out / "app", request.log)
         requirements = src / "requirements.txt"
         if requirements.is_file():
             await self._install(request, requirements, out / "deps")
@@ -108,6 +113,9 @@ class PythonPipeline:
         cmd = [
             str(self.pip_python), "-m", "pip", "install",
             "--disable-pip-version-check", "--no-input", "--isolated",
+            # Wheels only: building an sdist would run the app's setup code
+            # on the server, outside any sandbox.
+            "--only-binary", ":all:",
             "--cache-dir", str(request.cache_dir / "pip"),
             "--target", str(staging),
             "-r", str(requirements),
@@ -148,6 +156,20 @@ class PythonPipeline:
             # A concurrent build of the same requirements won; theirs is equal.
             await asyncio.to_thread(shutil.rmtree, staging, True)
         await asyncio.to_thread(_copy_tree, cached, deps)
+
+
+def _precompile(app: Path, log: Callable[[str], None]) -> None:
+    """Compile the app's modules now (pods cannot write ``__pycache__``, so
+    otherwise every cold start would compile them again); a syntax error in
+    handler.py fails the build instead of every activation."""
+    try:
+        compile((app / "handler.py").read_bytes(), "handler.py", "exec")
+    except SyntaxError as exc:
+        log(f"handler.py:{exc.lineno}: {exc.msg}")
+        raise BuildFailed(f"handler.py line {exc.lineno}: {exc.msg}") from None
+    # Other files may legitimately not compile (templates, scripts for other
+    # tools); they are left for the import that needs them to report.
+    compileall.compile_dir(app, quiet=2, workers=1)
 
 
 def _copy_tree(src: Path, dst: Path) -> None:

@@ -48,10 +48,13 @@ async def _start(tmp_path: Path, env: dict[str, str]) -> tuple[asyncio.subproces
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     for _ in range(500):
-        if sock.exists():
+        try:
+            await http_once(sock, "GET", "/_ignite/health")
+        except OSError:  # not bound or not listening yet
+            await asyncio.sleep(0.01)
+        else:
             return proc, sock
-        await asyncio.sleep(0.01)
-    raise AssertionError("the runtime did not create its socket")
+    raise AssertionError("the runtime did not start serving")
 
 
 def _app(tmp_path: Path, source: str) -> Path:

@@ -1,0 +1,81 @@
+"""Pre-started runtime processes, specialized for an app on demand.
+
+Starting a sandbox and an interpreter is most of a cold start (≈50 ms for
+Python); loading an app's code into an interpreter that already runs is a
+few ms. So for every runtime whose manifest names a ``prestart`` pool, the
+backend keeps ``size`` generic pods running (sandboxed, no code, health
+``503``) and hands one out when a pod for an app is needed; the caller makes
+the app's code appear in the pod's code directory and posts
+``/_ignite/load``. Each hand-out is followed by a refill in the background
+once the pod is specialized, so a burst of cold starts takes the pool's pods
+first and then falls back to fresh starts, which cost no more than without a
+pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from ignite_server.backends.local.pod import LocalPod
+from ignite_server.backends.protocol import PodStartError
+
+log = structlog.get_logger(__name__)
+
+
+class WarmPool:
+    """Idle pre-started pods of one kind (one launch manifest's pool key)."""
+
+    def __init__(self, name: str, size: int, start: Callable[[], Awaitable[LocalPod]]) -> None:
+        self.name = name
+        self.size = size
+        self._start = start
+        self._idle: list[LocalPod] = []
+        self._refill: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def take(self) -> LocalPod:
+        """A listening, unspecialized pod: from the pool when it has one,
+        else freshly started. The caller calls ``warm()`` once it has
+        specialized the pod: refilling sooner would compete with that for
+        the CPU, on the critical path of a cold start."""
+        while self._idle:
+            candidate = self._idle.pop(0)
+            if candidate.exit is None:
+                return candidate
+        return await self._start()
+
+    def _ensure_refill(self) -> None:
+        if self._closed or self.size <= 0:
+            return
+        if self._refill is None or self._refill.done():
+            self._refill = asyncio.create_task(self._fill())
+
+    async def _fill(self) -> None:
+        while not self._closed and len(self._idle) < self.size:
+            try:
+                pod = await self._start()
+            except PodStartError as exc:
+                log.warning("cannot pre-start a pod", pool=self.name, error=exc.message)
+                return
+            if self._closed:
+                await pod.close()
+                return
+            self._idle.append(pod)
+
+    def warm(self) -> None:
+        """Start filling the pool up to its size, in the background."""
+        self._ensure_refill()
+
+    async def close(self) -> None:
+        """Stop filling, and stop the idle pods."""
+        self._closed = True
+        if self._refill is not None:
+            self._refill.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refill
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(pod.close() for pod in idle), return_exceptions=True)

@@ -1,0 +1,408 @@
+"""Running invocations on pods: core/runner.py's ``AppRunner``.
+
+Construction (server start-up)::
+
+    invoker = Invoker.local(
+        state_dir,                    # the server's state directory
+        sandbox="auto",               # see backends/local/backend.py
+        production=False,
+        allow_unsandboxed=False,
+        log_sink=store_app_log,       # PodLogRecord per line an app prints
+    )
+    ...
+    async for frame in invoker.invoke(target, request, execution_id): ...
+    await invoker.close()
+
+or ``Invoker(backend)`` around any ``PodBackend`` (then the caller closes
+the backend after the invoker).
+
+An invocation finds the ``Revision`` (core/activator.py) of its app
+version, acquires a slot on a ready pod (held while a pod starts, bounded by
+the activation deadline), and sends the request to the pod as a real HTTP
+request with the execution id in ``X-Ignite-Execution-Id``. The response is
+streamed back as ``ResponseHead``, ``ResponseChunk``\\ s of at most
+``CHUNK_BYTES`` (never the whole body in memory) and a ``ResponseTrailer``.
+The app's ``timeout_secs`` bounds the time spent waiting on the pod (not
+on the consumer of the stream); past it the request ends with
+DeadlineExceeded and the pod, which still runs the handler, is stopped as
+soon as it runs nothing else. A pod that dies under a request ends it with
+Unavailable (or ResourceExhausted ``OUT_OF_MEMORY`` when the kernel killed
+it for its memory limit), and is replaced. A cancelled invocation (its caller
+went away, or its execution was cancelled) is cut off like a timed-out one.
+
+A revision is keyed by app, version, and everything a pod is started with
+(env, resources, concurrency, artifact): a change of settings starts fresh
+pods and drains the old ones. One supervisor task ticks every revision's
+autoscaler every ``TICK_SECS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+
+import aiohttp
+import structlog
+
+from ignite_server.backends.protocol import ExitReason, LogSink, PodBackend, PodSpec
+from ignite_server.core.activator import PodSlot, Revision
+from ignite_server.core.errors import DeadlineExceeded, IgniteError, ResourceExhausted, Unavailable
+from ignite_server.core.models import (
+    DeploymentState,
+    InvocationRequest,
+    ResponseChunk,
+    ResponseFrame,
+    ResponseHead,
+    ResponseTrailer,
+    RunTarget,
+)
+from ignite_server.core.runner import DeploymentStatus
+
+log = structlog.get_logger(__name__)
+
+#: Per-pod concurrency when an app sets max_concurrency 0. Python handlers
+#: run in threads under one GIL: a handful overlap I/O waits well, many more
+#: only queue inside the pod where the platform cannot see or spread them.
+DEFAULT_MAX_CONCURRENCY = 8
+#: Requests that may wait per app version for a free pod slot. Each holds
+#: its body (up to 32 MiB) in memory, so the bound protects the server.
+DEFAULT_QUEUE_DEPTH = 256
+#: How long a request may wait for a pod (cold start or free slot) before
+#: Unavailable; a cold Python pod takes ~20-150 ms, a heavy import seconds.
+DEFAULT_ACTIVATION_TIMEOUT_SECS = 30.0
+#: Autoscaler period: fine enough that scale-down periods of a few seconds
+#: are honoured closely, coarse enough to cost nothing.
+TICK_SECS = 0.5
+#: Largest response chunk: well below gRPC's 4 MiB message limit.
+CHUNK_BYTES = 64 * 1024
+#: After a connection error, how long to wait for the pod's exit to learn
+#: why it died (the OOM killer's verdict arrives with the exit).
+EXIT_VERDICT_SECS = 2.0
+#: Headers that describe one HTTP hop, not the request (RFC 9110 §7.6.1),
+#: plus the ones aiohttp computes itself.
+HOP_HEADERS = frozenset(
+    {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+        "trailer", "upgrade", "host", "content-length",
+    }
+)  # fmt: skip
+EXECUTION_ID_HEADER = "X-Ignite-Execution-Id"
+
+
+class Invoker:
+    """Runs app invocations on pods of a ``PodBackend``; see the module docstring."""
+
+    def __init__(
+        self,
+        backend: PodBackend,
+        *,
+        queue_depth: int = DEFAULT_QUEUE_DEPTH,
+        activation_timeout_secs: float = DEFAULT_ACTIVATION_TIMEOUT_SECS,
+        owns_backend: bool = False,
+    ) -> None:
+        self.backend = backend
+        self.queue_depth = queue_depth
+        self.activation_timeout_secs = activation_timeout_secs
+        self._owns_backend = owns_backend
+        self._revisions: dict[tuple[str, int, str], Revision] = {}
+        self._supervisor: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        #: Revisions no longer routed to, whose pods are finishing.
+        self._draining: set[Revision] = set()
+        self._closed = False
+
+    @classmethod
+    def local(
+        cls,
+        state_dir: Path,
+        *,
+        sandbox: Literal["auto", "required", "off"] = "auto",
+        production: bool = False,
+        allow_unsandboxed: bool = False,
+        log_sink: LogSink | None = None,
+        queue_depth: int = DEFAULT_QUEUE_DEPTH,
+        activation_timeout_secs: float = DEFAULT_ACTIVATION_TIMEOUT_SECS,
+    ) -> Invoker:
+        """An invoker on a ``LocalBackend`` of its own (closed with it)."""
+        from ignite_server.backends.local import LocalBackend
+
+        backend = LocalBackend(
+            state_dir,
+            sandbox=sandbox,
+            production=production,
+            allow_unsandboxed=allow_unsandboxed,
+            log_sink=log_sink,
+        )
+        return cls(
+            backend,
+            queue_depth=queue_depth,
+            activation_timeout_secs=activation_timeout_secs,
+            owns_backend=True,
+        )
+
+    # --- AppRunner -------------------------------------------------------------
+
+    async def invoke(
+        self, target: RunTarget, request: InvocationRequest, execution_id: str
+    ) -> AsyncIterator[ResponseFrame]:
+        """Run one invocation (see core/runner.py ``AppRunner.invoke``)."""
+        revision = self._revision(target)
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        cold = revision.ready_replicas == 0
+        slot = await revision.acquire(loop.time() + self.activation_timeout_secs)
+        cold_start_ms = int((time.monotonic() - started) * 1000) if cold else 0
+        cpu_before = slot.pod.stats().cpu_used_ms
+        abandoned = False
+        try:
+            with slot.pod.executing(execution_id):
+                timeout = target.resources.timeout_secs
+                deadline = loop.time() + timeout
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        response = await slot.session.request(
+                            request.method or "POST",
+                            _url(slot, request),
+                            data=request.body,
+                            headers=_request_headers(request, execution_id),
+                            allow_redirects=False,
+                        )
+                except TimeoutError:
+                    abandoned = True
+                    revision.abandon(slot)
+                    raise _timeout(timeout) from None
+                except asyncio.CancelledError:
+                    # The caller gave up (went away, cancelled the execution):
+                    # cut the handler off as on a timeout.
+                    abandoned = True
+                    revision.abandon(slot)
+                    raise
+                except aiohttp.ClientError as exc:
+                    raise await _pod_failure(slot, exc) from None
+                try:
+                    yield ResponseHead(
+                        status_code=response.status,
+                        headers=_response_headers(response),
+                        execution_id=execution_id,
+                    )
+                    total = 0
+                    while True:
+                        try:
+                            async with asyncio.timeout_at(deadline):
+                                data = await response.content.read(CHUNK_BYTES)
+                        except TimeoutError:
+                            abandoned = True
+                            revision.abandon(slot)
+                            raise _timeout(timeout) from None
+                        except asyncio.CancelledError:
+                            abandoned = True
+                            revision.abandon(slot)
+                            raise
+                        except aiohttp.ClientError as exc:
+                            raise await _pod_failure(slot, exc) from None
+                        if not data:
+                            break
+                        total += len(data)
+                        yield ResponseChunk(data)
+                    usage = slot.pod.stats()
+                    yield ResponseTrailer(
+                        total_body_bytes=total,
+                        duration_ms=int((time.monotonic() - started) * 1000),
+                        cold_start_ms=cold_start_ms,
+                        cpu_used_ms=max(0, usage.cpu_used_ms - cpu_before),
+                        memory_used_mb=usage.memory_peak_mb,
+                    )
+                finally:
+                    response.release()
+        finally:
+            if not abandoned:
+                revision.release(slot)
+
+    def status(self, app_id: str) -> DeploymentStatus:
+        """What runs for ``app_id`` now, with the backend's warnings."""
+        revisions = [r for (a, _, _), r in self._revisions.items() if a == app_id]
+        warnings = " ".join(self.backend.info.warnings)
+        if not revisions:
+            return DeploymentStatus(state=None, message=warnings)
+        states = {r.state() for r in revisions}
+        ready = sum(r.ready_replicas for r in revisions)
+        message = ""
+        for state in (
+            DeploymentState.DEPLOYED,
+            DeploymentState.ACTIVATING,
+            DeploymentState.FAILED,
+            DeploymentState.COLD,
+        ):
+            if state in states:
+                break
+        if state == DeploymentState.FAILED:
+            message = next(r.last_error for r in revisions if r.last_error)
+        else:
+            exits = [r.last_exit for r in revisions if r.last_exit is not None]
+            if exits:
+                message = f"a pod {exits[-1].message}"
+        return DeploymentStatus(
+            state=state,
+            ready_replicas=ready,
+            message=" ".join(m for m in (message, warnings) if m),
+        )
+
+    async def retire(self, app_id: str, keep_version: int | None) -> None:
+        """Move the app's traffic off every version but ``keep_version``.
+
+        Returns at once: new requests no longer reach those versions, and
+        their pods drain in the background (requests running or queued on
+        them finish first; ``close`` stops whatever is left), so a publish
+        never waits for an old version's slow requests."""
+        doomed = [key for key in self._revisions if key[0] == app_id and key[1] != keep_version]
+        for key in doomed:
+            self._spawn_retire(self._revisions.pop(key))
+
+    async def close(self) -> None:
+        """Stop the supervisor and every pod (and the backend, if owned)."""
+        self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        draining = list(self._draining)
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        revisions, self._revisions = list(self._revisions.values()), {}
+        await asyncio.gather(*(r.close() for r in [*revisions, *draining]))
+        if self._owns_backend:
+            await self.backend.close()
+
+    # --- beyond AppRunner -----------------------------------------------------
+
+    async def warm(self, target: RunTarget) -> None:
+        """Prepare ``target`` before its first request: start its
+        ``reserved_capacity`` pods (call after publish or rollback)."""
+        revision = self._revision(target)
+        revision.tick(time.monotonic())
+
+    def revision(self, target: RunTarget) -> Revision | None:
+        """The live revision serving ``target``, if any (tests, diagnostics)."""
+        return self._revisions.get(_key(target))
+
+    # --- internals ------------------------------------------------------------
+
+    def _revision(self, target: RunTarget) -> Revision:
+        if self._closed:
+            raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
+        key = _key(target)
+        revision = self._revisions.get(key)
+        if revision is None:
+            revision = Revision(
+                _spec(target), target.app.scaling, self.backend, queue_depth=self.queue_depth
+            )
+            # The same version with other settings: its old pods drain.
+            stale = [k for k in self._revisions if k[:2] == key[:2]]
+            for old in stale:
+                self._spawn_retire(self._revisions.pop(old))
+            self._revisions[key] = revision
+            self._ensure_supervisor()
+        else:
+            revision.autoscaler.scaling = target.app.scaling
+        return revision
+
+    def _spawn_retire(self, revision: Revision) -> None:
+        self._draining.add(revision)
+        task = asyncio.create_task(revision.drain())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+        task.add_done_callback(lambda _: self._draining.discard(revision))
+
+    def _ensure_supervisor(self) -> None:
+        if self._supervisor is None or self._supervisor.done():
+            self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECS)
+            now = time.monotonic()
+            for revision in list(self._revisions.values()):
+                try:
+                    revision.tick(now)
+                except Exception:
+                    log.exception("autoscaler tick failed", app=revision.spec.app_id)
+
+
+def _spec(target: RunTarget) -> PodSpec:
+    return PodSpec(
+        app_id=target.app.id,
+        version=target.version.version,
+        artifact_dir=target.artifact_dir,
+        env=dict(target.app.env),
+        resources=target.resources,
+        max_concurrency=target.app.max_concurrency or DEFAULT_MAX_CONCURRENCY,
+    )
+
+
+def _key(target: RunTarget) -> tuple[str, int, str]:
+    spec = _spec(target)
+    fingerprint = json.dumps(
+        [
+            sorted(spec.env.items()),
+            [spec.resources.memory_mb, spec.resources.cpu_millicores],
+            spec.max_concurrency,
+            str(spec.artifact_dir),
+        ]
+    )
+    return (spec.app_id, spec.version, hashlib.sha256(fingerprint.encode()).hexdigest()[:16])
+
+
+def _url(slot: PodSlot, request: InvocationRequest) -> str:
+    path = request.path or "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    return slot.pod.base_url + path + (f"?{request.query}" if request.query else "")
+
+
+def _request_headers(request: InvocationRequest, execution_id: str) -> dict[str, str]:
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+    headers = {k: v for k, v in headers.items() if k.lower() != EXECUTION_ID_HEADER.lower()}
+    headers[EXECUTION_ID_HEADER] = execution_id
+    return headers
+
+
+def _response_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in response.headers.items():
+        if name.lower() in HOP_HEADERS:
+            continue
+        # Repeated headers fold into one, as RFC 9110 §5.3 allows.
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def _timeout(timeout_secs: int) -> DeadlineExceeded:
+    return DeadlineExceeded(
+        f"the handler did not finish within its timeout of {timeout_secs}s",
+        reason="EXECUTION_TIMEOUT",
+    )
+
+
+async def _pod_failure(slot: PodSlot, exc: Exception) -> IgniteError:
+    """The error for a request whose pod connection broke: why the pod died
+    if it did (waiting briefly for its exit), else a lost connection."""
+    end = slot.pod.exit
+    if end is None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(EXIT_VERDICT_SECS):
+                end = await slot.pod.wait()
+    if end is None:
+        return Unavailable(
+            f"the connection to the app's pod broke: {type(exc).__name__}",
+            reason="POD_CONNECTION_LOST",
+        )
+    if end.reason == ExitReason.OUT_OF_MEMORY:
+        return ResourceExhausted(f"the app's pod was {end.message}", reason="OUT_OF_MEMORY")
+    return Unavailable(f"the app's pod {end.message} during the request", reason="POD_EXITED")

@@ -1,0 +1,158 @@
+"""The local backend's sandbox, probed from inside real pods: no network,
+no view of the server's files, of other apps' code, or of its environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from ignite_server.backends.local import LocalBackend
+from ignite_server.backends.local.pod import LocalPod
+from ignite_server.backends.protocol import ExitReason, PodSpec, PodStartError
+from ignite_server.builds.protocol import BuildRequest
+from ignite_server.builds.python import RUNTIME_DIR, PythonPipeline
+from ignite_server.core.models import Resources, RuntimeKind, RuntimeSpec
+
+PROBE = r"""import json, os, socket
+
+def attempt(fn):
+    try:
+        return "ok: " + repr(fn())[:200]
+    except Exception as exc:
+        return "denied: " + type(exc).__name__
+
+def handler(payload, ctx):
+    asks = json.loads(payload)
+    def tcp(host, port):
+        return lambda: socket.create_connection((host, port), timeout=2).close()
+    def write(path):
+        return lambda: open(path, "w").write("x")
+    return {
+        "tcp_host": attempt(tcp("127.0.0.1", asks["port"])),
+        "tcp_outside": attempt(tcp("1.1.1.1", 80)),
+        "state_dir": attempt(lambda: os.listdir(asks["state_dir"])),
+        "state_file": attempt(lambda: open(asks["state_file"]).read()),
+        "other_code": attempt(lambda: open(asks["other_code"]).read()),
+        "write_code": attempt(write("/code/app/handler.py")),
+        "write_tmp": attempt(write("/tmp/scratch")),
+        "runtime_parent": attempt(lambda: sorted(os.listdir(asks["runtime_parent"]))),
+        "env": dict(os.environ),
+        "uid": os.getuid(),
+        "secret_file": attempt(lambda: open("/proc/1/environ").read()),
+    }
+"""
+
+SECRET = "IGNITE_TEST_SERVER_SECRET"
+
+
+async def _build(root: Path, name: str, source: str) -> Path:
+    src = root / f"src-{name}"
+    src.mkdir()
+    (src / "handler.py").write_text(source)
+    out = root / f"artifact-{name}"
+    await PythonPipeline().build(
+        BuildRequest(RuntimeSpec(RuntimeKind.PYTHON), src, out, root / "cache", lambda _: None)
+    )
+    return out
+
+
+def _spec(artifact: Path, app: str, env: dict[str, str] | None = None) -> PodSpec:
+    return PodSpec(
+        app_id=f"acme-corp/{app}",
+        version=1,
+        artifact_dir=artifact,
+        env=env or {},
+        resources=Resources(memory_mb=256, cpu_millicores=1000, timeout_secs=10),
+        max_concurrency=2,
+    )
+
+
+async def _post(pod: LocalPod, body: bytes) -> tuple[int, bytes]:
+    async with (
+        aiohttp.ClientSession(connector=pod.connector()) as session,
+        session.post(pod.base_url + "/", data=body) as response,
+    ):
+        return response.status, await response.read()
+
+
+@pytest.fixture(scope="module")
+async def backend(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalBackend]:
+    os.environ[SECRET] = "hunter2"
+    state = tmp_path_factory.mktemp("sandbox-state")
+    local = LocalBackend(state, sandbox="required", pool_size=1)
+    yield local
+    await local.close()
+    os.environ.pop(SECRET, None)
+
+
+async def test_sandboxed_code_is_cut_off_from_network_files_and_environment(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    probe = await _build(tmp_path, "probe", PROBE)
+    other = await _build(tmp_path, "other", "def handler(p, c):\n    return 'other'\n")
+    secret_file = backend.pods_dir.parent / "server-secret.txt"
+    secret_file.write_text("do not read")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    other_pod = await backend.start(_spec(other, "other"))
+    pod = await backend.start(_spec(probe, "probe", {"GREETING": "hi"}))
+    try:
+        asks = {
+            "port": listener.getsockname()[1],
+            "state_dir": str(backend.pods_dir.parent),
+            "state_file": str(secret_file),
+            "other_code": str(other / "app" / "handler.py"),
+            "runtime_parent": str(RUNTIME_DIR.parent),
+        }
+        status, body = await _post(pod, json.dumps(asks).encode())
+        assert status == 200
+        seen = json.loads(body)
+        assert seen["tcp_host"].startswith("denied")
+        assert seen["tcp_outside"].startswith("denied")
+        assert seen["state_dir"] == "denied: FileNotFoundError"
+        assert seen["state_file"] == "denied: FileNotFoundError"
+        assert seen["other_code"] == "denied: FileNotFoundError"
+        assert seen["write_code"].startswith("denied")
+        assert seen["write_tmp"].startswith("ok")
+        # Of the server's installation, only the runtime's own files show.
+        assert seen["runtime_parent"] == f"ok: {[RUNTIME_DIR.name]!r}"
+        assert SECRET not in seen["env"]
+        assert seen["env"]["GREETING"] == "hi"
+        assert not set(seen["env"]) - {
+            "GREETING", "HOME", "TMPDIR", "PATH", "LANG", "PWD", "IGNITE_SOCKET",
+            "IGNITE_MAX_CONCURRENCY", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+        }  # fmt: skip
+        assert seen["uid"] == 1000
+        assert "hunter2" not in seen["secret_file"]
+    finally:
+        listener.close()
+        await pod.stop(1)
+        await other_pod.stop(1)
+    assert pod.exit is not None and pod.exit.reason == ExitReason.STOPPED
+
+
+async def test_production_refuses_unsandboxed_pods_unless_allowed(tmp_path: Path) -> None:
+    artifact = await _build(tmp_path, "plain", "def handler(p, c):\n    return 1\n")
+    refusing = LocalBackend(tmp_path / "a", sandbox="off", production=True)
+    try:
+        assert not refusing.info.sandboxed
+        assert any("WITHOUT a sandbox" in w for w in refusing.info.warnings)
+        with pytest.raises(PodStartError, match="will not run app code unsandboxed"):
+            await refusing.start(_spec(artifact, "plain"))
+    finally:
+        await refusing.close()
+    allowing = LocalBackend(
+        tmp_path / "b", sandbox="off", production=True, allow_unsandboxed=True, pool_size=0
+    )
+    try:
+        pod = await allowing.start(_spec(artifact, "plain"))
+        assert await _post(pod, b"") == (200, b"1")
+    finally:
+        await allowing.close()

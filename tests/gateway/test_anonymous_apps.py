@@ -1,0 +1,146 @@
+"""An app marked allow_unauthenticated answers curl with no token on its
+direct URL (CORS preflights included), while its management stays closed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
+from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
+from dodil.ignite.v1 import ignite_identity_pb2 as identity
+from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
+
+from ignite_server.core.principal import Role
+from ignite_server.launcher import LocalPlatform, private_state_dir
+from tests.support import SEED_HANDLER, BearerStub, python_source, unique_name
+
+
+@pytest.fixture(scope="module")
+def secured() -> Iterator[LocalPlatform]:
+    with LocalPlatform(private_state_dir("ignite-anon-"), auth=True) as platform:
+        yield platform
+
+
+@pytest.fixture(scope="module")
+def org(secured) -> str:
+    anonymous = BearerStub(secured.grpc_target, identity_grpc.IdentityServiceStub, None)
+    client_id, secret = secured.admin_credentials()
+    admin_token = anonymous.IssueToken(
+        identity.IssueTokenRequest(client_id=client_id, client_secret=secret)
+    ).access_token
+    admin = BearerStub(secured.grpc_target, identity_grpc.IdentityServiceStub, admin_token)
+    name = unique_name("org")
+    admin.CreateOrganization(identity.CreateOrganizationRequest(name=name))
+    made = admin.CreateServiceAccount(
+        identity.CreateServiceAccountRequest(
+            organization_name=name, name="dev", roles=[int(Role.DEVELOPER)]
+        )
+    )
+    token = anonymous.IssueToken(
+        identity.IssueTokenRequest(
+            client_id=made.service_account.client_id, client_secret=made.client_secret
+        )
+    ).access_token
+    dev = BearerStub(secured.grpc_target, compute_grpc.ComputeServiceStub, token)
+    for app, public in (("public", True), ("private", False)):
+        dev.CreateApp(
+            compute.CreateAppRequest(
+                organization_name=name,
+                name=app,
+                runtime={"python": {}},
+                allow_unauthenticated=public,
+            )
+        )
+        dev.SaveDraft(
+            compute.SaveDraftRequest(
+                organization_name=name, app_name=app, code=python_source(SEED_HANDLER)
+            )
+        )
+        dev.PublishDraft(compute.PublishDraftRequest(organization_name=name, app_name=app))
+    return name
+
+
+def curl(secured: LocalPlatform, *args: str) -> tuple[int, dict[str, str], bytes]:
+    """curl -i; returns (status, headers, body)."""
+    done = subprocess.run(
+        ["curl", "-sS", "-i", "--max-time", "60", *args], capture_output=True, timeout=90
+    )
+    assert done.returncode == 0, done.stderr
+    head, _, body = done.stdout.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return status, headers, body
+
+
+def test_public_app_answers_curl_without_a_token(secured, org):
+    host = f"Host: {secured.app_host(org, 'public')}"
+    status, headers, body = curl(secured, "-H", host, "-d", '{"name": "Anon"}', secured.http_url)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["greeting"] == "Hello, Anon!"
+    assert answer["function_id"] == f"{org}/public"
+    assert headers["x-ignite-execution-id"] == answer["execution_id"]
+
+
+def test_private_app_still_needs_a_token(secured, org):
+    host = f"Host: {secured.app_host(org, 'private')}"
+    status, _, _ = curl(secured, "-H", host, "-d", "{}", secured.http_url)
+    assert status == 401
+
+
+def test_cors_preflight_and_cross_origin_reads(secured, org):
+    host = f"Host: {secured.app_host(org, 'public')}"
+    status, headers, _ = curl(
+        secured,
+        "-X",
+        "OPTIONS",
+        "-H",
+        host,
+        "-H",
+        "Origin: https://shop.example",
+        "-H",
+        "Access-Control-Request-Method: POST",
+        "-H",
+        "Access-Control-Request-Headers: content-type",
+        secured.http_url,
+    )
+    assert status == 204
+    assert headers["access-control-allow-origin"] == "https://shop.example"
+    assert "POST" in headers["access-control-allow-methods"]
+    assert "content-type" in headers["access-control-allow-headers"]
+    status, headers, body = curl(
+        secured,
+        "-H",
+        host,
+        "-H",
+        "Origin: https://shop.example",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{"name": "Web"}',
+        secured.http_url,
+    )
+    assert status == 200
+    assert headers["access-control-allow-origin"] == "https://shop.example"
+    assert json.loads(body)["greeting"] == "Hello, Web!"
+
+
+def test_management_of_a_public_app_refuses_anonymous_callers(secured, org):
+    base = f"{secured.http_url}/v1/ignite/app/{org}/public"
+    for args in (
+        (base,),
+        ("-X", "DELETE", base),
+        ("-X", "POST", f"{base}/invoke/async", "-d", "{}"),
+    ):
+        status, _, body = curl(secured, *args)
+        assert status == 401, (args, body)
+        assert json.loads(body)["error"]["status"] == "UNAUTHENTICATED"
+    # And the app is still there, unharmed.
+    status, _, body = curl(
+        secured, "-H", f"Host: {secured.app_host(org, 'public')}", "-d", "{}", secured.http_url
+    )
+    assert status == 200
