@@ -61,6 +61,11 @@ UPDATABLE_FIELDS = frozenset(
         "allow_unauthenticated", "runtime",
     }
 )  # fmt: skip
+#: How long a resolved run target is reused. Changes made through this server
+#: apply at once (its cache entries are dropped); changes made through another
+#: server of the same platform reach this one within this many seconds.
+TARGET_CACHE_SECS = 2.0
+TARGET_CACHE_SIZE = 10_000
 #: Fields a pod is started with: changing one drains the running pods.
 _POD_FIELDS = frozenset({"env", "resource_tier", "limits", "max_concurrency", "runtime"})
 #: AppMeta field name → AppSettings attribute, where they differ.
@@ -119,8 +124,26 @@ class Lifecycle:
         self._runner = runner
         self._urls = urls
         self._compiling: set[str] = set()
+        # (org, name, version asked for) → (expiry, target): spares every
+        # invocation the store lookups of its app and version.
+        self._targets: dict[tuple[str, str, int], tuple[float, RunTarget]] = {}
 
     # --- apps -----------------------------------------------------------
+
+    def _forget(self, organization: str, name: str) -> None:
+        """Drop cached run targets of an app this server just changed."""
+        for key in [k for k in self._targets if k[:2] == (organization, name)]:
+            del self._targets[key]
+
+    async def _traffic_moved(self, app: App, version: int | None) -> None:
+        """After a change of what serves ``app``: drain the old pods, start
+        the new version's reserved capacity."""
+        self._forget(app.organization, app.name)
+        if self._runner is None:
+            return
+        await self._runner.retire(app.id, keep_version=version)
+        if version and app.scaling.reserved_capacity:
+            await self._runner.warm(await self.run_target(app.organization, app.name))
 
     def view(self, app: App) -> AppView:
         """GetApp's picture: stored settings plus what really runs."""
@@ -207,16 +230,20 @@ class Lifecycle:
         }
         update["updated_at_ms"] = _now_ms()
         stored = await self._store.update_app(organization, name, update)
-        if self._runner is not None and stored.active_version and _POD_FIELDS & set(mask):
+        self._forget(organization, name)
+        if stored.active_version and (_POD_FIELDS | {"scaling"}) & set(mask):
             # New env, limits or concurrency apply to pods started from now
             # on: drain the current ones so the next request gets a fresh pod.
-            await self._runner.retire(stored.id, keep_version=None)
+            await self._traffic_moved(
+                stored, None if _POD_FIELDS & set(mask) else stored.active_version
+            )
         log.info("app.updated", app=stored.id, fields=",".join(sorted(mask)))
         return self.view(stored)
 
     async def delete_app(self, organization: str, name: str) -> None:
         check_app_ref(organization, name)
         await self._store.delete_app(organization, name)
+        self._forget(organization, name)
         if self._runner is not None:
             await self._runner.retire(f"{organization}/{name}", keep_version=None)
         log.info("app.deleted", app=f"{organization}/{name}")
@@ -359,8 +386,7 @@ class Lifecycle:
             organization, name, draft.code_hash, digest, _now_ms()
         )
         log.info("draft.published", app=app.id, version=version.version)
-        if self._runner is not None:
-            await self._runner.retire(app.id, keep_version=version.version)
+        await self._traffic_moved(app, version.version)
         return version, self.view(app)
 
     # --- versions -------------------------------------------------------
@@ -392,8 +418,7 @@ class Lifecycle:
             )
         app = await self._store.rollback(organization, name, version, _now_ms())
         log.info("app.rolled_back", app=app.id, version=version)
-        if self._runner is not None:
-            await self._runner.retire(app.id, keep_version=version)
+        await self._traffic_moved(app, version)
         return self.view(app)
 
     # --- invocation -----------------------------------------------------
@@ -405,6 +430,11 @@ class Lifecycle:
         version, or (``draft``) the compiled draft."""
         check_app_ref(organization, name)
         check_version(version)
+        key = (organization, name, version)
+        if not draft:
+            cached = self._targets.get(key)
+            if cached is not None and cached[0] > time.monotonic():
+                return cached[1]
         app = await self._store.get_app(organization, name)
         if draft:
             chosen = await self._store.get_version(organization, name, 0)
@@ -441,9 +471,14 @@ class Lifecycle:
                     reason="VERSION_FAILED",
                     metadata={"app_id": app.id},
                 )
-        return RunTarget(
+        target = RunTarget(
             app=app,
             version=chosen,
             resources=resources_of(app),
             artifact_dir=self._builder.artifact_path(chosen.artifact_digest),
         )
+        if not draft:
+            if len(self._targets) >= TARGET_CACHE_SIZE:
+                self._targets.clear()
+            self._targets[key] = (time.monotonic() + TARGET_CACHE_SECS, target)
+        return target

@@ -52,6 +52,10 @@ class AppRunner(Protocol):
         (None: all of them, as on delete). Requests in flight finish first."""
         ...
 
+    async def warm(self, target: RunTarget) -> None:
+        """Start ``target``'s ``reserved_capacity`` pods ahead of traffic."""
+        ...
+
     async def close(self) -> None:
         """Stop every pod."""
         ...
