@@ -38,11 +38,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Temporary state directories this process made (for its own clean-up).
+TEMPORARY_STATE_DIRS: list[Path] = []
+
+
 def private_state_dir(prefix: str = "ignite-") -> Path:
-    """A fresh state directory. World-traversable (0755) because the embedded
-    PostgreSQL runs as its own unprivileged user and must reach its data."""
+    """A fresh temporary state directory. World-traversable (0755) because the
+    embedded PostgreSQL runs as its own unprivileged user and must reach its
+    data. Listed in TEMPORARY_STATE_DIRS so its creator can remove it."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
     path.chmod(0o755)
+    TEMPORARY_STATE_DIRS.append(path)
     return path
 
 

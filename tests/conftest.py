@@ -5,12 +5,14 @@ independent by working in organizations of their own."""
 from __future__ import annotations
 
 import importlib.util
+import re
+import shutil
 from collections.abc import Iterator
 
 import pytest
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 
-from ignite_server.launcher import LocalPlatform, private_state_dir
+from ignite_server.launcher import TEMPORARY_STATE_DIRS, LocalPlatform, private_state_dir
 from tests.support import stub_for, unique_name
 
 
@@ -36,3 +38,28 @@ def stub(platform: LocalPlatform) -> compute_grpc.ComputeServiceStub:
 def org() -> str:
     """An organization no other test uses."""
     return unique_name("org")
+
+
+#: Secrets Ignite hands out, and the canaries tests plant as env values: none
+#: may ever appear in a log line.
+_SECRET_PATTERNS = (
+    re.compile(r"ign_[A-Za-z0-9_-]{40,}"),  # service-account secrets
+    re.compile(r"canary-env-[0-9a-f]{32}"),  # env canaries (tests/api/test_identity.py)
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log() -> Iterator[None]:
+    """After the whole session, read every log its platforms wrote (server,
+    gateway) and fail if a secret or a planted canary is in one; then remove
+    their state directories."""
+    yield
+    leaks = []
+    for state in TEMPORARY_STATE_DIRS:
+        for log in state.glob("logs/*.log"):
+            text = log.read_text(errors="replace")
+            for pattern in _SECRET_PATTERNS:
+                leaks += [f"{log}: {m.group(0)[:12]}…" for m in pattern.finditer(text)]
+    for state in TEMPORARY_STATE_DIRS:
+        shutil.rmtree(state, ignore_errors=True)
+    assert not leaks, "secrets in logs:\n" + "\n".join(leaks)

@@ -1,0 +1,98 @@
+"""The steps of an app's lifecycle as API calls, shared by the commands.
+
+``draft save``/``compile``/``publish`` run one step each; ``app deploy`` runs
+them in a row. Each step reports progress on stderr and turns a failed build
+into one clear error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dodil.ignite.v1 import ignite_common_pb2 as common
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
+
+from dodil_cli.appspec import Update, runtime_message, runtime_name
+from dodil_cli.code import build_upload
+from dodil_cli.errors import AppFailedError, UsageError
+from dodil_cli.ids import AppRef
+from dodil_cli.output import warn
+from dodil_cli.session import Session
+
+#: Compiling a Rust project from a cold cache takes minutes.
+BUILD_TIMEOUT_SECONDS = 30 * 60.0
+
+
+def get_app(session: Session, ref: AppRef) -> common.AppMeta:
+    """Fetch one app."""
+    request = compute.GetAppRequest(organization_name=ref.organization, app_name=ref.name)
+    app: common.AppMeta = session.client.call("GetApp", request).app
+    return app
+
+
+def update_app(session: Session, ref: AppRef, change: Update) -> common.AppMeta:
+    """Send one UpdateApp with the change's fields and mask."""
+    request = compute.UpdateAppRequest(
+        organization_name=ref.organization,
+        app_name=ref.name,
+        app=change.app,
+        update_mask=change.mask(),
+    )
+    with session.progress.step(f"Updating {ref} ({', '.join(change.paths)})"):
+        app: common.AppMeta = session.client.call("UpdateApp", request).app
+    return app
+
+
+def save_draft(
+    session: Session,
+    ref: AppRef,
+    path: Path,
+    runtime: common.Runtime | None = None,
+) -> compute.AppVersionInfo:
+    """Upload a file or directory into the app's draft slot.
+
+    Without ``runtime`` the app's own runtime is used.
+    """
+    if runtime is None or not runtime_name(runtime):
+        runtime = get_app(session, ref).runtime
+        if not runtime_name(runtime):
+            raise UsageError(f"{ref} has no runtime: pass --runtime python|go|rust|deno")
+    upload = build_upload(path, runtime, warn)
+    request = compute.SaveDraftRequest(
+        organization_name=ref.organization, app_name=ref.name, code=upload.source
+    )
+    with session.progress.step(f"Saving draft of {ref} ({upload.summary})"):
+        draft: compute.AppVersionInfo = session.client.call("SaveDraft", request).draft
+    return draft
+
+
+def compile_draft(session: Session, ref: AppRef) -> compute.CompileDraftResponse:
+    """Build the draft; raise AppFailedError (with the build log) if it fails."""
+    request = compute.CompileDraftRequest(organization_name=ref.organization, app_name=ref.name)
+    with session.progress.step(f"Compiling draft of {ref}"):
+        response: compute.CompileDraftResponse = session.client.call(
+            "CompileDraft", request, timeout=BUILD_TIMEOUT_SECONDS
+        )
+    if response.draft.status == common.VERSION_STATUS_FAILED:
+        raise AppFailedError(
+            f"compile of {ref} failed: {response.draft.error or 'see the build log'}",
+            details=response.build_log.splitlines(),
+        )
+    return response
+
+
+def publish_draft(session: Session, ref: AppRef) -> compute.PublishDraftResponse:
+    """Publish the draft as the next version, now active."""
+    request = compute.PublishDraftRequest(organization_name=ref.organization, app_name=ref.name)
+    with session.progress.step(f"Publishing {ref}"):
+        response: compute.PublishDraftResponse = session.client.call(
+            "PublishDraft", request, timeout=BUILD_TIMEOUT_SECONDS
+        )
+    return response
+
+
+def runtime_override(
+    name: str | None, target: str | None, version: str | None
+) -> common.Runtime | None:
+    """A Runtime from --runtime/--rust-target/--runtime-version, or None."""
+    return runtime_message(name, target, version) if name else None

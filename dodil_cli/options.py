@@ -1,0 +1,244 @@
+"""Flags shared by many commands, declared once.
+
+``common_options`` gives every leaf command the same ``-o``, ``--endpoint``,
+``--plaintext``, ``--org`` and ``--verbose`` (they may follow the arguments,
+as in ``dodil ignite app get acme-corp:greet -o json``). ``app_settings``
+gives ``app create``, ``app update`` and ``app deploy`` the same settings
+flags and turns them into an :class:`~dodil_cli.appspec.AppSpec`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from dodil_cli.appinfo import read_schema_file
+from dodil_cli.appspec import (
+    RUNTIMES,
+    SCALE_METRICS,
+    STORAGE_MODES,
+    TARGETS,
+    TIERS,
+    AppSpec,
+    parse_env,
+)
+from dodil_cli.config import OUTPUT_FORMATS
+from dodil_cli.session import Session
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+pass_session = click.make_pass_decorator(Session, ensure=True)
+
+
+def _setter(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        # Flags at any level (root group or leaf command) land in the one
+        # Session; a flag left at its default must not undo one given higher.
+        if value not in (None, False):
+            setattr(ctx.ensure_object(Session), attribute, value)
+
+    return store
+
+
+def common_options(func: F) -> F:
+    """Add the flags every command accepts."""
+    decorators = [
+        click.option(
+            "-o",
+            "--output",
+            type=click.Choice(OUTPUT_FORMATS),
+            expose_value=False,
+            callback=_setter("output_flag"),
+            help="Output format (default from config, else table).",
+        ),
+        click.option(
+            "--endpoint",
+            metavar="HOST:PORT",
+            expose_value=False,
+            callback=_setter("endpoint_flag"),
+            help="Ignite API endpoint (overrides api_endpoint).",
+        ),
+        click.option(
+            "--plaintext",
+            is_flag=True,
+            expose_value=False,
+            callback=_setter("plaintext_flag"),
+            help="Connect without TLS (automatic for loopback endpoints).",
+        ),
+        click.option(
+            "--org",
+            metavar="ORG",
+            expose_value=False,
+            callback=_setter("org_flag"),
+            help="Organization for ids without 'org:' (overrides organization).",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            expose_value=False,
+            callback=_setter("verbose"),
+            help="Show error details.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def app_settings(*, create: bool) -> Callable[[F], F]:
+    """Add the app-settings flags; the command receives ``spec: AppSpec``.
+
+    With ``create`` the flags describe a new app; otherwise (update) they
+    change only what is given, and ``--unset-env`` becomes available.
+    """
+
+    def decorate(func: F) -> F:
+        opts: list[Callable[[F], F]] = [
+            click.option("--runtime", type=click.Choice(RUNTIMES), help="Language runtime."),
+            click.option(
+                "--rust-target",
+                "--target",
+                "target",
+                type=click.Choice(TARGETS),
+                help="Compile target for rust and go (default native).",
+            ),
+            click.option(
+                "--runtime-version", metavar="V", help="Interpreter version or toolchain."
+            ),
+            click.option("--tier", type=click.Choice(TIERS), help="Resource tier (default small)."),
+            click.option(
+                "--env",
+                "env_pairs",
+                multiple=True,
+                metavar="K=V",
+                help="Environment variable (repeatable).",
+            ),
+            click.option("--description", help="Description (also the MCP tool description)."),
+            click.option(
+                "--input-schema",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="JSON Schema file of the payload.",
+            ),
+            click.option(
+                "--output-schema",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="JSON Schema file of the result.",
+            ),
+            click.option("--mcp/--no-mcp", "mcp", default=None, help="Export as an MCP tool."),
+            click.option(
+                "--max-concurrency", type=click.IntRange(0), help="Concurrent executions per pod."
+            ),
+            click.option(
+                "--memory-mb", type=click.IntRange(1), help="Memory per pod (overrides the tier)."
+            ),
+            click.option(
+                "--cpu-millicores", type=click.IntRange(1), help="CPU per pod (1000 = a core)."
+            ),
+            click.option(
+                "--timeout-secs", type=click.IntRange(1), help="Time limit of one invocation."
+            ),
+            click.option("--max-replicas", type=click.IntRange(0), help="Most pods at once."),
+            click.option("--reserved-capacity", type=click.IntRange(0), help="Pods kept warm."),
+            click.option("--scale-threshold", type=click.IntRange(0), help="Target load per pod."),
+            click.option(
+                "--scale-metric",
+                type=click.Choice(SCALE_METRICS),
+                help="What the threshold measures.",
+            ),
+            click.option(
+                "--scaledown-period-secs",
+                type=click.IntRange(0),
+                help="Idle seconds before scaling down.",
+            ),
+            click.option(
+                "--storage-mode", type=click.Choice(STORAGE_MODES), help="Execution retention."
+            ),
+            click.option("--ttl-seconds", type=click.IntRange(0), help="With --storage-mode ttl."),
+            click.option(
+                "--allow-unauthenticated/--require-auth",
+                "allow_unauthenticated",
+                default=None,
+                help="Whether the direct URL needs a token.",
+            ),
+        ]
+        if not create:
+            opts.append(
+                click.option("--unset-env", multiple=True, metavar="K", help="Remove a variable.")
+            )
+        for option in reversed(opts):
+            func = option(func)
+        return _collect_spec(func)
+
+    return decorate
+
+
+_SPEC_PARAMS = [
+    "runtime",
+    "target",
+    "runtime_version",
+    "tier",
+    "env_pairs",
+    "description",
+    "input_schema",
+    "output_schema",
+    "mcp",
+    "max_concurrency",
+    "memory_mb",
+    "cpu_millicores",
+    "timeout_secs",
+    "max_replicas",
+    "reserved_capacity",
+    "scale_threshold",
+    "scale_metric",
+    "scaledown_period_secs",
+    "storage_mode",
+    "ttl_seconds",
+    "allow_unauthenticated",
+    "unset_env",
+]
+
+
+def _collect_spec(func: F) -> F:
+    # Replaces the separate flag arguments with one `spec`; update_wrapper
+    # carries click's collected parameters (__click_params__) across.
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name, None) for name in _SPEC_PARAMS}
+        kwargs["spec"] = spec_from_flags(given)
+        return func(*args, **kwargs)
+
+    return functools.update_wrapper(wrapper, func)  # type: ignore[return-value]
+
+
+def spec_from_flags(given: dict[str, Any]) -> AppSpec:
+    """An AppSpec from the parsed app-settings flags."""
+    input_schema = given["input_schema"]
+    output_schema = given["output_schema"]
+    return AppSpec(
+        runtime=given["runtime"],
+        target=given["target"],
+        runtime_version=given["runtime_version"],
+        tier=given["tier"],
+        env=parse_env(given["env_pairs"]) if given["env_pairs"] else None,
+        unset_env=tuple(given["unset_env"] or ()),
+        description=given["description"],
+        input_schema=read_schema_file(input_schema, "--input-schema") if input_schema else None,
+        output_schema=read_schema_file(output_schema, "--output-schema") if output_schema else None,
+        mcp_enabled=given["mcp"],
+        max_concurrency=given["max_concurrency"],
+        memory_mb=given["memory_mb"],
+        cpu_millicores=given["cpu_millicores"],
+        timeout_secs=given["timeout_secs"],
+        max_replicas=given["max_replicas"],
+        reserved_capacity=given["reserved_capacity"],
+        scale_threshold=given["scale_threshold"],
+        scale_metric=given["scale_metric"],
+        scaledown_period_secs=given["scaledown_period_secs"],
+        storage_mode=given["storage_mode"],
+        ttl_seconds=given["ttl_seconds"],
+        allow_unauthenticated=given["allow_unauthenticated"],
+    )

@@ -1,0 +1,216 @@
+"""How apps, versions, executions and log entries read in the default (table) format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from dodil.ignite.v1 import ignite_common_pb2 as common
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
+
+from dodil_cli.appspec import runtime_name
+from dodil_cli.output import Column, fields, table
+
+
+def timestamp(ms: int) -> str:
+    """Unix milliseconds as ``YYYY-MM-DD HH:MM:SSZ`` (UTC); ``-`` for 0."""
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def enum_name(enum: object, value: int, prefix: str) -> str:
+    """An enum value's name without its prefix, lower-case: ``deployed``."""
+    name: str = enum.Name(value)  # type: ignore[attr-defined]
+    short = name.removeprefix(prefix).lower()
+    return "-" if short == "unspecified" else short.replace("_", "-")
+
+
+def runtime_text(runtime: common.Runtime) -> str:
+    """``python 3.11``, ``rust (wasm)``, ``go``... or ``-``."""
+    name = runtime_name(runtime)
+    if not name:
+        return "-"
+    inner = getattr(runtime, name)
+    version = getattr(inner, "version", "") or getattr(inner, "toolchain", "")
+    text = f"{name} {version}".strip()
+    target = getattr(inner, "target", 0)
+    if target:
+        text += f" ({enum_name(common.RuntimeTarget, target, 'RUNTIME_TARGET_')})"
+    return text
+
+
+def size(n: int) -> str:
+    """A byte count for people: ``812 B``, ``3.4 KB``, ``12.0 MB``."""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def cli_id(wire_id: str) -> str:
+    """``org/name`` as the CLI writes it: ``org:name``."""
+    return wire_id.replace("/", ":", 1)
+
+
+def app_detail(app: common.AppMeta) -> str:
+    """One app, as labelled lines."""
+    limits = app.limits
+    limit_parts = [
+        f"{limits.memory_mb} MB" if limits.HasField("memory_mb") else "",
+        f"{limits.cpu_millicores}m CPU" if limits.HasField("cpu_millicores") else "",
+        f"{limits.timeout_secs}s timeout" if limits.HasField("timeout_secs") else "",
+    ]
+    scaling = app.scaling
+    pairs = [
+        ("App", cli_id(app.id)),
+        ("Runtime", runtime_text(app.runtime)),
+        ("State", enum_name(common.DeploymentState, app.deployment_state, "DEPLOYMENT_STATE_")),
+        ("Active version", str(app.active_version) if app.active_version else "none"),
+        ("Public URLs", "\n".join(app.public_urls)),
+        ("Tier", enum_name(common.ResourceTier, app.resource_tier, "RESOURCE_TIER_")),
+        ("Limits", ", ".join(p for p in limit_parts if p)),
+        (
+            "Scaling",
+            f"max {scaling.max_replicas or 10} pods, {scaling.reserved_capacity} warm, "
+            f"scale down after {scaling.scaledown_period_secs or 300}s",
+        ),
+        ("Max concurrency", str(app.max_concurrency) if app.max_concurrency else "default"),
+        ("Ready pods", str(app.ready_replicas)),
+        ("Description", app.description),
+        ("MCP", "enabled" if app.mcp_enabled else "disabled"),
+        ("Unauthenticated", "allowed" if app.allow_unauthenticated else "no"),
+        ("Env", "\n".join(f"{k}={v}" for k, v in sorted(app.env.items()))),
+        ("Created", timestamp(app.created_at_ms)),
+        ("Updated", timestamp(app.updated_at_ms)),
+    ]
+    if app.status_message:
+        pairs.append(("Status", app.status_message))
+    return fields(pairs)
+
+
+APP_COLUMNS = (
+    Column("name", lambda a: a.name),
+    Column("runtime", lambda a: runtime_text(a.runtime)),
+    Column(
+        "state",
+        lambda a: enum_name(common.DeploymentState, a.deployment_state, "DEPLOYMENT_STATE_"),
+    ),
+    Column("active", lambda a: str(a.active_version) if a.active_version else "-"),
+    Column("tier", lambda a: enum_name(common.ResourceTier, a.resource_tier, "RESOURCE_TIER_")),
+    Column("updated", lambda a: timestamp(a.updated_at_ms)),
+)
+
+
+def app_list(apps: Sequence[common.AppMeta]) -> str:
+    """Apps as a table."""
+    return table(apps, APP_COLUMNS) if apps else "No apps."
+
+
+def version_detail(version: compute.AppVersionInfo, build_log: str = "") -> str:
+    """One version (or the draft), as labelled lines, then its build log."""
+    pairs = [
+        ("Version", "draft" if version.version == 0 else str(version.version)),
+        ("Status", enum_name(common.VersionStatus, version.status, "VERSION_STATUS_")),
+        ("Runtime", runtime_text(version.runtime)),
+        ("Code hash", version.code_hash),
+        ("Code size", size(version.code_size_bytes) if version.code_size_bytes else "-"),
+        ("Artifact", version.artifact_digest),
+        ("Created", timestamp(version.created_at_ms)),
+    ]
+    if version.error:
+        pairs.append(("Error", version.error))
+    text = fields(pairs)
+    if build_log.strip():
+        text += "\n\nBuild log:\n" + build_log.rstrip("\n")
+    return text
+
+
+VERSION_COLUMNS = (
+    Column("version", lambda v: str(v.version)),
+    Column("status", lambda v: enum_name(common.VersionStatus, v.status, "VERSION_STATUS_")),
+    Column("runtime", lambda v: runtime_text(v.runtime)),
+    Column("code hash", lambda v: v.code_hash[:12]),
+    Column("size", lambda v: size(v.code_size_bytes)),
+    Column("created", lambda v: timestamp(v.created_at_ms)),
+)
+
+
+def version_list(versions: Sequence[compute.AppVersionInfo]) -> str:
+    """Versions as a table."""
+    return table(versions, VERSION_COLUMNS) if versions else "No published versions."
+
+
+def execution_status(execution: common.Execution) -> str:
+    """``completed``, ``failed``..."""
+    return enum_name(common.ExecutionStatus, execution.status, "EXECUTION_STATUS_")
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        common.EXECUTION_STATUS_COMPLETED,
+        common.EXECUTION_STATUS_FAILED,
+        common.EXECUTION_STATUS_TIMEOUT,
+        common.EXECUTION_STATUS_CANCELLED,
+    }
+)
+
+
+def result_text(result: bytes) -> str:
+    """A result body for reading: JSON pretty-printed, text as is."""
+    try:
+        return json.dumps(json.loads(result), indent=2, ensure_ascii=False)
+    except ValueError:
+        return result.decode("utf-8", errors="replace")
+
+
+def execution_detail(execution: common.Execution) -> str:
+    """One execution, as labelled lines."""
+    metrics = execution.metrics
+    pairs = [
+        ("Execution", execution.id),
+        ("App", cli_id(execution.app_id)),
+        ("Status", execution_status(execution)),
+        ("Version", str(execution.function_version) if execution.function_version else "-"),
+        ("HTTP status", str(execution.status_code) if execution.status_code else "-"),
+        ("Attempts", str(execution.attempts)),
+        ("Created", timestamp(execution.created_at_ms)),
+        ("Started", timestamp(execution.started_at_ms)),
+        ("Completed", timestamp(execution.completed_at_ms)),
+        (
+            "Duration",
+            f"{metrics.execution_ms} ms (cold start {metrics.cold_start_ms} ms, "
+            f"billed {metrics.billed_duration_ms} ms)",
+        ),
+    ]
+    if execution.idempotency_key:
+        pairs.append(("Idempotency key", execution.idempotency_key))
+    if execution.error:
+        pairs.append(("Error", f"{execution.error} ({execution.error_class or 'unknown'})"))
+    if execution.result:
+        pairs.append(("Result", result_text(execution.result)))
+    return fields(pairs)
+
+
+EXECUTION_COLUMNS = (
+    Column("id", lambda e: e.id),
+    Column("app", lambda e: cli_id(e.app_id)),
+    Column("status", execution_status),
+    Column("version", lambda e: str(e.function_version) if e.function_version else "-"),
+    Column("duration", lambda e: f"{e.metrics.execution_ms} ms" if e.completed_at_ms else "-"),
+    Column("created", lambda e: timestamp(e.created_at_ms)),
+)
+
+
+def execution_list(executions: Sequence[common.Execution]) -> str:
+    """Executions as a table."""
+    return table(executions, EXECUTION_COLUMNS) if executions else "No executions."
+
+
+def log_line(entry: compute.LogEntry) -> str:
+    """One log entry: time, stream, execution (short) and the message."""
+    stream = enum_name(compute.LogStream, entry.stream, "LOG_STREAM_")
+    execution = f" {entry.execution_id[-8:]}" if entry.execution_id else ""
+    return f"{timestamp(entry.timestamp_ms)} [{stream}{execution}] {entry.message}"
