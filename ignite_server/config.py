@@ -43,6 +43,11 @@ class Config:
     token_audience: str
     token_ttl_secs: int
     admin_credentials: Path
+    oidc_issuer: str
+    oidc_audience: str
+    oidc_algorithms: tuple[str, ...]
+    oidc_organization_claim: str
+    oidc_roles_claim: str
 
 
 def is_loopback(listen: str) -> bool:
@@ -145,6 +150,25 @@ def parse(argv: list[str] | None = None) -> Config:
         help="where a first start writes the platform admin's credentials"
         " (default: <state dir>/admin-credentials.json)",
     )
+    parser.add_argument(
+        "--oidc-issuer",
+        default=env("IGNITE_OIDC_ISSUER", ""),
+        help="also accept access tokens from this OpenID Connect issuer",
+    )
+    parser.add_argument(
+        "--oidc-audience",
+        default=env("IGNITE_OIDC_AUDIENCE", ""),
+        help="the audience those tokens must name (default: --token-audience)",
+    )
+    parser.add_argument(
+        "--oidc-algorithms",
+        default=env("IGNITE_OIDC_ALGORITHMS", "RS256,ES256"),
+        help="comma-separated signature algorithms accepted from the issuer",
+    )
+    parser.add_argument(
+        "--oidc-organization-claim", default=env("IGNITE_OIDC_ORGANIZATION_CLAIM", "org")
+    )
+    parser.add_argument("--oidc-roles-claim", default=env("IGNITE_OIDC_ROLES_CLAIM", "roles"))
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -177,4 +201,9 @@ def parse(argv: list[str] | None = None) -> Config:
         token_audience=args.token_audience,
         token_ttl_secs=args.token_ttl_secs,
         admin_credentials=(args.admin_credentials or args.state_dir / "admin-credentials.json"),
+        oidc_issuer=args.oidc_issuer,
+        oidc_audience=args.oidc_audience,
+        oidc_algorithms=tuple(a.strip() for a in args.oidc_algorithms.split(",") if a.strip()),
+        oidc_organization_claim=args.oidc_organization_claim,
+        oidc_roles_claim=args.oidc_roles_claim,
     )

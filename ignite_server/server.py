@@ -32,6 +32,7 @@ from ignite_server.core.invoker import Invoker
 from ignite_server.core.lifecycle import Lifecycle, PublicUrls
 from ignite_server.core.logs import LogService
 from ignite_server.core.models import LogEntry
+from ignite_server.core.oidc import ExternalIssuer
 from ignite_server.core.principal import LOCAL_ADMIN, Principal
 from ignite_server.core.tokens import TokenAuthority
 from ignite_server.core.worker import ExecutionWorkers
@@ -73,7 +74,7 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
     )
 
 
-def _local_admin(authorization: str | None) -> Principal:
+async def _local_admin(authorization: str | None) -> Principal:
     return LOCAL_ADMIN
 
 
@@ -101,9 +102,21 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         logs = LogService(LogStore(store.pool), notifier.wait, config.log_retention_secs)
         await logs.start()
         stack.push_async_callback(logs.close)
+        external = (
+            ExternalIssuer(
+                config.oidc_issuer,
+                config.oidc_audience or config.token_audience,
+                config.oidc_algorithms,
+                config.oidc_organization_claim,
+                config.oidc_roles_claim,
+            )
+            if config.oidc_issuer
+            else None
+        )
         identity = Identity(
             IdentityStore(store.pool),
             TokenAuthority(config.token_issuer, config.token_audience, config.token_ttl_secs),
+            external,
         )
         await identity.start()
         stack.push_async_callback(identity.close)

@@ -35,7 +35,7 @@ from ignite_server.store.errors import DATABASE_DOWN
 CALLER: contextvars.ContextVar[Principal] = contextvars.ContextVar("ignite_caller")
 
 #: Turns the `authorization` metadata value (or None) into a caller.
-Authenticate = Callable[[str | None], Principal]
+Authenticate = Callable[[str | None], Awaitable[Principal]]
 
 log = structlog.get_logger("ignite.rpc")
 
@@ -65,13 +65,13 @@ class _Call:
         self.request: message.Message | None = None
         self.caller = ""
 
-    def admit(self, raw: bytes, context: grpc.aio.ServicerContext) -> message.Message:
+    async def admit(self, raw: bytes, context: grpc.aio.ServicerContext) -> message.Message:
         """Authenticate, parse, authorize; the caller is then in CALLER."""
         header = None
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
                 header = value if isinstance(value, str) else value.decode()
-        principal = self.authenticate(header)
+        principal = await self.authenticate(header)
         self.caller = principal.subject
         request = self.parse(raw)
         authorize(self.method, principal, request)
@@ -125,7 +125,7 @@ def _unary(
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, request_class, authenticate)
         try:
-            response = await behavior(call.admit(raw, context), context)
+            response = await behavior(await call.admit(raw, context), context)
         except grpc.aio.AbortError:
             raise
         except Exception as err:
@@ -146,7 +146,7 @@ def _streaming(
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, request_class, authenticate)
         try:
-            async for item in behavior(call.admit(raw, context), context):
+            async for item in behavior(await call.admit(raw, context), context):
                 yield item
         except grpc.aio.AbortError:
             raise

@@ -25,9 +25,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
 import structlog
 
 from ignite_server.core.errors import FailedPrecondition, InvalidArgument, Unauthenticated
+from ignite_server.core.oidc import ExternalIssuer
 from ignite_server.core.principal import ANONYMOUS, Principal, Role
 from ignite_server.core.tokens import LEEWAY_SECS, SigningKey, TokenAuthority
 from ignite_server.core.validation import check_name
@@ -73,9 +75,15 @@ class _Live:
 
 
 class Identity:
-    def __init__(self, store: IdentityStore, authority: TokenAuthority) -> None:
+    def __init__(
+        self,
+        store: IdentityStore,
+        authority: TokenAuthority,
+        external: ExternalIssuer | None = None,
+    ) -> None:
         self._store = store
         self.authority = authority
+        self.external = external
         self._accounts: dict[str, _Live] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -88,9 +96,13 @@ class Identity:
                 KeyRecord(key.kid, key.private_pem(), _now_ms(), None), retire_others_at_ms=None
             )
         await self.refresh()
+        if self.external is not None:
+            await self.external.start()
         self._task = asyncio.create_task(self._refresh_loop(), name="identity-refresh")
 
     async def close(self) -> None:
+        if self.external is not None:
+            await self.external.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -146,16 +158,27 @@ class Identity:
 
     # --- authentication (no I/O) ------------------------------------------
 
-    def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None) -> Principal:
         """The caller named by an ``authorization`` header value."""
         if authorization is None:
             return ANONYMOUS
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise Unauthenticated(
                 "the authorization header must be 'Bearer <token>'", reason="MALFORMED_TOKEN"
             )
-        claims = self.authority.verify(token.strip())
+        if self.external is not None:
+            try:
+                header = jwt.get_unverified_header(token)
+                issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+            except jwt.PyJWTError:
+                raise Unauthenticated(
+                    "the access token is not a JWT", reason="MALFORMED_TOKEN"
+                ) from None
+            if self.external.owns(issuer):
+                return await self.external.verify(token, header)
+        claims = self.authority.verify(token)
         subject = str(claims["sub"])
         live = self._accounts.get(subject)
         if live is None:

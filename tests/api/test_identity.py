@@ -281,7 +281,10 @@ def test_token_matrix_is_unauthenticated_without_touching_the_database():
                 base, None, algorithm="none", headers={"kid": kid, "typ": "at+jwt"}
             ),
             "hmac confusion": jwt.encode(
-                base, "secret-guess", algorithm="HS256", headers={"kid": kid, "typ": "at+jwt"}
+                base,
+                "a-guessed-shared-secret-32-bytes!",
+                algorithm="HS256",
+                headers={"kid": kid, "typ": "at+jwt"},
             ),
             "garbage": "not.a.jwt",
             "truncated": good[: len(good) // 2],
