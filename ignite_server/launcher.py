@@ -222,6 +222,26 @@ def temporary_platform(**kwargs: object) -> Iterator[LocalPlatform]:
         yield platform
 
 
+def _log_cli_in(platform: LocalPlatform) -> bool:
+    """Point the local `dodil` at this platform and log it in as the platform
+    admin, so the quickstart needs no extra step. The secret travels in the
+    environment, never on a command line."""
+    dodil = Path(sys.executable).parent / "dodil"
+    if not dodil.exists():
+        return False
+    client_id, secret = platform.admin_credentials()
+    env = {**os.environ, "DODIL_CLIENT_SECRET": secret}
+    for argv in (
+        [str(dodil), "ignite", "config", "set", "api_endpoint", platform.grpc_target],
+        [str(dodil), "login", "--client-id", client_id],
+    ):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            print(f"could not log dodil in: {done.stderr.strip()}", file=sys.stderr)
+            return False
+    return True
+
+
 def main() -> None:
     """`make run`: the platform on fixed local ports until Ctrl-C."""
     parser = argparse.ArgumentParser(description="Run the local Ignite platform.")
@@ -238,6 +258,7 @@ def main() -> None:
         grpc_listen=f"localhost:{args.grpc_port}",
         gateway_port=args.http_port,
         log_dir=None,
+        auth=True,
     )
     stop = False
 
@@ -248,6 +269,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     platform.start()
+    signed_in = _log_cli_in(platform)
     print(
         f"Ignite is running.\n"
         f"  gRPC   {platform.grpc_target}   (dodil ignite config set api_endpoint "
@@ -255,6 +277,8 @@ def main() -> None:
         f"  HTTP   {platform.http_url}\n"
         f"  apps   http://<app>-<org>.{platform.apps_domain}:{platform.gateway_port}\n"
         f"  logs   {platform.log_dir}\n"
+        f"  admin  {platform.state_dir / 'admin-credentials.json'}"
+        f"{'  (dodil is logged in with it)' if signed_in else ''}\n"
         f"Press Ctrl-C to stop.",
         flush=True,
     )

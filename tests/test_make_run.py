@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,8 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_make_run_serves_grpcurl_and_stops_cleanly():
     state = private_state_dir("ignite-make-run-")
     grpc_port = free_port()
+    config_home = state / "xdg"
     env = {
         **os.environ,
+        "XDG_CONFIG_HOME": str(config_home),
         "IGNITE_STATE_DIR": str(state),
         "IGNITE_GRPC_PORT": str(grpc_port),
         "IGNITE_HTTP_PORT": str(free_port()),
@@ -51,11 +54,38 @@ def test_make_run_serves_grpcurl_and_stops_cleanly():
         body = json.dumps(
             {"organization_name": "acme-corp", "name": "greet", "runtime": {"python": {}}}
         )
-        created = grpcurl(
+        # Authentication is on: the platform admin's credentials are in the
+        # state directory, and the local CLI was logged in with them.
+        refused = grpcurl(
             "-plaintext", "-d", body, target, "dodil.ignite.v1.ComputeService/CreateApp"
+        )
+        assert "Unauthenticated" in refused.stderr
+        creds = (state / "admin-credentials.json").read_text()
+        issued = grpcurl(
+            "-plaintext", "-d", creds, target, "dodil.ignite.v1.IdentityService/IssueToken"
+        )
+        assert issued.returncode == 0, issued.stderr
+        bearer = f"authorization: Bearer {json.loads(issued.stdout)['access_token']}"
+        created = grpcurl(
+            "-plaintext",
+            "-H",
+            bearer,
+            "-d",
+            body,
+            target,
+            "dodil.ignite.v1.ComputeService/CreateApp",
         )
         assert created.returncode == 0, created.stderr
         assert json.loads(created.stdout)["app_id"] == "acme-corp/greet"
+        whoami = subprocess.run(
+            [str(Path(sys.executable).parent / "dodil"), "whoami", "-o", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert whoami.returncode == 0, whoami.stderr
+        assert "admin@system" in whoami.stdout
         # The embedded cluster lives in the state directory.
         assert (state / "postgres" / "data" / "PG_VERSION").exists()
     finally:
