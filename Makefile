@@ -63,9 +63,13 @@ toolchains:
 run: $(STAMP)
 	@$(BIN)/python -m ignite_server.launcher
 
-## bench: performance tables (see README, Performance).
+## bench: performance tables (see README, Performance); each script starts
+## the platform it measures.
 bench: $(STAMP)
 	$(BIN)/python bench/invoke.py
+	$(BIN)/python bench/http_edge.py
+	$(BIN)/python bench/async_executions.py
+	$(BIN)/python bench/builds.py
 
 clean:
 	rm -rf $(VENV) build .state

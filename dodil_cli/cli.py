@@ -1,8 +1,8 @@
 """The ``dodil`` command tree.
 
 ``dodil`` is the platform's command line; Ignite (compute) lives under
-``dodil ignite``, identity commands at the top so other products can share
-them.
+``dodil ignite``, identity commands (``login``, ``whoami``, ``auth``) at the
+top so other products can share them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from dodil_cli.commands.draft import draft_group
 from dodil_cli.commands.execution import execution_group
 from dodil_cli.commands.invoke import invoke
 from dodil_cli.commands.logs import logs
+from dodil_cli.commands.organization import org_group
+from dodil_cli.commands.service_account import service_account_group
 from dodil_cli.commands.version import version_group
 from dodil_cli.errors import UsageError
 from dodil_cli.options import common_options
@@ -40,6 +42,11 @@ def ignite() -> None:
     """Ignite compute: apps, drafts, versions, invocations, executions, logs."""
 
 
+@cli.group("auth")
+def auth() -> None:
+    """Identity administration: organizations and service accounts."""
+
+
 @cli.command("completion")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
@@ -59,5 +66,7 @@ def completion(shell: str) -> None:
 cli.add_command(login)
 cli.add_command(logout)
 cli.add_command(whoami)
+auth.add_command(org_group)
+auth.add_command(service_account_group)
 for command in (config_group, app_group, draft_group, version_group, invoke, execution_group, logs):
     ignite.add_command(command)

@@ -160,10 +160,13 @@ def app_settings(*, create: bool) -> Callable[[F], F]:
             ),
             click.option("--ttl-seconds", type=click.IntRange(0), help="With --storage-mode ttl."),
             click.option(
-                "--allow-unauthenticated/--require-auth",
+                "--allow-unauthenticated/--no-allow-unauthenticated",
+                # A second name for "off", kept because it reads better in
+                # scripts that lock an app down again.
+                " /--require-auth",
                 "allow_unauthenticated",
                 default=None,
-                help="Whether the direct URL needs a token.",
+                help="Let callers without a token invoke the active version.",
             ),
         ]
         if not create:

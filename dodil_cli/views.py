@@ -1,4 +1,5 @@
-"""How apps, versions, executions and log entries read in the default (table) format."""
+"""How apps, versions, executions, log entries, organizations and service
+accounts read in the default (table) format."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
+from dodil.ignite.v1 import ignite_identity_pb2 as identity
 
 from dodil_cli.appspec import runtime_name
 from dodil_cli.output import Column, fields, table
@@ -214,3 +216,48 @@ def log_line(entry: compute.LogEntry) -> str:
     stream = enum_name(compute.LogStream, entry.stream, "LOG_STREAM_")
     execution = f" {entry.execution_id[-8:]}" if entry.execution_id else ""
     return f"{timestamp(entry.timestamp_ms)} [{stream}{execution}] {entry.message}"
+
+
+def roles_text(roles: Sequence[int]) -> str:
+    """Roles as the CLI spells them: ``developer, invoker``; ``-`` for none."""
+    return ", ".join(enum_name(identity.Role, r, "ROLE_") for r in roles) or "-"
+
+
+def account_detail(account: identity.ServiceAccount) -> str:
+    """One service account, as labelled lines (it carries no secret)."""
+    return fields(
+        [
+            ("Service account", account.name),
+            ("Organization", account.organization_name),
+            ("Client id", account.client_id),
+            ("Roles", roles_text(account.roles)),
+            ("Description", account.description),
+            ("Created", timestamp(account.created_at_ms)),
+        ]
+    )
+
+
+ACCOUNT_COLUMNS = (
+    Column("name", lambda a: a.name),
+    Column("client id", lambda a: a.client_id),
+    Column("roles", lambda a: roles_text(a.roles)),
+    Column("created", lambda a: timestamp(a.created_at_ms)),
+    Column("description", lambda a: a.description),
+)
+
+
+def account_list(accounts: Sequence[identity.ServiceAccount]) -> str:
+    """Service accounts as a table."""
+    return table(accounts, ACCOUNT_COLUMNS) if accounts else "No service accounts."
+
+
+ORGANIZATION_COLUMNS = (
+    Column("name", lambda o: o.name),
+    Column("display name", lambda o: o.display_name),
+    Column("created", lambda o: timestamp(o.created_at_ms)),
+)
+
+
+def organization_list(organizations: Sequence[identity.Organization]) -> str:
+    """Organizations as a table."""
+    return table(organizations, ORGANIZATION_COLUMNS) if organizations else "No organizations."

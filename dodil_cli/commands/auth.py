@@ -9,7 +9,15 @@ from typing import Any
 import click
 from dodil.ignite.v1 import ignite_identity_pb2 as identity
 
-from dodil_cli.credentials import KIND_CLIENT, TOKEN_ENV, Credentials, forget, store, store_token
+from dodil_cli.credentials import (
+    KIND_CLIENT,
+    TOKEN_ENV,
+    Credentials,
+    forget,
+    jwt_claims,
+    store,
+    store_token,
+)
 from dodil_cli.errors import ApiError, UsageError
 from dodil_cli.ids import is_dns_label
 from dodil_cli.options import common_options, pass_session
@@ -85,10 +93,12 @@ def login(
         path = store(credentials.renewed(issued.access_token, issued.expires_in))
         who = client_id
         # A service account's id is name@organization: its organization is
-        # the natural default when none is configured yet.
+        # the natural default when none is configured yet. Not so for the
+        # platform administrator, whose "organization" holds no apps.
         _, at, org = client_id.rpartition("@")
+        admin = (jwt_claims(issued.access_token) or {}).get("platform_admin") is True
         if at and not organization and is_dns_label(org) and not session.organization:
-            organization = org
+            organization = None if admin else org
     else:
         if client_secret is not None or token_url is not None:
             raise UsageError("--client-secret and --token-url go with --client-id")
