@@ -28,7 +28,12 @@ from pathlib import Path
 import jwt
 import structlog
 
-from ignite_server.core.errors import FailedPrecondition, InvalidArgument, Unauthenticated
+from ignite_server.core.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+)
 from ignite_server.core.oidc import ExternalIssuer
 from ignite_server.core.principal import ANONYMOUS, Principal, Role
 from ignite_server.core.tokens import LEEWAY_SECS, SigningKey, TokenAuthority
@@ -259,6 +264,12 @@ class Identity:
 
     async def list_accounts(self, organization: str) -> list[AccountRecord]:
         check_name(organization, "organization_name")
+        if not await self._store.has_organization(organization):
+            raise NotFound(
+                f"organization {organization} not found",
+                reason="ORGANIZATION_NOT_FOUND",
+                metadata={"organization": organization},
+            )
         return [a for a in await self._store.all_accounts() if a.organization == organization]
 
     async def delete_account(self, organization: str, name: str) -> AccountRecord:

@@ -93,6 +93,10 @@ class IdentityStore:
                 now_ms,
             )
 
+    async def has_organization(self, name: str) -> bool:
+        async with self._pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT 1 FROM organizations WHERE name = $1", name))
+
     async def list_organizations(self) -> list[OrganizationRecord]:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch("SELECT * FROM organizations ORDER BY name")

@@ -433,3 +433,12 @@ def test_canary_secrets_never_reach_logs_or_errors(secured, victim, admin):
     assert logs, "the server wrote no log at all"
     for secret in (CANARY_ENV, made.client_secret, *victim.secrets.values()):
         assert secret not in logs
+
+
+def test_accounts_of_a_missing_organization_are_not_found(admin):
+    with pytest.raises(grpc.RpcError) as caught:
+        admin.ListServiceAccounts(
+            identity.ListServiceAccountsRequest(organization_name=unique_name("ghost"))
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_info(caught.value).reason == "ORGANIZATION_NOT_FOUND"
