@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/http_edge.py
 	$(BIN)/python bench/async_executions.py
 	$(BIN)/python bench/builds.py
+	$(BIN)/python bench/runtimes.py
 
 clean:
 	rm -rf $(VENV) build .state
