@@ -85,6 +85,8 @@ class _Outcome:
     cold_start_ms: int = 0
     cpu_used_ms: int = 0
     memory_used_mb: int = 0
+    #: How long the record is kept after completion (the app's StorageMode).
+    retention_ms: int | None = None
 
 
 def _handler_error(body: bytes) -> str:
@@ -202,7 +204,12 @@ class ExecutionWorkers:
                 break
         now = self._now_ms()
         if cancelled:
-            outcome = _Outcome(ExecutionStatus.CANCELLED, error="cancelled by a caller")
+            app = await self._lifecycle.stored_app(execution.organization, execution.app)
+            outcome = _Outcome(
+                ExecutionStatus.CANCELLED,
+                error="cancelled by a caller",
+                retention_ms=retention_ms(app) if app else None,
+            )
         else:
             outcome = runner_task.result()
         if outcome.retry and execution.attempts < self._max_attempts:
@@ -212,7 +219,6 @@ class ExecutionWorkers:
             ):
                 bound.info("execution.retry", error_class=outcome.error_class, backoff_secs=backoff)
                 return
-        app = await self._lifecycle.stored_app(execution.organization, execution.app)
         metrics = ExecutionMetrics(
             cold_start_ms=outcome.cold_start_ms,
             execution_ms=outcome.execution_ms,
@@ -233,7 +239,7 @@ class ExecutionWorkers:
             metrics=metrics,
             function_version=outcome.function_version,
             now_ms=now,
-            retention_ms=retention_ms(app) if app else None,
+            retention_ms=outcome.retention_ms,
         )
         if recorded:
             bound.info("execution.done", status=outcome.status.name, code=outcome.status_code)
@@ -250,6 +256,7 @@ class ExecutionWorkers:
         except (NotFound, FailedPrecondition, InvalidArgument) as err:
             return _Outcome(ExecutionStatus.FAILED, error=err.message, error_class="client")
         version = target.version.version
+        keep = retention_ms(target.app)
         status_code = 0
         body = bytearray()
         trailer = ResponseTrailer(0, 0)
@@ -265,6 +272,7 @@ class ExecutionWorkers:
                             error=f"the result is larger than {MAX_RESULT_BYTES} bytes",
                             error_class="user_code",
                             function_version=version,
+                            retention_ms=keep,
                         )
                 elif isinstance(frame, ResponseTrailer):
                     trailer = frame
@@ -275,6 +283,7 @@ class ExecutionWorkers:
                 error_class="user_code",
                 function_version=version,
                 execution_ms=int((time.monotonic() - started) * 1000),
+                retention_ms=keep,
             )
         except IgniteError as err:
             return _Outcome(
@@ -283,6 +292,7 @@ class ExecutionWorkers:
                 error_class="platform",
                 retry=True,
                 function_version=version,
+                retention_ms=keep,
             )
         # Time in the handler excludes waiting for a pod to start.
         elapsed = max(0, int((time.monotonic() - started) * 1000) - trailer.cold_start_ms)
@@ -305,4 +315,5 @@ class ExecutionWorkers:
             cold_start_ms=trailer.cold_start_ms,
             cpu_used_ms=trailer.cpu_used_ms,
             memory_used_mb=trailer.memory_used_mb,
+            retention_ms=keep,
         )

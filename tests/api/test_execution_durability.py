@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import grpc
 import pytest
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
@@ -107,3 +108,50 @@ def test_cancel_pending_and_running(durable):
         compute.GetExecutionRequest(organization_name=org, execution_id=pending)
     )
     assert after.execution.status == common.EXECUTION_STATUS_CANCELLED
+
+
+QUICK_HANDLER = b"""
+def handler(payload, ctx):
+    return "done"
+"""
+
+
+def test_ephemeral_and_ttl_executions_are_deleted(durable):
+    org = unique_name("org")
+    stub = stub_for(durable.grpc_target)
+    deploy_python(
+        stub, org, "gone-after-read", QUICK_HANDLER, storage_mode=common.STORAGE_MODE_EPHEMERAL
+    )
+    deploy_python(
+        stub, org, "short-lived", QUICK_HANDLER, storage_mode=common.STORAGE_MODE_TTL, ttl_seconds=1
+    )
+    deploy_python(stub, org, "kept", QUICK_HANDLER)
+
+    def submit(app: str) -> str:
+        return stub.InvokeAsync(
+            compute.InvokeAsyncRequest(organization_name=org, app_name=app)
+        ).execution_id
+
+    ephemeral, ttl, kept = submit("gone-after-read"), submit("short-lived"), submit("kept")
+    done = wait_terminal(stub, org, [ephemeral, ttl, kept])
+    assert {e.status for e in done.values()} == {common.EXECUTION_STATUS_COMPLETED}
+
+    def exists(execution_id: str) -> bool:
+        try:
+            stub.GetExecution(
+                compute.GetExecutionRequest(organization_name=org, execution_id=execution_id)
+            )
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.NOT_FOUND
+            return False
+        return True
+
+    # EPHEMERAL: read once after completion (wait_terminal did), then gone.
+    assert not exists(ephemeral)
+    # TTL: gone once ttl_seconds passed and the sweeper ran (every lease, 2 s).
+    deadline = time.monotonic() + 30
+    while exists(ttl):
+        assert time.monotonic() < deadline, "the TTL execution was never deleted"
+        time.sleep(0.5)
+    # PERSISTENT: kept.
+    assert exists(kept)
