@@ -16,6 +16,15 @@ handler carries ``#[ignite::main]``. A build:
 3. runs ``cargo build --release`` for ``x86_64-unknown-linux-gnu`` and copies
    the package's binary to ``app`` in the artifact directory.
 
+``--rust-target wasm`` builds for ``wasm32-wasip2`` instead: the SDK then
+compiles to a WASI command that answers one invocation envelope, tokio is
+not injected (it does not build for WASI with the usual features), and the
+artifact is ``app.wasm`` plus a launch manifest that starts the Wasmtime host
+(runtimes/wasm/ignite_wasm_host.py, on the Python interpreter the Python
+runtime uses, with the ``wasmtime`` package mounted read-only). Where the
+toolchain lacks the wasm32-wasip2 target or the server lacks the ``wasmtime``
+package, the build fails with FAILED_PRECONDITION / WASM_TARGET_UNAVAILABLE.
+
 Caching: the Cargo home (registry index and downloaded crates) and one Cargo
 target directory live under ``cache_dir`` and are shared by every Rust build,
 so a rebuild whose dependencies did not change compiles only the user's
@@ -25,10 +34,6 @@ after the other. The build directory has a fixed path for the same reason
 (Cargo's package ids include it). When the archive has no Cargo.lock, the
 lock file Cargo resolved for the same manifest last time is reused, so a
 rebuild does not query the registry again.
-
-``--rust-target wasm`` (wasm32-wasip2 for Wasmtime) fails with
-FAILED_PRECONDITION / WASM_TARGET_UNAVAILABLE on hosts that cannot build and
-run it.
 """
 
 from __future__ import annotations
@@ -37,9 +42,11 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +61,7 @@ from ignite_server.builds.launch_manifest import (
     write_launch_manifest,
 )
 from ignite_server.builds.protocol import BuildFailed, BuildRequest
+from ignite_server.builds.python import default_interpreter
 from ignite_server.builds.subprocess_build import (
     DEFAULT_MEMORY_MB,
     Deadline,
@@ -72,6 +80,10 @@ NATIVE_TARGET = "x86_64-unknown-linux-gnu"
 WASM_TARGET = "wasm32-wasip2"
 #: The binary's name inside the artifact.
 BINARY = "app"
+#: The wasm component's name inside the artifact.
+WASM_BINARY = "app.wasm"
+#: The Wasmtime host that serves wasm apps over the pod protocol.
+WASM_HOST = Path(__file__).resolve().parents[2] / "runtimes" / "wasm" / "ignite_wasm_host.py"
 #: The binary target added to library-only packages.
 GENERATED_BIN = "ignite-app"
 GENERATED_BIN_PATH = ".ignite/main.rs"
@@ -81,6 +93,9 @@ INJECTED_DEPENDENCIES: dict[str, Any] = {
     "serde_json": "1",
     "tokio": {"version": "1", "features": ["full"]},
 }
+#: Not injected into wasm builds: tokio's "full" features refuse to compile
+#: for WASI, and a wasm app has no async runtime to run it on.
+NATIVE_ONLY_DEPENDENCIES = frozenset({"tokio"})
 #: The manifest of an upload that is only src/lib.rs or src/main.rs.
 DEFAULT_CARGO_TOML = """[package]
 name = "app"
@@ -131,13 +146,16 @@ class _Artifacts:
 
 
 class RustPipeline:
-    """Builds Rust apps into native linux binaries.
+    """Builds Rust apps into native linux binaries or wasm32-wasip2 components.
 
     ``cargo`` is the toolchain's cargo (default: the stable rustup toolchain,
     else cargo on PATH; FileNotFoundError when there is none); ``jobs`` caps
     Cargo's parallel compiler processes; ``memory_mb`` limits the build;
     ``sandbox`` runs it under bubblewrap when installed; ``wasmtime`` is the
-    Wasmtime command wasm apps would need.
+    Python package that embeds Wasmtime for wasm apps; ``sysroot`` is the
+    toolchain directory searched for the wasm32-wasip2 standard library
+    (default: the one ``cargo`` belongs to); ``interpreter`` runs the Wasmtime
+    host (default: the one Python pods run).
     """
 
     kind = RuntimeKind.RUST
@@ -151,6 +169,8 @@ class RustPipeline:
         memory_mb: int = DEFAULT_MEMORY_MB,
         sandbox: bool = True,
         wasmtime: str = "wasmtime",
+        sysroot: Path | None = None,
+        interpreter: Path | None = None,
     ) -> None:
         self.cargo = cargo or default_cargo()
         if not self.cargo.exists():
@@ -159,40 +179,53 @@ class RustPipeline:
         self.memory_mb = memory_mb
         self.sandbox = sandbox
         self.wasmtime = wasmtime
+        self.sysroot = sysroot
+        self.interpreter = interpreter or default_interpreter()
 
     async def build(self, request: BuildRequest) -> None:
-        """Compiles the package in ``request.source_dir`` to ``out_dir/app``."""
-        if request.runtime.target == RuntimeTarget.WASM:
-            self._refuse_wasm()
+        """Compiles the package in ``request.source_dir`` to ``out_dir/app``
+        (or ``out_dir/app.wasm`` for the wasm target)."""
+        wasm = request.runtime.target == RuntimeTarget.WASM
+        wasmtime_dir = self._check_wasm() if wasm else None
         if not self.cargo.exists():
             raise BuildFailed(f"the Rust toolchain is not installed on this host ({self.cargo})")
         deadline = Deadline(request.timeout_secs)
         request.cache_dir.mkdir(parents=True, exist_ok=True)
         async with _exclusive(request.cache_dir / "rust-build.lock", deadline, request):
-            await self._build(request, deadline)
+            await self._build(request, deadline, wasmtime_dir)
 
-    def _refuse_wasm(self) -> None:
+    def _check_wasm(self) -> Path:
+        """The ``wasmtime`` package's directory, once this host is known to
+        build and run wasm apps; FailedPrecondition saying what is missing
+        otherwise."""
         missing = []
-        if not (self._sysroot() / "lib" / "rustlib" / WASM_TARGET).is_dir():
+        if not (self._wasm_sysroot() / "lib" / "rustlib" / WASM_TARGET).is_dir():
             missing.append(f"the {WASM_TARGET} Rust target (rustup target add {WASM_TARGET})")
-        if shutil.which(self.wasmtime) is None:
-            missing.append("Wasmtime, which runs wasm apps")
-        detail = (
-            "this host lacks " + " and ".join(missing)
-            if missing
-            else "this Ignite installation serves Rust apps from native binaries only"
-        )
-        raise FailedPrecondition(
-            f"--rust-target wasm ({WASM_TARGET}) is not available: {detail}",
-            reason="WASM_TARGET_UNAVAILABLE",
-            metadata={"target": WASM_TARGET},
-        )
+        wasmtime_dir = _package_dir(self.wasmtime)
+        if wasmtime_dir is None:
+            missing.append(f"the {self.wasmtime!r} Python package (Wasmtime), which runs wasm apps")
+        if missing or wasmtime_dir is None:
+            raise FailedPrecondition(
+                f"--rust-target wasm ({WASM_TARGET}) is not available: this host lacks "
+                + " and ".join(missing),
+                reason="WASM_TARGET_UNAVAILABLE",
+                metadata={"target": WASM_TARGET},
+            )
+        return wasmtime_dir
 
     def _sysroot(self) -> Path:
         # The toolchain directory: <sysroot>/bin/cargo.
         return self.cargo.resolve().parent.parent
 
-    async def _build(self, request: BuildRequest, deadline: Deadline) -> None:
+    def _wasm_sysroot(self) -> Path:
+        return self.sysroot or self._sysroot()
+
+    async def _build(
+        self, request: BuildRequest, deadline: Deadline, wasmtime_dir: Path | None
+    ) -> None:
+        """Builds for wasm32-wasip2 when ``wasmtime_dir`` (the package that
+        will run the component) is given, else natively."""
+        wasm = wasmtime_dir is not None
         work = request.cache_dir / "work"
         package = work / "package"
         cargo_home = request.cache_dir / "cargo-home"
@@ -200,14 +233,16 @@ class RustPipeline:
         locks = request.cache_dir / "lockfiles"
         for path in (cargo_home, target_dir, locks):
             path.mkdir(parents=True, exist_ok=True)
-        prepared = await asyncio.to_thread(_prepare_package, request.source_dir, package, locks)
+        prepared = await asyncio.to_thread(
+            _prepare_package, request.source_dir, package, locks, wasm
+        )
         for note in prepared.notes:
             request.log(note)
 
         artifacts = _Artifacts(manifest_path=str(package / "Cargo.toml"))
         argv = [
             str(self.cargo), "build", "--release",
-            "--target", NATIVE_TARGET,
+            "--target", WASM_TARGET if wasm else NATIVE_TARGET,
             "--jobs", str(self.jobs),
             "--message-format", "json-render-diagnostics",
         ]  # fmt: skip
@@ -243,9 +278,63 @@ class RustPipeline:
             raise BuildFailed(failure_reason("cargo build", result, self.memory_mb))
         binary = _pick_binary(artifacts.binaries, prepared.name)
         await asyncio.to_thread(
-            _finish, package, binary, request.out_dir, locks / prepared.lock_key
+            _finish,
+            package,
+            binary,
+            request.out_dir / (WASM_BINARY if wasm else BINARY),
+            locks / prepared.lock_key,
         )
-        write_launch_manifest(request.out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"])
+        if wasmtime_dir is None:
+            write_launch_manifest(request.out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"])
+            return
+        await self._precompile(request, deadline, wasmtime_dir)
+        host = [str(self.interpreter), "-S", "-B", str(WASM_HOST)]
+        write_launch_manifest(
+            request.out_dir,
+            [*host, f"{CODE_PLACEHOLDER}/{WASM_BINARY}"],
+            ro_paths=self._host_ro_paths(wasmtime_dir),
+            env=_host_env(wasmtime_dir),
+        )
+
+    async def _precompile(
+        self, request: BuildRequest, deadline: Deadline, wasmtime_dir: Path
+    ) -> None:
+        """Compiles app.wasm to app.cwasm with the Wasmtime pods run, so a
+        cold start loads native code instead of compiling (the host falls
+        back to compiling when the file does not fit its Wasmtime). Only
+        Wasmtime's compiler runs here, sandboxed like the Cargo step."""
+        wasm = request.out_dir / WASM_BINARY
+        argv = [
+            str(self.interpreter), "-S", "-B", str(WASM_HOST),
+            "--precompile", str(wasm), str(wasm.with_suffix(".cwasm")),
+        ]  # fmt: skip
+        request.log("$ precompile app.wasm for Wasmtime")
+        sandbox = (
+            Sandbox(ro_paths=self._host_ro_paths(wasmtime_dir), rw_paths=[request.out_dir])
+            if self.sandbox
+            else None
+        )
+        result = await run_step(
+            argv,
+            cwd=request.out_dir,
+            env={"PATH": "/usr/bin:/bin", **_host_env(wasmtime_dir)},
+            log=request.log,
+            deadline=deadline,
+            memory_mb=self.memory_mb,
+            sandbox=sandbox,
+        )
+        if result.returncode != 0:
+            raise BuildFailed(failure_reason("precompiling app.wasm", result, self.memory_mb))
+
+    def _host_ro_paths(self, wasmtime_dir: Path) -> list[str]:
+        """What the Wasmtime host needs mounted: the interpreter's prefix
+        (unless it is part of the base system), the host's directory and
+        only the ``wasmtime`` package of the server's site-packages."""
+        ro_paths = [str(WASM_HOST.parent), str(wasmtime_dir)]
+        prefix = Path(sys.base_prefix).resolve()
+        if not str(prefix).startswith("/usr"):
+            ro_paths.insert(0, str(prefix))
+        return ro_paths
 
 
 @contextlib.asynccontextmanager
@@ -281,7 +370,24 @@ class _Prepared:
     notes: list[str]
 
 
-def _prepare_package(source: Path, package: Path, locks: Path) -> _Prepared:
+def _host_env(wasmtime_dir: Path) -> dict[str, str]:
+    """The Wasmtime host's own variables: ``wasmtime`` importable (the host
+    runs without ``-I``, which would ignore PYTHONPATH)."""
+    return {"PYTHONPATH": str(wasmtime_dir.parent), "PYTHONUNBUFFERED": "1"}
+
+
+def _package_dir(name: str) -> Path | None:
+    """The directory of the installed Python package ``name``, if any."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def _prepare_package(source: Path, package: Path, locks: Path, wasm: bool = False) -> _Prepared:
     """Copies the user's package to ``package`` and rewrites its manifest."""
     shutil.rmtree(package, ignore_errors=True)
     # A target/ shipped in the archive is build output, never an input.
@@ -296,7 +402,7 @@ def _prepare_package(source: Path, package: Path, locks: Path) -> _Prepared:
         manifest = tomlkit.parse(manifest_path.read_text())
     except (TOMLKitError, UnicodeDecodeError) as error:
         raise BuildFailed(f"Cargo.toml is not valid TOML: {error}") from None
-    notes = rewrite_cargo_manifest(manifest, package)
+    notes = rewrite_cargo_manifest(manifest, package, wasm=wasm)
     text = tomlkit.dumps(manifest)
     manifest_path.write_text(text)
 
@@ -309,11 +415,12 @@ def _prepare_package(source: Path, package: Path, locks: Path) -> _Prepared:
     return _Prepared(name=str(manifest["package"]["name"]), lock_key=key, notes=notes)
 
 
-def rewrite_cargo_manifest(manifest: Any, package: Path) -> list[str]:
+def rewrite_cargo_manifest(manifest: Any, package: Path, *, wasm: bool = False) -> list[str]:
     """Edits ``manifest`` (a Cargo.toml parsed by tomlkit) of the package in
     directory ``package`` in place, as the module docstring describes; may
-    write the generated entry binary's source under ``package``. Returns
-    notes for the build log. Raises BuildFailed for packages it cannot build."""
+    write the generated entry binary's source under ``package``. ``wasm``:
+    the package is built for wasm32-wasip2. Returns notes for the build log.
+    Raises BuildFailed for packages it cannot build."""
     notes: list[str] = []
     if "package" not in manifest:
         raise BuildFailed("Cargo.toml has no [package]: the archive must be one Cargo package")
@@ -343,6 +450,8 @@ def rewrite_cargo_manifest(manifest: Any, package: Path) -> list[str]:
     sdk["path"] = str(SDK_CRATE)
     dependencies["ignite"] = sdk
     for name, spec in INJECTED_DEPENDENCIES.items():
+        if wasm and name in NATIVE_ONLY_DEPENDENCIES:
+            continue
         if name not in dependencies or _inherits(dependencies[name]):
             dependencies[name] = spec
     for name in list(dependencies.keys()):
@@ -402,7 +511,7 @@ def _pick_binary(binaries: dict[str, str], package_name: str) -> str:
     )
 
 
-def _finish(package: Path, binary: str, out_dir: Path, cached_lock: Path) -> None:
-    shutil.copy2(binary, out_dir / BINARY)
+def _finish(package: Path, binary: str, artifact: Path, cached_lock: Path) -> None:
+    shutil.copy2(binary, artifact)
     if (package / "Cargo.lock").exists():
         shutil.copy(package / "Cargo.lock", cached_lock)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,45 @@ def test_seed_003_rust(ignite, org):
     assert early.returncode != 0
     assert "FAILED_PRECONDITION" in early.stderr and "compile" in early.stderr
     _step(ignite, f"dodil ignite draft compile {org}:hello")
+    _step(ignite, f"dodil ignite draft publish {org}:hello")
+    answer = json.loads(
+        _step(ignite, f"""dodil ignite invoke {org}:hello -p '{{"message": "hi there"}}'""")
+    )
+    assert answer["message"] == "hi there"
+    assert answer["function_id"] == f"{org}/hello"
+    assert answer["execution_id"]
+
+
+def _wasm_target_installed() -> bool:
+    """Whether this host's Rust toolchain has wasm32-wasip2, asked of rustup
+    (what .ci/run tries to install) rather than of the pipeline under test."""
+    rustup = shutil.which("rustup")
+    if rustup is None:
+        return False
+    listed = subprocess.run(
+        [rustup, "target", "list", "--installed"], capture_output=True, text=True, check=False
+    )
+    return "wasm32-wasip2" in listed.stdout.split()
+
+
+@pytest.mark.timeout(900)
+def test_seed_003_rust_wasm(ignite, org):
+    """Seed 003 with --rust-target wasm. CI installs the wasm32-wasip2 target
+    when it can but does not fail without it, so this asserts what the host
+    allows: with the target the app answers from Wasmtime; without it the
+    compile is refused with FAILED_PRECONDITION."""
+    _project(ignite, "rust")
+    _step(ignite, "dodil ignite app create hello --runtime rust --rust-target wasm")
+    _step(ignite, f"dodil ignite draft save {org}:hello --code ./")
+    if not _wasm_target_installed():
+        refused = ignite.shell(f"dodil ignite draft compile {org}:hello")
+        assert refused.returncode != 0
+        assert "FAILED_PRECONDITION" in refused.stderr
+        assert "wasm32-wasip2" in refused.stderr
+        return
+    _step(ignite, f"dodil ignite draft compile {org}:hello")
+    draft = json.loads(_step(ignite, f"dodil ignite draft get {org}:hello -o json"))
+    assert "--target wasm32-wasip2" in draft["build_log"]
     _step(ignite, f"dodil ignite draft publish {org}:hello")
     answer = json.loads(
         _step(ignite, f"""dodil ignite invoke {org}:hello -p '{{"message": "hi there"}}'""")

@@ -3,7 +3,9 @@
 //! The attribute keeps the function as written and adds two items next to it:
 //!
 //! * `pub fn __ignite_entry()`, which serves the handler over the pod protocol
-//!   (through `ignite::__rt::serve_async` or `serve_sync`);
+//!   (through `ignite::__rt::serve_async` or `serve_sync`); built for
+//!   `wasm32`, the same functions instead answer the one invocation envelope
+//!   the Wasmtime host passes on stdin, making the program a WASI command;
 //! * `fn main()`, which calls it, so a handler in `src/main.rs` is a complete
 //!   program.
 //!

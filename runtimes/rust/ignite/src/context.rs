@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use serde::Serialize;
+#[cfg(not(target_arch = "wasm32"))]
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
@@ -109,9 +110,9 @@ impl TempStore {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();
-        let unique = format!("ignite-{}-{}-{}", std::process::id(), next_store_number(), safe);
+        let unique = format!("ignite-{}-{}-{}", process_id(), next_store_number(), safe);
         TempStore {
-            dir: std::env::temp_dir().join(unique),
+            dir: scratch_root().join(unique),
             created: OnceLock::new(),
         }
     }
@@ -153,25 +154,60 @@ impl Drop for TempStore {
     }
 }
 
+/// Where scratch directories are made: the pod's temporary directory.
+#[cfg(not(target_arch = "wasm32"))]
+fn scratch_root() -> PathBuf {
+    std::env::temp_dir()
+}
+
+/// WASI has no temporary directory of its own: the Wasmtime host mounts an
+/// empty directory at `/tmp` for every invocation and removes it afterwards.
+#[cfg(target_arch = "wasm32")]
+fn scratch_root() -> PathBuf {
+    PathBuf::from("/tmp")
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn process_id() -> u32 {
+    std::process::id()
+}
+
+/// A wasm instance serves one invocation; there is no process id to tell
+/// concurrent ones apart (nor a need: each has its own `/tmp`).
+#[cfg(target_arch = "wasm32")]
+fn process_id() -> u32 {
+    0
+}
+
 fn next_store_number() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Where streamed chunks go: the server's response body natively; in a wasm
+/// build, a buffer (`None` until the first send) that becomes the response
+/// body when the handler returns, since one wasm run answers with one
+/// complete response.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type Chunks = mpsc::Sender<Bytes>;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type Chunks = Arc<Mutex<Option<Vec<u8>>>>;
+
 /// The streaming response handle. The first [`Stream::send`] starts a `200`
 /// response whose body is everything sent, in order; it ends when the handler
 /// returns, and the handler's return value is then not sent. An error after
 /// streaming began can no longer change the status: it is logged and the
-/// body is cut short.
+/// body is cut short. In a wasm build the chunks are collected and sent
+/// together when the handler returns (same body, no incremental delivery).
 #[derive(Clone)]
 pub struct Stream {
-    chunks: mpsc::Sender<Bytes>,
+    chunks: Chunks,
     content_type: Arc<Mutex<String>>,
 }
 
 impl Stream {
-    pub(crate) fn new(chunks: mpsc::Sender<Bytes>) -> Self {
+    pub(crate) fn new(chunks: Chunks) -> Self {
         Stream {
             chunks,
             content_type: Arc::new(Mutex::new("application/octet-stream".to_string())),
@@ -187,10 +223,20 @@ impl Stream {
     /// Sends one piece of the body; waits while the client is slower than
     /// the handler. Fails when the client went away.
     pub async fn send(&self, data: impl Into<Bytes>) -> Result<()> {
-        self.chunks
+        #[cfg(not(target_arch = "wasm32"))]
+        return self
+            .chunks
             .send(data.into())
             .await
-            .map_err(|_| Error::msg("the client closed the response stream"))
+            .map_err(|_| Error::msg("the client closed the response stream"));
+        #[cfg(target_arch = "wasm32")]
+        {
+            let mut buffer = self.chunks.lock().unwrap_or_else(|e| e.into_inner());
+            buffer
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(&data.into());
+            Ok(())
+        }
     }
 
     /// Sends `value` as one line of JSON (newline-delimited JSON).

@@ -17,13 +17,21 @@
 //! answers the readiness probe, hands every other request to the handler,
 //! turns an `Err` or a panic into `500 {"error": ...}` and keeps serving, and
 //! drains in-flight requests on `SIGTERM`.
+//!
+//! Built for `wasm32` (`wasm32-wasip2`), the program is instead a WASI command
+//! that answers exactly one invocation: the platform's Wasmtime host serves
+//! the pod protocol and runs the component once per request (see `wasm`).
 
+#[cfg(not(target_arch = "wasm32"))]
 mod body;
 mod context;
 mod error;
 mod request;
 mod response;
+#[cfg(not(target_arch = "wasm32"))]
 mod server;
+#[cfg(target_arch = "wasm32")]
+mod wasm;
 
 pub use context::{Context, Env, Stream, TempStore};
 pub use error::{Error, Result};
@@ -40,5 +48,8 @@ pub mod prelude {
 /// Called by the code `#[ignite::main]` generates; not a public API.
 #[doc(hidden)]
 pub mod __rt {
+    #[cfg(not(target_arch = "wasm32"))]
     pub use crate::server::{serve_async, serve_sync};
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::wasm::{serve_async, serve_sync};
 }

@@ -3,7 +3,6 @@
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use hyper::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -16,13 +15,20 @@ pub struct Request {
     method: String,
     path: String,
     query: String,
-    headers: HeaderMap,
+    /// (name, value) in arrival order; names are lowercase.
+    headers: Vec<(String, String)>,
     raw: Bytes,
     json: OnceLock<std::result::Result<Value, String>>,
 }
 
 impl Request {
-    pub(crate) fn new(method: String, path: String, query: String, headers: HeaderMap, raw: Bytes) -> Self {
+    pub(crate) fn new(
+        method: String,
+        path: String,
+        query: String,
+        headers: Vec<(String, String)>,
+        raw: Bytes,
+    ) -> Self {
         Request {
             method,
             path,
@@ -74,7 +80,10 @@ impl Request {
 
     /// The first value of header `name` (case-insensitive), when it is text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|value| value.to_str().ok())
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
     }
 
     fn json(&self) -> Result<&Value> {
@@ -129,7 +138,7 @@ mod tests {
             "POST".into(),
             "/".into(),
             query.into(),
-            HeaderMap::new(),
+            vec![("content-type".into(), "application/json".into())],
             Bytes::from(body.to_owned()),
         )
     }
@@ -149,5 +158,6 @@ mod tests {
         assert_eq!(req.field::<u32>("n").unwrap(), 3);
         assert!(req.field::<String>("n").is_err());
         assert!(req.field::<String>("absent").is_err());
+        assert_eq!(req.header("Content-Type"), Some("application/json"));
     }
 }

@@ -272,7 +272,7 @@ async fn invoke(request: hyper::Request<Incoming>, state: Shared) -> hyper::Resp
         parts.method.to_string(),
         parts.uri.path().to_string(),
         parts.uri.query().unwrap_or_default().to_string(),
-        parts.headers,
+        text_headers(&parts.headers),
         raw,
     );
     let mut task = spawn_local((state.invoke)(request, context));
@@ -303,6 +303,15 @@ async fn invoke(request: hyper::Request<Incoming>, state: Shared) -> hyper::Resp
             streaming_response(first, streamed, &content_type)
         }
     }
+}
+
+/// The request's headers whose values are text (names are lowercase in
+/// hyper), the form `Request` keeps.
+fn text_headers(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+        .collect()
 }
 
 fn report_after_stream(execution_id: &str, outcome: Outcome) {
