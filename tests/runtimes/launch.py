@@ -96,6 +96,13 @@ class Pod:
         return self.stderr_path.read_text(errors="replace")
 
 
+def _in_private_tmp(value: str, run_dir: str) -> str:
+    """``value`` with a pod-private /tmp path moved under ``run_dir``."""
+    if value.startswith("/tmp/") and not Path(value).exists():
+        return value.replace("/tmp/", f"{run_dir}/", 1)
+    return value
+
+
 @asynccontextmanager
 async def launched(artifact_dir: Path) -> AsyncIterator[Pod]:
     """Starts the artifact as its manifest says, with the pod protocol's
@@ -108,9 +115,10 @@ async def launched(artifact_dir: Path) -> AsyncIterator[Pod]:
         stderr_path = Path(run_dir) / "stderr.log"
         # The sandbox gives each pod a private /tmp; the run directory stands
         # in for it in the runtime's own variables (e.g. a cache directory).
+        # Host paths the manifest mounts (a checkout that itself lives under
+        # /tmp) are real and stay as they are.
         runtime_env = {
-            key: value.replace("/tmp/", f"{run_dir}/", 1) if value.startswith("/tmp/") else value
-            for key, value in manifest["env"].items()
+            key: _in_private_tmp(value, run_dir) for key, value in manifest["env"].items()
         }
         env = {
             "PATH": "/usr/bin:/bin",
