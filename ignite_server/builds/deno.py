@@ -44,7 +44,9 @@ from ignite_server.builds.subprocess_build import (
     Deadline,
     Sandbox,
     failure_reason,
+    installed_tool,
     network_env,
+    require_tool,
     run_step,
 )
 from ignite_server.core.models import RuntimeKind
@@ -89,16 +91,13 @@ class DenoPipeline:
         memory_mb: int = DEFAULT_MEMORY_MB,
         sandbox: bool = True,
     ) -> None:
-        self.deno = (deno or default_deno()).resolve()
-        if not self.deno.exists():
-            raise FileNotFoundError(f"Deno is not installed: no {self.deno}")
+        self.deno = installed_tool((deno or default_deno()).resolve(), "Deno")
         self.memory_mb = memory_mb
         self.sandbox = sandbox
 
     async def build(self, request: BuildRequest) -> None:
         """Prepares ``request.out_dir`` so ``deno run --cached-only`` can run it."""
-        if not self.deno.exists():
-            raise BuildFailed(f"Deno is not installed on this host ({self.deno})")
+        require_tool(self.deno, "Deno")
         deadline = Deadline(request.timeout_secs)
         out = request.out_dir
         entry = await asyncio.to_thread(_prepare, request.source_dir, out, request.build_args)

@@ -36,7 +36,9 @@ from ignite_server.builds.subprocess_build import (
     Deadline,
     Sandbox,
     failure_reason,
+    installed_tool,
     network_env,
+    require_tool,
     run_step,
 )
 from ignite_server.core.models import RuntimeKind
@@ -76,16 +78,13 @@ class GoPipeline:
         memory_mb: int = DEFAULT_MEMORY_MB,
         sandbox: bool = True,
     ) -> None:
-        self.go = (go or default_go()).resolve()
-        if not self.go.exists():
-            raise FileNotFoundError(f"the Go toolchain is not installed: no {self.go}")
+        self.go = installed_tool((go or default_go()).resolve(), "the Go toolchain")
         self.memory_mb = memory_mb
         self.sandbox = sandbox
 
     async def build(self, request: BuildRequest) -> None:
         """Compiles ``request.source_dir`` to ``request.out_dir/app``."""
-        if not self.go.exists():
-            raise BuildFailed(f"the Go toolchain is not installed on this host ({self.go})")
+        require_tool(self.go, "the Go toolchain")
         deadline = Deadline(request.timeout_secs)
         scratch = request.cache_dir / "work" / uuid.uuid4().hex
         try:

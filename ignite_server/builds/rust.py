@@ -67,7 +67,9 @@ from ignite_server.builds.subprocess_build import (
     Deadline,
     Sandbox,
     failure_reason,
+    installed_tool,
     network_env,
+    require_tool,
     run_step,
 )
 from ignite_server.core.errors import FailedPrecondition
@@ -172,9 +174,7 @@ class RustPipeline:
         sysroot: Path | None = None,
         interpreter: Path | None = None,
     ) -> None:
-        self.cargo = cargo or default_cargo()
-        if not self.cargo.exists():
-            raise FileNotFoundError(f"the Rust toolchain is not installed: no {self.cargo}")
+        self.cargo = installed_tool(cargo or default_cargo(), "the Rust toolchain")
         self.jobs = jobs
         self.memory_mb = memory_mb
         self.sandbox = sandbox
@@ -187,8 +187,7 @@ class RustPipeline:
         (or ``out_dir/app.wasm`` for the wasm target)."""
         wasm = request.runtime.target == RuntimeTarget.WASM
         wasmtime_dir = self._check_wasm() if wasm else None
-        if not self.cargo.exists():
-            raise BuildFailed(f"the Rust toolchain is not installed on this host ({self.cargo})")
+        require_tool(self.cargo, "the Rust toolchain")
         deadline = Deadline(request.timeout_secs)
         request.cache_dir.mkdir(parents=True, exist_ok=True)
         async with _exclusive(request.cache_dir / "rust-build.lock", deadline, request):

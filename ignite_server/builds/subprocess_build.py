@@ -114,6 +114,20 @@ class StepResult:
     out_of_memory: bool = False
 
 
+def installed_tool(path: Path, name: str) -> Path:
+    """``path`` if it exists. A pipeline whose compiler is missing is not
+    offered at all (the registry skips it on FileNotFoundError)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{name} is not installed: no {path}")
+    return path
+
+
+def require_tool(path: Path, name: str) -> None:
+    """At build time: the compiler may have been removed since start-up."""
+    if not path.exists():
+        raise BuildFailed(f"{name} is not installed on this host ({path})")
+
+
 def network_env() -> dict[str, str]:
     """The NETWORK_ENV variables the server has."""
     return {name: os.environ[name] for name in NETWORK_ENV if name in os.environ}

@@ -23,11 +23,8 @@ from tests.runtimes.launch import (
     launched,
     write_tree,
 )
+from tests.runtimes.rust.seed import CARGO_TOML, SEED_LIB_RS
 
-#: Seed 003's lib.rs and a minimal Cargo.toml, as shipped in the examples.
-EXAMPLE = Path(__file__).resolve().parents[3] / "runtimes" / "rust" / "examples" / "hello"
-SEED_LIB_RS = (EXAMPLE / "src" / "lib.rs").read_text()
-CARGO_TOML = (EXAMPLE / "Cargo.toml").read_text()
 #: The same app after an edit that adds failure paths: the "rebuild with
 #: unchanged dependencies".
 EDITED_LIB_RS = SEED_LIB_RS.replace(

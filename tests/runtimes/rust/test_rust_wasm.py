@@ -33,10 +33,8 @@ from tests.runtimes.launch import (
     launched,
     write_tree,
 )
+from tests.runtimes.rust.seed import CARGO_TOML, SEED_LIB_RS
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "runtimes" / "rust" / "examples" / "hello"
-SEED_LIB_RS = (EXAMPLE / "src" / "lib.rs").read_text()
-CARGO_TOML = (EXAMPLE / "Cargo.toml").read_text()
 #: The seed with failure paths and the Context features wasm apps keep.
 #: No tokio: a wasm app has no async runtime (std::thread::sleep blocks the
 #: one invocation the instance serves, which is fine there).
