@@ -10,7 +10,12 @@ and the pod's response is relayed as is.
 :class:`AppHostResolver` lists the split points *longest org first*; the
 gateway invokes the first candidate, and moves to the next only when the
 server answers ``NOT_FOUND`` with the reason ``APP_NOT_FOUND`` before any
-response frame (no app by that name, so nothing ran). The first candidate that exists wins and is
+response frame (no app by that name, so nothing ran), or, for a caller
+without a token, ``UNAUTHENTICATED`` with ``TOKEN_REQUIRED`` (the server tells
+an anonymous caller nothing about a missing or private app, so a later split
+may still be a public app). When no split answers, the caller gets
+``TOKEN_REQUIRED`` if any split said so, else ``APP_NOT_FOUND``. The first
+candidate that answers wins and is
 remembered for a short while, so a warm host costs one call. Invoking rather
 than looking the app up first keeps the answer the server's own, for callers
 with or without a token. An org and an app whose joined names collide (app

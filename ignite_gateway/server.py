@@ -71,6 +71,8 @@ _READY_TIMEOUT_S = 2.0
 
 #: ErrorInfo reason of the server's "no such app".
 _APP_NOT_FOUND = "APP_NOT_FOUND"
+#: The reason of UNAUTHENTICATED for a call that needs a token and had none.
+_TOKEN_REQUIRED = "TOKEN_REQUIRED"
 
 #: Envelope type a direct app URL request becomes.
 _INVOKE_REQUEST_TYPE = "dodil.ignite.v1.InvokeRequest"
@@ -283,11 +285,12 @@ class Gateway:
                 try:
                     head = await read_head(call)
                 except grpc.aio.AioRpcError as error:
-                    if not _is_no_such_app(error):
+                    if not _is_no_such_app(error) and not _is_refused_anonymous(error):
                         raise
-                    # No such app under this split; nothing ran. Next one.
+                    # No such app under this split (or, for a caller without
+                    # a token, none it may invoke); nothing ran. Next one.
                     self.resolver.forget(label)
-                    first_error = first_error or error
+                    first_error = _more_telling(first_error, error)
                     continue
                 self.resolver.remember(label, ref)
                 request[_APP] = f"{ref.org}/{ref.app}"
@@ -359,6 +362,25 @@ def _is_no_such_app(error: grpc.aio.AioRpcError) -> bool:
         _APP_NOT_FOUND,
         "",
     )
+
+
+def _is_refused_anonymous(error: grpc.aio.AioRpcError) -> bool:
+    # A caller without a token learns nothing about apps it may not invoke,
+    # so a missing app and a private one both answer TOKEN_REQUIRED: another
+    # split may still name a public app.
+    return (
+        error.code() is grpc.StatusCode.UNAUTHENTICATED and error_reason(error) == _TOKEN_REQUIRED
+    )
+
+
+def _more_telling(
+    kept: grpc.aio.AioRpcError | None, new: grpc.aio.AioRpcError
+) -> grpc.aio.AioRpcError:
+    # When no split answers, TOKEN_REQUIRED (some split may exist behind a
+    # token) says more than NOT_FOUND; otherwise the first error stands.
+    if kept is None or (_is_refused_anonymous(new) and not _is_refused_anonymous(kept)):
+        return new
+    return kept
 
 
 def _find_app_invoke(routes: RouteTable) -> MethodDescriptor | None:

@@ -45,7 +45,8 @@ def org(secured) -> str:
         )
     ).access_token
     dev = BearerStub(secured.grpc_target, compute_grpc.ComputeServiceStub, token)
-    for app, public in (("public", True), ("private", False)):
+    apps = (("public", True), ("private", False), ("support-desk-public", True))
+    for app, public in apps:
         dev.CreateApp(
             compute.CreateAppRequest(
                 organization_name=name,
@@ -84,6 +85,20 @@ def test_public_app_answers_curl_without_a_token(secured, org):
     assert answer["greeting"] == "Hello, Anon!"
     assert answer["function_id"] == f"{org}/public"
     assert headers["x-ignite-execution-id"] == answer["execution_id"]
+
+
+def test_public_app_with_hyphens_in_its_name_answers_without_a_token(secured, org):
+    # The label splits three ways; the splits naming no app answer an
+    # anonymous caller TOKEN_REQUIRED, which must not end the search.
+    host = f"Host: {secured.app_host(org, 'support-desk-public')}"
+    status, _, body = curl(secured, "-H", host, "-d", '{"name": "Desk"}', secured.http_url)
+    assert status == 200, body
+    assert json.loads(body)["function_id"] == f"{org}/support-desk-public"
+    # A label that names no app at all still asks for a token, as before.
+    host = f"Host: {secured.app_host(org, 'no-such-app')}"
+    status, _, body = curl(secured, "-H", host, "-d", "{}", secured.http_url)
+    assert status == 401, body
+    assert json.loads(body)["error"]["details"][0]["reason"] == "TOKEN_REQUIRED"
 
 
 def test_private_app_still_needs_a_token(secured, org):
