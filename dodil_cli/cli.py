@@ -12,7 +12,7 @@ from click.shell_completion import get_completion_class
 
 from dodil_cli import __version__
 from dodil_cli.commands.app import app_group
-from dodil_cli.commands.auth import login, logout, whoami
+from dodil_cli.commands.auth import login, logout, status, whoami
 from dodil_cli.commands.config import config_group
 from dodil_cli.commands.draft import draft_group
 from dodil_cli.commands.execution import execution_group
@@ -44,7 +44,7 @@ def ignite() -> None:
 
 @cli.group("auth")
 def auth() -> None:
-    """Identity administration: organizations and service accounts."""
+    """Identity: login status, organizations and service accounts."""
 
 
 @cli.command("completion")
@@ -66,7 +66,10 @@ def completion(shell: str) -> None:
 cli.add_command(login)
 cli.add_command(logout)
 cli.add_command(whoami)
+auth.add_command(status)
 auth.add_command(org_group)
 auth.add_command(service_account_group)
+# `app logs` is `logs` again, where people who think of logs as the app's look.
+app_group.add_command(logs)
 for command in (config_group, app_group, draft_group, version_group, invoke, execution_group, logs):
     ignite.add_command(command)

@@ -18,7 +18,7 @@ from dodil_cli.credentials import (
     store,
     store_token,
 )
-from dodil_cli.errors import ApiError, UsageError
+from dodil_cli.errors import ApiError, CliError, UsageError
 from dodil_cli.ids import is_dns_label
 from dodil_cli.options import common_options, pass_session
 from dodil_cli.output import fields, info, message_to_dict, warn
@@ -26,6 +26,9 @@ from dodil_cli.session import Session
 from dodil_cli.views import timestamp
 
 SECRET_ENV = "DODIL_CLIENT_SECRET"
+
+#: The exit code of UNAUTHENTICATED (docs/cli.md), also for "not logged in".
+EXIT_UNAUTHENTICATED = 6
 
 
 def _secret_or_token(value: str | None, prompt: str, env: str | None = None) -> str:
@@ -171,3 +174,49 @@ def whoami(session: Session) -> None:
         return fields(pairs)
 
     session.printer.emit(data, readable)
+
+
+@click.command("status")
+@common_options
+@pass_session
+def status(session: Session) -> None:
+    """Show who is logged in, against which endpoint and organization.
+
+    Exits 6 when no credentials are stored (or given in DODIL_TOKEN) or the
+    server rejects them, so scripts can check before they start.
+    """
+    credentials = session.credentials
+    if credentials is None:
+        raise CliError(
+            f"not logged in to {session.endpoint.target}: run 'dodil login' (or set {TOKEN_ENV})",
+            exit_code=EXIT_UNAUTHENTICATED,
+        )
+    answer = session.client.call("WhoAmI", identity.WhoAmIRequest(), service="identity")
+    roles = [identity.Role.Name(r).removeprefix("ROLE_").lower() for r in answer.roles]
+    data = {
+        "logged_in": True,
+        "subject": answer.subject,
+        "endpoint": session.endpoint.target,
+        "tls": session.tls,
+        "organization": session.organization or answer.organization_name,
+        "member_of": answer.organization_name,
+        "roles": roles,
+        "platform_admin": answer.platform_admin,
+        "expires_at_ms": answer.expires_at_ms,
+        "credentials": credentials.kind,
+        "credentials_source": credentials.source,
+    }
+    admin = " (platform admin)" if answer.platform_admin else ""
+    session.printer.emit(
+        data,
+        lambda: fields(
+            [
+                ("Logged in as", answer.subject + admin),
+                ("Endpoint", f"{data['endpoint']} ({'TLS' if session.tls else 'plaintext'})"),
+                ("Organization", str(data["organization"] or "(none)")),
+                ("Roles", ", ".join(roles) or "-"),
+                ("Token expires", timestamp(answer.expires_at_ms) if answer.expires_at_ms else "-"),
+                ("Credentials", f"{credentials.kind} ({credentials.source})"),
+            ]
+        ),
+    )
