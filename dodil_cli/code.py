@@ -2,7 +2,9 @@
 
 A single file is sent as ``source_code`` (the runtime knows its entry file by
 name: handler.py, main.go, lib.rs, main.ts); a directory is packed into a
-tar.gz ``archive`` honouring its ignore files (see :mod:`dodil_cli.packing`).
+tar.gz ``archive`` honouring its ignore files (see :mod:`dodil_cli.packing`);
+a file that already is a ZIP or tar.gz archive (told by its first bytes, as
+the server tells it) is sent as the ``archive``, unchanged.
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ def check_code_path(path_text: str) -> Path:
     return path
 
 
+#: The first bytes of the archive formats the server accepts: ZIP, gzip.
+_ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b")
+
+
+def is_archive(data: bytes) -> bool:
+    """Whether ``data`` is a ZIP or gzip (tar.gz) archive, by its magic bytes."""
+    return data.startswith(_ARCHIVE_MAGIC)
+
+
 def code_root(path: Path) -> Path:
     """The directory info.yaml is looked for in: the path, or a file's directory."""
     return path if path.is_dir() else path.parent
@@ -67,6 +78,10 @@ def build_upload(
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
         if not data:
             raise UsageError(f"{path} is empty")
-        compile_source.source_code = data
-        summary = f"{path.name}, {size(len(data))}"
+        if is_archive(data):
+            compile_source.archive = data
+            summary = f"archive {path.name}, {size(len(data))}"
+        else:
+            compile_source.source_code = data
+            summary = f"{path.name}, {size(len(data))}"
     return Upload(compute.CodeSource(compile=compile_source), summary)

@@ -57,8 +57,25 @@ def cli_id(wire_id: str) -> str:
     return wire_id.replace("/", ":", 1)
 
 
-def app_detail(app: common.AppMeta) -> str:
-    """One app, as labelled lines."""
+#: What stands for an env value that is not shown.
+HIDDEN_VALUE = "<hidden>"
+
+
+def hide_env_values(app: common.AppMeta) -> common.AppMeta:
+    """A copy of ``app`` whose env values are replaced by :data:`HIDDEN_VALUE`.
+
+    Env values often are secrets (API keys, passwords), so they are shown
+    only on request, as consoles show secret environment variables.
+    """
+    hidden = common.AppMeta()
+    hidden.CopyFrom(app)
+    for name in hidden.env:
+        hidden.env[name] = HIDDEN_VALUE
+    return hidden
+
+
+def app_detail(app: common.AppMeta, show_env: bool = False) -> str:
+    """One app, as labelled lines; env values only with ``show_env``."""
     limits = app.limits
     limit_parts = [
         f"{limits.memory_mb} MB" if limits.HasField("memory_mb") else "",
@@ -84,7 +101,10 @@ def app_detail(app: common.AppMeta) -> str:
         ("Description", app.description),
         ("MCP", "enabled" if app.mcp_enabled else "disabled"),
         ("Unauthenticated", "allowed" if app.allow_unauthenticated else "no"),
-        ("Env", "\n".join(f"{k}={v}" for k, v in sorted(app.env.items()))),
+        (
+            "Env",
+            "\n".join(f"{k}={v}" if show_env else k for k, v in sorted(app.env.items())),
+        ),
         ("Created", timestamp(app.created_at_ms)),
         ("Updated", timestamp(app.updated_at_ms)),
     ]

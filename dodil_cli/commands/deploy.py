@@ -1,27 +1,38 @@
-"""``dodil ignite app deploy``: create or update, save, compile, publish in one step."""
+"""``dodil ignite app deploy``: create or update, save, build, publish in one step.
+
+The order keeps a failed deploy from changing anything that serves: the code
+is saved into the draft slot (with the runtime it is built for) and built
+first; only a draft that built is followed by the settings update and the
+publish, and a publish that still fails puts the settings back. Code and
+settings identical to the active version's publish nothing: the active
+version stays, as a Lambda publish of unchanged code does.
+"""
 
 from __future__ import annotations
 
 import click
 import grpc
 from dodil.ignite.v1 import ignite_common_pb2 as common
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from dodil_cli.appinfo import INFO_FILE, load_app_info
+from dodil_cli.appinfo import INFO_FILE, read_app_info
 from dodil_cli.appspec import (
     COMPILED_RUNTIMES,
     AppSpec,
+    Update,
     create_request,
     runtime_message,
     runtime_name,
     update_for,
 )
-from dodil_cli.code import check_code_path, code_root
+from dodil_cli.code import check_code_path
+from dodil_cli.commands.invoke import invoke_once
 from dodil_cli.completion import complete_app_ids
-from dodil_cli.errors import ApiError, UsageError
+from dodil_cli.errors import ApiError, AppFailedError, UsageError
 from dodil_cli.ids import AppRef
 from dodil_cli.lifecycle import compile_draft, get_app, publish_draft, save_draft, update_app
 from dodil_cli.options import app_settings, common_options, pass_session
-from dodil_cli.output import warn
+from dodil_cli.output import info, warn
 from dodil_cli.session import Session
 from dodil_cli.views import app_detail
 
@@ -35,60 +46,147 @@ from dodil_cli.views import app_detail
     default=".",
     show_default=True,
     metavar="PATH",
-    help="Project directory (or single source file) to deploy.",
+    help="Project directory, single source file, or .zip / .tar.gz archive to deploy.",
+)
+@click.option(
+    "--smoke",
+    is_flag=True,
+    help="After publishing, invoke info.yaml's test_input; fail if the app errors.",
 )
 @app_settings(create=True)
 @common_options
 @pass_session
-def deploy(session: Session, name: str | None, code: str, spec: AppSpec) -> None:
+def deploy(session: Session, name: str | None, code: str, smoke: bool, spec: AppSpec) -> None:
     """Create or update an app from code, then build and publish it.
 
     Settings come from an optional info.yaml at the code root (name,
-    description, runtime, mcp_enabled, input/output schema, env, ...);
-    flags override it. The name may be left out when info.yaml has one.
+    description, runtime, mcp_enabled, input/output schemas, env names,
+    test_input, ...); flags override it. The name may be left out when
+    info.yaml has one. A failed build changes nothing; unchanged code and
+    settings publish nothing. Prints the app's URLs when done.
     """
     path = check_code_path(code)
-    info = load_app_info(code_root(path), warn=warn)
-    if info is not None:
-        spec = spec.over(info.spec)
-    name = name or (info.name if info else None)
+    app_info = read_app_info(path, warn)
+    if app_info is not None:
+        spec = spec.over(app_info.spec)
+    name = name or (app_info.name if app_info else None)
     if not name:
         raise UsageError(f"no app name: pass NAME or set 'name' in {INFO_FILE}")
+    test_input = app_info.test_input if app_info else None
+    if smoke and test_input is None:
+        raise UsageError(f"--smoke sends {INFO_FILE}'s test_input, and there is none")
     ref = session.app_ref(name)
 
-    app = _ensure_app(session, ref, spec)
-    runtime = (
-        runtime_message(spec.runtime, spec.target, spec.runtime_version)
-        if spec.runtime
-        else app.runtime
-    )
-    save_draft(session, ref, path, runtime)
-    if runtime_name(runtime) in COMPILED_RUNTIMES:
-        compile_draft(session, ref)
-    published = publish_draft(session, ref)
-    session.printer.emit(
-        published,
-        lambda: (
-            f"Deployed {ref} version {published.published_version}.\n\n" + app_detail(published.app)
-        ),
-    )
+    existing = _existing_app(session, ref)
+    if existing is None:
+        app = _create_app(session, ref, spec)
+        runtime = app.runtime
+        change = Update()
+    else:
+        app = existing
+        runtime = (
+            runtime_message(spec.runtime, spec.target, spec.runtime_version)
+            if spec.runtime
+            else app.runtime
+        )
+        change = update_for(spec, app)
+    draft = save_draft(session, ref, path, runtime)
+
+    active = _active_version(session, ref, app)
+    if (
+        active is not None
+        and not change.paths
+        and active.code_hash == draft.code_hash
+        and active.runtime == draft.runtime
+    ):
+        info(f"{ref}: code and settings unchanged, version {active.version} stays active")
+        published = compute.PublishDraftResponse(
+            published_version=active.version, version=active, app=app
+        )
+    else:
+        # Build before anything about the app changes: a draft that fails
+        # leaves the app reporting and serving what it did before.
+        if runtime_name(runtime) in COMPILED_RUNTIMES or existing is not None:
+            compile_draft(session, ref)
+        if change.paths:
+            app = update_app(session, ref, change)
+        try:
+            published = publish_draft(session, ref)
+        except ApiError:
+            if existing is not None and change.paths:
+                _restore(session, ref, existing, change)
+            raise
+    _print_deployed(session, ref, published)
+    if smoke:
+        assert test_input is not None
+        _smoke(session, ref, test_input)
 
 
-def _ensure_app(session: Session, ref: AppRef, spec: AppSpec) -> common.AppMeta:
-    """The app after creating it, or after bringing its settings up to date."""
+def _existing_app(session: Session, ref: AppRef) -> common.AppMeta | None:
     try:
-        current = get_app(session, ref)
+        return get_app(session, ref)
     except ApiError as exc:
         if exc.code != grpc.StatusCode.NOT_FOUND:
             raise
-        if not spec.runtime:
-            raise UsageError(
-                f"{ref} does not exist yet: give its runtime with --runtime or in {INFO_FILE}"
-            ) from None
-        with session.progress.step(f"Creating app {ref}"):
-            created: common.AppMeta = session.client.call(
-                "CreateApp", create_request(ref, spec)
-            ).app
-        return created
-    change = update_for(spec, current)
-    return update_app(session, ref, change) if change.paths else current
+        return None
+
+
+def _create_app(session: Session, ref: AppRef, spec: AppSpec) -> common.AppMeta:
+    if not spec.runtime:
+        raise UsageError(
+            f"{ref} does not exist yet: give its runtime with --runtime or in {INFO_FILE}"
+        )
+    with session.progress.step(f"Creating app {ref}"):
+        created: common.AppMeta = session.client.call("CreateApp", create_request(ref, spec)).app
+    return created
+
+
+def _active_version(
+    session: Session, ref: AppRef, app: common.AppMeta
+) -> compute.AppVersionInfo | None:
+    if not app.active_version:
+        return None
+    request = compute.GetVersionRequest(
+        organization_name=ref.organization, app_name=ref.name, version=app.active_version
+    )
+    version: compute.AppVersionInfo = session.client.call("GetVersion", request).version
+    return version
+
+
+def _restore(session: Session, ref: AppRef, before: common.AppMeta, change: Update) -> None:
+    """Put back the settings a failed publish was to go with."""
+    undo = Update(paths=list(change.paths))
+    for path in change.paths:
+        if path in ("runtime", "limits", "scaling"):
+            getattr(undo.app, path).CopyFrom(getattr(before, path))
+        elif path == "env":
+            undo.app.env.update(before.env)
+        else:
+            setattr(undo.app, path, getattr(before, path))
+    try:
+        update_app(session, ref, undo)
+    except ApiError as exc:
+        warn(f"could not restore the settings of {ref}: {exc.headline()}")
+
+
+def _print_deployed(session: Session, ref: AppRef, published: compute.PublishDraftResponse) -> None:
+    app = published.app
+    urls = "".join(f"\nURL: {url}" for url in app.public_urls)
+    session.printer.emit(
+        published,
+        lambda: (
+            f"Deployed {ref} version {published.published_version}.{urls}\n\n" + app_detail(app)
+        ),
+    )
+    if session.printer.structured and app.public_urls:
+        info("URL: " + ", ".join(app.public_urls))
+
+
+def _smoke(session: Session, ref: AppRef, payload: bytes) -> None:
+    """Invoke the new version with test_input; AppFailedError if it errors."""
+    with session.progress.step(f"Smoke test of {ref} with {INFO_FILE}'s test_input"):
+        status, body = invoke_once(session, ref, payload)
+    if status >= 400:
+        excerpt = body[:300].decode("utf-8", errors="replace")
+        raise AppFailedError(f"smoke test of {ref} failed: HTTP {status}: {excerpt}")
+    info(f"Smoke test passed: HTTP {status}")

@@ -17,8 +17,11 @@ import click
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
+from dodil_cli.appinfo import INFO_FILE, read_app_info
+from dodil_cli.code import check_code_path
 from dodil_cli.completion import complete_app_ids
 from dodil_cli.errors import AppFailedError, UsageError
+from dodil_cli.ids import AppRef
 from dodil_cli.options import common_options, pass_session
 from dodil_cli.output import info
 from dodil_cli.payload import read_payload
@@ -31,6 +34,20 @@ _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 @click.command("invoke")
 @click.argument("app_id", metavar="[ORG:]APP", shell_complete=complete_app_ids)
 @click.option("-p", "--payload", metavar="JSON", help="Request body ('-' reads stdin).")
+@click.option(
+    "--test-input",
+    "test_input",
+    is_flag=True,
+    help="Send the test_input of info.yaml (in the current directory, or --info).",
+)
+@click.option(
+    "--info",
+    "info_path",
+    metavar="PATH",
+    default=".",
+    show_default=True,
+    help="With --test-input: the info.yaml, its directory, or a .zip / .tar.gz holding it.",
+)
 @click.option(
     "-f", "--file", "file", metavar="FILE", help="Read the request body from FILE ('-' = stdin)."
 )
@@ -66,6 +83,8 @@ def invoke(
     session: Session,
     app_id: str,
     payload: str | None,
+    test_input: bool,
+    info_path: str,
     file: str | None,
     raw: bool,
     async_: bool,
@@ -87,7 +106,12 @@ def invoke(
         raise UsageError("--draft runs the draft synchronously: it excludes --async and --version")
     if idempotency_key and not async_:
         raise UsageError("--idempotency-key applies to --async invocations")
-    body = read_payload(payload, file, sys.stdin.buffer, sys.stdin.isatty(), raw=raw)
+    if test_input:
+        if payload is not None or file is not None:
+            raise UsageError("--test-input is the payload: it excludes -p and -f")
+        body = _test_input(info_path)
+    else:
+        body = read_payload(payload, file, sys.stdin.buffer, sys.stdin.isatty(), raw=raw)
     path_only, _, query = path.partition("?")
     http = common.HttpContext(
         method=common.HttpMethod.Value(f"HTTP_METHOD_{method.upper()}"),  # type: ignore[arg-type]
@@ -112,6 +136,42 @@ def invoke(
     _invoke_streaming(session, request, timeout)
 
 
+def _test_input(info_path: str) -> bytes:
+    """info.yaml's test_input, from the file, its directory or an archive."""
+    path = check_code_path(info_path)
+    if path.is_file() and path.name == INFO_FILE:
+        path = path.parent
+    app_info = read_app_info(path)
+    if app_info is None:
+        raise UsageError(f"--test-input: no {INFO_FILE} in {info_path}")
+    if app_info.test_input is None:
+        raise UsageError(f"--test-input: {INFO_FILE} in {info_path} has no test_input")
+    return app_info.test_input
+
+
+def invoke_once(session: Session, ref: AppRef, body: bytes) -> tuple[int, bytes]:
+    """POST ``body`` (JSON) to the app's active version: (HTTP status, response body)."""
+    request = compute.InvokeRequest(
+        organization_name=ref.organization,
+        app_name=ref.name,
+        http=common.HttpContext(
+            method=common.HTTP_METHOD_POST,
+            path="/",
+            headers={"content-type": "application/json"},
+        ),
+        body=body,
+    )
+    status = 0
+    chunks: list[bytes] = []
+    for frame in session.client.stream("Invoke", request):
+        kind = frame.WhichOneof("frame")
+        if kind == "head":
+            status = frame.head.status_code
+        elif kind == "chunk":
+            chunks.append(frame.chunk.data)
+    return status, b"".join(chunks)
+
+
 def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
     headers = {}
     for pair in pairs:
@@ -131,6 +191,7 @@ def _invoke_streaming(
     head: compute.InvokeHead | None = None
     trailer = compute.InvokeTrailer()
     chunks: list[bytes] = []
+    last = b""
     for frame in session.client.stream("Invoke", request, timeout=timeout):
         kind = frame.WhichOneof("frame")
         if kind == "head":
@@ -141,12 +202,18 @@ def _invoke_streaming(
             if pass_through:
                 sys.stdout.buffer.write(frame.chunk.data)
                 sys.stdout.buffer.flush()
+                last = frame.chunk.data[-1:] or last
             else:
                 chunks.append(frame.chunk.data)
         elif kind == "trailer":
             trailer = frame.trailer
     if head is None:
         raise AppFailedError("the invocation ended without a response")
+    if pass_through and last and last != b"\n" and _is_text(head):
+        # A text answer ends its line, as every other command's output does,
+        # so the shell prompt (or the next line of a log) starts on its own.
+        sys.stdout.buffer.write(b"\n")
+        sys.stdout.buffer.flush()
     body = b"".join(chunks)
     if structured:
         session.printer.emit(_result_document(head, trailer, body), "")
@@ -156,6 +223,13 @@ def _invoke_streaming(
         raise AppFailedError(
             f"the app answered HTTP {head.status_code} (execution {head.execution_id})"
         )
+
+
+def _is_text(head: compute.InvokeHead) -> bool:
+    """Whether the response is text (JSON or text/*), which gets a final newline."""
+    headers = {k.lower(): v for k, v in head.response_headers.items()}
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind.startswith("text/") or kind == "application/json" or kind.endswith("+json")
 
 
 def _result_document(

@@ -43,7 +43,9 @@ def test_missing_info_yaml_is_fine(tmp_path):
     ("text", "message"),
     [
         ("runtime: cobol\n", "runtime must be one of"),
-        ("env: [MISSING_VAR]\n", "not set in this shell"),
+        ("env: [A=1]\n", "info.yaml line 1: env lists variable names"),
+        ("description: ok\ntier: huge\n", "info.yaml line 2: tier must be one of"),
+        ("input: {type: object}\ninput_schema: {type: object}\n", "input or input_schema"),
         ("mcp_enabled: maybe\n", "true or false"),
         ("input_schema: nope.json\n", "neither JSON nor a file"),
         ("- a list\n", "must be a mapping"),
@@ -60,7 +62,66 @@ def test_unknown_keys_warn(tmp_path):
     (tmp_path / "info.yaml").write_text("runtime: go\nflavour: vanilla\n")
     warnings: list[str] = []
     load_app_info(tmp_path, environ={}, warn=warnings.append)
-    assert warnings == ["info.yaml: ignoring unknown key 'flavour'"]
+    assert warnings == ["info.yaml line 2: ignoring unknown key 'flavour'"]
+
+
+REAL_APP_INFO = """\
+name: support-desk
+runtime: python
+input:                 # the payload's JSON Schema, as YAML
+  type: object
+  properties:
+    action: {type: string}
+  required: [action]
+output:
+  type: object
+env:
+  - API_KEY            # from the shell
+  - LOG_LEVEL          # from --env
+  - UNSET_ONE          # from nowhere: not set
+  - name: REGION       # a described entry
+    description: where the desk is
+test_input:
+  action: status
+"""
+
+
+def test_info_yaml_as_published_apps_write_it(tmp_path):
+    (tmp_path / "info.yaml").write_text(REAL_APP_INFO)
+    info = load_app_info(tmp_path, environ={"API_KEY": "k", "REGION": "eu"})
+    assert info is not None
+    assert json.loads(info.spec.input_schema or "")["required"] == ["action"]
+    assert json.loads(info.spec.output_schema or "") == {"type": "object"}
+    # Listed names with a value in the shell; the others are simply not set.
+    assert info.spec.env == {"API_KEY": "k", "REGION": "eu"}
+    # --env values are layered over the file's and count for listed names.
+    flags = AppSpec(env={"LOG_LEVEL": "debug"})
+    assert flags.over(info.spec).env == {"API_KEY": "k", "REGION": "eu", "LOG_LEVEL": "debug"}
+    assert json.loads(info.test_input or b"") == {"action": "status"}
+
+
+def test_the_old_schema_keys_still_work(tmp_path):
+    (tmp_path / "info.yaml").write_text('input_schema: \'{"type": "object"}\'\n')
+    info = load_app_info(tmp_path, environ={})
+    assert info is not None and info.spec.input_schema == '{"type": "object"}'
+
+
+def test_info_yaml_inside_an_archive(tmp_path):
+    import io
+    import tarfile
+
+    from dodil_cli.appinfo import read_app_info
+
+    data = REAL_APP_INFO.encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        entry = tarfile.TarInfo("info.yaml")
+        entry.size = len(data)
+        tar.addfile(entry, io.BytesIO(data))
+    archive = tmp_path / "app.tar.gz"
+    archive.write_bytes(buffer.getvalue())
+    info = read_app_info(archive)
+    assert info is not None and info.name == "support-desk"
 
 
 def test_flags_override_info_and_env_maps_merge():

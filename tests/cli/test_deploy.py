@@ -116,3 +116,77 @@ def test_deploy_single_file_with_flags(ignite, org):
     app = json.loads(ignite("ignite", "app", "get", "single", "-o", "json").ok().stdout)
     assert app["resource_tier"] == "RESOURCE_TIER_MEDIUM"
     assert app["active_version"] == 1
+
+
+def _handler_dir(root, source=SEED_HANDLER):
+    root.mkdir()
+    (root / "handler.py").write_bytes(source)
+    (root / "info.yaml").write_text("runtime: python\ntest_input: {name: Smoke}\n")
+    return root
+
+
+def test_code_given_as_a_zip_or_tar_gz_file_is_sent_as_an_archive(ignite, org):
+    import shutil
+
+    project = _handler_dir(ignite.cwd / "src")
+    for fmt, name in (("zip", "zipped"), ("gztar", "tarred")):
+        archive = shutil.make_archive(str(ignite.cwd / name), fmt, root_dir=project)
+        # The runtime comes from the info.yaml inside the archive.
+        assert not (ignite.cwd / "info.yaml").exists()
+        ignite("ignite", "app", "deploy", name, "--code", archive).ok()
+        answer = json.loads(ignite("ignite", "invoke", name, "-p", '{"name": "Zip"}').ok().stdout)
+        assert answer["greeting"] == "Hello, Zip!"
+        # Sent as a source file, the archive's bytes would be refused
+        # ("source code string cannot contain null bytes").
+
+
+def test_a_failed_deploy_leaves_the_app_as_it_was(ignite, org):
+    _handler_dir(ignite.cwd / "py")
+    ignite("ignite", "app", "deploy", "steady", "--code", "py", "--runtime", "python").ok()
+    deno = ignite.cwd / "deno"
+    deno.mkdir()
+    (deno / "main.ts").write_text('const n: number = "not a number";\n')
+    failed = ignite(
+        "ignite",
+        "app",
+        "deploy",
+        "steady",
+        "--code",
+        "deno",
+        "--runtime",
+        "deno",
+        "--tier",
+        "large",
+    )
+    assert failed.code == 12, failed.stderr
+    app = json.loads(ignite("ignite", "app", "get", "steady", "-o", "json").ok().stdout)
+    assert "python" in app["runtime"] and "deno" not in app["runtime"]
+    assert app["resource_tier"] != "RESOURCE_TIER_LARGE"
+    assert app["active_version"] == 1
+    answer = json.loads(ignite("ignite", "invoke", "steady", "-p", '{"name": "Still"}').ok().stdout)
+    assert answer["greeting"] == "Hello, Still!"
+
+
+def test_smoke_fails_the_deploy_when_the_app_errors(ignite, org):
+    failing = b"def handler(payload, ctx):\n    raise RuntimeError('smoke and mirrors')\n"
+    _handler_dir(ignite.cwd / "bad", failing)
+    result = ignite("ignite", "app", "deploy", "smoky", "--code", "bad", "--smoke")
+    assert result.code == 12
+    assert "smoke test of" in result.error_line() and "HTTP 500" in result.error_line()
+    _handler_dir(ignite.cwd / "good")
+    passed = ignite("ignite", "app", "deploy", "smoky", "--code", "good", "--smoke").ok()
+    assert "Smoke test passed" in passed.stderr
+    tested = ignite("ignite", "invoke", "smoky", "--test-input", "--info", "good").ok()
+    assert json.loads(tested.stdout)["greeting"] == "Hello, Smoke!"
+
+
+def test_app_get_shows_env_names_and_hides_values_unless_asked(ignite, org):
+    _handler_dir(ignite.cwd / "env")
+    secret = "s3cr3t-value"
+    ignite("ignite", "app", "deploy", "envy", "--code", "env", "--env", f"API_KEY={secret}").ok()
+    shown = ignite("ignite", "app", "get", "envy").ok().stdout
+    assert "API_KEY" in shown and secret not in shown
+    as_json = json.loads(ignite("ignite", "app", "get", "envy", "-o", "json").ok().stdout)
+    assert as_json["env"] == {"API_KEY": "<hidden>"}
+    revealed = ignite("ignite", "app", "get", "envy", "--show-env").ok().stdout
+    assert f"API_KEY={secret}" in revealed

@@ -86,10 +86,11 @@ def test_version_pinning_and_rollback(ignite):
         source = f"def handler(payload, ctx):\n    return {answer!r}\n"
         (ignite.cwd / "handler.py").write_text(source)
         ignite("ignite", "app", "deploy", "pinned", "-c", "handler.py", "--runtime", "python").ok()
-    assert ignite("ignite", "invoke", "pinned").ok().stdout == "two"
-    assert ignite("ignite", "invoke", "pinned", "--version", "1").ok().stdout == "one"
+    # A text answer ends with a newline even when the handler's does not.
+    assert ignite("ignite", "invoke", "pinned").ok().stdout == "two\n"
+    assert ignite("ignite", "invoke", "pinned", "--version", "1").ok().stdout == "one\n"
     ignite("ignite", "app", "rollback", "pinned", "--version", "1").ok()
-    assert ignite("ignite", "invoke", "pinned").ok().stdout == "one"
+    assert ignite("ignite", "invoke", "pinned").ok().stdout == "one\n"
 
 
 def test_logs_of_one_execution(deployed):
