@@ -1,9 +1,11 @@
 """Turns a version's stored code into a runnable artifact, once.
 
 An artifact's digest is the sha256 of everything that decides the build's
-output: the code hash, the runtime spec, the build arguments and the
-pipeline's revision. Builds are therefore cached for good (a rollback or a
-re-publish of the same code reuses the artifact), and concurrent requests for
+output: the code hash, how the code was sent (the same bytes are a project
+as an archive and one source file otherwise), the runtime spec, the build
+arguments and the pipeline's revision. Builds are therefore cached for good
+(a rollback or a re-publish of the same code reuses the artifact), and
+concurrent requests for
 the same digest (20 simultaneous publishes, a publish racing an invoke of
 the draft) share one build through a per-digest lock.
 """
@@ -78,6 +80,7 @@ class Builder:
         assert version.runtime is not None
         spec = {
             "code": version.code_hash,
+            "upload": version.upload_kind.value if version.upload_kind else "",
             "runtime": [
                 version.runtime.kind.value,
                 version.runtime.version,

@@ -389,6 +389,28 @@ class Lifecycle:
         await self._traffic_moved(app, version.version)
         return version, self.view(app)
 
+    async def _not_published(self, app: App) -> FailedPrecondition:
+        """Why an app with no published version cannot run, pointing at its
+        draft's failed build when that is the reason."""
+        try:
+            draft = await self._store.get_version(app.organization, app.name, 0)
+        except NotFound:
+            draft = None
+        cli_id = f"{app.organization}:{app.name}"
+        if draft is not None and draft.status == VersionStatus.FAILED:
+            return FailedPrecondition(
+                f"app {app.id} has no published version: its draft failed to build"
+                f" ({draft.error or 'see the build log'}); the build log is in"
+                f" 'dodil ignite draft get {cli_id}' and 'dodil ignite logs {cli_id}'",
+                reason="NOT_PUBLISHED",
+                metadata={"app_id": app.id, "draft_status": "FAILED"},
+            )
+        return FailedPrecondition(
+            f"app {app.id} has no published version; publish the draft first",
+            reason="NOT_PUBLISHED",
+            metadata={"app_id": app.id},
+        )
+
     # --- versions -------------------------------------------------------
 
     async def list_versions(
@@ -458,11 +480,7 @@ class Lifecycle:
         else:
             number = version or app.active_version
             if number == 0:
-                raise FailedPrecondition(
-                    f"app {app.id} has no published version; publish the draft first",
-                    reason="NOT_PUBLISHED",
-                    metadata={"app_id": app.id},
-                )
+                raise await self._not_published(app)
             chosen = await self._store.get_version(organization, name, number)
             self._require_runnable(chosen)
             if chosen.status == VersionStatus.FAILED:

@@ -61,8 +61,11 @@ def check_app_ref(organization: str, name: str) -> None:
 
 def check_new_app_name(organization: str, name: str) -> None:
     """Names of a new app: both DNS labels, and together they form the
-    ``<app>-<org>`` label of the app's direct URL, which must fit 63 chars."""
-    check_app_ref(organization, name)
+    ``<app>-<org>`` label of the app's direct URL, which must fit 63 chars.
+
+    CreateApp's request calls the app's name ``name``, so errors say so."""
+    check_name(organization, "organization_name")
+    check_name(name, "name")
     if len(name) + 1 + len(organization) > _HOST_LABEL_MAX:
         raise _invalid(
             "name",

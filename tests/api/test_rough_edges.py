@@ -1,0 +1,92 @@
+"""Rough edges real apps met on the way to deploying, each fixed: the build
+cache tells an archive from a single file with the same bytes, an app whose
+only build failed says so when invoked, and CreateApp's name errors name
+the request's own field."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import grpc
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
+
+from tests.support import error_info, expect_error, python_archive, python_source
+
+
+def _archive(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in files.items():
+            entry = tarfile.TarInfo(name)
+            entry.size = len(data)
+            tar.addfile(entry, io.BytesIO(data))
+    return out.getvalue()
+
+
+def _create(stub, org: str, name: str) -> None:
+    stub.CreateApp(
+        compute.CreateAppRequest(organization_name=org, name=name, runtime={"python": {}})
+    )
+
+
+def test_the_same_bytes_as_an_archive_and_as_a_file_are_built_apart(stub, org):
+    data = _archive({"handler.py": b"def handler(payload, ctx):\n    return 'packed'\n"})
+    _create(stub, org, "packed")
+    stub.SaveDraft(
+        compute.SaveDraftRequest(
+            organization_name=org, app_name="packed", code=python_archive(data)
+        )
+    )
+    stub.PublishDraft(compute.PublishDraftRequest(organization_name=org, app_name="packed"))
+
+    # The archive's bytes as one source file are not a Python module: that
+    # build fails, even though these bytes built fine as an archive.
+    _create(stub, org, "unpacked")
+    stub.SaveDraft(
+        compute.SaveDraftRequest(
+            organization_name=org, app_name="unpacked", code=python_source(data)
+        )
+    )
+    assert expect_error(
+        stub.PublishDraft, compute.PublishDraftRequest(organization_name=org, app_name="unpacked")
+    ) == (grpc.StatusCode.FAILED_PRECONDITION, "BUILD_FAILED")
+
+
+def test_invoking_an_app_whose_build_failed_points_at_the_build(stub, org):
+    _create(stub, org, "broken")
+    stub.SaveDraft(
+        compute.SaveDraftRequest(
+            organization_name=org,
+            app_name="broken",
+            code=python_source(b"def handler(payload, ctx):\n    return (\n"),
+        )
+    )
+    publish = compute.PublishDraftRequest(organization_name=org, app_name="broken")
+    assert expect_error(stub.PublishDraft, publish)[1] == "BUILD_FAILED"
+    request = compute.InvokeRequest(organization_name=org, app_name="broken", body=b"{}")
+    try:
+        list(stub.Invoke(request))
+    except grpc.RpcError as err:
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+        message = err.details()
+        assert "failed to build" in message
+        assert f"dodil ignite draft get {org}:broken" in message
+        assert "publish the draft first" not in message
+    else:
+        raise AssertionError("an app with no published version answered")
+
+
+def test_create_app_name_errors_name_the_field_name(stub, org):
+    try:
+        stub.CreateApp(
+            compute.CreateAppRequest(organization_name=org, name="Bad_Name", runtime={"python": {}})
+        )
+    except grpc.RpcError as err:
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        info = error_info(err)
+        assert info is not None and info.metadata["field"] == "name"
+        assert err.details().startswith("name ")
+        assert "app_name" not in err.details()
+    else:
+        raise AssertionError("a bad name was accepted")
