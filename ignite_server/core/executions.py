@@ -11,6 +11,7 @@ completion if nobody reads it).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from ulid import ULID
@@ -34,6 +35,12 @@ from ignite_server.store.executions import ExecutionStore
 MAX_IDEMPOTENCY_KEY_CHARS = 256
 #: An EPHEMERAL record nobody reads is deleted this long after completion.
 EPHEMERAL_UNREAD_RETENTION_MS = 3600 * 1000
+#: How long CancelExecution waits for a running execution's worker to stop
+#: it. Workers look for cancellations at every lease heartbeat (at most a
+#: second apart), so this is several heartbeats, and within a client deadline.
+CANCEL_WAIT_SECS = 5.0
+#: How often the store is read while waiting.
+CANCEL_POLL_SECS = 0.05
 
 
 def retention_ms(app: App) -> int | None:
@@ -118,5 +125,20 @@ class ExecutionService:
         return Page(rows[:limit], token)
 
     async def cancel(self, organization: str, execution_id: str) -> Execution:
+        """Cancel and return the execution in the state the cancellation led
+        to: CANCELLED, or the terminal state it reached first.
+
+        A PENDING execution is cancelled at once; a RUNNING one is flagged,
+        and its worker stops it at its next heartbeat, so the answer waits
+        for that (up to CANCEL_WAIT_SECS, after which it is still RUNNING
+        with the stop under way).
+        """
         check_name(organization, "organization_name")
-        return await self._store.request_cancel(organization, execution_id, int(time.time() * 1000))
+        execution = await self._store.request_cancel(
+            organization, execution_id, int(time.time() * 1000)
+        )
+        deadline = time.monotonic() + CANCEL_WAIT_SECS
+        while not execution.terminal and time.monotonic() < deadline:
+            await asyncio.sleep(CANCEL_POLL_SECS)
+            execution = await self._store.get(organization, execution_id)
+        return execution

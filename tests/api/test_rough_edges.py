@@ -1,17 +1,20 @@
 """Rough edges real apps met on the way to deploying, each fixed: the build
 cache tells an archive from a single file with the same bytes, an app whose
 only build failed says so when invoked, and CreateApp's name errors name
-the request's own field."""
+the request's own field, and cancelling a running execution answers with
+the state the cancellation leads to."""
 
 from __future__ import annotations
 
 import io
 import tarfile
+import time
 
 import grpc
+from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from tests.support import error_info, expect_error, python_archive, python_source
+from tests.support import deploy_python, error_info, expect_error, python_archive, python_source
 
 
 def _archive(files: dict[str, bytes]) -> bytes:
@@ -90,3 +93,29 @@ def test_create_app_name_errors_name_the_field_name(stub, org):
         assert "app_name" not in err.details()
     else:
         raise AssertionError("a bad name was accepted")
+
+
+SLEEPY = b"""import time
+
+def handler(payload, ctx):
+    time.sleep(60)
+    return "never"
+"""
+
+
+def test_cancelling_a_running_execution_answers_cancelled(stub, org):
+    deploy_python(stub, org, "sleepy", SLEEPY)
+    submitted = stub.InvokeAsync(
+        compute.InvokeAsyncRequest(organization_name=org, app_name="sleepy", body=b"{}")
+    )
+    get = compute.GetExecutionRequest(organization_name=org, execution_id=submitted.execution_id)
+    deadline = time.monotonic() + 60
+    while stub.GetExecution(get).execution.status != common.EXECUTION_STATUS_RUNNING:
+        assert time.monotonic() < deadline, "the execution never started"
+        time.sleep(0.05)
+    answer = stub.CancelExecution(
+        compute.CancelExecutionRequest(organization_name=org, execution_id=submitted.execution_id)
+    ).execution
+    # The state the cancellation leads to, not the RUNNING it interrupted.
+    assert answer.status == common.EXECUTION_STATUS_CANCELLED
+    assert stub.GetExecution(get).execution.status == common.EXECUTION_STATUS_CANCELLED
