@@ -131,7 +131,10 @@ def _limits(
     if base is not None:
         limits.CopyFrom(base)
     for name, value in given.items():
-        if value is not None:
+        # 0 takes an explicit limit away: the tier's value applies again.
+        if value == 0:
+            limits.ClearField(name)  # type: ignore[arg-type]
+        elif value is not None:
             setattr(limits, name, value)
     return limits
 

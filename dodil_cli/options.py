@@ -134,13 +134,19 @@ def app_settings(*, create: bool) -> Callable[[F], F]:
                 "--max-concurrency", type=click.IntRange(0), help="Concurrent executions per pod."
             ),
             click.option(
-                "--memory-mb", type=click.IntRange(1), help="Memory per pod (overrides the tier)."
+                "--memory-mb",
+                type=click.IntRange(0),
+                help="Memory per pod, overriding the tier (0: the tier's again).",
             ),
             click.option(
-                "--cpu-millicores", type=click.IntRange(1), help="CPU per pod (1000 = a core)."
+                "--cpu-millicores",
+                type=click.IntRange(0),
+                help="CPU per pod, 1000 = a core (0: the tier's again).",
             ),
             click.option(
-                "--timeout-secs", type=click.IntRange(1), help="Time limit of one invocation."
+                "--timeout-secs",
+                type=click.IntRange(0),
+                help="Time limit of one invocation (0: the default again).",
             ),
             click.option("--max-replicas", type=click.IntRange(0), help="Most pods at once."),
             click.option("--reserved-capacity", type=click.IntRange(0), help="Pods kept warm."),

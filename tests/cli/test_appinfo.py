@@ -173,3 +173,11 @@ def test_update_sends_only_changes():
     assert update.app.limits.timeout_secs == 30
     assert update.app.limits.memory_mb == 512
     assert update_for(AppSpec(description="same"), current).paths == []
+
+
+def test_zero_limits_go_back_to_the_tier():
+    current = common.AppMeta(limits=common.ResourceLimits(memory_mb=512, cpu_millicores=300))
+    update = update_for(AppSpec(memory_mb=0), current)
+    assert update.paths == ["limits"]
+    assert not update.app.limits.HasField("memory_mb")
+    assert update.app.limits.cpu_millicores == 300

@@ -190,3 +190,34 @@ def test_app_get_shows_env_names_and_hides_values_unless_asked(ignite, org):
     assert as_json["env"] == {"API_KEY": "<hidden>"}
     revealed = ignite("ignite", "app", "get", "envy", "--show-env").ok().stdout
     assert f"API_KEY={secret}" in revealed
+
+
+def test_explicit_limits_can_go_back_to_the_tier(ignite, org):
+    _handler_dir(ignite.cwd / "lim")
+    ignite(
+        "ignite",
+        "app",
+        "deploy",
+        "limited",
+        "--code",
+        "lim",
+        "--memory-mb",
+        "300",
+        "--cpu-millicores",
+        "400",
+    ).ok()
+    app = json.loads(ignite("ignite", "app", "get", "limited", "-o", "json").ok().stdout)
+    assert app["limits"] == {"memory_mb": 300, "cpu_millicores": 400}
+    updated = ignite(
+        "ignite",
+        "app",
+        "update",
+        "limited",
+        "--memory-mb",
+        "0",
+        "--cpu-millicores",
+        "0",
+        "-o",
+        "json",
+    ).ok()
+    assert json.loads(updated.stdout)["limits"] == {}
