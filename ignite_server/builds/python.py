@@ -1,7 +1,8 @@
 """The Python build pipeline: source → artifact directory + launch manifest.
 
 Python is interpreted, so the "build" is: copy the project to ``app/``,
-install ``requirements.txt`` (if any) into ``deps/``, and write
+install ``requirements.txt`` (if any) into ``deps/`` in the build sandbox
+(core/requirements.py says what the file may hold), and write
 ``ignite-launch.json`` telling the pod backend how to start the managed
 runtime (runtimes/python/ignite_runtime.py) on it.
 
@@ -20,7 +21,6 @@ import asyncio
 import compileall
 import hashlib
 import json
-import os
 import shutil
 import sys
 import uuid
@@ -28,6 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ignite_server.builds.protocol import BuildFailed, BuildRequest
+from ignite_server.builds.subprocess_build import Deadline, Sandbox, network_env, run_step
+from ignite_server.core import requirements as app_requirements
+from ignite_server.core.errors import InvalidArgument
 from ignite_server.core.models import RuntimeKind
 
 #: The managed runtime's own files, mounted read-only into every pod.
@@ -52,15 +55,26 @@ class PythonPipeline:
 
     ``interpreter`` runs the pods (default: the server's base interpreter);
     ``pip_python`` runs ``pip install --target`` at build time (default: the
-    server's own interpreter, which has pip; it has the same version).
+    server's own interpreter, which has pip; it has the same version), in
+    the build sandbox unless ``sandbox`` is False.
     """
 
     kind = RuntimeKind.PYTHON
     explicit_compile = False
 
-    def __init__(self, interpreter: Path | None = None, pip_python: Path | None = None) -> None:
+    def __init__(
+        self,
+        interpreter: Path | None = None,
+        pip_python: Path | None = None,
+        *,
+        sandbox: bool = True,
+    ) -> None:
         self.interpreter = interpreter or default_interpreter()
         self.pip_python = pip_python or Path(sys.executable)
+        self.sandbox = sandbox
+        #: What pip needs to see: its (virtual) environment and the base
+        #: installation the environment points into.
+        self._pip_roots = sorted({Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()})
 
     async def build(self, request: BuildRequest) -> None:
         """Write the artifact for ``request.source_dir`` into ``request.out_dir``."""
@@ -101,6 +115,12 @@ class PythonPipeline:
 
     async def _install(self, request: BuildRequest, requirements: Path, deps: Path) -> None:
         text = await asyncio.to_thread(requirements.read_bytes)
+        try:
+            # Checked at SaveDraft already; checked again for what was
+            # stored before that rule, or reached the file another way.
+            app_requirements.check(text.decode("utf-8", "replace"))
+        except InvalidArgument as exc:
+            raise BuildFailed(exc.message) from None
         key = hashlib.sha256(text + str(self.interpreter).encode()).hexdigest()
         cached = request.cache_dir / "envs" / key
         if cached.is_dir():
@@ -109,53 +129,66 @@ class PythonPipeline:
             return
         request.log("requirements.txt: installing")
         staging = request.cache_dir / "envs" / f".{key}.{uuid.uuid4().hex}"
-        staging.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            str(self.pip_python), "-m", "pip", "install",
-            "--disable-pip-version-check", "--no-input", "--isolated",
-            # Wheels only: building an sdist would run the app's setup code
-            # on the server, outside any sandbox.
-            "--only-binary", ":all:",
-            "--cache-dir", str(request.cache_dir / "pip"),
-            "--target", str(staging),
-            "-r", str(requirements),
-        ]  # fmt: skip
-        # pip gets PATH and nothing else of the server's environment.
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(request.cache_dir)}
-        proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            cwd=str(request.source_dir),
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        assert proc.stdout is not None
-        last_error = ""
+        work = request.cache_dir / "envs" / f".work-{uuid.uuid4().hex}"
+        # pip sees the requirements file alone in an empty folder: nothing
+        # of the app's code is within its reach.
+        await asyncio.to_thread(_prepare_pip, text, staging, work, request.cache_dir / "pip")
         try:
-            async with asyncio.timeout(request.timeout_secs):
-                async for raw in proc.stdout:
-                    line = raw.decode("utf-8", "replace").rstrip()
-                    request.log(line)
-                    if line.startswith("ERROR:"):
-                        last_error = line
-                code = await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+            await self.run_pip(work, staging, request.cache_dir / "pip", request)
+        except BaseException:
             await asyncio.to_thread(shutil.rmtree, staging, True)
-            raise BuildFailed("installing requirements.txt took too long") from None
-        if code != 0:
-            await asyncio.to_thread(shutil.rmtree, staging, True)
-            raise BuildFailed(
-                "installing requirements.txt failed" + (f": {last_error}" if last_error else "")
-            )
+            raise
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
         try:
             staging.rename(cached)
         except OSError:
             # A concurrent build of the same requirements won; theirs is equal.
             await asyncio.to_thread(shutil.rmtree, staging, True)
         await asyncio.to_thread(_copy_tree, cached, deps)
+
+    async def run_pip(
+        self, work: Path, target: Path, pip_cache: Path, request: BuildRequest
+    ) -> None:
+        """``pip install -r requirements.txt`` of ``work`` into ``target``,
+        in the build sandbox: as the build uid, with the network, seeing
+        only the interpreter, ``work``, ``target`` and pip's cache."""
+        argv = [
+            str(self.pip_python), "-m", "pip", "install",
+            "--disable-pip-version-check", "--no-input", "--isolated",
+            # Wheels only: building an sdist would run the package's own
+            # code (contained by the sandbox, but slow and never needed).
+            "--only-binary", ":all:",
+            "--cache-dir", str(pip_cache),
+            "--target", str(target),
+            "-r", "requirements.txt",
+        ]  # fmt: skip
+        # pip gets PATH, its home and how to reach the index; nothing else of
+        # the server's environment.
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", **network_env()}
+        sandbox = Sandbox(
+            ro_paths=self._pip_roots,
+            rw_paths=[work, target, pip_cache],
+        )
+        result = await run_step(
+            argv,
+            cwd=work,
+            env=env,
+            log=request.log,
+            deadline=Deadline(request.timeout_secs),
+            sandbox=sandbox if self.sandbox else None,
+        )
+        if result.returncode != 0:
+            errors = [line for line in result.tail if line.startswith("ERROR:")]
+            raise BuildFailed(
+                "installing requirements.txt failed" + (f": {errors[-1]}" if errors else "")
+            )
+
+
+def _prepare_pip(requirements: bytes, staging: Path, work: Path, pip_cache: Path) -> None:
+    for folder in (staging, work, pip_cache):
+        folder.mkdir(parents=True, exist_ok=True)
+    (work / "requirements.txt").write_bytes(requirements)
 
 
 def _precompile(app: Path, log: Callable[[str], None]) -> None:

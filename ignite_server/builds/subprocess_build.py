@@ -1,29 +1,34 @@
 """Running one compiler step of a build: limited, contained and logged.
 
-The compiled runtimes (Go, Rust, Deno) build by running a toolchain command
-on the user's code, which runs code of the user's choosing too (Go generate
-aside, Cargo build scripts and proc-macros, npm install scripts). Each step:
+Every pipeline builds by running a toolchain on the user's code (pip,
+``go``, ``cargo``, ``deno``), and that runs code of the user's choosing too
+(a requirement's build backend, Cargo build scripts and proc-macros, Go's
+module tooling, npm install scripts). Each step:
 
-- runs inside bubblewrap when it is installed: its own pid/ipc/uts
-  namespaces, a private ``/tmp``, the base system and the toolchain mounted
-  read-only, and only the build's own directories writable, so a build cannot
-  read the server's state or another app's sources; the network stays
-  (dependencies are downloaded at build time);
-- is placed in its own cgroup v1 memory cgroup before it executes, so the
-  limit covers every process it forks (rustc, the linker); where the memory
-  controller is not writable the step runs without a memory limit and says so
-  in the build log (``RLIMIT_AS`` is no substitute: Go and V8 reserve far more
-  address space than they use);
+- runs in the sandbox of ignite_server/containment/ under the build uid
+  (never root), with the default-deny system-call filter, its own pid, ipc,
+  uts and mount namespaces, a size-capped private ``/tmp``, the base system
+  and the toolchain read-only, and only the build's own folders writable
+  (handed over to the build uid first), so a build cannot read the server's
+  state, its credentials or another app's sources; the network stays unless
+  the step says otherwise (dependencies are downloaded at build time);
+- runs in cgroups of its own (memory, CPU accounting, tasks) joined before it
+  executes, so the memory limit covers every process it forks (rustc, the
+  linker);
 - streams its merged stdout/stderr to the build log line by line;
 - is killed, with everything it started, when the build's deadline passes.
+
+A step that asks for the sandbox fails when none can be made here (see
+``containment.sandbox.bubblewrap``); only a pipeline constructed without a
+sandbox (development tools, some tests) runs steps as plain processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
-import shutil
 import signal
 import time
 import uuid
@@ -32,33 +37,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ignite_server.builds.protocol import BuildFailed
+from ignite_server.containment import identities, seccomp
+from ignite_server.containment import sandbox as containment
+from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied, SandboxCgroup
 
-#: Where build cgroups are created (cgroup v1 memory controller).
-MEMORY_CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
-#: Parent cgroup grouping every build step, so they are easy to find.
-CGROUP_PARENT = "ignite-builds"
 #: Default memory limit of a build step: rustc on a large crate needs a
 #: couple of GB; more than that is a runaway build.
 DEFAULT_MEMORY_MB = 4096
 #: Lines of output kept to explain a failure in one line.
 TAIL_LINES = 40
-#: Host paths a sandboxed step sees read-only besides its toolchain: the base
-#: system, CA certificates and name resolution for dependency downloads.
-BASE_RO_PATHS = (
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/lib",
-    "/lib64",
-    "/etc/ssl",
-    "/etc/ca-certificates",
-    "/etc/resolv.conf",
-    "/etc/hosts",
-    "/etc/nsswitch.conf",
-    "/etc/passwd",
-    "/etc/group",
-    "/etc/alternatives",
-)
+#: Size of a step's private /tmp: linkers and ``go build`` keep their work
+#: files there; it counts against the step's memory limit.
+TMP_MB = 1024
 #: Server environment variables a build step inherits: how this host reaches
 #: package registries (proxies, extra CA certificates). Nothing else of the
 #: server's environment reaches a build.
@@ -72,8 +62,6 @@ NETWORK_ENV = (
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
 )
-#: ``sh -c`` script: write our pid into the cgroup file ($0), become "$@".
-_JOIN_CGROUP = 'echo $$ > "$0" && exec "$@"'
 
 
 class Deadline:
@@ -98,10 +86,23 @@ class Deadline:
 @dataclass(frozen=True)
 class Sandbox:
     """What a sandboxed step may see: ``ro_paths`` read-only, ``rw_paths``
-    writable, each at its own path; everything else of the host is absent."""
+    writable (handed over to the build uid), each at its own path, and the
+    network when ``network``; everything else of the host is absent."""
 
     ro_paths: Sequence[Path | str] = ()
     rw_paths: Sequence[Path | str] = ()
+    network: bool = True
+
+    def policy(self, cwd: Path) -> containment.Policy:
+        return containment.Policy(
+            uid=identities.BUILD_UID,
+            tmp_mb=TMP_MB,
+            network=self.network,
+            ro_paths=[str(path) for path in self.ro_paths],
+            rw_binds=[(str(path), str(path)) for path in self.rw_paths],
+            cwd=str(cwd),
+            hostname="build",
+        )
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,6 @@ def network_env() -> dict[str, str]:
     return {name: os.environ[name] for name in NETWORK_ENV if name in os.environ}
 
 
-def bubblewrap() -> str | None:
-    """The bubblewrap binary, when installed."""
-    return shutil.which("bwrap")
-
-
 async def run_step(
     argv: Sequence[str],
     *,
@@ -156,46 +152,73 @@ async def run_step(
     when the deadline passes.
     """
     command = list(argv)
-    if sandbox is not None and (bwrap := bubblewrap()) is not None:
-        command = [bwrap, *_bubblewrap_args(sandbox, cwd), "--", *command]
-    async with _memory_cgroup(memory_mb, log) as cgroup:
-        if cgroup is not None:
-            # The shell joins the cgroup, then becomes the command: nothing
-            # of the build ever runs outside the limit.
-            command = [
-                "/bin/sh",
-                "-c",
-                'echo $$ > "$0" && exec "$@"',
-                str(cgroup / "cgroup.procs"),
-                *command,
-            ]
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            cwd=cwd,
-            env=dict(env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            # Its own process group, so a timeout kills the whole tree.
-            start_new_session=True,
-        )
-        tail: list[str] = []
+    pass_fds: tuple[int, ...] = ()
+    if sandbox is not None:
         try:
-            await asyncio.wait_for(_pump(process, log, on_line, tail), deadline.remaining())
-            returncode = await process.wait()
-        except (TimeoutError, BuildFailed):
-            _kill_group(process)
-            await process.wait()
-            log(f"build step killed: {deadline.exceeded().message}")
-            raise deadline.exceeded() from None
-        except BaseException:
-            _kill_group(process)
-            await process.wait()
-            raise
-        finally:
-            if cgroup is not None:
-                _kill_cgroup(cgroup)
-        oom = cgroup is not None and _oom_killed(cgroup)
+            bwrap = containment.bubblewrap()
+        except containment.SandboxUnavailable as exc:
+            raise BuildFailed(
+                f"builds run only in a sandbox, and none is usable here: {exc}"
+            ) from exc
+        await asyncio.to_thread(_hand_over, sandbox.rw_paths)
+        filter_fd = seccomp.program_fd()
+        pass_fds = (filter_fd,)
+        command = [*containment.command(bwrap, sandbox.policy(cwd), filter_fd), *command]
+    try:
+        async with _step_cgroup(memory_mb, log) as cgroup:
+            return await _run(
+                command, cwd, env, log, deadline, memory_mb, on_line, cgroup, pass_fds
+            )
+    finally:
+        for fd in pass_fds:
+            os.close(fd)
+
+
+async def _run(
+    command: list[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    log: Callable[[str], None],
+    deadline: Deadline,
+    memory_mb: int,
+    on_line: Callable[[str], bool] | None,
+    cgroup: SandboxCgroup | None,
+    pass_fds: tuple[int, ...],
+) -> StepResult:
+    procs = cgroup.procs_file() if cgroup is not None else None
+    if procs is not None:
+        # The shell joins the cgroup, then becomes the command: nothing of
+        # the build ever runs outside the limit.
+        command = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(procs), *command]
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=cwd,
+        env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        # Its own process group, so a timeout kills the whole tree.
+        start_new_session=True,
+        pass_fds=pass_fds,
+    )
+    tail: list[str] = []
+    try:
+        await asyncio.wait_for(_pump(process, log, on_line, tail), deadline.remaining())
+        returncode = await process.wait()
+    except (TimeoutError, BuildFailed):
+        _kill_group(process)
+        await process.wait()
+        log(f"build step killed: {deadline.exceeded().message}")
+        raise deadline.exceeded() from None
+    except BaseException:
+        _kill_group(process)
+        await process.wait()
+        raise
+    finally:
+        if cgroup is not None:
+            # A daemonized child escapes the process group, never the cgroup.
+            cgroup.kill_all()
+    oom = cgroup is not None and cgroup.oom_kills() > 0
     if oom:
         log(f"build step ran out of memory (limit {memory_mb} MB)")
     return StepResult(returncode=returncode, tail=tail, out_of_memory=oom)
@@ -233,78 +256,46 @@ async def _pump(
             del tail[0]
 
 
-def _bubblewrap_args(sandbox: Sandbox, cwd: Path) -> list[str]:
-    args = [
-        "--die-with-parent",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-    ]
-    for path in (*BASE_RO_PATHS, *map(str, sandbox.ro_paths)):
-        args += ["--ro-bind-try", path, path]
-    for path in map(str, sandbox.rw_paths):
-        args += ["--bind", path, path]
-    return [*args, "--chdir", str(cwd)]
+def _hand_over(paths: Sequence[Path | str]) -> None:
+    for path in paths:
+        identities.hand_over(Path(path), identities.BUILD_UID)
+
+
+@functools.cache
+def _cgroups() -> CgroupRoot:
+    """The build steps' cgroup folders (one set per server process)."""
+    return CgroupRoot("builds")
 
 
 @contextlib.asynccontextmanager
-async def _memory_cgroup(memory_mb: int, log: Callable[[str], None]) -> AsyncIterator[Path | None]:
-    """A fresh memory cgroup limited to ``memory_mb``, removed afterwards;
-    None when the memory controller cannot be used here."""
-    cgroup = MEMORY_CGROUP_ROOT / CGROUP_PARENT / f"build-{uuid.uuid4().hex}"
-    try:
-        cgroup.mkdir(parents=True)
-        (cgroup / "memory.limit_in_bytes").write_text(str(memory_mb * 1024 * 1024))
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            cgroup.rmdir()
-        log(f"note: build memory limit not enforced ({error.strerror or error})")
+async def _step_cgroup(
+    memory_mb: int, log: Callable[[str], None]
+) -> AsyncIterator[SandboxCgroup | None]:
+    """Fresh cgroups limited to ``memory_mb``, removed afterwards; None when
+    the memory controller cannot be used here."""
+    root = _cgroups()
+    if not root.has_memory:
+        log("note: build memory limit not enforced (no writable memory cgroup)")
         yield None
         return
+    group = root.group(f"step-{uuid.uuid4().hex}")
     try:
-        yield cgroup
+        group.limit_memory(memory_mb)
+    except LimitNotApplied as exc:
+        group.remove()
+        raise BuildFailed(f"the build's memory limit could not be applied: {exc}") from exc
+    try:
+        yield group
     finally:
-        await _remove_cgroup(cgroup)
+        # A killed process leaves its cgroup a moment after it is reaped.
+        for _ in range(50):
+            group.kill_all()
+            group.remove()
+            if not any(path.exists() for path in group.paths.values()):
+                break
+            await asyncio.sleep(0.01)
 
 
 def _kill_group(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-
-
-def _kill_cgroup(cgroup: Path) -> None:
-    """Kills whatever the step left running in its cgroup (a daemonized
-    child escapes the process group, never the cgroup)."""
-    with contextlib.suppress(OSError):
-        for pid in (cgroup / "cgroup.procs").read_text().split():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
-
-
-def _oom_killed(cgroup: Path) -> bool:
-    with contextlib.suppress(OSError, ValueError):
-        for line in (cgroup / "memory.oom_control").read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill" and int(value) > 0:
-                return True
-    return False
-
-
-async def _remove_cgroup(cgroup: Path) -> None:
-    # A killed process leaves its cgroup a moment after it is reaped.
-    for _ in range(50):
-        try:
-            # cgroupfs directory removal does not touch a disk.
-            os.rmdir(cgroup)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            _kill_cgroup(cgroup)
-            await asyncio.sleep(0.01)

@@ -249,6 +249,28 @@ def check(data: bytes) -> ArchiveSummary:
     return _walk(data, drain)
 
 
+def read_file(data: bytes, path: str, limit: int) -> bytes | None:
+    """The content of the regular file at ``path`` in the archive (the
+    whole archive is checked on the way), or None when there is none;
+    raises InvalidArgument when it is larger than ``limit`` bytes."""
+    found: list[bytes] = []
+
+    def capture(entry: _Entry, chunks: Iterator[bytes]) -> None:
+        if entry.path != path or entry.kind != _Kind.FILE:
+            for _ in chunks:
+                pass
+            return
+        content = bytearray()
+        for block in chunks:
+            content += block
+            if len(content) > limit:
+                raise _reject(f"{path} is larger than {limit} bytes", "FILE_TOO_LARGE", path)
+        found.append(bytes(content))
+
+    _walk(data, capture)
+    return found[-1] if found else None
+
+
 def extract(data: bytes, dest: Path) -> ArchiveSummary:
     """Unpack the archive under ``dest`` (which must exist and be empty)."""
     root = dest.resolve()

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from ignite_server.core import archives, defaults
+from ignite_server.core import archives, defaults, requirements
 from ignite_server.core.builder import Builder
 from ignite_server.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from ignite_server.core.logs import LogService
@@ -34,6 +34,7 @@ from ignite_server.core.models import (
     Page,
     Resources,
     RunTarget,
+    RuntimeKind,
     UploadKind,
     Version,
     VersionStatus,
@@ -272,6 +273,8 @@ class Lifecycle:
             )
         if code.kind in (UploadKind.ARCHIVE, UploadKind.IMAGE_FROM_CODE):
             archives.check(code.data)
+        if runtime is not None and runtime.kind == RuntimeKind.PYTHON:
+            requirements.check_upload(code)
         if code.kind == UploadKind.PREBUILT_IMAGE and not code.image_ref:
             raise InvalidArgument(
                 "image.prebuilt.image_ref is required",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class BlobStore:
     def commit_artifact(self, digest: str, built: Path) -> Path:
         """Move a finished build directory into place under ``digest``."""
         final = self.artifact_dir / digest
+        _seal(built)
         if final.exists():
             # Two builds of the same inputs raced; they are interchangeable.
             shutil.rmtree(built, ignore_errors=True)
@@ -72,3 +74,31 @@ class BlobStore:
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
+
+
+def _seal(path: Path) -> None:
+    """Make a finished build output the server's and plain: owned by the
+    server, readable by every pod uid (directories 0755, files 0644 or 0755),
+    with no setuid, setgid or sticky bit, so nothing a build wrote can run
+    with privileges or be changed by the uid that wrote it."""
+    owner = os.geteuid()
+    for root, dirs, files in os.walk(path):
+        _plain(root, directory=True, owner=owner)
+        for name in dirs:
+            _plain(os.path.join(root, name), directory=True, owner=owner)
+        for name in files:
+            _plain(os.path.join(root, name), directory=False, owner=owner)
+
+
+def _plain(path: str, *, directory: bool, owner: int) -> None:
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        if info.st_uid != owner:
+            os.lchown(path, owner, owner)
+        return
+    if info.st_uid != owner:
+        os.chown(path, owner, owner)
+    executable = directory or info.st_mode & 0o111
+    wanted = 0o755 if executable else 0o644
+    if stat.S_IMODE(info.st_mode) != wanted:
+        os.chmod(path, wanted)

@@ -11,12 +11,12 @@ import pytest
 
 from ignite_server.builds.protocol import BuildFailed
 from ignite_server.builds.subprocess_build import (
-    MEMORY_CGROUP_ROOT,
     Deadline,
     Sandbox,
     failure_reason,
     run_step,
 )
+from ignite_server.containment.identities import BUILD_UID
 
 ENV = {"PATH": "/usr/bin:/bin"}
 #: A host file no sandboxed step was given.
@@ -24,7 +24,7 @@ THIS_FILE = Path(__file__).resolve()
 
 
 def _memory_cgroup_writable() -> bool:
-    return os.access(MEMORY_CGROUP_ROOT, os.W_OK)
+    return os.access("/sys/fs/cgroup/memory", os.W_OK)
 
 
 async def test_output_is_streamed_and_consumed_lines_are_not_logged(tmp_path: Path) -> None:
@@ -88,7 +88,11 @@ async def test_a_sandboxed_step_sees_only_what_it_is_given(tmp_path: Path) -> No
     visible.mkdir()
     logged: list[str] = []
     result = await run_step(
-        ["/bin/sh", "-c", f"touch written; test -e {THIS_FILE} && echo leaked || echo hidden"],
+        [
+            "/bin/sh",
+            "-c",
+            f"touch written; id -u; test -e {THIS_FILE} && echo leaked || echo hidden",
+        ],
         cwd=visible,
         env=ENV,
         log=logged.append,
@@ -96,5 +100,10 @@ async def test_a_sandboxed_step_sees_only_what_it_is_given(tmp_path: Path) -> No
         sandbox=Sandbox(rw_paths=[visible]),
     )
     assert result.returncode == 0
-    assert logged == ["hidden"]
+    uid, seen = logged
+    assert seen == "hidden"
     assert (visible / "written").exists()
+    if os.geteuid() == 0:
+        # A root server's build steps run as the build uid, never as root.
+        assert int(uid) == BUILD_UID
+        assert (visible / "written").stat().st_uid == BUILD_UID

@@ -4,7 +4,7 @@ Construction (server start-up)::
 
     backend = LocalBackend(
         state_dir=Path(".state"),     # pods get <state_dir>/pods/<pod-id>/
-        sandbox="auto",               # "required": fail without bubblewrap;
+        sandbox="auto",               # "required": fail without a sandbox;
                                       # "off": never sandbox (development only)
         production=False,             # production refuses unsandboxed pods ...
         allow_unsandboxed=False,      # ... unless this explicitly allows them
@@ -13,17 +13,25 @@ Construction (server start-up)::
     ...
     await backend.close()
 
-``sandbox="auto"`` uses bubblewrap when it is installed and works, and
-otherwise runs pods as plain child processes, saying so loudly in the log
-and in ``info.warnings`` (which the invoker shows in every app's status).
+``sandbox="auto"`` uses the sandbox of ignite_server/containment/ when
+bubblewrap and libseccomp are installed and work, and otherwise runs pods as
+plain child processes, saying so loudly in the log and in ``info.warnings``
+(which the invoker shows in every app's status).
 
 How a pod starts: the artifact's ``ignite-launch.json`` gives argv,
 read-only paths, runtime variables and maybe a ``prestart`` pool. Pooled
-runtimes are taken pre-started from a ``WarmPool`` and specialized with
-``/_ignite/load`` after the artifact is hard-linked into the pod's code
-directory (which the sandbox already mounts read-only at ``/code``); others
-are started with the artifact mounted at ``/code`` directly. Limits come from
-cgroups (see cgroups.py); sandboxing from sandbox.py.
+runtimes are taken pre-started from a ``WarmPool`` (one per runtime and
+resource size, since a pod's limits and ``/tmp`` size are fixed when it
+starts) and specialized with ``/_ignite/load`` after the artifact is
+hard-linked into the pod's code directory (which the sandbox already mounts
+read-only at ``/code``); others are started with the artifact mounted at
+``/code`` directly.
+
+What a pod has on the host: ``<state_dir>/pods/<pod-id>/`` (root's, 0700)
+holding ``code/`` (pooled pods) and ``run/``, a 256 KiB tmpfs owned by the
+pod's own uid where its runtime creates the unix socket; a uid of its own;
+cgroups. All of it is given back when the pod ends, and whatever a crashed
+server left in ``pods/`` is removed when the next one starts.
 """
 
 from __future__ import annotations
@@ -39,8 +47,6 @@ from typing import Literal
 
 import structlog
 
-from ignite_server.backends.local import sandbox as bwrap
-from ignite_server.backends.local.cgroups import CgroupRoot
 from ignite_server.backends.local.manifest import LaunchManifest, ManifestError
 from ignite_server.backends.local.pod import LocalPod
 from ignite_server.backends.local.pool import WarmPool
@@ -51,23 +57,38 @@ from ignite_server.backends.protocol import (
     PodSpec,
     PodStartError,
 )
+from ignite_server.containment import identities, mounts, seccomp
+from ignite_server.containment import sandbox as containment
+from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied
+from ignite_server.core.models import Resources
 
 log = structlog.get_logger(__name__)
 
 SandboxMode = Literal["auto", "required", "off"]
 
+#: Where pods see their code and their socket folder.
+CODE_MOUNT = "/code"
+RUN_MOUNT = "/run/ignite"
 #: Pre-started pods kept per pool: two absorb a small burst of cold starts
 #: (and the refill of one) while costing ~10 MB each when idle.
 DEFAULT_POOL_SIZE = 2
-#: Limits of a pre-started pod until it is specialized: it runs no app code
-#: yet, so only the interpreter's own needs count.
-POOL_MEMORY_MB = 256
-POOL_CPU_MILLICORES = 1000
 #: How long a pod may take from exec to ready; a Python pod needs ~50 ms, a
 #: big app's imports a few seconds; past this something is wrong.
 START_TIMEOUT_SECS = 30.0
 #: Variables every pod gets; nothing else of the server's environment.
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+#: The socket folder's size: a socket takes no space; the cap only stops a
+#: pod from using the one folder it shares with the host as storage.
+RUN_TMPFS_KIB = 256
+#: The smallest /tmp a pod gets, whatever its memory.
+MIN_TMP_MB = 16
+
+
+def tmp_size_mb(memory_mb: int) -> int:
+    """A pod's /tmp holds up to half its memory limit: tmpfs pages count
+    against the limit, and the other half is left for the program, so a pod
+    that fills /tmp gets ENOSPC rather than being killed."""
+    return max(MIN_TMP_MB, memory_mb // 2)
 
 
 def _default_sink(record: PodLogRecord) -> None:
@@ -98,30 +119,37 @@ class LocalBackend:
     ) -> None:
         self.pods_dir = Path(state_dir).resolve() / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(self.pods_dir)
         self._sink = log_sink or _default_sink
         self._pool_size = pool_size
         self._start_timeout = start_timeout_secs
         self._refuse = ""
+        self._privileged = identities.privileged()
+        self._uids = identities.UidRange()
         warnings: list[str] = []
         self._bwrap: str | None = None
         if sandbox != "off":
-            found = bwrap.find_bwrap()
-            why = bwrap.probe(found) if found else "bubblewrap (bwrap) is not installed"
-            if why and sandbox == "required":
-                raise RuntimeError(f"the pod sandbox is required but unusable: {why}")
-            if not why:
-                self._bwrap = found
-            else:
-                warnings.append(f"pods run WITHOUT a sandbox: {why}")
+            try:
+                self._bwrap = containment.bubblewrap()
+            except containment.SandboxUnavailable as exc:
+                if sandbox == "required":
+                    raise RuntimeError(f"the pod sandbox is required but unusable: {exc}") from exc
+                warnings.append(f"pods run WITHOUT a sandbox: {exc}")
         else:
             warnings.append("pods run WITHOUT a sandbox (sandbox=off)")
+        if self._bwrap is not None and not self._privileged:
+            warnings.append(
+                "the server is not root: pods share its uid (inside a user namespace) and "
+                "their socket folders are not size-capped"
+            )
         if self._bwrap is None and production and not allow_unsandboxed:
             self._refuse = (
                 "this server runs in production without a pod sandbox and will not run app "
-                "code unsandboxed (install bubblewrap, or allow unsandboxed pods explicitly)"
+                "code unsandboxed (install bubblewrap and libseccomp, or allow unsandboxed "
+                "pods explicitly)"
             )
             warnings.append(self._refuse)
-        self._cgroups = CgroupRoot()
+        self._cgroups = CgroupRoot("pods")
         if not self._cgroups.has_memory:
             warnings.append(
                 "no writable memory cgroup: memory limits fall back to RLIMIT_DATA "
@@ -154,13 +182,6 @@ class LocalBackend:
             return await self._start_pooled(spec, manifest)
         return await self._start_direct(spec, manifest)
 
-    async def prewarm(self, artifact_dir: Path) -> None:
-        """Fill the pre-started pool used by ``artifact_dir``'s runtime now,
-        so that the first cold start already finds a pod waiting."""
-        manifest = await asyncio.to_thread(LaunchManifest.load, artifact_dir)
-        if manifest.prestart:
-            self._pool(manifest).warm()
-
     async def close(self) -> None:
         """Stop every pod and pool, and remove the backend's cgroups."""
         self._closed = True
@@ -173,19 +194,20 @@ class LocalBackend:
 
     # --- starting ------------------------------------------------------------
 
-    def _pool(self, manifest: LaunchManifest) -> WarmPool:
-        pool = self._pools.get(manifest.pool_key)
+    def _pool(self, manifest: LaunchManifest, resources: Resources) -> WarmPool:
+        key = (*manifest.pool_key, resources.memory_mb, resources.cpu_millicores)
+        pool = self._pools.get(key)
         if pool is None:
             pool = WarmPool(
-                str(manifest.prestart),
+                f"{manifest.prestart}/{resources.memory_mb}MB",
                 self._pool_size,
-                lambda: self._start_generic(manifest),
+                lambda: self._start_generic(manifest, resources),
             )
-            self._pools[manifest.pool_key] = pool
+            self._pools[key] = pool
         return pool
 
     async def _start_pooled(self, spec: PodSpec, manifest: LaunchManifest) -> LocalPod:
-        pool = self._pool(manifest)
+        pool = self._pool(manifest, spec.resources)
         pod = await pool.take()
         try:
             try:
@@ -193,26 +215,26 @@ class LocalBackend:
             except OSError as exc:
                 await pod.close()
                 raise PodStartError(f"cannot give the pod its code: {exc}") from exc
-            code_dir = bwrap.CODE_MOUNT if self._bwrap else str(pod.code_slot)
+            code_dir = CODE_MOUNT if self._bwrap else str(pod.code_slot)
             await pod.load(spec, code_dir, self._start_timeout)
         finally:
             pool.warm()
         return pod
 
-    async def _start_generic(self, manifest: LaunchManifest) -> LocalPod:
-        pod = self._new_pod()
-        pod.cgroup.limit(POOL_MEMORY_MB, POOL_CPU_MILLICORES)
+    async def _start_generic(self, manifest: LaunchManifest, resources: Resources) -> LocalPod:
+        pod = await self._new_pod(resources)
         pod.code_slot.mkdir()
-        code_dir = bwrap.CODE_MOUNT if self._bwrap else str(pod.code_slot)
-        await self._launch(pod, manifest, manifest.resolved_argv(code_dir), {}, pod.code_slot, 0)
+        code_dir = CODE_MOUNT if self._bwrap else str(pod.code_slot)
+        await self._launch(
+            pod, manifest, manifest.resolved_argv(code_dir), {}, pod.code_slot, resources
+        )
         await pod.wait_listening(self._start_timeout)
         return pod
 
     async def _start_direct(self, spec: PodSpec, manifest: LaunchManifest) -> LocalPod:
-        pod = self._new_pod()
+        pod = await self._new_pod(spec.resources)
         pod.spec = spec
-        pod.cgroup.limit(spec.resources.memory_mb, spec.resources.cpu_millicores)
-        code_dir = bwrap.CODE_MOUNT if self._bwrap else str(spec.artifact_dir)
+        code_dir = CODE_MOUNT if self._bwrap else str(spec.artifact_dir)
         env = {
             **spec.env,
             "IGNITE_CODE_DIR": code_dir,
@@ -221,29 +243,47 @@ class LocalBackend:
             "IGNITE_VERSION": str(spec.version),
             "IGNITE_MAX_CONCURRENCY": str(spec.max_concurrency),
         }
-        rlimit = 0 if self._cgroups.has_memory else spec.resources.memory_mb
         await self._launch(
-            pod, manifest, manifest.resolved_argv(code_dir), env, spec.artifact_dir, rlimit
+            pod, manifest, manifest.resolved_argv(code_dir), env, spec.artifact_dir, spec.resources
         )
         await pod.wait_ready(self._start_timeout)
         return pod
 
-    def _new_pod(self) -> LocalPod:
+    async def _new_pod(self, resources: Resources) -> LocalPod:
+        """A pod's folder, uid, socket tmpfs and limited cgroups, not yet
+        running; raises PodStartError (having undone the rest) if any of
+        them cannot be had."""
         pod_id = f"pod{next(self._ids)}-{uuid.uuid4().hex[:6]}"
         pod_dir = self.pods_dir / pod_id
-        (pod_dir / "run").mkdir(parents=True)
+        uid = self._uids.take()
+        cgroup = self._cgroups.group(pod_id)
         pod = LocalPod(
             pod_id=pod_id,
             pod_dir=pod_dir,
-            cgroup=self._cgroups.pod(pod_id),
+            cgroup=cgroup,
             sink=self._sink,
             sandboxed=self._bwrap is not None,
+            uid=uid,
+            on_exit=lambda: self._uids.give_back(uid),
         )
+        try:
+            await asyncio.to_thread(self._make_pod_dir, pod_dir, uid)
+            cgroup.limit(resources.memory_mb, resources.cpu_millicores)
+        except (OSError, LimitNotApplied) as exc:
+            await pod.stop(0)
+            raise PodStartError(f"cannot prepare the pod: {exc}") from exc
         self._pods.add(pod)
         reaper = asyncio.create_task(self._forget(pod))
         self._reapers.add(reaper)
         reaper.add_done_callback(self._reapers.discard)
         return pod
+
+    def _make_pod_dir(self, pod_dir: Path, uid: int) -> None:
+        pod_dir.mkdir(mode=0o700)
+        run_dir = pod_dir / "run"
+        run_dir.mkdir()
+        if self._bwrap is not None and self._privileged:
+            mounts.mount_tmpfs(run_dir, size_kib=RUN_TMPFS_KIB, uid=uid, gid=uid)
 
     async def _forget(self, pod: LocalPod) -> None:
         with contextlib.suppress(asyncio.CancelledError):
@@ -257,19 +297,33 @@ class LocalBackend:
         argv: list[str],
         env: dict[str, str],
         code_dir: Path,
-        rlimit_data_mb: int,
+        resources: Resources,
     ) -> None:
+        prefix: list[str] = []
+        pass_fds: tuple[int, ...] = ()
         if self._bwrap:
-            socket = f"{bwrap.RUN_MOUNT}/{pod.socket_path.name}"
+            socket = f"{RUN_MOUNT}/{pod.socket_path.name}"
             scratch = "/tmp"
-            prefix = bwrap.command(
-                self._bwrap, ro_paths=manifest.ro_paths, code_dir=code_dir, run_dir=pod.run_dir
+            policy = containment.Policy(
+                uid=pod.uid,
+                tmp_mb=tmp_size_mb(resources.memory_mb),
+                ro_paths=manifest.ro_paths,
+                ro_binds=[(code_dir, CODE_MOUNT)],
+                rw_binds=[(pod.run_dir, RUN_MOUNT)],
+                cgroup_binds=[
+                    (path, f"/sys/fs/cgroup/{controller}")
+                    for controller, path in pod.cgroup.paths.items()
+                    if controller in ("memory", "cpu")
+                ],
+                hostname="pod",
             )
+            filter_fd = seccomp.program_fd()
+            pass_fds = (filter_fd,)
+            prefix = containment.command(self._bwrap, policy, filter_fd)
         else:
             socket = str(pod.socket_path)
             scratch = str(pod.dir / "tmp")
             (pod.dir / "tmp").mkdir()
-            prefix = []
         full_env = {
             **env,
             **manifest.env,
@@ -279,10 +333,26 @@ class LocalBackend:
             "IGNITE_SOCKET": socket,
         }
         full_env.setdefault("IGNITE_MAX_CONCURRENCY", "1")
+        rlimit = 0 if self._cgroups.has_memory else resources.memory_mb
         try:
-            await pod.launch([*prefix, *argv], full_env, rlimit_data_mb)
+            await pod.launch([*prefix, *argv], full_env, rlimit, pass_fds)
         except OSError as exc:
             raise PodStartError(f"cannot start the pod: {exc}") from exc
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
+
+
+def _remove_leftovers(pods_dir: Path) -> None:
+    """Remove what pods of a server that died left behind (folders, socket
+    mounts): no live pod of this backend exists yet, and one state folder
+    belongs to one server."""
+    mounts.unmount_under(pods_dir)
+    for entry in pods_dir.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _link_tree(src: Path, dst: Path) -> None:

@@ -1,8 +1,9 @@
 """One local pod: a (sandboxed) runtime process, its logs, its end.
 
 The process is started through ``/bin/sh`` only to join the pod's cgroups
-(and set the rlimit fallback) before it execs bubblewrap or the runtime, so
-no Python code runs between fork and exec. Its stdout and stderr are read
+(and set the rlimit fallback) before it execs the sandbox (see
+ignite_server/containment/) or the runtime, so no Python code runs between
+fork and exec. Its stdout and stderr are read
 line by line: tagged records (0x1E + JSON) name their execution; other lines
 are attributed to the pod's only in-flight execution when there is exactly
 one. When the process ends, the exit is classified (stopped by us, killed by
@@ -21,13 +22,12 @@ import shutil
 import signal
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
 import structlog
 
-from ignite_server.backends.local.cgroups import PodCgroup
 from ignite_server.backends.protocol import (
     ExitReason,
     LogSink,
@@ -37,6 +37,8 @@ from ignite_server.backends.protocol import (
     PodStartError,
     PodStats,
 )
+from ignite_server.containment import mounts
+from ignite_server.containment.cgroups import LimitNotApplied, SandboxCgroup
 from ignite_server.core.models import LogStream
 
 log = structlog.get_logger(__name__)
@@ -92,14 +94,19 @@ class LocalPod:
         *,
         pod_id: str,
         pod_dir: Path,
-        cgroup: PodCgroup,
+        cgroup: SandboxCgroup,
         sink: LogSink,
         sandboxed: bool,
+        uid: int = 0,
+        on_exit: Callable[[], None] = lambda: None,
     ) -> None:
         self.id = pod_id
+        #: The host uid the pod's processes run as (when the server is root).
+        self.uid = uid
         self.dir = pod_dir
         self.cgroup = cgroup
         self.sandboxed = sandboxed
+        self._on_exit = on_exit
         self.spec: PodSpec = None  # type: ignore[assignment]  # set before it serves
         self._sink = sink
         self._proc: asyncio.subprocess.Process | None = None
@@ -135,8 +142,15 @@ class LocalPod:
 
     # --- life ----------------------------------------------------------------
 
-    async def launch(self, argv: list[str], env: Mapping[str, str], rlimit_data_mb: int) -> None:
-        """Start the process; returns at once (see ``wait_ready``)."""
+    async def launch(
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        rlimit_data_mb: int,
+        pass_fds: Sequence[int] = (),
+    ) -> None:
+        """Start the process; returns at once (see ``wait_ready``).
+        ``pass_fds`` are inherited by the process (the sandbox's filter)."""
         script = self.cgroup.join_script()
         if rlimit_data_mb:
             script += f"ulimit -d {rlimit_data_mb * 1024}; "
@@ -156,6 +170,7 @@ class LocalPod:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 limit=MAX_LOG_LINE_BYTES,
+                pass_fds=tuple(pass_fds),
             )
         )
         try:
@@ -208,7 +223,11 @@ class LocalPod:
     async def load(self, spec: PodSpec, code_dir: str, wait_secs: float) -> None:
         """Specialize a pre-started pod for ``spec`` (POST /_ignite/load)."""
         self.spec = spec
-        self.cgroup.limit(spec.resources.memory_mb, spec.resources.cpu_millicores)
+        try:
+            self.cgroup.limit(spec.resources.memory_mb, spec.resources.cpu_millicores)
+        except LimitNotApplied as exc:
+            await self.stop(0)
+            raise PodStartError(f"the pod's limits could not be applied: {exc}") from exc
         body = json.dumps(
             {
                 "code_dir": code_dir,
@@ -267,9 +286,8 @@ class LocalPod:
         if self._proc is None:
             # Never launched (its start was cancelled): nothing to wait for.
             if not self._exit.done():
+                await self._release()
                 self._exit.set_result(PodExit(ExitReason.STOPPED, None, "never started"))
-                await asyncio.to_thread(shutil.rmtree, self.dir, True)
-                self.cgroup.remove()
             return self._exit.result()
         if not self._exit.done():
             self._signal_runtime(signal.SIGTERM if grace_secs > 0 else signal.SIGKILL)
@@ -325,12 +343,18 @@ class LocalPod:
         for task in readers:
             task.cancel()
         end = self._classify(code)
-        self.cgroup.kill_all()
-        self.cgroup.remove()
-        await asyncio.to_thread(shutil.rmtree, self.dir, True)
+        await self._release()
         if not self._stopping:
             log.warning("pod exited", pod=self.id, reason=end.reason.value, detail=end.message)
         self._exit.set_result(end)
+
+    async def _release(self) -> None:
+        """Give back everything the pod had on the host: its processes,
+        cgroups, socket tmpfs, folder and uid."""
+        self.cgroup.kill_all()
+        self.cgroup.remove()
+        await asyncio.to_thread(_remove_dir, self.dir)
+        self._on_exit()
 
     def _classify(self, code: int) -> PodExit:
         if self.cgroup.oom_kills() > self._oom_before:
@@ -394,21 +418,19 @@ class LocalPod:
         )
 
 
-def _sandboxed_pids(cgroup: PodCgroup) -> list[int]:
+def _remove_dir(pod_dir: Path) -> None:
+    mounts.unmount_under(pod_dir)
+    shutil.rmtree(pod_dir, ignore_errors=True)
+
+
+def _sandboxed_pids(cgroup: SandboxCgroup) -> list[int]:
     """Host pids of the pod's processes other than bubblewrap's own."""
-    path = cgroup.paths.get("pids") or cgroup.paths.get("memory")
-    if path is None:
-        return []
     pids = []
-    try:
-        listed = (path / "cgroup.procs").read_text().split()
-    except OSError:
-        return []
-    for pid in listed:
+    for pid in cgroup.pids():
         try:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
         if comm != "bwrap":
-            pids.append(int(pid))
+            pids.append(pid)
     return pids

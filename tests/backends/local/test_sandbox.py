@@ -17,6 +17,8 @@ from ignite_server.backends.local.pod import LocalPod
 from ignite_server.backends.protocol import ExitReason, PodSpec, PodStartError
 from ignite_server.builds.protocol import BuildRequest
 from ignite_server.builds.python import RUNTIME_DIR, PythonPipeline
+from ignite_server.containment.identities import POD_UID_BASE, POD_UID_COUNT
+from ignite_server.containment.identities import POD_UID_BASE, POD_UID_COUNT
 from ignite_server.core.models import Resources, RuntimeKind, RuntimeSpec
 
 PROBE = r"""import json, os, socket
@@ -129,7 +131,9 @@ async def test_sandboxed_code_is_cut_off_from_network_files_and_environment(
             "GREETING", "HOME", "TMPDIR", "PATH", "LANG", "PWD", "IGNITE_SOCKET",
             "IGNITE_MAX_CONCURRENCY", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
         }  # fmt: skip
-        assert seen["uid"] == 1000
+        # A root server's pods each run as an unprivileged uid of their own.
+        expected = range(POD_UID_BASE, POD_UID_BASE + POD_UID_COUNT)
+        assert seen["uid"] in (expected if os.geteuid() == 0 else [1000])
         assert "hunter2" not in seen["secret_file"]
     finally:
         listener.close()
