@@ -168,6 +168,11 @@ class Revision:
         slot.in_flight -= 1
         self._after_release(slot)
 
+    def served(self) -> None:
+        """A request was answered in full: an earlier pod's death (an
+        out-of-memory kill, a crash) is history, no longer the app's status."""
+        self.last_exit = None
+
     def abandon(self, slot: PodSlot) -> None:
         """Give up on a request still running on ``slot`` (it timed out): the
         pod takes nothing new and is stopped once it runs nothing else."""

@@ -210,6 +210,7 @@ class Invoker:
                             break
                         total += len(data)
                         yield ResponseChunk(data)
+                    revision.served()
                     usage = slot.pod.stats()
                     yield ResponseTrailer(
                         total_body_bytes=total,

@@ -173,6 +173,8 @@ async def test_memory_limit_kill_is_reported_and_other_apps_are_unharmed(
     other_revision = invoker.revision(other)
     assert other_revision is not None and other_revision.pods_started == 1
     assert (await call(invoker, hog, b"alloc 8")).body == b"allocated"
+    # Served again: the old kill is no longer the app's status.
+    assert "memory limit" not in invoker.status(hog.app.id).message
 
 
 async def test_a_pod_dying_mid_request_fails_it_clearly_and_is_replaced(
