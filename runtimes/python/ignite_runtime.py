@@ -17,6 +17,13 @@ HTTP/1.1 is served on the unix socket ``IGNITE_SOCKET`` (or TCP
 by its connection pool. ``print`` output of a request is written as tagged
 log records (0x1E + JSON) carrying that request's execution id.
 
+The app is imported, and with a concurrency of 1 (the default) every call
+of its handler runs, on the process's **main thread**, as when the handler
+runs locally: libraries that insist on it (``signal.signal``, some C
+extensions' set-up and random seeding) behave the same. Connection threads
+hand those calls to the main thread and wait for the answer. With a higher
+concurrency, calls run on their connection threads, in parallel.
+
 Artifact layout (written by ignite_server/builds/python.py): ``app/`` holds the
 user's code (``handler.py`` at its root), ``deps/`` the packages installed
 from ``requirements.txt``; both go on ``sys.path`` in that order, and ``app/``
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import sys
@@ -64,10 +72,61 @@ class _State:
         self.loading = False
         self.active = 0
         self.stopping = False
+        #: Requests the platform sends at once; 1 runs the handler on the
+        #: main thread.
+        self.max_concurrency = 1
 
 
 STATE = _State()
 _local = threading.local()
+
+
+class _MainThread:
+    """Runs functions on the process's main thread for other threads.
+
+    The main thread loops in :meth:`serve`; :meth:`call` from any other
+    thread queues a function and waits for its result (or exception).
+    """
+
+    # How often the waiting main thread looks at STATE.stopping, and lets
+    # Python run signal handlers.
+    POLL_SECS = 0.2
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+
+    def call(self, fn, *args):
+        if threading.current_thread() is threading.main_thread():
+            return fn(*args)
+        done = threading.Event()
+        box: list = []
+
+        def job() -> None:
+            try:
+                box.append((True, fn(*args)))
+            except BaseException as exc:  # handed to the caller's thread
+                box.append((False, exc))
+            finally:
+                done.set()
+
+        self._jobs.put(job)
+        done.wait()
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def serve(self, until) -> None:
+        """Run queued functions until ``until()`` is true."""
+        while not until():
+            try:
+                job = self._jobs.get(timeout=self.POLL_SECS)
+            except queue.Empty:
+                continue
+            job()
+
+
+MAIN = _MainThread()
 
 
 class _TaggedStream:
@@ -297,7 +356,10 @@ class _Connection:
         with STATE.lock:
             STATE.active += 1
         try:
-            status, payload, content_type = _call_handler(body, execution_id)
+            if STATE.max_concurrency <= 1:
+                status, payload, content_type = MAIN.call(_call_handler, body, execution_id)
+            else:
+                status, payload, content_type = _call_handler(body, execution_id)
         finally:
             with STATE.lock:
                 STATE.active -= 1
@@ -312,7 +374,9 @@ class _Connection:
             STATE.loading = True
         try:
             spec = json.loads(body)
-            load(
+            STATE.max_concurrency = int(spec.get("max_concurrency") or STATE.max_concurrency)
+            MAIN.call(
+                load,
                 spec["code_dir"],
                 spec["function_id"],
                 spec.get("organization_id", ""),
@@ -361,10 +425,11 @@ def _serve_forever(listener: socket.socket) -> None:
     while True:
         try:
             conn, _ = listener.accept()
-        except OSError:
+        except OSError as exc:
             if STATE.stopping:
                 return
-            raise
+            print(f"the runtime cannot accept connections: {exc}", file=sys.stderr)
+            os._exit(1)
         threading.Thread(target=_Connection(conn).serve, daemon=True).start()
 
 
@@ -372,6 +437,7 @@ def main() -> None:
     """Start the runtime as docs/pod-protocol.md describes."""
     sys.stdout = _TaggedStream(sys.stdout, "stdout")
     sys.stderr = _TaggedStream(sys.stderr, "stderr")
+    STATE.max_concurrency = int(os.environ.get("IGNITE_MAX_CONCURRENCY") or "1")
     code_dir = os.environ.get("IGNITE_CODE_DIR")
     if code_dir:
         try:
@@ -391,12 +457,21 @@ def main() -> None:
         listener.close()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Connections are accepted on a thread of their own; the main thread
+    # runs the handler's calls (see the module docstring).
+    threading.Thread(target=_serve_forever, args=(listener,), daemon=True).start()
+    deadline: list[float] = []
+
+    def finished() -> bool:
+        if not STATE.stopping:
+            return False
+        if not deadline:
+            deadline.append(time.monotonic() + SHUTDOWN_GRACE_SECS)
+        return STATE.active == 0 or time.monotonic() > deadline[0]
+
     try:
-        _serve_forever(listener)
+        MAIN.serve(finished)
     finally:
-        deadline = time.monotonic() + SHUTDOWN_GRACE_SECS
-        while STATE.active and time.monotonic() < deadline:
-            time.sleep(0.01)
         sys.stdout.flush()
         os._exit(0)
 

@@ -174,3 +174,57 @@ async def test_a_load_error_is_reported(tmp_path: Path) -> None:
         proc.terminate()
         await proc.wait()
     assert os.environ.get("K") is None
+
+
+MAIN_THREAD_HANDLER = """import signal, threading
+
+# Installing a signal handler works on the main thread only: at import...
+signal.signal(signal.SIGUSR1, lambda *_: None)
+
+def handler(payload, ctx):
+    # ... and in a call.
+    try:
+        signal.signal(signal.SIGUSR2, lambda *_: None)
+        installed = True
+    except ValueError:
+        installed = False
+    return {
+        "main": threading.current_thread() is threading.main_thread(),
+        "signal": installed,
+    }
+"""
+
+
+@pytest.mark.parametrize(("concurrency", "on_main"), [(None, True), ("1", True), ("4", False)])
+async def test_the_handler_runs_on_the_main_thread_when_one_request_runs_at_a_time(
+    tmp_path: Path, concurrency: str | None, on_main: bool
+) -> None:
+    code = _app(tmp_path, MAIN_THREAD_HANDLER)
+    env = {"IGNITE_CODE_DIR": str(code), "IGNITE_FUNCTION_ID": "o/a"}
+    if concurrency:
+        env["IGNITE_MAX_CONCURRENCY"] = concurrency
+    proc, sock = await _start(tmp_path, env)
+    try:
+        status, body, _ = await _invoke(sock, "{}")
+        assert status == 200, body
+        assert json.loads(body) == {"main": on_main, "signal": on_main}
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_a_prestarted_runtime_imports_and_calls_the_app_on_its_main_thread(
+    tmp_path: Path,
+) -> None:
+    code = _app(tmp_path, MAIN_THREAD_HANDLER)
+    proc, sock = await _start(tmp_path, {})
+    try:
+        load = {"code_dir": str(code), "function_id": "o/a", "max_concurrency": 1, "env": {}}
+        status, body = await http_once(sock, "POST", "/_ignite/load", json.dumps(load).encode())
+        assert status == 200, body
+        for _ in range(3):
+            status, body, _ = await _invoke(sock, "{}")
+            assert json.loads(body) == {"main": True, "signal": True}
+    finally:
+        proc.terminate()
+        assert await proc.wait() == 0
