@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,15 +113,17 @@ class Builder:
                 return BuildResult(digest, True, "", version.build_log)
             lines: list[str] = []
             size = 0
+            work = self._blobs.scratch("build-")
+            relative = _path_remover(work / "src", work / "out", work)
 
             def sink(line: str) -> None:
                 nonlocal size
+                line = relative(line)
                 lines.append(line)
                 size += len(line) + 1
                 while size > BUILD_LOG_MAX_CHARS and len(lines) > 1:
                     size -= len(lines.pop(0)) + 1
 
-            work = self._blobs.scratch("build-")
             try:
                 source = work / "src"
                 out = work / "out"
@@ -144,7 +146,7 @@ class Builder:
                     )
                 except BuildFailed as failed:
                     log.info("build.failed", digest=digest, error=failed.message)
-                    return BuildResult(digest, False, failed.message, "\n".join(lines))
+                    return BuildResult(digest, False, relative(failed.message), "\n".join(lines))
                 await asyncio.to_thread(self._blobs.commit_artifact, digest, out)
                 log.info("build.done", digest=digest)
                 return BuildResult(digest, True, "", "\n".join(lines))
@@ -162,3 +164,24 @@ class Builder:
         target = dest / SOURCE_FILE_NAMES[version.runtime.kind]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+
+
+def _path_remover(*roots: Path) -> Callable[[str], str]:
+    """A function that rewrites paths under ``roots`` (the build's scratch
+    directories: where the code was unpacked, where the artifact is made)
+    as paths relative to the app's code, so build logs and errors show
+    ``main.ts:1:7`` and never the server's filesystem."""
+    prefixes: list[str] = []
+    for root in roots:
+        for form in {str(root), str(root.resolve())}:
+            prefixes += [f"file://{form}/", f"{form}/"]
+    # Longest first: a subdirectory's prefix before its parent's.
+    prefixes.sort(key=len, reverse=True)
+
+    def rewrite(text: str) -> str:
+        for prefix in prefixes:
+            if prefix in text:
+                text = text.replace(prefix, "")
+        return text
+
+    return rewrite

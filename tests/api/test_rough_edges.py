@@ -119,3 +119,22 @@ def test_cancelling_a_running_execution_answers_cancelled(stub, org):
     # The state the cancellation leads to, not the RUNNING it interrupted.
     assert answer.status == common.EXECUTION_STATUS_CANCELLED
     assert stub.GetExecution(get).execution.status == common.EXECUTION_STATUS_CANCELLED
+
+
+def test_build_logs_show_paths_relative_to_the_code(stub, org, platform):
+    deno = compute.CodeSource(
+        compile=compute.CompileSource(
+            runtime={"deno": {}}, source_code=b'const n: number = "not a number";\n'
+        )
+    )
+    stub.CreateApp(
+        compute.CreateAppRequest(organization_name=org, name="typed", runtime={"deno": {}})
+    )
+    stub.SaveDraft(compute.SaveDraftRequest(organization_name=org, app_name="typed", code=deno))
+    built = stub.CompileDraft(compute.CompileDraftRequest(organization_name=org, app_name="typed"))
+    assert built.draft.status == common.VERSION_STATUS_FAILED
+    # Deno names the file it checked: as the app's own, not a server path.
+    assert "main.ts:1:7" in built.build_log
+    for text in (built.build_log, built.draft.error):
+        assert str(platform.state_dir) not in text
+        assert "/scratch/" not in text and "file:///" not in text
