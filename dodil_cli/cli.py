@@ -7,6 +7,8 @@ top so other products can share them.
 
 from __future__ import annotations
 
+import inspect
+
 import click
 from click.shell_completion import get_completion_class
 
@@ -73,3 +75,18 @@ auth.add_command(service_account_group)
 app_group.add_command(logs)
 for command in (config_group, app_group, draft_group, version_group, invoke, execution_group, logs):
     ignite.add_command(command)
+
+
+def _whole_summaries(command: click.Command) -> None:
+    """Give every command its docstring's whole first paragraph as the line
+    its group's --help lists, instead of click's 45 characters cut with
+    '...'; the help formatter wraps it to the terminal."""
+    if command.short_help is None and command.help:
+        paragraph = inspect.cleandoc(command.help).split("\n\n", 1)[0]
+        command.short_help = " ".join(paragraph.split())
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _whole_summaries(sub)
+
+
+_whole_summaries(cli)
