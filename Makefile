@@ -10,7 +10,7 @@ DEPS_DIR := build/proto-deps
 # Tests run in parallel; each worker shares one platform per session.
 TEST_WORKERS ?= auto
 
-.PHONY: run test gen gen-check lint proto-lint proto-breaking fmt bench clean setup
+.PHONY: run test gen gen-check lint proto-lint proto-breaking fmt bench clean setup sandbox toolchains
 
 ## setup: a virtualenv with Ignite and its development tools.
 setup: $(STAMP)
@@ -55,12 +55,16 @@ fmt: $(STAMP)
 test: $(STAMP) gen-check lint proto-breaking toolchains
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q
 
-## toolchains: the external tools the tests drive (grpcurl, bubblewrap).
+## toolchains: the external tools the tests drive (grpcurl, the sandbox's).
 toolchains:
 	tools/toolchains.sh
 
+## sandbox: what the pod and build sandbox needs (bubblewrap, libseccomp).
+sandbox:
+	@tools/sandbox.sh
+
 ## run: the whole platform on the embedded defaults (own PostgreSQL, local pods).
-run: $(STAMP)
+run: $(STAMP) sandbox
 	@$(BIN)/python -m ignite_server.launcher
 
 ## bench: performance tables (see README, Performance); each script starts

@@ -27,6 +27,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from ignite_server.containment import sandbox
+
 #: How long a cold start of the server may take (initdb on a first start).
 START_TIMEOUT_SECS = 90
 
@@ -242,6 +244,21 @@ def _log_cli_in(platform: LocalPlatform) -> bool:
     return True
 
 
+def _sandbox_line() -> str:
+    """The banner's word on the pod sandbox, in plain words when missing."""
+    try:
+        sandbox.bubblewrap()
+    except sandbox.SandboxUnavailable as exc:
+        return (
+            f"WARNING: app code runs WITHOUT a sandbox ({exc}).\n"
+            "         Apps can reach this machine's files, network and processes. "
+            "Run `make sandbox` (as root) and restart."
+        )
+    if os.geteuid() != 0:
+        return "Pods are sandboxed (bubblewrap, seccomp), under this user's own uid."
+    return "Pods are sandboxed: bubblewrap, seccomp, an unprivileged uid per pod, capped tmpfs."
+
+
 def main() -> None:
     """`make run`: the platform on fixed local ports until Ctrl-C."""
     parser = argparse.ArgumentParser(description="Run the local Ignite platform.")
@@ -270,6 +287,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     platform.start()
     signed_in = _log_cli_in(platform)
+    print(_sandbox_line(), flush=True)
     print(
         f"Ignite is running.\n"
         f"  gRPC   {platform.grpc_target}   (dodil ignite config set api_endpoint "

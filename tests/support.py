@@ -144,3 +144,32 @@ class BearerStub:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._stub, name)
         return lambda request, **kw: method(request, metadata=self._metadata, **kw)
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    """A tar.gz archive holding ``files`` (path → content)."""
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def invoke(stub, org: str, name: str, body: bytes, timeout: float = 120.0) -> tuple[int, bytes]:
+    """Invoke an app over gRPC; (the pod's HTTP status, the whole body)."""
+    status = 0
+    data = b""
+    for frame in stub.Invoke(
+        compute.InvokeRequest(organization_name=org, app_name=name, body=body), timeout=timeout
+    ):
+        if frame.HasField("head"):
+            status = frame.head.status_code
+        elif frame.HasField("chunk"):
+            data += frame.chunk.data
+    return status, data

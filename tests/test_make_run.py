@@ -48,6 +48,9 @@ def test_make_run_serves_grpcurl_and_stops_cleanly():
             assert time.monotonic() < deadline, "".join(output)
         else:
             raise AssertionError("make run exited:\n" + "".join(output))
+        # `make run` installed what the sandbox needs, and says pods use it.
+        assert any(line.startswith("Pods are sandboxed") for line in output), "".join(output)
+        assert not any("WITHOUT a sandbox" in line for line in output)
         target = f"localhost:{grpc_port}"
         listed = grpcurl("-plaintext", target, "list")
         assert "dodil.ignite.v1.ComputeService" in listed.stdout.split(), listed.stderr

@@ -25,6 +25,7 @@ import contextlib
 import os
 import shlex
 import signal
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,15 +117,27 @@ def remove_stale(parent: Path, prefix: str) -> None:
 
 
 def _remove_tree(base: Path) -> None:
-    with contextlib.suppress(OSError):
-        for child in base.iterdir():
-            if child.is_dir():
-                _kill_members(child)
-                with contextlib.suppress(OSError):
-                    child.rmdir()
-    _kill_members(base)
-    with contextlib.suppress(OSError):
-        base.rmdir()
+    groups = [child for child in _children(base)] + [base]
+    for group in groups:
+        _kill_members(group)
+    # Killed processes leave their groups when the kernel has reaped them,
+    # a moment later; a group with members cannot be removed.
+    for _ in range(100):
+        for group in groups:
+            with contextlib.suppress(OSError):
+                group.rmdir()
+        if not any(group.exists() for group in groups):
+            return
+        for group in groups:
+            _kill_members(group)
+        time.sleep(0.02)
+
+
+def _children(base: Path) -> list[Path]:
+    try:
+        return [child for child in base.iterdir() if child.is_dir()]
+    except OSError:
+        return []
 
 
 def _kill_members(group: Path) -> None:

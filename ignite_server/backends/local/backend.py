@@ -84,6 +84,11 @@ RUN_TMPFS_KIB = 256
 MIN_TMP_MB = 16
 
 
+class SandboxRequired(RuntimeError):
+    """The server was told not to run pods without a sandbox, and none can be
+    made here: it refuses to start."""
+
+
 def tmp_size_mb(memory_mb: int) -> int:
     """A pod's /tmp holds up to half its memory limit: tmpfs pages count
     against the limit, and the other half is left for the program, so a pod
@@ -123,7 +128,6 @@ class LocalBackend:
         self._sink = log_sink or _default_sink
         self._pool_size = pool_size
         self._start_timeout = start_timeout_secs
-        self._refuse = ""
         self._privileged = identities.privileged()
         self._uids = identities.UidRange()
         warnings: list[str] = []
@@ -133,7 +137,9 @@ class LocalBackend:
                 self._bwrap = containment.bubblewrap()
             except containment.SandboxUnavailable as exc:
                 if sandbox == "required":
-                    raise RuntimeError(f"the pod sandbox is required but unusable: {exc}") from exc
+                    raise SandboxRequired(
+                        f"the pod sandbox is required but unusable: {exc}"
+                    ) from exc
                 warnings.append(f"pods run WITHOUT a sandbox: {exc}")
         else:
             warnings.append("pods run WITHOUT a sandbox (sandbox=off)")
@@ -143,12 +149,11 @@ class LocalBackend:
                 "their socket folders are not size-capped"
             )
         if self._bwrap is None and production and not allow_unsandboxed:
-            self._refuse = (
-                "this server runs in production without a pod sandbox and will not run app "
-                "code unsandboxed (install bubblewrap and libseccomp, or allow unsandboxed "
-                "pods explicitly)"
+            raise SandboxRequired(
+                "a production server needs the pod sandbox and none is usable here "
+                f"({'; '.join(warnings)}); install bubblewrap and libseccomp "
+                "(`make sandbox`), or pass --allow-unsandboxed"
             )
-            warnings.append(self._refuse)
         self._cgroups = CgroupRoot("pods")
         if not self._cgroups.has_memory:
             warnings.append(
@@ -172,8 +177,6 @@ class LocalBackend:
         """Start a pod for ``spec`` and return it once it is ready."""
         if self._closed:
             raise PodStartError("the pod backend is shut down")
-        if self._refuse:
-            raise PodStartError(self._refuse)
         try:
             manifest = await asyncio.to_thread(LaunchManifest.load, spec.artifact_dir)
         except ManifestError as exc:

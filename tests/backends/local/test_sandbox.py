@@ -18,7 +18,6 @@ from ignite_server.backends.protocol import ExitReason, PodSpec, PodStartError
 from ignite_server.builds.protocol import BuildRequest
 from ignite_server.builds.python import RUNTIME_DIR, PythonPipeline
 from ignite_server.containment.identities import POD_UID_BASE, POD_UID_COUNT
-from ignite_server.containment.identities import POD_UID_BASE, POD_UID_COUNT
 from ignite_server.core.models import Resources, RuntimeKind, RuntimeSpec
 
 PROBE = r"""import json, os, socket

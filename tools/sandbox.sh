@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# What the pod and build sandbox needs from Debian: bubblewrap (namespaces,
+# mounts), libseccomp (the system-call filter) and util-linux's setpriv
+# (dropping to the sandbox's uid). Installed when missing; a host where they
+# cannot be installed runs pods unsandboxed, and `make run` says so.
+set -euo pipefail
+need=()
+command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v setpriv >/dev/null || need+=(util-linux)
+ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || need+=(libseccomp2)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then
+  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+else
+  echo "cannot install ${need[*]}: pods would run WITHOUT a sandbox" >&2
+fi
