@@ -32,6 +32,7 @@ code  meaning
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import grpc
@@ -152,6 +153,10 @@ def api_error_from_rpc(error: grpc.RpcError, *, endpoint: str = "") -> ApiError:
     description: str = (error.details() if hasattr(error, "details") else "") or ""
     trailers = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
     status = _rich_status(trailers)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        too_large = _message_too_large(description, status)
+        if too_large is not None:
+            return too_large
     if status is None:
         if code == grpc.StatusCode.UNAVAILABLE and endpoint and _is_transport_failure(description):
             return ApiError(
@@ -161,6 +166,51 @@ def api_error_from_rpc(error: grpc.RpcError, *, endpoint: str = "") -> ApiError:
             )
         return ApiError(code, description)
     return _from_status(code, description or status.message, status.details)
+
+
+#: ErrorInfo reason of a message over the size limit.
+MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+
+#: grpc core's own refusal of a message over a limit, from the server's core
+#: ("Received": the request) or this process's ("Received": a reply; "Sent":
+#: a request over the CLI's own limit). It carries no ErrorInfo.
+_CORE_SIZE_ERROR = re.compile(r"(?:Received|Sent) message larger than max \((\d+) vs\. (\d+)\)")
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MiB"
+
+
+def _message_too_large(description: str, status: status_pb2.Status | None) -> ApiError | None:
+    """The one line for a message over a size limit, with the limit, whether
+    the server's ErrorInfo says so or grpc core's raw text does; None for
+    any other RESOURCE_EXHAUSTED."""
+    if status is not None:
+        error = _from_status(grpc.StatusCode.RESOURCE_EXHAUSTED, description, status.details)
+        if error.reason != MESSAGE_TOO_LARGE:
+            return None
+        try:
+            size = int(error.metadata["size_bytes"])
+            limit = int(error.metadata["limit_bytes"])
+        except (KeyError, ValueError):
+            return error  # the server's own message names the limit
+        return ApiError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"the request is {_mib(size)}; the server accepts messages up to {_mib(limit)}",
+            reason=error.reason,
+            domain=error.domain,
+            metadata=error.metadata,
+        )
+    found = _CORE_SIZE_ERROR.search(description)
+    if found is None:
+        return None
+    size, limit = int(found.group(1)), int(found.group(2))
+    return ApiError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"a message of {_mib(size)} is over the limit of {_mib(limit)}",
+        reason=MESSAGE_TOO_LARGE,
+        extra=[f"grpc: {description}"],
+    )
 
 
 #: Phrases of grpc's own messages for a connection that never carried a call.

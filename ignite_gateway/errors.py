@@ -13,7 +13,11 @@ the ``google.rpc.Status`` details the server put in the
 decoded and rendered with the proto3 JSON mapping.
 
 The status → HTTP table follows ``google/rpc/code.proto`` (the same table
-grpc-gateway v2 uses). Errors the gateway finds by itself (malformed JSON, an
+grpc-gateway v2 uses), with one refinement: RESOURCE_EXHAUSTED for a message
+over the size limit (reason ``MESSAGE_TOO_LARGE``, or grpc core's own "larger
+than max" refusal, which carries no reason and gets one here) is 413, like
+the gateway's own refusal of a body that is too large, not 429: retrying
+later does not help. Errors the gateway finds by itself (malformed JSON, an
 unknown route, a body that is too large) are :class:`GatewayError`\\ s and get
 the same shape with an ``ErrorInfo`` of the gateway's own. :func:`http_error`
 is the one mapping from any exception a request raises to its response.
@@ -22,6 +26,7 @@ is the one mapping from any exception a request raises to its response.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,6 +64,15 @@ _HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DATA_LOSS: 500,
 }
+
+
+#: ErrorInfo reason of a message over the size limit (the server's, and the
+#: one given to grpc core's bare refusal).
+MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+
+#: grpc core's text when a message passes a channel's or server's limit
+#: ("Received message larger than max (X vs. Y)", "Sent message ...").
+_CORE_SIZE_ERROR = re.compile(r"(?:Received|Sent) message larger than max \((\d+) vs\. (\d+)\)")
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -129,7 +143,24 @@ def rpc_error_body(error: grpc.aio.AioRpcError) -> tuple[int, dict[str, Any]]:
         # The channel itself failed: the message is grpc-core's, about
         # sockets. Say what it means for the caller.
         message = "the Ignite server is unavailable"
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        core_size = _CORE_SIZE_ERROR.search(message) if not details else None
+        if core_size is not None:
+            size, limit = core_size.groups()
+            message = f"the message is {size} bytes; the limit is {limit} bytes"
+            info = error_details_pb2.ErrorInfo(
+                reason=MESSAGE_TOO_LARGE,
+                domain=ERROR_DOMAIN,
+                metadata={"limit_bytes": limit, "size_bytes": size},
+            )
+            details = [_any_json(info)]
+        if _reason_of(details) == MESSAGE_TOO_LARGE:
+            http_code = 413
     return http_code, error_body(http_code, code.name, message, details)
+
+
+#: Reasons for aiohttp's own refusals, by HTTP status.
+_AIOHTTP_REASONS = {404: "ROUTE_NOT_FOUND", 413: "REQUEST_TOO_LARGE"}
 
 
 def http_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]] | None:
@@ -144,9 +175,12 @@ def http_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]
         upstream = GatewayError(502, "UNAVAILABLE", "UPSTREAM_PROTOCOL", str(exc))
         return 502, upstream.body(), {}
     if isinstance(exc, web.HTTPException):
-        # aiohttp's own refusals (rare: routing is the gateway's).
+        # aiohttp's own refusals (rare: routing and body limits are the
+        # gateway's); they still get a reason.
         name = "NOT_FOUND" if exc.status == 404 else "INVALID_ARGUMENT"
-        return exc.status, error_body(exc.status, name, exc.reason, []), {}
+        reason = _AIOHTTP_REASONS.get(exc.status, "BAD_REQUEST")
+        own = GatewayError(exc.status, name, reason, exc.reason)
+        return exc.status, own.body(), {}
     return None
 
 
@@ -158,7 +192,11 @@ def error_json_line(error: grpc.aio.AioRpcError) -> bytes:
 
 def error_reason(error: grpc.aio.AioRpcError) -> str:
     """The ErrorInfo reason of a failed call, "" when it carries none."""
-    for detail in _status_details(error.trailing_metadata()):
+    return _reason_of(_status_details(error.trailing_metadata()))
+
+
+def _reason_of(details: list[dict[str, Any]]) -> str:
+    for detail in details:
         if detail.get("@type", "").endswith("/google.rpc.ErrorInfo"):
             return str(detail.get("reason", ""))
     return ""

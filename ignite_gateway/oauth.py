@@ -34,6 +34,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from ignite_gateway.errors import GatewayError, error_reason
+from ignite_gateway.json_body import MalformedJson, parse_json
 
 #: Response type that marks an RPC as the token endpoint.
 TOKEN_RESPONSE_TYPE = "dodil.ignite.v1.IssueTokenResponse"
@@ -148,9 +149,10 @@ def _json(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise OAuthError(400, "invalid_request", "the body is neither a form nor JSON") from None
+        document = parse_json(body)
+    except MalformedJson as exc:
+        message = f"the body is neither a form nor JSON: {exc}"
+        raise OAuthError(400, "invalid_request", message) from None
     if not isinstance(document, dict):
         raise OAuthError(400, "invalid_request", "the body must be a JSON object")
     return document

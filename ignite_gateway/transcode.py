@@ -5,8 +5,9 @@ A request message is assembled in three steps, as ``google/api/http.proto``
 prescribes:
 
 1. the body (``body: "*"`` → the whole message, ``body: "field"`` → that
-   field), parsed with unknown fields ignored and both the camelCase JSON
-   names and the proto names accepted;
+   field), read by :mod:`ignite_gateway.json_body` (UTF-8, bounded depth),
+   parsed with unknown fields ignored and both the camelCase JSON names and
+   the proto names accepted;
 2. every path variable, which wins over the body;
 3. when the rule does not map the whole body, query parameters for the
    remaining fields: ``a.b=x`` for nested fields, a repeated field as the
@@ -14,13 +15,21 @@ prescribes:
    ``false`` for booleans, bytes as base64. Parameters naming no field are
    ignored, as unknown JSON fields are.
 
+Bytes fields are base64 as the proto3 JSON mapping says (standard or
+URL-safe alphabet, padded or not), checked strictly here: json_format's
+decoder skips characters outside the alphabet, so ``"!!!notbase64x"`` would
+become some bytes instead of an error.
+
 Any input that cannot become the message is a 400 (:func:`errors.bad_request`),
 never a 500.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
@@ -29,6 +38,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from ignite_gateway.errors import bad_request
+from ignite_gateway.json_body import MalformedJson, parse_json
 from ignite_gateway.routes import Route
 
 # Well-known types whose JSON form is a string: a query parameter's text is
@@ -40,6 +50,11 @@ _STRING_JSON_TYPES = frozenset(
         "google.protobuf.FieldMask",
     }
 )
+
+# The two base64 alphabets of the proto3 JSON mapping, one per string (as Go's
+# protojson decides: "-" or "_" means URL-safe), "=" only as padding.
+_STANDARD_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_URL_SAFE_BASE64 = re.compile(r"[A-Za-z0-9\-_]*={0,2}")
 
 _WRAPPER_TYPES = frozenset(
     f"google.protobuf.{name}Value"
@@ -109,15 +124,31 @@ def _parse_body(body: bytes) -> Any:
     if not body.strip():
         return {}
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise bad_request("MALFORMED_JSON", "the request body is not UTF-8 JSON") from None
-    except json.JSONDecodeError as exc:
+        return parse_json(body)
+    except MalformedJson as exc:
+        raise bad_request(exc.reason, exc.message) from None
+
+
+def _check_base64(field: FieldDescriptor, value: Any) -> None:
+    """400 INVALID_BASE64 unless a bytes field's JSON string is base64."""
+    if not isinstance(value, str):
+        return  # not a string at all: json_format reports the type
+    url_safe = "-" in value or "_" in value
+    pattern = _URL_SAFE_BASE64 if url_safe else _STANDARD_BASE64
+    padded = value + "=" * (-len(value) % 4) if "=" not in value else value
+    valid = pattern.fullmatch(value) is not None and len(padded) % 4 == 0
+    if valid:
+        if url_safe:
+            padded = padded.translate(str.maketrans("-_", "+/"))
+        try:
+            base64.b64decode(padded, validate=True)
+        except binascii.Error:
+            valid = False
+    if not valid:
         raise bad_request(
-            "MALFORMED_JSON",
-            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}",
-        ) from None
+            "INVALID_BASE64",
+            f"{field.json_name}: bytes must be base64 (standard or URL-safe alphabet)",
+        )
 
 
 def _parse_into(document: Any, message: Message) -> None:
@@ -146,11 +177,18 @@ def _known_only(document: Any, descriptor: Descriptor) -> Any:
         field = _field(descriptor, key) if isinstance(key, str) else None
         if field is None:
             continue
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            for item in value if field.is_repeated and isinstance(value, list) else [value]:
+                _check_base64(field, item)
         nested = field.message_type
         if nested is None or value is None:
             kept[key] = value
         elif nested.GetOptions().map_entry:
-            value_type = nested.fields_by_name["value"].message_type
+            value_field = nested.fields_by_name["value"]
+            if value_field.type == FieldDescriptor.TYPE_BYTES and isinstance(value, dict):
+                for item in value.values():
+                    _check_base64(field, item)
+            value_type = value_field.message_type
             kept[key] = (
                 {k: _known_only(v, value_type) for k, v in value.items()}
                 if value_type is not None and isinstance(value, dict)
@@ -253,6 +291,8 @@ def _scalar(field: FieldDescriptor, text: str) -> Any:
         if lowered in ("false", "0"):
             return False
         raise bad_request("INVALID_FIELD", f"{field.name}: expected true or false, got {text!r}")
+    if kind == FieldDescriptor.TYPE_BYTES:
+        _check_base64(field, text)
     # Numbers, enums (name or number), strings and base64 bytes: json_format
     # accepts the text for all of them and checks ranges itself.
     return text

@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ignite_gateway.json_body import MalformedJson, parse_json
+
 #: Protocol revisions spoken over this endpoint, newest first. All use the
 #: Streamable HTTP transport (introduced by 2025-03-26) and the initialize
 #: handshake.
@@ -78,9 +80,9 @@ class Message:
 def parse_message(body: bytes) -> Message:
     """Decode one JSON-RPC message from an HTTP body, or raise ProtocolError."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(PARSE_ERROR, f"the body is not JSON: {exc}") from None
+        document = parse_json(body)
+    except MalformedJson as exc:
+        raise ProtocolError(PARSE_ERROR, str(exc)) from None
     if isinstance(document, list):
         raise ProtocolError(INVALID_REQUEST, "JSON-RPC batches are not supported; send one message")
     if not isinstance(document, dict) or document.get("jsonrpc") != "2.0":

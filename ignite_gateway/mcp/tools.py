@@ -81,7 +81,7 @@ def object_schema(text: str) -> dict[str, Any] | None:
         return None
     try:
         schema = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep for the decoder: no schema either
         return None
     if not isinstance(schema, dict):
         return None
@@ -247,7 +247,7 @@ def _with_structured_content(
     # content: an answer that does not is reported, not passed on.
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # an app's answer nested past the decoder
         value = None
     if not isinstance(value, dict):
         return text_result(

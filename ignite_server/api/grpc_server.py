@@ -2,7 +2,8 @@
 
 Shutdown is graceful: health turns NOT_SERVING first (load balancers and the
 gateway's /readyz stop sending), then in-flight calls get ``grace`` seconds
-to finish before the server stops.
+to finish before the server stops. Health also reads NOT_SERVING while the
+server's database is down (store/supervisor.py).
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
-from ignite_server.api.rpc_boundary import Authenticate, generic_handler
+from ignite_server.api.rpc_boundary import MAX_MESSAGE_BYTES, Authenticate, generic_handler
 
 COMPUTE_SERVICE = compute.DESCRIPTOR.services_by_name["ComputeService"]
 IDENTITY_SERVICE = identity.DESCRIPTOR.services_by_name["IdentityService"]
 
-#: Invoke requests carry whole bodies (the largest documented payload is
-#: 32 MiB, sent base64-free over gRPC) plus the envelope.
-MAX_MESSAGE_BYTES = 34 * 1024 * 1024
+#: grpc core's receive limit: well above the documented MAX_MESSAGE_BYTES,
+#: which api/rpc_boundary.py enforces with a reason and the limit (core's own
+#: refusal has neither), yet bounded, so that no client makes the server
+#: buffer an unbounded message. Past it core still refuses with a bare
+#: RESOURCE_EXHAUSTED (docs/limits.md).
+CORE_RECEIVE_BYTES = 4 * MAX_MESSAGE_BYTES
 
 
 class GrpcServer:
@@ -32,7 +36,7 @@ class GrpcServer:
     def __init__(self, services: dict[str, object], authenticate: Authenticate) -> None:
         self._server = grpc.aio.server(
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", CORE_RECEIVE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
             ]
@@ -46,6 +50,7 @@ class GrpcServer:
             )
             names.append(full_name)
         self._names = names
+        self._stopping = False
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (
@@ -71,12 +76,26 @@ class GrpcServer:
 
     async def start(self) -> None:
         await self._server.start()
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    async def set_serving(self, serving: bool) -> None:
+        """Report SERVING or NOT_SERVING (the database went away or came
+        back); once stopping, health stays NOT_SERVING."""
+        if self._stopping:
+            return
+        await self._set_health(
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+
+    async def _set_health(self, status: int) -> None:
         for name in ("", *self._names):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self._health.set(name, status)
 
     async def stop(self, grace: float) -> None:
-        for name in ("", *self._names):
-            await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._stopping = True
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.stop(grace)
 
     async def wait(self) -> None:

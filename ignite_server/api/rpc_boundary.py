@@ -5,6 +5,10 @@ generated ``add_*Servicer_to_server``, so that this one place can:
 
 - authenticate the caller (no I/O: core/identity.py) and check the method's
   access rule (api/authorization.py) before any handler or database work;
+- refuse a request larger than MAX_MESSAGE_BYTES with RESOURCE_EXHAUSTED /
+  MESSAGE_TOO_LARGE and the limit, before anything else. grpc core's own
+  receive limit is set well above it (api/grpc_server.py) so that such a
+  request arrives here at all: core's refusal carries no ErrorInfo;
 - parse the request bytes itself, turning a malformed message into
   INVALID_ARGUMENT (grpcio would answer INTERNAL for a request it cannot
   deserialize);
@@ -27,7 +31,12 @@ from google.protobuf import descriptor, message, message_factory
 
 from ignite_server.api.authorization import authorize
 from ignite_server.api.errors import internal_status, to_status
-from ignite_server.core.errors import IgniteError, InvalidArgument, Unavailable
+from ignite_server.core.errors import (
+    IgniteError,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
 from ignite_server.core.principal import Principal
 from ignite_server.store.errors import DATABASE_DOWN
 
@@ -38,6 +47,21 @@ CALLER: contextvars.ContextVar[Principal] = contextvars.ContextVar("ignite_calle
 Authenticate = Callable[[str | None], Awaitable[Principal]]
 
 log = structlog.get_logger("ignite.rpc")
+
+#: The largest request message (documented in docs/limits.md): an Invoke
+#: body of up to 32 MiB, sent base64-free over gRPC, plus its envelope.
+MAX_MESSAGE_BYTES = 34 * 1024 * 1024
+_MIB = 1024 * 1024
+
+
+def _check_size(raw: bytes) -> None:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ResourceExhausted(
+            f"the request is {len(raw)} bytes ({len(raw) / _MIB:.1f} MiB); a message may "
+            f"be at most {MAX_MESSAGE_BYTES} bytes ({MAX_MESSAGE_BYTES // _MIB} MiB)",
+            reason="MESSAGE_TOO_LARGE",
+            metadata={"limit_bytes": str(MAX_MESSAGE_BYTES), "size_bytes": str(len(raw))},
+        )
 
 
 def _request_context(request: message.Message | None) -> dict[str, str]:
@@ -66,7 +90,9 @@ class _Call:
         self.caller = ""
 
     async def admit(self, raw: bytes, context: grpc.aio.ServicerContext) -> message.Message:
-        """Authenticate, parse, authorize; the caller is then in CALLER."""
+        """Check the size, authenticate, parse, authorize; the caller is then
+        in CALLER."""
+        _check_size(raw)
         header = None
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":

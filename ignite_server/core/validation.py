@@ -145,8 +145,14 @@ def check_json_schema(text: str, field: str) -> str:
         raise _invalid(
             field, f"{field} is larger than {defaults.SCHEMA_MAX_BYTES} bytes", "SCHEMA_TOO_LARGE"
         )
+    # Both the decoder and the schema checker recurse once (or more) per
+    # level: a schema nested past the interpreter's recursion limit is bad
+    # input, not a crash.
+    too_deep = _invalid(field, f"{field} nests too deep", "SCHEMA_TOO_DEEP")
     try:
         schema: Any = json.loads(text)
+    except RecursionError:
+        raise too_deep from None
     except ValueError as err:
         raise _invalid(field, f"{field} is not valid JSON: {err}", "INVALID_JSON_SCHEMA") from None
     if not isinstance(schema, dict | bool):
@@ -154,6 +160,8 @@ def check_json_schema(text: str, field: str) -> str:
     validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         validator.check_schema(schema)
+    except RecursionError:
+        raise too_deep from None
     except jsonschema.SchemaError as err:
         raise _invalid(
             field, f"{field} is not a valid JSON Schema: {err.message}", "INVALID_JSON_SCHEMA"

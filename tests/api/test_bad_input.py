@@ -181,6 +181,12 @@ BAD_SETTINGS = {
     "schema not json": ({"input_schema": "{not json"}, "INVALID_JSON_SCHEMA"),
     "schema invalid": ({"input_schema": '{"type": 5}'}, "INVALID_JSON_SCHEMA"),
     "schema not object": ({"output_schema": "[1, 2]"}, "INVALID_JSON_SCHEMA"),
+    # Deeper than the decoder, or than the schema checker, can recurse.
+    "schema nested 10,000 deep": ({"input_schema": "[" * 10_000 + "]" * 10_000}, "SCHEMA_TOO_DEEP"),
+    "schema of nested nots": (
+        {"input_schema": '{"not": ' * 400 + "{}" + "}" * 400},
+        "SCHEMA_TOO_DEEP",
+    ),
     "ttl without ttl mode": ({"ttl_seconds": 60}, "TTL_WITHOUT_TTL_MODE"),
     "ttl mode without ttl": ({"storage_mode": common.STORAGE_MODE_TTL}, "OUT_OF_RANGE"),
     "mcp without description": (

@@ -116,3 +116,51 @@ def test_every_status_has_a_distinct_documented_exit_code():
     }
     assert codes == {3, 4, 5, 6, 7, 8, 9, 10, 11}
     assert grpc.StatusCode.NOT_FOUND.value[0] == code_pb2.NOT_FOUND
+
+
+def _too_large(size: int, limit: int) -> error_details_pb2.ErrorInfo:
+    return error_details_pb2.ErrorInfo(
+        reason="MESSAGE_TOO_LARGE",
+        domain="ignite.dodil.io",
+        metadata={"size_bytes": str(size), "limit_bytes": str(limit)},
+    )
+
+
+def test_message_too_large_from_the_server_names_the_limit():
+    mib = 1024 * 1024
+    message = "the request is 41943059 bytes (40.0 MiB); a message may be at most ..."
+    error = api_error_from_rpc(
+        _rich(grpc.StatusCode.RESOURCE_EXHAUSTED, message, _too_large(40 * mib + 19, 34 * mib))
+    )
+    assert error.headline() == (
+        "RESOURCE_EXHAUSTED (MESSAGE_TOO_LARGE): "
+        "the request is 40 MiB; the server accepts messages up to 34 MiB"
+    )
+    assert error.exit_code == 8
+
+
+def test_raw_grpc_size_errors_become_one_line_with_the_limit():
+    # grpc core's own texts: the server's core refusing a request, this
+    # process refusing a reply ("Received"), or refusing to send ("Sent").
+    for text in (
+        "Received message larger than max (146800640 vs. 142606336)",
+        "grpc: Received message larger than max (146800640 vs. 142606336)",
+        "Sent message larger than max (146800640 vs. 142606336)",
+    ):
+        error = api_error_from_rpc(FakeRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, text))
+        assert error.headline() == (
+            "RESOURCE_EXHAUSTED (MESSAGE_TOO_LARGE): "
+            "a message of 140 MiB is over the limit of 136 MiB"
+        ), text
+        assert error.exit_code == 8
+        assert f"grpc: {text}" in error.details
+
+
+def test_other_resource_exhausted_errors_are_untouched():
+    info = error_details_pb2.ErrorInfo(reason="QUEUE_FULL", domain="ignite.dodil.io")
+    error = api_error_from_rpc(
+        _rich(grpc.StatusCode.RESOURCE_EXHAUSTED, "the app's queue is full", info)
+    )
+    assert error.headline() == "RESOURCE_EXHAUSTED (QUEUE_FULL): the app's queue is full"
+    plain = api_error_from_rpc(FakeRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota"))
+    assert plain.headline() == "RESOURCE_EXHAUSTED: quota"
