@@ -3,8 +3,10 @@ them until SIGTERM/SIGINT, then shuts down in reverse order.
 
 Start-up: state directory → PostgreSQL (embedded or by URL) → migrations →
 notifications, logs → blob store → build pipelines → pod runner →
-lifecycle → execution workers → gRPC. Shutdown: health NOT_SERVING → drain
-gRPC calls → stop workers (their leases lapse to whoever runs next) → stop
+lifecycle → execution workers → gRPC → supervision of the embedded cluster
+(restarted if its postmaster dies, health NOT_SERVING meanwhile:
+store/supervisor.py). Shutdown: health NOT_SERVING → drain gRPC calls → stop
+supervising → stop workers (their leases lapse to whoever runs next) → stop
 pods → flush logs → close the pool → stop the embedded cluster.
 """
 
@@ -43,6 +45,7 @@ from ignite_server.store.identity import IdentityStore
 from ignite_server.store.logs import LOG_CHANNEL, LogStore
 from ignite_server.store.notify import Notifier
 from ignite_server.store.postgres import PostgresStore
+from ignite_server.store.supervisor import DatabaseSupervisor
 
 log = structlog.get_logger("ignite.server")
 
@@ -78,6 +81,24 @@ async def _local_admin(authorization: str | None) -> Principal:
     return LOCAL_ADMIN
 
 
+def _supervise(
+    embedded: EmbeddedPostgres, store: PostgresStore, grpc_server: GrpcServer
+) -> DatabaseSupervisor:
+    """Supervision of the embedded cluster, wired to health and the pool."""
+
+    async def down() -> None:
+        await grpc_server.set_serving(False)
+        # Connections to a dead server are replaced, never handed out again.
+        await store.pool.expire_connections()
+
+    async def up() -> None:
+        # Again: a connection made while the cluster was half up goes too.
+        await store.pool.expire_connections()
+        await grpc_server.set_serving(True)
+
+    return DatabaseSupervisor(embedded, down, up)
+
+
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     """Run the server until ``stop`` is set or a termination signal arrives."""
     stop = stop or asyncio.Event()
@@ -90,6 +111,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     os.chmod(config.state_dir, 0o711)
     async with AsyncExitStack() as stack:
         dsn = config.database_url
+        embedded: EmbeddedPostgres | None = None
         if not dsn:
             embedded = EmbeddedPostgres(config.state_dir / "postgres")
             dsn = await embedded.start()
@@ -159,6 +181,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         )
         port = grpc_server.bind(config.listen, config.tls_cert, config.tls_key)
         await grpc_server.start()
+        if embedded is not None:
+            supervisor = _supervise(embedded, store, grpc_server)
+            await supervisor.start()
+            stack.push_async_callback(supervisor.close)
         host = config.listen.rsplit(":", 1)[0]
         address = f"{host}:{port}"
         log.info("server.serving", address=address, tls=config.tls_cert is not None)

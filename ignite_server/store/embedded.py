@@ -10,16 +10,38 @@ PostgreSQL refuses to run as root. When the server is root (as on the CI
 machines) the cluster runs as the unprivileged ``postgres`` user, which owns
 the data directory; otherwise it runs as the current user.
 
-A cluster left running by a server that was killed is reused: ``pg_ctl
-status`` says so and start-up carries on with it.
+A cluster left running by a server that was killed is reused. "Running"
+means the pid in ``postmaster.pid`` is a live ``postgres`` process working in
+this data directory: not merely a pid that exists, because a killed
+postmaster may linger as a zombie (nothing reaps it in some containers) and
+its pid may be reused by an unrelated process.
+
+Starting after a crash (``start`` is also how the supervisor restarts a dead
+cluster, store/supervisor.py) first clears what a killed postmaster leaves
+behind:
+
+- backends that outlived it: most exit by themselves when they notice the
+  postmaster is gone, but one busy in a long query does not, and while it
+  keeps the old shared memory attached PostgreSQL refuses to start ("pre-
+  existing shared memory block is still in use"). They are found by their
+  working directory (the data directory) and binary, and SIGKILLed; what
+  they had committed is in the WAL, which the new postmaster replays.
+- lock files (``postmaster.pid``, the socket's ``.s.PGSQL.*.lock``) whose
+  pid still exists but is not our postmaster (a zombie, a reused pid):
+  PostgreSQL itself only ignores a lock whose pid is gone, so these are
+  removed. A lock whose pid is gone is left to PostgreSQL, which then also
+  recycles the old shared memory segment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import shutil
+import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +55,43 @@ log = structlog.get_logger(__name__)
 SERVICE_USER = "postgres"
 #: Database and role the server uses inside the cluster.
 DATABASE = "ignite"
+#: How long backends orphaned by a dead postmaster get to disappear after a
+#: SIGKILL (they go at once unless stuck in the kernel).
+ORPHAN_EXIT_SECS = 5.0
+
+
+def _process_state(pid: int) -> str | None:
+    """The one-letter state of a process (R, S, Z, ...), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name in parentheses may hold spaces: the state follows the
+    # last closing parenthesis.
+    fields = stat.rpartition(")")[2].split()
+    return fields[0] if fields else None
+
+
+def _is_cluster_process(pid: int, data_dir: Path) -> bool:
+    """A live (not zombie) ``postgres`` process working in ``data_dir``: the
+    postmaster and every backend it forked chdir there."""
+    state = _process_state(pid)
+    if state is None or state in ("Z", "X"):
+        return False
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return False
+    return Path(cwd) == data_dir and Path(exe).name == "postgres"
+
+
+def _lock_pid(lock_file: Path) -> int | None:
+    """The pid on the first line of a PostgreSQL lock file."""
+    try:
+        return int(lock_file.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
 
 
 def _find_binary(name: str) -> str:
@@ -116,8 +175,50 @@ class EmbeddedPostgres:
         os.chmod(self.root, 0o700)
         os.chmod(self.socket_dir, 0o700)
 
+    def postmaster_pid(self) -> int | None:
+        """The pid the cluster's ``postmaster.pid`` names, if any."""
+        return _lock_pid(self.data_dir / "postmaster.pid")
+
+    def is_running(self) -> bool:
+        """Whether the cluster's postmaster is alive (a blocking /proc read)."""
+        pid = self.postmaster_pid()
+        return pid is not None and _is_cluster_process(pid, self.data_dir.resolve())
+
+    def _clear_leftovers(self) -> None:
+        """Kill backends of a dead postmaster and remove lock files that would
+        keep a new one from starting (see the module docstring). Blocking."""
+        data_dir = self.data_dir.resolve()
+        orphans = [
+            int(entry.name)
+            for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _is_cluster_process(int(entry.name), data_dir)
+        ]
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if orphans:
+            log.warning("postgres.orphans_killed", pids=orphans)
+        deadline = time.monotonic() + ORPHAN_EXIT_SECS
+        while any(_is_cluster_process(pid, data_dir) for pid in orphans):
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"backends {orphans} of the dead PostgreSQL did not exit",
+                    reason="POSTGRES_FAILED",
+                )
+            time.sleep(0.05)
+        for lock_file in (
+            self.data_dir / "postmaster.pid",
+            *self.socket_dir.glob(".s.PGSQL.*.lock"),
+        ):
+            holder = _lock_pid(lock_file)
+            if holder is not None and _process_state(holder) is not None:
+                # The pid exists but (checked above) is no postmaster of ours.
+                lock_file.unlink(missing_ok=True)
+                log.warning("postgres.stale_lock_removed", file=lock_file.name, pid=holder)
+
     async def start(self) -> str:
-        """Initialise the cluster if new, start it unless running; return the DSN."""
+        """Initialise the cluster if new, start it unless running (clearing
+        what a dead postmaster left behind first); return the DSN."""
         self._prepare_dirs()
         if not (self.data_dir / "PG_VERSION").exists():
             log.info("postgres.initdb", data_dir=str(self.data_dir))
@@ -129,8 +230,8 @@ class EmbeddedPostgres:
                 "--no-sync",
             )  # fmt: skip
         pg_ctl = _find_binary("pg_ctl")
-        status, _ = await self._run(pg_ctl, "status", "-D", str(self.data_dir), check=False)
-        if status != 0:
+        if not await asyncio.to_thread(self.is_running):
+            await asyncio.to_thread(self._clear_leftovers)
             options = (
                 f"-c listen_addresses='' -k {self.socket_dir} "
                 "-c max_connections=200 -c fsync=on -c shared_buffers=64MB"
