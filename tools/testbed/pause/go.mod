@@ -1,0 +1,3 @@
+module ignite/testbed/pause
+
+go 1.21
