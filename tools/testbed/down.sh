@@ -24,6 +24,10 @@ stop 1 keda-adapter keda-operator kube-controller-manager kube-scheduler kubelet
 # of its containers' init processes; killing those ends each pod's pid
 # namespace, then the shim goes too. Shims outlive containerd, so this does
 # not depend on containerd still running.
+# libcni keeps a result per pod and interface in /var/lib/cni/results (not
+# configurable in containerd 1.6) and drops it only on a CNI DEL, which
+# killed pods never get: note our sandboxes to remove theirs below.
+sandboxes=$(ls "$d/containerd/state/io.containerd.grpc.v1.cri/sandboxes" 2>/dev/null)
 shims=$(pgrep -f -- "containerd-shim-runc-v2 .*-address $sock( |$)" 2>/dev/null)
 # Killed shims leave their sockets in /run/containerd/s (a path containerd
 # 1.6 fixes); each task's bundle says which socket is its shim's.
@@ -72,11 +76,17 @@ for ((i = 0; i < 25; i++)); do
 done
 
 # Folders outside the work folder that the daemons insist on (the kubelet's
-# /var/log/containers links, the shims' sockets in /run/containerd/s): our
-# entries go, and the folders too when up.sh found them absent and they are
-# empty now.
+# /var/log/containers links and its device-plugin socket, libcni's results,
+# the shims' sockets in /run/containerd/s): our entries go, and the folders
+# too when up.sh found them absent and they are empty now.
 if [ -d /var/log/containers ]; then
   find /var/log/containers -maxdepth 1 -type l -lname "$d/*" -delete 2>/dev/null
+fi
+for id in $sandboxes; do
+  rm -f /var/lib/cni/results/*-"$id"-*
+done
+if grep -qx /var/lib/kubelet "$d/absent-paths" 2>/dev/null; then
+  rm -f /var/lib/kubelet/device-plugins/kubelet.sock   # fixed path in the kubelet
 fi
 if [ -f "$d/absent-paths" ]; then
   while IFS= read -r path; do

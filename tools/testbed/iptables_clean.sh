@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Removes every KUBE-* iptables chain (IPv4 and IPv6, every table) and the
 # rules of other chains that jump into them: kube-proxy makes the service
-# chains, the kubelet its canary and firewall chains. Run at tear-down, after
+# chains, the kubelet its canary and firewall chains; and the bed's own
+# IGNITE-TESTBED-* chains (egress.sh). Run at tear-down, after
 # kube-proxy and the kubelet have stopped. Chains of anything else on the
 # machine are left as they are.
 #
@@ -12,12 +13,14 @@ set -uo pipefail
 . "$(dirname "$0")/env.sh"
 
 # batch: reads one table of iptables-save output, prints the restore batch
-# that removes its KUBE-* chains (nothing when it has none).
+# that removes its KUBE-* and IGNITE-TESTBED-* chains (nothing when it has none).
 batch() {
   awk '
     /^\*/ { table = $0 }
-    /^:KUBE-/ { chains[++n] = substr($1, 2) }
-    /^-A / && $2 !~ /^KUBE-/ && / -j KUBE-/ { sub(/^-A /, "-D "); jumps[++m] = $0 }
+    /^:(KUBE|IGNITE-TESTBED)-/ { chains[++n] = substr($1, 2) }
+    /^-A / && $2 !~ /^(KUBE|IGNITE-TESTBED)-/ && / -j (KUBE|IGNITE-TESTBED)-/ {
+      sub(/^-A /, "-D "); jumps[++m] = $0
+    }
     END {
       if (n == 0) exit
       print table

@@ -17,6 +17,7 @@ K=$TESTBED_K8S_BIN
 B=$TESTBED_KEDA_BIN
 [ -x "$B/operator" ] && [ -x "$B/adapter" ] || die "KEDA missing in $B: run tools/testbed/build.sh"
 export KUBECONFIG=$TESTBED_DIR/kubeconfig/admin.kubeconfig
+export KUBECACHEDIR=$TESTBED_DIR/kube-cache
 kubectl() { "$K/kubectl" --request-timeout=10s "$@"; }
 gateway=${TESTBED_POD_CIDR%.*}.1
 adapter_port=${TESTBED_KEDA_ADAPTER_PORT:-16444}

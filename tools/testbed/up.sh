@@ -30,12 +30,13 @@ gateway=${TESTBED_POD_CIDR%.*}.1
 prefix=${TESTBED_POD_CIDR#*/}
 K=$TESTBED_K8S_BIN
 export KUBECONFIG=$TESTBED_DIR/kubeconfig/admin.kubeconfig
+export KUBECACHEDIR=$TESTBED_DIR/kube-cache   # not ~/.kube/cache
 kubectl() { "$K/kubectl" --request-timeout=10s "$@"; }
 
 "$here/sysctls.sh" save
 # System folders the daemons create even when told to use ours; tear-down
 # removes those that were absent before, once they are empty again.
-for path in /run/containerd /var/log/containers; do
+for path in /run/containerd /var/log/containers /var/lib/kubelet /var/lib/cni; do
   [ -e "$path" ] || echo "$path"
 done > "$TESTBED_DIR/absent-paths"
 "$here/pki.sh"
@@ -47,6 +48,8 @@ ip link add "$TESTBED_BRIDGE" type bridge
 ip addr add "$gateway/$prefix" dev "$TESTBED_BRIDGE"
 ip link set "$TESTBED_BRIDGE" up
 # Service traffic between pods on one bridge goes through kube-proxy's rules.
+# Forwarding stays confined to the bridge (egress.sh).
+"$here/egress.sh"
 sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.ipv4.ip_forward=1
 
 log "starting etcd"
@@ -106,7 +109,7 @@ start kube-scheduler "$K/kube-scheduler" \
   --bind-address=127.0.0.1 --leader-elect=false --profiling=false
 start kubelet "$K/kubelet" --config="$TESTBED_DIR/kubelet/config.yaml" \
   --kubeconfig="$kc/kubelet.kubeconfig" --root-dir="$TESTBED_DIR/kubelet" \
-  --hostname-override="$host" --node-labels=ignite.dev/testbed=true
+  --hostname-override="$host" --node-ip="$gateway" --node-labels=ignite.dev/testbed=true
 start kube-proxy "$K/kube-proxy" --config="$TESTBED_DIR/kube-proxy.yaml"
 
 WAIT_DAEMON=kubelet wait_until 60 "node $host Ready" \
@@ -122,6 +125,7 @@ cat > "$TESTBED_DIR/testbed.env" <<ENV
 # Written by tools/testbed/up.sh; source it to use the test bed.
 export TESTBED_DIR=$TESTBED_DIR
 export KUBECONFIG=$KUBECONFIG
+export KUBECACHEDIR=$KUBECACHEDIR
 export PATH=$TESTBED_K8S_BIN:$TESTBED_HELM_BIN:\$PATH
 export TESTBED_NODE=$host
 export TESTBED_POD_CIDR=$TESTBED_POD_CIDR
