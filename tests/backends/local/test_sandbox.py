@@ -13,8 +13,9 @@ import aiohttp
 import pytest
 
 from ignite_server.backends.local import LocalBackend
+from ignite_server.backends.local.backend import SandboxRequired
 from ignite_server.backends.local.pod import LocalPod
-from ignite_server.backends.protocol import ExitReason, PodSpec, PodStartError
+from ignite_server.backends.protocol import ExitReason, PodSpec
 from ignite_server.builds.protocol import BuildRequest
 from ignite_server.builds.python import RUNTIME_DIR, PythonPipeline
 from ignite_server.containment.identities import POD_UID_BASE, POD_UID_COUNT
@@ -143,14 +144,9 @@ async def test_sandboxed_code_is_cut_off_from_network_files_and_environment(
 
 async def test_production_refuses_unsandboxed_pods_unless_allowed(tmp_path: Path) -> None:
     artifact = await _build(tmp_path, "plain", "def handler(p, c):\n    return 1\n")
-    refusing = LocalBackend(tmp_path / "a", sandbox="off", production=True)
-    try:
-        assert not refusing.info.sandboxed
-        assert any("WITHOUT a sandbox" in w for w in refusing.info.warnings)
-        with pytest.raises(PodStartError, match="will not run app code unsandboxed"):
-            await refusing.start(_spec(artifact, "plain"))
-    finally:
-        await refusing.close()
+    # A production server without a sandbox does not start at all.
+    with pytest.raises(SandboxRequired, match="production server needs the pod sandbox"):
+        LocalBackend(tmp_path / "a", sandbox="off", production=True)
     allowing = LocalBackend(
         tmp_path / "b", sandbox="off", production=True, allow_unsandboxed=True, pool_size=0
     )
