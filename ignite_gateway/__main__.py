@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Sequence
 
 from ignite_gateway.config import parse_args
+from ignite_gateway.log_setup import configure as configure_logging
 from ignite_gateway.server import serve
-from ignite_server.log_setup import configure as configure_logging
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -32,26 +32,16 @@ from dataclasses import dataclass
 
 from multidict import CIMultiDictProxy
 
+from ignite_gateway.headers import HOP_BY_HOP
+
 # A DNS label as Ignite names are: lower-case letters, digits, inner dashes.
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
-# Request headers that describe one hop, not the request (RFC 9110 §7.6.1),
-# and Authorization: the caller's platform credential is for the platform
-# (passed as call metadata), never handed to the app's code.
-_NOT_FORWARDED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "authorization",
-        "content-length",
-    }
-)
+# What of a request the app never sees: the hop-by-hop headers; Authorization,
+# since the caller's platform credential is for the platform (passed as call
+# metadata), never handed to the app's code; and Content-Length, which the
+# server sets again on its own hop to the pod.
+_NOT_FORWARDED = HOP_BY_HOP | {"authorization", "content-length"}
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,16 @@ def http_error(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]
     return None
 
 
+def error_response(status: int, body: dict[str, Any], headers: Mapping[str, str]) -> web.Response:
+    """The one way errors leave: compact JSON with its headers (Allow, ...)."""
+    return web.Response(
+        status=status,
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
 def error_json_line(error: grpc.aio.AioRpcError) -> bytes:
     """One newline-terminated JSON line for an error in the middle of a stream."""
     _, body = rpc_error_body(error)

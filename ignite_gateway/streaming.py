@@ -37,6 +37,7 @@ from ignite_gateway.errors import (
     error_body,
     error_json_line,
 )
+from ignite_gateway.headers import HOP_BY_HOP
 from ignite_gateway.transcode import to_json_dict
 
 _log = structlog.get_logger("ignite_gateway")
@@ -62,22 +63,9 @@ JSON_LINES_TYPE = "application/x-ndjson"
 # HTTP status, short enough that a quiet `follow` stream shows it is alive.
 _FIRST_MESSAGE_WAIT_S = 1.0
 
-# Hop-by-hop headers (RFC 9110 §7.6.1) and the framing headers this gateway
-# decides itself; a pod's values for them are dropped.
-_NOT_FORWARDED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-    }
-)
+# A pod's response headers the caller never sees: the hop-by-hop ones, and
+# Content-Length, since this gateway frames the body itself.
+_NOT_FORWARDED = HOP_BY_HOP | {"content-length"}
 
 
 def is_http_frames(method: MethodDescriptor) -> bool:

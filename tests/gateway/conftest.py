@@ -13,8 +13,8 @@ import pytest_asyncio
 import requests
 from aiohttp import web
 
+from ignite_gateway.app import Gateway
 from ignite_gateway.config import GatewayConfig
-from ignite_gateway.server import Gateway
 from ignite_server.launcher import LocalPlatform, temporary_platform
 from tests.gateway.fakes import FakeCompute, start_fake_server
 

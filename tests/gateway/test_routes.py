@@ -14,9 +14,9 @@ from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import FileDescriptor
 
+from ignite_gateway.app import Gateway
 from ignite_gateway.config import GatewayConfig
 from ignite_gateway.routes import TemplateError, build_route_table, parse_template
-from ignite_gateway.server import Gateway
 from ignite_gateway.transcode import message_class
 
 

@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 
+from ignite_gateway.app import Gateway
 from ignite_gateway.config import GatewayConfig
-from ignite_gateway.server import Gateway
 from tests.gateway.fakes import FakeCompute
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is missing")
