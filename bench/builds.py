@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from ignite_server.builds.deno import DenoPipeline  # noqa: E402
 from ignite_server.builds.go import GoPipeline  # noqa: E402
-from ignite_server.builds.protocol import BuildPipeline, BuildRequest  # noqa: E402
 from ignite_server.builds.rust import RustPipeline  # noqa: E402
-from ignite_server.core.models import RuntimeKind, RuntimeSpec  # noqa: E402
+from ignite_server.domain.models import RuntimeKind, RuntimeSpec  # noqa: E402
+from ignite_server.ports.build_pipeline import BuildPipeline, BuildRequest  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "builds.json"
 

@@ -30,10 +30,9 @@ from pathlib import Path
 import aiohttp
 from ulid import ULID
 
-from ignite_server.builds.protocol import BuildRequest
 from ignite_server.builds.python import PythonPipeline, default_interpreter
 from ignite_server.core.invoker import Invoker
-from ignite_server.core.models import (
+from ignite_server.domain.models import (
     App,
     CodeKind,
     DeploymentMode,
@@ -51,6 +50,7 @@ from ignite_server.core.models import (
     Version,
     VersionStatus,
 )
+from ignite_server.ports.build_pipeline import BuildRequest
 
 GREET = """import json
 from datetime import datetime, timezone

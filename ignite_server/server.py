@@ -18,13 +18,13 @@ import os
 import signal
 from contextlib import AsyncExitStack
 
+import asyncpg
 import structlog
 
 from ignite_server.api.compute_service import ComputeService
 from ignite_server.api.grpc_server import COMPUTE_SERVICE, IDENTITY_SERVICE, GrpcServer
 from ignite_server.api.identity_service import IdentityService
 from ignite_server.api.rpc_boundary import Authenticate
-from ignite_server.backends.protocol import PodLogRecord
 from ignite_server.builds.registry import default_pipelines
 from ignite_server.config import Config
 from ignite_server.core.builder import Builder
@@ -33,18 +33,22 @@ from ignite_server.core.identity import Identity
 from ignite_server.core.invoker import Invoker
 from ignite_server.core.lifecycle import Lifecycle, PublicUrls
 from ignite_server.core.logs import LogService
-from ignite_server.core.models import LogEntry
 from ignite_server.core.oidc import ExternalIssuer
-from ignite_server.core.principal import LOCAL_ADMIN, Principal
 from ignite_server.core.tokens import TokenAuthority
 from ignite_server.core.worker import ExecutionWorkers
-from ignite_server.store.blobs import BlobStore
+from ignite_server.domain.models import LogEntry
+from ignite_server.domain.principal import LOCAL_ADMIN, Principal
+from ignite_server.ports.execution_store import WORK_CHANNEL
+from ignite_server.ports.log_store import LOG_CHANNEL
+from ignite_server.ports.pod_backend import PodLogRecord
+from ignite_server.store.apps import PostgresAppStore
+from ignite_server.store.blobs import DiskBlobStore
+from ignite_server.store.database import open_pool
 from ignite_server.store.embedded import EmbeddedPostgres
-from ignite_server.store.executions import WORK_CHANNEL, ExecutionStore
-from ignite_server.store.identity import IdentityStore
-from ignite_server.store.logs import LOG_CHANNEL, LogStore
+from ignite_server.store.executions import PostgresExecutionStore
+from ignite_server.store.identity import PostgresIdentityStore
+from ignite_server.store.logs import PostgresLogStore
 from ignite_server.store.notify import Notifier
-from ignite_server.store.postgres import PostgresStore
 from ignite_server.store.supervisor import DatabaseSupervisor
 
 log = structlog.get_logger("ignite.server")
@@ -82,18 +86,18 @@ async def _local_admin(authorization: str | None) -> Principal:
 
 
 def _supervise(
-    embedded: EmbeddedPostgres, store: PostgresStore, grpc_server: GrpcServer
+    embedded: EmbeddedPostgres, pool: asyncpg.Pool, grpc_server: GrpcServer
 ) -> DatabaseSupervisor:
     """Supervision of the embedded cluster, wired to health and the pool."""
 
     async def down() -> None:
         await grpc_server.set_serving(False)
         # Connections to a dead server are replaced, never handed out again.
-        await store.pool.expire_connections()
+        await pool.expire_connections()
 
     async def up() -> None:
         # Again: a connection made while the cluster was half up goes too.
-        await store.pool.expire_connections()
+        await pool.expire_connections()
         await grpc_server.set_serving(True)
 
     return DatabaseSupervisor(embedded, down, up)
@@ -116,12 +120,13 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             embedded = EmbeddedPostgres(config.state_dir / "postgres")
             dsn = await embedded.start()
             stack.push_async_callback(embedded.stop)
-        store = await PostgresStore.connect(dsn)
-        stack.push_async_callback(store.close)
-        notifier = Notifier(store.pool, (WORK_CHANNEL, LOG_CHANNEL))
+        pool = await open_pool(dsn)
+        stack.push_async_callback(pool.close)
+        store = PostgresAppStore(pool)
+        notifier = Notifier(pool, (WORK_CHANNEL, LOG_CHANNEL))
         await notifier.start()
         stack.push_async_callback(notifier.close)
-        logs = LogService(LogStore(store.pool), notifier.wait, config.log_retention_secs)
+        logs = LogService(PostgresLogStore(pool), notifier.wait, config.log_retention_secs)
         await logs.start()
         stack.push_async_callback(logs.close)
         external = (
@@ -136,7 +141,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             else None
         )
         identity = Identity(
-            IdentityStore(store.pool),
+            PostgresIdentityStore(pool),
             TokenAuthority(config.token_issuer, config.token_audience, config.token_ttl_secs),
             external,
         )
@@ -147,7 +152,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         if config.auth == "off":
             log.warning("auth.off", detail="every caller acts as the platform admin")
             authenticate = _local_admin
-        blobs = BlobStore(config.state_dir / "blobs")
+        blobs = DiskBlobStore(config.state_dir / "blobs")
         blobs.sweep_scratch()
         builder = Builder(blobs, default_pipelines(), config.state_dir / "cache")
         runner = make_runner(config, logs)
@@ -160,7 +165,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             PublicUrls(config.apps_domain, config.apps_url_scheme, config.apps_url_port),
             logs,
         )
-        execution_store = ExecutionStore(store.pool)
+        execution_store = PostgresExecutionStore(pool)
         executions = ExecutionService(execution_store, lifecycle)
         workers = ExecutionWorkers(
             execution_store,
@@ -182,7 +187,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         port = grpc_server.bind(config.listen, config.tls_cert, config.tls_key)
         await grpc_server.start()
         if embedded is not None:
-            supervisor = _supervise(embedded, store, grpc_server)
+            supervisor = _supervise(embedded, pool, grpc_server)
             await supervisor.start()
             stack.push_async_callback(supervisor.close)
         host = config.listen.rsplit(":", 1)[0]

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from google.protobuf import message
 
-from ignite_server.core.errors import NotFound, PermissionDenied, Unauthenticated
-from ignite_server.core.principal import Permission, Principal
+from ignite_server.domain.errors import NotFound, PermissionDenied, Unauthenticated
+from ignite_server.domain.principal import Permission, Principal
 
 
 class Access(enum.Enum):

@@ -15,12 +15,12 @@ from ulid import ULID
 
 from ignite_server.api import convert
 from ignite_server.api.rpc_boundary import CALLER
-from ignite_server.core.errors import InvalidArgument, Unauthenticated, Unavailable
 from ignite_server.core.executions import ExecutionService
 from ignite_server.core.lifecycle import Lifecycle
 from ignite_server.core.logs import LogService
-from ignite_server.core.principal import Permission
-from ignite_server.core.runner import AppRunner
+from ignite_server.domain.errors import InvalidArgument, Unauthenticated, Unavailable
+from ignite_server.domain.principal import Permission
+from ignite_server.ports.app_runner import AppRunner
 
 log = structlog.get_logger("ignite.invoke")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from ignite_server.core.errors import InvalidArgument
-from ignite_server.core.models import (
+from ignite_server.domain.errors import InvalidArgument
+from ignite_server.domain.models import (
     App,
     AppSettings,
     AppView,

@@ -14,7 +14,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from ignite_server.core import errors
+from ignite_server.domain import errors
 
 #: The ErrorInfo domain of every Ignite error.
 DOMAIN = "ignite.dodil.io"

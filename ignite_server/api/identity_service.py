@@ -7,7 +7,7 @@ from dodil.ignite.v1 import ignite_identity_pb2 as identity
 
 from ignite_server.api.rpc_boundary import CALLER
 from ignite_server.core.identity import Identity
-from ignite_server.store.identity import AccountRecord, OrganizationRecord
+from ignite_server.domain.identity import AccountRecord, OrganizationRecord
 
 Context = grpc.aio.ServicerContext
 

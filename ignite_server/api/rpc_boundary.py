@@ -31,14 +31,12 @@ from google.protobuf import descriptor, message, message_factory
 
 from ignite_server.api.authorization import authorize
 from ignite_server.api.errors import internal_status, to_status
-from ignite_server.core.errors import (
+from ignite_server.domain.errors import (
     IgniteError,
     InvalidArgument,
     ResourceExhausted,
-    Unavailable,
 )
-from ignite_server.core.principal import Principal
-from ignite_server.store.errors import DATABASE_DOWN
+from ignite_server.domain.principal import Principal
 
 #: The authenticated caller of the RPC being handled (read by servicers).
 CALLER: contextvars.ContextVar[Principal] = contextvars.ContextVar("ignite_caller")
@@ -115,9 +113,6 @@ class _Call:
         return self.request
 
     async def fail(self, context: grpc.aio.ServicerContext, err: BaseException) -> None:
-        if isinstance(err, DATABASE_DOWN):
-            log.warning("rpc.database_down", method=self.method, error=str(err))
-            err = Unavailable("the database is unavailable; retry later", reason="DATABASE_DOWN")
         if isinstance(err, IgniteError):
             code, text, trailers = to_status(err)
         else:

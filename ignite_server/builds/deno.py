@@ -38,7 +38,6 @@ from ignite_server.builds.launch_manifest import (
     copy_sources,
     write_launch_manifest,
 )
-from ignite_server.builds.protocol import BuildFailed, BuildRequest
 from ignite_server.builds.subprocess_build import (
     DEFAULT_MEMORY_MB,
     Deadline,
@@ -49,7 +48,8 @@ from ignite_server.builds.subprocess_build import (
     require_tool,
     run_step,
 )
-from ignite_server.core.models import RuntimeKind
+from ignite_server.domain.models import RuntimeKind
+from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
 
 #: The bundled SDK, imported by apps as ``"ignite"``.
 SDK_DIR = Path(__file__).resolve().parents[2] / "runtimes" / "deno" / "ignite"

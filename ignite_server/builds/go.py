@@ -30,7 +30,6 @@ from ignite_server.builds.launch_manifest import (
     copy_sources,
     write_launch_manifest,
 )
-from ignite_server.builds.protocol import BuildFailed, BuildRequest
 from ignite_server.builds.subprocess_build import (
     DEFAULT_MEMORY_MB,
     Deadline,
@@ -41,7 +40,8 @@ from ignite_server.builds.subprocess_build import (
     require_tool,
     run_step,
 )
-from ignite_server.core.models import RuntimeKind
+from ignite_server.domain.models import RuntimeKind
+from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
 
 #: The bundled SDK module, imported by apps as ``ignite``.
 SDK_DIR = Path(__file__).resolve().parents[2] / "runtimes" / "go" / "ignite"

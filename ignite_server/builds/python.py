@@ -27,11 +27,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from ignite_server.builds.protocol import BuildFailed, BuildRequest
 from ignite_server.builds.subprocess_build import Deadline, Sandbox, network_env, run_step
 from ignite_server.core import requirements as app_requirements
-from ignite_server.core.errors import InvalidArgument
-from ignite_server.core.models import RuntimeKind
+from ignite_server.domain.errors import InvalidArgument
+from ignite_server.domain.models import RuntimeKind
+from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
 
 #: The managed runtime's own files, mounted read-only into every pod.
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtimes" / "python"

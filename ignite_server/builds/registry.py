@@ -6,8 +6,8 @@ import importlib
 
 import structlog
 
-from ignite_server.builds.protocol import BuildPipeline
-from ignite_server.core.models import RuntimeKind
+from ignite_server.domain.models import RuntimeKind
+from ignite_server.ports.build_pipeline import BuildPipeline
 
 log = structlog.get_logger(__name__)
 

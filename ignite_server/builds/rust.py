@@ -60,7 +60,6 @@ from ignite_server.builds.launch_manifest import (
     copy_sources,
     write_launch_manifest,
 )
-from ignite_server.builds.protocol import BuildFailed, BuildRequest
 from ignite_server.builds.python import default_interpreter
 from ignite_server.builds.subprocess_build import (
     DEFAULT_MEMORY_MB,
@@ -72,8 +71,9 @@ from ignite_server.builds.subprocess_build import (
     require_tool,
     run_step,
 )
-from ignite_server.core.errors import FailedPrecondition
-from ignite_server.core.models import RuntimeKind, RuntimeTarget
+from ignite_server.domain.errors import FailedPrecondition
+from ignite_server.domain.models import RuntimeKind, RuntimeTarget
+from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
 
 #: The bundled SDK crates (``ignite`` and its proc-macro crate).
 SDK_ROOT = Path(__file__).resolve().parents[2] / "runtimes" / "rust"

@@ -36,10 +36,10 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ignite_server.builds.protocol import BuildFailed
 from ignite_server.containment import identities, seccomp
 from ignite_server.containment import sandbox as containment
 from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied, SandboxCgroup
+from ignite_server.ports.build_pipeline import BuildFailed
 
 #: Default memory limit of a build step: rustc on a large crate needs a
 #: couple of GB; more than that is a runaway build.

@@ -36,11 +36,11 @@ from typing import Any
 import aiohttp
 import structlog
 
-from ignite_server.backends.protocol import ExitReason, Pod, PodBackend, PodExit, PodSpec
-from ignite_server.backends.protocol import PodStartError as _PodStartError
 from ignite_server.core.autoscaler import Autoscaler, Load
-from ignite_server.core.errors import ResourceExhausted, Unavailable
-from ignite_server.core.models import DeploymentState, Scaling
+from ignite_server.domain.errors import ResourceExhausted, Unavailable
+from ignite_server.domain.models import DeploymentState, Scaling
+from ignite_server.ports.pod_backend import ExitReason, Pod, PodBackend, PodExit, PodSpec
+from ignite_server.ports.pod_backend import PodStartError as _PodStartError
 
 log = structlog.get_logger(__name__)
 

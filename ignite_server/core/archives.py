@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO
 
 from ignite_server.core import defaults
-from ignite_server.core.errors import InvalidArgument
+from ignite_server.domain.errors import InvalidArgument
 
 _CHUNK = 64 * 1024
 

@@ -23,7 +23,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from ignite_server.core.models import ScaleMetric, Scaling
+from ignite_server.domain.models import ScaleMetric, Scaling
 
 #: The window over which REQUEST_RATE is measured: long enough to smooth
 #: bursts of a few requests, short enough to follow a ramp (Knative's panic

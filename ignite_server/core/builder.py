@@ -22,11 +22,11 @@ from pathlib import Path
 
 import structlog
 
-from ignite_server.builds.protocol import BuildFailed, BuildPipeline, BuildRequest
 from ignite_server.core import archives
-from ignite_server.core.errors import FailedPrecondition
-from ignite_server.core.models import RuntimeKind, UploadKind, Version
-from ignite_server.store.blobs import BlobStore
+from ignite_server.domain.errors import FailedPrecondition
+from ignite_server.domain.models import RuntimeKind, UploadKind, Version
+from ignite_server.ports.blob_store import BlobStore
+from ignite_server.ports.build_pipeline import BuildFailed, BuildPipeline, BuildRequest
 
 log = structlog.get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ignite_server.core.models import ResourceTier
+from ignite_server.domain.models import ResourceTier
 
 #: Memory (MB) and CPU (millicores) of each tier, as seed 001 defines them.
 TIERS: dict[ResourceTier, tuple[int, int]] = {

@@ -17,9 +17,11 @@ import time
 from ulid import ULID
 
 from ignite_server.core import defaults
-from ignite_server.core.errors import InvalidArgument
 from ignite_server.core.lifecycle import Lifecycle
-from ignite_server.core.models import (
+from ignite_server.core.paging import decode_token, encode_token
+from ignite_server.core.validation import check_app_ref, check_name, check_page_size
+from ignite_server.domain.errors import InvalidArgument
+from ignite_server.domain.models import (
     App,
     Execution,
     ExecutionStatus,
@@ -27,9 +29,7 @@ from ignite_server.core.models import (
     Page,
     StorageMode,
 )
-from ignite_server.core.paging import decode_token, encode_token
-from ignite_server.core.validation import check_app_ref, check_name, check_page_size
-from ignite_server.store.executions import ExecutionStore
+from ignite_server.ports.execution_store import ExecutionStore
 
 #: Idempotency keys are opaque to us, but bounded.
 MAX_IDEMPOTENCY_KEY_CHARS = 256

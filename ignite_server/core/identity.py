@@ -28,22 +28,18 @@ from pathlib import Path
 import jwt
 import structlog
 
-from ignite_server.core.errors import (
+from ignite_server.core.oidc import ExternalIssuer
+from ignite_server.core.tokens import LEEWAY_SECS, SigningKey, TokenAuthority
+from ignite_server.core.validation import check_name
+from ignite_server.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     Unauthenticated,
 )
-from ignite_server.core.oidc import ExternalIssuer
-from ignite_server.core.principal import ANONYMOUS, Principal, Role
-from ignite_server.core.tokens import LEEWAY_SECS, SigningKey, TokenAuthority
-from ignite_server.core.validation import check_name
-from ignite_server.store.identity import (
-    AccountRecord,
-    IdentityStore,
-    KeyRecord,
-    OrganizationRecord,
-)
+from ignite_server.domain.identity import AccountRecord, KeyRecord, OrganizationRecord
+from ignite_server.domain.principal import ANONYMOUS, Principal, Role
+from ignite_server.ports.identity_store import IdentityStore
 
 log = structlog.get_logger(__name__)
 

@@ -50,10 +50,14 @@ from typing import Literal
 import aiohttp
 import structlog
 
-from ignite_server.backends.protocol import ExitReason, LogSink, PodBackend, PodSpec
 from ignite_server.core.activator import PodSlot, Revision
-from ignite_server.core.errors import DeadlineExceeded, IgniteError, ResourceExhausted, Unavailable
-from ignite_server.core.models import (
+from ignite_server.domain.errors import (
+    DeadlineExceeded,
+    IgniteError,
+    ResourceExhausted,
+    Unavailable,
+)
+from ignite_server.domain.models import (
     DeploymentState,
     InvocationRequest,
     ResponseChunk,
@@ -62,7 +66,8 @@ from ignite_server.core.models import (
     ResponseTrailer,
     RunTarget,
 )
-from ignite_server.core.runner import DeploymentStatus
+from ignite_server.ports.app_runner import DeploymentStatus
+from ignite_server.ports.pod_backend import ExitReason, LogSink, PodBackend, PodSpec
 
 log = structlog.get_logger(__name__)
 

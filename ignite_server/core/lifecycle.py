@@ -19,9 +19,18 @@ import structlog
 
 from ignite_server.core import archives, defaults, requirements
 from ignite_server.core.builder import Builder
-from ignite_server.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from ignite_server.core.logs import LogService
-from ignite_server.core.models import (
+from ignite_server.core.paging import decode_token, encode_token
+from ignite_server.core.validation import (
+    check_app_ref,
+    check_name,
+    check_new_app_name,
+    check_page_size,
+    check_version,
+    normalize_settings,
+)
+from ignite_server.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from ignite_server.domain.models import (
     App,
     AppSettings,
     AppView,
@@ -39,18 +48,9 @@ from ignite_server.core.models import (
     Version,
     VersionStatus,
 )
-from ignite_server.core.paging import decode_token, encode_token
-from ignite_server.core.runner import AppRunner
-from ignite_server.core.validation import (
-    check_app_ref,
-    check_name,
-    check_new_app_name,
-    check_page_size,
-    check_version,
-    normalize_settings,
-)
-from ignite_server.store.blobs import BlobStore
-from ignite_server.store.protocol import BuildOutcome, DraftRecord, Store
+from ignite_server.ports.app_runner import AppRunner
+from ignite_server.ports.app_store import AppStore, BuildOutcome, DraftRecord
+from ignite_server.ports.blob_store import BlobStore
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +111,7 @@ class Lifecycle:
 
     def __init__(
         self,
-        store: Store,
+        store: AppStore,
         blobs: BlobStore,
         builder: Builder,
         runner: AppRunner | None,

@@ -19,10 +19,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 
-from ignite_server.core.errors import InvalidArgument
-from ignite_server.core.models import LogEntry, LogStream
 from ignite_server.core.validation import check_name
-from ignite_server.store.logs import LOG_CHANNEL, LogStore
+from ignite_server.domain.errors import InvalidArgument
+from ignite_server.domain.models import LogEntry, LogStream
+from ignite_server.ports.log_store import LOG_CHANNEL, LogStore
 
 log = structlog.get_logger(__name__)
 

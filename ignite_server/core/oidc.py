@@ -25,9 +25,9 @@ import aiohttp
 import jwt
 import structlog
 
-from ignite_server.core.errors import Unauthenticated
-from ignite_server.core.principal import Principal, Role
 from ignite_server.core.tokens import LEEWAY_SECS
+from ignite_server.domain.errors import Unauthenticated
+from ignite_server.domain.principal import Principal, Role
 
 log = structlog.get_logger(__name__)
 

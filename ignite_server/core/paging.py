@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from ignite_server.core.errors import InvalidArgument
+from ignite_server.domain.errors import InvalidArgument
 
 
 def encode_token(key: str) -> str:

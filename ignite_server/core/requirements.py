@@ -26,8 +26,8 @@ import re
 from packaging.requirements import InvalidRequirement, Requirement
 
 from ignite_server.core import archives
-from ignite_server.core.errors import InvalidArgument
-from ignite_server.core.models import CodeUpload, UploadKind
+from ignite_server.domain.errors import InvalidArgument
+from ignite_server.domain.models import CodeUpload, UploadKind
 
 #: The one per-requirement option a server-side install may use.
 HASH_OPTION = re.compile(r"--hash[= ]\S+")

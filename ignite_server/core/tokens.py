@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from ulid import ULID
 
-from ignite_server.core.errors import Unauthenticated
+from ignite_server.domain.errors import Unauthenticated
 
 ALGORITHM = "EdDSA"
 TOKEN_TYPE = "at+jwt"

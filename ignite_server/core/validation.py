@@ -15,8 +15,8 @@ from typing import Any
 import jsonschema
 
 from ignite_server.core import defaults
-from ignite_server.core.errors import InvalidArgument
-from ignite_server.core.models import (
+from ignite_server.domain.errors import InvalidArgument
+from ignite_server.domain.models import (
     AppSettings,
     Limits,
     ResourceTier,

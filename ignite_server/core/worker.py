@@ -36,16 +36,16 @@ from dataclasses import dataclass
 
 import structlog
 
-from ignite_server.core.errors import (
+from ignite_server.core.executions import retention_ms
+from ignite_server.core.lifecycle import Lifecycle
+from ignite_server.domain.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     IgniteError,
     InvalidArgument,
     NotFound,
 )
-from ignite_server.core.executions import retention_ms
-from ignite_server.core.lifecycle import Lifecycle
-from ignite_server.core.models import (
+from ignite_server.domain.models import (
     ClaimedExecution,
     ExecutionMetrics,
     ExecutionStatus,
@@ -53,8 +53,8 @@ from ignite_server.core.models import (
     ResponseHead,
     ResponseTrailer,
 )
-from ignite_server.core.runner import AppRunner
-from ignite_server.store.executions import WORK_CHANNEL, ExecutionStore
+from ignite_server.ports.app_runner import AppRunner
+from ignite_server.ports.execution_store import WORK_CHANNEL, ExecutionStore
 
 log = structlog.get_logger(__name__)
 

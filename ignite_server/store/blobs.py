@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 
-class BlobStore:
+class DiskBlobStore:
     """Uploaded code by sha256, and artifact directories by digest."""
 
     def __init__(self, root: Path) -> None:

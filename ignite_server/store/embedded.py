@@ -47,7 +47,7 @@ from pathlib import Path
 
 import structlog
 
-from ignite_server.core.errors import Unavailable
+from ignite_server.domain.errors import Unavailable
 
 log = structlog.get_logger(__name__)
 

@@ -18,17 +18,18 @@ from typing import Any
 
 import asyncpg
 
-from ignite_server.core.errors import NotFound
-from ignite_server.core.models import (
+from ignite_server.domain.errors import NotFound
+from ignite_server.domain.models import (
     ClaimedExecution,
     Execution,
     ExecutionMetrics,
     ExecutionStatus,
     InvocationRequest,
 )
+from ignite_server.ports.execution_store import WORK_CHANNEL
+from ignite_server.store.database import connection
 
 #: Postgres NOTIFY channel that wakes idle workers when work arrives.
-WORK_CHANNEL = "ignite_executions"
 
 _PENDING = int(ExecutionStatus.PENDING)
 _RUNNING = int(ExecutionStatus.RUNNING)
@@ -74,7 +75,7 @@ def not_found(execution_id: str) -> NotFound:
     )
 
 
-class ExecutionStore:
+class PostgresExecutionStore:
     """Executions in the same database as apps (one pool)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -92,7 +93,7 @@ class ExecutionStore:
     ) -> tuple[Execution, bool]:
         """Store a PENDING execution; with an idempotency key already used for
         this app, return that execution instead. Returns (execution, created)."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             uid = await conn.fetchval(
                 "SELECT uid FROM apps WHERE organization = $1 AND name = $2", organization, app
             )
@@ -137,7 +138,7 @@ class ExecutionStore:
         return _execution(existing), False
 
     async def get(self, organization: str, execution_id: str) -> Execution:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             row = await conn.fetchrow(
                 "SELECT * FROM executions WHERE id = $1 AND organization = $2",
                 execution_id,
@@ -148,7 +149,7 @@ class ExecutionStore:
         return _execution(row)
 
     async def delete(self, execution_id: str) -> None:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             await conn.execute("DELETE FROM executions WHERE id = $1", execution_id)
 
     async def page(
@@ -159,7 +160,7 @@ class ExecutionStore:
         before_id: str,
         limit: int,
     ) -> list[Execution]:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             rows = await conn.fetch(
                 """
                 SELECT * FROM executions
@@ -177,7 +178,7 @@ class ExecutionStore:
 
     async def request_cancel(self, organization: str, execution_id: str, now_ms: int) -> Execution:
         """PENDING → CANCELLED at once; RUNNING → flagged for its worker to stop."""
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             row = await conn.fetchrow(
                 """
                 UPDATE executions SET
@@ -203,7 +204,7 @@ class ExecutionStore:
 
     async def fail_exhausted(self, now_ms: int, max_attempts: int) -> int:
         """Fail RUNNING executions whose lease expired with no attempt left."""
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             result = await conn.execute(
                 """
                 UPDATE executions SET status = $1, error_class = 'platform',
@@ -222,7 +223,7 @@ class ExecutionStore:
         self, owner: str, limit: int, lease_ms: int, now_ms: int, max_attempts: int
     ) -> list[ClaimedExecution]:
         """Take up to ``limit`` runnable executions under a lease for ``owner``."""
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             rows = await conn.fetch(
                 """
                 UPDATE executions e SET status = $2, attempts = e.attempts + 1,
@@ -253,7 +254,7 @@ class ExecutionStore:
         """Extend the leases ``owner`` still holds. Returns (held, to cancel)."""
         if not ids:
             return set(), set()
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             rows = await conn.fetch(
                 """
                 UPDATE executions SET lease_expires_ms = $3::bigint + $4::bigint
@@ -284,7 +285,7 @@ class ExecutionStore:
         retention_ms: int | None,
     ) -> bool:
         """Record a terminal state; False when ``owner`` no longer holds the lease."""
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             done = await conn.fetchval(
                 """
                 UPDATE executions SET status = $3, result = $4, status_code = $5, error = $6,
@@ -313,7 +314,7 @@ class ExecutionStore:
         self, owner: str, execution_id: str, error: str, error_class: str, run_after_ms: int
     ) -> bool:
         """Put a failed attempt back to PENDING; False when the lease was lost."""
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             done = await conn.fetchval(
                 """
                 UPDATE executions SET status = $3, error = $4, error_class = $5,
@@ -332,7 +333,7 @@ class ExecutionStore:
         return done is not None
 
     async def delete_expired(self, now_ms: int) -> int:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             result = await conn.execute(
                 "DELETE FROM executions WHERE expires_at_ms IS NOT NULL AND expires_at_ms < $1",
                 now_ms,

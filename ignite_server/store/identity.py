@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from ignite_server.core.errors import AlreadyExists, NotFound
-
-
-@dataclass(frozen=True)
-class OrganizationRecord:
-    name: str
-    display_name: str
-    created_at_ms: int
-
-
-@dataclass(frozen=True)
-class AccountRecord:
-    organization: str
-    name: str
-    client_id: str
-    secret_hash: str
-    roles: tuple[int, ...]
-    description: str
-    platform_admin: bool
-    created_at_ms: int
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    kid: str
-    private_pem: str
-    created_at_ms: int
-    retired_at_ms: int | None
+from ignite_server.domain.errors import AlreadyExists, NotFound
+from ignite_server.domain.identity import AccountRecord, KeyRecord, OrganizationRecord
+from ignite_server.store.database import connection
 
 
 def _account(row: Any) -> AccountRecord:
@@ -58,7 +32,7 @@ def _org_not_found(name: str) -> NotFound:
     )
 
 
-class IdentityStore:
+class PostgresIdentityStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
@@ -67,7 +41,7 @@ class IdentityStore:
     async def create_organization(
         self, name: str, display_name: str, now_ms: int
     ) -> OrganizationRecord:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             try:
                 await conn.execute(
                     "INSERT INTO organizations (name, display_name, created_at_ms)"
@@ -85,7 +59,7 @@ class IdentityStore:
         return OrganizationRecord(name, display_name, now_ms)
 
     async def ensure_organization(self, name: str, now_ms: int) -> None:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             await conn.execute(
                 "INSERT INTO organizations (name, created_at_ms) VALUES ($1, $2)"
                 " ON CONFLICT (name) DO NOTHING",
@@ -94,16 +68,16 @@ class IdentityStore:
             )
 
     async def has_organization(self, name: str) -> bool:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             return bool(await conn.fetchval("SELECT 1 FROM organizations WHERE name = $1", name))
 
     async def list_organizations(self) -> list[OrganizationRecord]:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             rows = await conn.fetch("SELECT * FROM organizations ORDER BY name")
         return [OrganizationRecord(r["name"], r["display_name"], r["created_at_ms"]) for r in rows]
 
     async def delete_organization(self, name: str) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             deleted = await conn.fetchval(
                 "DELETE FROM organizations WHERE name = $1 RETURNING name", name
             )
@@ -116,7 +90,7 @@ class IdentityStore:
     # --- service accounts -----------------------------------------------
 
     async def create_account(self, account: AccountRecord) -> AccountRecord:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             try:
                 row = await conn.fetchrow(
                     """
@@ -144,19 +118,19 @@ class IdentityStore:
         return _account(row)
 
     async def all_accounts(self) -> list[AccountRecord]:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             rows = await conn.fetch("SELECT * FROM service_accounts ORDER BY organization, name")
         return [_account(r) for r in rows]
 
     async def account_by_client_id(self, client_id: str) -> AccountRecord | None:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             row = await conn.fetchrow(
                 "SELECT * FROM service_accounts WHERE client_id = $1", client_id
             )
         return _account(row) if row else None
 
     async def delete_account(self, organization: str, name: str) -> AccountRecord:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             row = await conn.fetchrow(
                 "DELETE FROM service_accounts WHERE organization = $1 AND name = $2 RETURNING *",
                 organization,
@@ -167,7 +141,7 @@ class IdentityStore:
         return _account(row)
 
     async def set_roles(self, organization: str, name: str, roles: list[int]) -> AccountRecord:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             row = await conn.fetchrow(
                 "UPDATE service_accounts SET roles = $3 WHERE organization = $1 AND name = $2"
                 " RETURNING *",
@@ -182,7 +156,7 @@ class IdentityStore:
     # --- signing keys ---------------------------------------------------
 
     async def keys(self) -> list[KeyRecord]:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             rows = await conn.fetch("SELECT * FROM signing_keys ORDER BY created_at_ms")
         return [
             KeyRecord(r["kid"], r["private_pem"], r["created_at_ms"], r["retired_at_ms"])
@@ -190,7 +164,7 @@ class IdentityStore:
         ]
 
     async def add_key(self, key: KeyRecord, retire_others_at_ms: int | None) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             if retire_others_at_ms is not None:
                 await conn.execute(
                     "UPDATE signing_keys SET retired_at_ms = $1 WHERE retired_at_ms IS NULL",

@@ -8,10 +8,11 @@ from typing import Any
 
 import asyncpg
 
-from ignite_server.core.models import LogEntry, LogStream
+from ignite_server.domain.models import LogEntry, LogStream
+from ignite_server.ports.log_store import LOG_CHANNEL
+from ignite_server.store.database import connection
 
 #: Postgres NOTIFY channel announcing new log entries.
-LOG_CHANNEL = "ignite_logs"
 
 
 def _entry(row: Any) -> LogEntry:
@@ -26,7 +27,7 @@ def _entry(row: Any) -> LogEntry:
     )
 
 
-class LogStore:
+class PostgresLogStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
@@ -34,7 +35,7 @@ class LogStore:
         """Insert entries; those of apps that no longer exist are dropped."""
         if not entries:
             return
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             await conn.execute(
                 """
                 INSERT INTO logs (app_uid, version, execution_id, stream, message, ts_ms)
@@ -69,7 +70,7 @@ class LogStore:
         ``newest``, the last ``limit`` matching entries, else the first
         ``limit`` after ``after_id``."""
         order = "DESC" if newest else "ASC"
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             rows = await conn.fetch(
                 f"""
                 SELECT l.id, l.version, l.execution_id, l.stream, l.message, l.ts_ms,
@@ -91,6 +92,6 @@ class LogStore:
         return list(reversed(pairs)) if newest else pairs
 
     async def delete_older_than(self, ts_ms: int) -> int:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             result = await conn.execute("DELETE FROM logs WHERE ts_ms < $1", ts_ms)
         return int(result.split()[-1])

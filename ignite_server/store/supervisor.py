@@ -11,7 +11,7 @@ data directory; a zombie or a reused pid does not count). When it is not:
 1. ``on_down`` runs: the server turns its health NOT_SERVING (load
    balancers and the gateway's /readyz stop sending) and expires every
    pooled connection. Meanwhile RPCs that need the database answer
-   UNAVAILABLE / DATABASE_DOWN (api/rpc_boundary.py).
+   UNAVAILABLE / DATABASE_DOWN (store/database.py).
 2. The cluster is started again through the same ``start`` the server
    boots with, which first kills the dead postmaster's orphaned backends and
    removes its stale lock files. PostgreSQL replays its WAL, so every

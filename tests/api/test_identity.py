@@ -24,7 +24,7 @@ from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 from google.protobuf import message_factory
 
 from ignite_server.api.authorization import POLICY, Access
-from ignite_server.core.principal import GRANTS, Permission, Role
+from ignite_server.domain.principal import GRANTS, Permission, Role
 from ignite_server.launcher import LocalPlatform, private_state_dir
 from tests.support import SEED_HANDLER, BearerStub, error_info, python_source, unique_name
 

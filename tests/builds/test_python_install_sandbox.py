@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from ignite_server.builds.protocol import BuildFailed, BuildRequest
 from ignite_server.builds.python import PythonPipeline
 from ignite_server.containment.identities import BUILD_UID
-from ignite_server.core.models import RuntimeKind, RuntimeSpec
+from ignite_server.domain.models import RuntimeKind, RuntimeSpec
+from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
 
 BACKEND = """
 import os, sys

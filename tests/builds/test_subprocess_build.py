@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from ignite_server.builds.protocol import BuildFailed
 from ignite_server.builds.subprocess_build import (
     Deadline,
     Sandbox,
@@ -17,6 +16,7 @@ from ignite_server.builds.subprocess_build import (
     run_step,
 )
 from ignite_server.containment.identities import BUILD_UID
+from ignite_server.ports.build_pipeline import BuildFailed
 
 ENV = {"PATH": "/usr/bin:/bin"}
 #: A host file no sandboxed step was given.

@@ -14,11 +14,9 @@ from pathlib import Path
 import pytest
 from ulid import ULID
 
-from ignite_server.backends.protocol import PodLogRecord
-from ignite_server.builds.protocol import BuildRequest
 from ignite_server.builds.python import PythonPipeline
 from ignite_server.core.invoker import Invoker
-from ignite_server.core.models import (
+from ignite_server.domain.models import (
     App,
     CodeKind,
     DeploymentMode,
@@ -38,6 +36,8 @@ from ignite_server.core.models import (
     Version,
     VersionStatus,
 )
+from ignite_server.ports.build_pipeline import BuildRequest
+from ignite_server.ports.pod_backend import PodLogRecord
 
 REPO = Path(__file__).resolve().parents[2]
 #: Kept between runs (and shared by parallel workers: the pipeline's cache

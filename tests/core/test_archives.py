@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from ignite_server.core import archives, defaults
-from ignite_server.core.errors import InvalidArgument
+from ignite_server.domain.errors import InvalidArgument
 
 
 def _tgz(files: dict[str, bytes]) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ignite_server.core.autoscaler import RATE_WINDOW_SECS, Autoscaler, Load
-from ignite_server.core.models import ScaleMetric, Scaling
+from ignite_server.domain.models import ScaleMetric, Scaling
 
 
 def _scaling(**over: int | ScaleMetric) -> Scaling:

@@ -12,10 +12,10 @@ import time
 import pytest
 from ulid import ULID
 
-from ignite_server.backends.protocol import PodLogRecord
-from ignite_server.core.errors import DeadlineExceeded, ResourceExhausted, Unavailable
 from ignite_server.core.invoker import CHUNK_BYTES, Invoker
-from ignite_server.core.models import DeploymentState, LogStream
+from ignite_server.domain.errors import DeadlineExceeded, ResourceExhausted, Unavailable
+from ignite_server.domain.models import DeploymentState, LogStream
+from ignite_server.ports.pod_backend import PodLogRecord
 from tests.core.conftest import Builder, call, make_target
 
 SEED_HANDLER = """import json

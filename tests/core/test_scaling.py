@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ignite_server.core.errors import ResourceExhausted, Unavailable
 from ignite_server.core.invoker import Invoker
-from ignite_server.core.models import DeploymentState, RunTarget, ScaleMetric
+from ignite_server.domain.errors import ResourceExhausted, Unavailable
+from ignite_server.domain.models import DeploymentState, RunTarget, ScaleMetric
 from tests.core.conftest import Builder, call, make_target
 
 SLEEPY = """import time

@@ -27,7 +27,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from ignite_server.core.principal import Role
+from ignite_server.domain.principal import Role
 from ignite_server.launcher import LocalPlatform, private_state_dir
 from tests.support import SEED_HANDLER, BearerStub, error_info, python_source, unique_name
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import aiohttp
 
-from ignite_server.builds.protocol import BuildRequest
-from ignite_server.core.models import RuntimeKind, RuntimeSpec, RuntimeTarget
+from ignite_server.domain.models import RuntimeKind, RuntimeSpec, RuntimeTarget
+from ignite_server.ports.build_pipeline import BuildRequest
 
 FUNCTION_ID = "acme-corp/hello"
 ORGANIZATION_ID = "acme-corp"

@@ -50,17 +50,17 @@ import structlog
 from ignite_server.backends.local.manifest import LaunchManifest, ManifestError
 from ignite_server.backends.local.pod import LocalPod
 from ignite_server.backends.local.pool import WarmPool
-from ignite_server.backends.protocol import (
+from ignite_server.containment import identities, mounts, seccomp
+from ignite_server.containment import sandbox as containment
+from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied
+from ignite_server.domain.models import Resources
+from ignite_server.ports.pod_backend import (
     BackendInfo,
     LogSink,
     PodLogRecord,
     PodSpec,
     PodStartError,
 )
-from ignite_server.containment import identities, mounts, seccomp
-from ignite_server.containment import sandbox as containment
-from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied
-from ignite_server.core.models import Resources
 
 log = structlog.get_logger(__name__)
 

@@ -28,7 +28,10 @@ from pathlib import Path
 import aiohttp
 import structlog
 
-from ignite_server.backends.protocol import (
+from ignite_server.containment import mounts
+from ignite_server.containment.cgroups import LimitNotApplied, SandboxCgroup
+from ignite_server.domain.models import LogStream
+from ignite_server.ports.pod_backend import (
     ExitReason,
     LogSink,
     PodExit,
@@ -37,9 +40,6 @@ from ignite_server.backends.protocol import (
     PodStartError,
     PodStats,
 )
-from ignite_server.containment import mounts
-from ignite_server.containment.cgroups import LimitNotApplied, SandboxCgroup
-from ignite_server.core.models import LogStream
 
 log = structlog.get_logger(__name__)
 

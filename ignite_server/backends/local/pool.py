@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from ignite_server.backends.local.pod import LocalPod
-from ignite_server.backends.protocol import PodStartError
+from ignite_server.ports.pod_backend import PodStartError
 
 log = structlog.get_logger(__name__)
 

@@ -15,11 +15,11 @@ import pytest
 from ignite_server.backends.local import LocalBackend
 from ignite_server.backends.local.backend import SandboxRequired
 from ignite_server.backends.local.pod import LocalPod
-from ignite_server.backends.protocol import ExitReason, PodSpec
-from ignite_server.builds.protocol import BuildRequest
 from ignite_server.builds.python import RUNTIME_DIR, PythonPipeline
 from ignite_server.containment.identities import POD_UID_BASE, POD_UID_COUNT
-from ignite_server.core.models import Resources, RuntimeKind, RuntimeSpec
+from ignite_server.domain.models import Resources, RuntimeKind, RuntimeSpec
+from ignite_server.ports.build_pipeline import BuildRequest
+from ignite_server.ports.pod_backend import ExitReason, PodSpec
 
 PROBE = r"""import json, os, socket
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ignite_server.builds.deno import DenoPipeline
-from ignite_server.builds.protocol import BuildFailed
-from ignite_server.core.models import RuntimeKind
+from ignite_server.domain.models import RuntimeKind
+from ignite_server.ports.build_pipeline import BuildFailed
 from tests.runtimes.launch import (
     FUNCTION_ID,
     ORGANIZATION_ID,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from ignite_server.backends.local.manifest import LaunchManifest
-from ignite_server.builds.protocol import BuildFailed, BuildRequest
 from ignite_server.builds.python import PythonPipeline
-from ignite_server.core.models import RuntimeKind, RuntimeSpec
+from ignite_server.domain.models import RuntimeKind, RuntimeSpec
+from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
 
 
 async def _build(

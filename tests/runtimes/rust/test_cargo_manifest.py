@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from ignite_server.builds.protocol import BuildFailed
 from ignite_server.builds.rust import GENERATED_BIN, SDK_CRATE, rewrite_cargo_manifest
+from ignite_server.ports.build_pipeline import BuildFailed
 
 
 def rewrite(package: Path, cargo_toml: str, *sources: str) -> tuple[dict, list[str]]:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ignite_server.builds.protocol import BuildFailed
 from ignite_server.builds.rust import RustPipeline
-from ignite_server.core.errors import FailedPrecondition
-from ignite_server.core.models import RuntimeKind, RuntimeTarget
+from ignite_server.domain.errors import FailedPrecondition
+from ignite_server.domain.models import RuntimeKind, RuntimeTarget
+from ignite_server.ports.build_pipeline import BuildFailed
 from tests.runtimes.launch import (
     FUNCTION_ID,
     Pod,

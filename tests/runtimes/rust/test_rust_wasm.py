@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from ignite_server.builds.rust import RustPipeline
-from ignite_server.core.errors import FailedPrecondition
-from ignite_server.core.models import RuntimeKind, RuntimeTarget
+from ignite_server.domain.errors import FailedPrecondition
+from ignite_server.domain.models import RuntimeKind, RuntimeTarget
 from tests.runtimes.launch import (
     FUNCTION_ID,
     ORGANIZATION_ID,

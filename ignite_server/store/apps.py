@@ -1,4 +1,4 @@
-"""The store on PostgreSQL through asyncpg.
+"""Apps and their versions on PostgreSQL (the app store port, ports/app_store.py).
 
 Publishing serialises on the app's row (``SELECT … FOR UPDATE``), so
 concurrent publishes of one app take consecutive numbers from
@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from ignite_server.core.errors import AlreadyExists, FailedPrecondition, NotFound
-from ignite_server.core.models import (
+from ignite_server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
+from ignite_server.domain.models import (
     App,
     CodeKind,
     DeploymentMode,
@@ -32,8 +32,8 @@ from ignite_server.core.models import (
     VersionStatus,
     deployment_mode_of,
 )
-from ignite_server.store.migrate import migrate
-from ignite_server.store.protocol import BuildOutcome, DraftRecord
+from ignite_server.ports.app_store import BuildOutcome, DraftRecord
+from ignite_server.store.database import connection
 
 _APP_COLUMNS = {
     "runtime", "tier", "limits", "scaling", "env", "storage_mode", "ttl_seconds",
@@ -177,26 +177,11 @@ def _upload_kind_code(kind: UploadKind) -> CodeKind:
     }[kind]
 
 
-class PostgresStore:
-    """Store implementation over an asyncpg pool."""
+class PostgresAppStore:
+    """The app store over an asyncpg pool."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-
-    @classmethod
-    async def connect(cls, dsn: str, *, max_size: int = 20) -> PostgresStore:
-        """Open a pool and bring the schema up to date."""
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size)
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        return cls(pool)
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self._pool
-
-    async def close(self) -> None:
-        await self._pool.close()
 
     # --- apps -----------------------------------------------------------
 
@@ -205,7 +190,7 @@ class PostgresStore:
         values = [_encode(c, getattr(app, c)) for c in columns]
         names = ", ".join([*columns, "organization", "name", "created_at_ms", "updated_at_ms"])
         params = ", ".join(f"${i}" for i in range(1, len(columns) + 5))
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             try:
                 uid = await conn.fetchval(
                     f"INSERT INTO apps ({names}) VALUES ({params}) RETURNING uid",
@@ -227,7 +212,7 @@ class PostgresStore:
         return _app_row(row)
 
     async def get_app(self, organization: str, name: str) -> App:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             row = await conn.fetchrow(
                 _APP_SELECT + " WHERE a.organization = $1 AND a.name = $2", organization, name
             )
@@ -236,7 +221,7 @@ class PostgresStore:
         return _app_row(row)
 
     async def list_apps(self, organization: str, after_name: str, limit: int) -> list[App]:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             rows = await conn.fetch(
                 _APP_SELECT + " WHERE a.organization = $1 AND a.name > $2 ORDER BY a.name LIMIT $3",
                 organization,
@@ -253,7 +238,7 @@ class PostgresStore:
             sets.append(f"{column} = ${len(values)}")
         values.extend([organization, name])
         n = len(values)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             uid = await conn.fetchval(
                 f"UPDATE apps SET {', '.join(sets)} "
                 f"WHERE organization = ${n - 1} AND name = ${n} RETURNING uid",
@@ -265,7 +250,7 @@ class PostgresStore:
         return _app_row(row)
 
     async def delete_app(self, organization: str, name: str) -> None:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             # Versions go with the app (ON DELETE CASCADE); so does every
             # table a later migration hangs off apps.uid.
             deleted = await conn.fetchval(
@@ -319,7 +304,7 @@ class PostgresStore:
     async def save_draft(
         self, organization: str, name: str, draft: DraftRecord, now_ms: int
     ) -> Version:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             app = await self._lock_app(conn, organization, name)
             await self._write_draft(conn, app["uid"], draft, now_ms)
             row = await conn.fetchrow(
@@ -330,7 +315,7 @@ class PostgresStore:
     async def record_build(
         self, organization: str, name: str, version: int, outcome: BuildOutcome
     ) -> Version | None:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             row = await conn.fetchrow(
                 """
                 UPDATE versions v SET status = $4, artifact_digest = $5, error = $6,
@@ -352,7 +337,7 @@ class PostgresStore:
         return _version(row) if row else None
 
     async def get_version(self, organization: str, name: str, version: int) -> Version:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             row = await conn.fetchrow(
                 _VERSION_SELECT + " WHERE a.organization = $1 AND a.name = $2 AND v.version = $3",
                 organization,
@@ -377,7 +362,7 @@ class PostgresStore:
     async def list_versions(
         self, organization: str, name: str, before_version: int, limit: int
     ) -> list[Version]:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             exists = await conn.fetchval(
                 "SELECT 1 FROM apps WHERE organization = $1 AND name = $2", organization, name
             )
@@ -398,7 +383,7 @@ class PostgresStore:
     async def publish(
         self, organization: str, name: str, code_hash: str, artifact_digest: str, now_ms: int
     ) -> tuple[Version, App]:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             app = await self._lock_app(conn, organization, name)
             uid = app["uid"]
             draft = await conn.fetchrow(
@@ -452,7 +437,7 @@ class PostgresStore:
         return _version(vrow), _app_row(arow)
 
     async def rollback(self, organization: str, name: str, version: int, now_ms: int) -> App:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with connection(self._pool) as conn, conn.transaction():
             app = await self._lock_app(conn, organization, name)
             uid = app["uid"]
             target = await conn.fetchrow(

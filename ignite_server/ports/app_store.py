@@ -1,6 +1,6 @@
 """The store port: durable state of apps and versions.
 
-Every method is one transaction. Implementations raise core.errors
+Every method is one transaction. Implementations raise domain errors
 (NotFound, AlreadyExists, FailedPrecondition) and never leak driver errors.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ignite_server.core.models import App, RuntimeSpec, UploadKind, Version, VersionStatus
+from ignite_server.domain.models import App, RuntimeSpec, UploadKind, Version, VersionStatus
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class BuildOutcome:
     build_log: str
 
 
-class Store(Protocol):
+class AppStore(Protocol):
     async def create_app(self, app: App, draft: DraftRecord | None) -> App: ...
 
     async def get_app(self, organization: str, name: str) -> App: ...
@@ -78,4 +78,3 @@ class Store(Protocol):
 
     async def rollback(self, organization: str, name: str, version: int, now_ms: int) -> App: ...
 
-    async def close(self) -> None: ...

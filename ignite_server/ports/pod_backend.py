@@ -19,7 +19,7 @@ from typing import Protocol
 
 import aiohttp
 
-from ignite_server.core.models import LogStream, Resources
+from ignite_server.domain.models import LogStream, Resources
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from ignite_server.core.models import (
+from ignite_server.domain.models import (
     DeploymentState,
     InvocationRequest,
     ResponseFrame,

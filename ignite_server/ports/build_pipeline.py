@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ignite_server.core.models import RuntimeKind, RuntimeSpec
+from ignite_server.domain.models import RuntimeKind, RuntimeSpec
 
 
 class BuildFailed(Exception):
