@@ -27,14 +27,20 @@ from ignite_server.api.identity_service import IdentityService
 from ignite_server.api.rpc_boundary import Authenticate
 from ignite_server.builds.registry import default_pipelines
 from ignite_server.config import Config
-from ignite_server.core.builder import Builder
+from ignite_server.core.app_views import AppViews, PublicUrls
+from ignite_server.core.apps import Apps
+from ignite_server.core.artifacts import Artifacts
+from ignite_server.core.draft_builds import DraftBuilds
 from ignite_server.core.executions import ExecutionService
 from ignite_server.core.identity import Identity
+from ignite_server.core.invocations import Invocations
 from ignite_server.core.invoker import Invoker
-from ignite_server.core.lifecycle import Lifecycle, PublicUrls
 from ignite_server.core.logs import LogService
 from ignite_server.core.oidc import ExternalIssuer
+from ignite_server.core.rollout import Rollout
+from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.tokens import TokenAuthority
+from ignite_server.core.versions import Versions
 from ignite_server.core.worker import ExecutionWorkers
 from ignite_server.domain.models import LogEntry
 from ignite_server.domain.principal import LOCAL_ADMIN, Principal
@@ -154,23 +160,26 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             authenticate = _local_admin
         blobs = DiskBlobStore(config.state_dir / "blobs")
         blobs.sweep_scratch()
-        builder = Builder(blobs, default_pipelines(), config.state_dir / "cache")
+        artifacts = Artifacts(blobs, default_pipelines(), config.state_dir / "cache")
         runner = make_runner(config, logs)
         stack.push_async_callback(runner.close)
-        lifecycle = Lifecycle(
-            store,
-            blobs,
-            builder,
+        drafts = DraftBuilds(store, artifacts, logs)
+        targets = RunTargets(store, artifacts, drafts)
+        rollout = Rollout(runner, targets)
+        views = AppViews(
             runner,
             PublicUrls(config.apps_domain, config.apps_url_scheme, config.apps_url_port),
-            logs,
+            drafts.compiling,
         )
+        apps = Apps(store, blobs, views, targets, rollout)
+        versions = Versions(store, drafts, rollout, views)
         execution_store = PostgresExecutionStore(pool)
-        executions = ExecutionService(execution_store, lifecycle)
+        executions = ExecutionService(execution_store, store, targets)
+        invocations = Invocations(store, targets, runner, executions)
         workers = ExecutionWorkers(
             execution_store,
-            lifecycle,
-            runner,
+            store,
+            invocations,
             notifier.wait,
             workers=config.workers,
             lease_secs=config.execution_lease_secs,
@@ -179,7 +188,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         stack.push_async_callback(workers.close)
         grpc_server = GrpcServer(
             {
-                COMPUTE_SERVICE.full_name: ComputeService(lifecycle, runner, executions, logs),
+                COMPUTE_SERVICE.full_name: ComputeService(
+                    apps, versions, invocations, executions, logs
+                ),
                 IDENTITY_SERVICE.full_name: IdentityService(identity),
             },
             authenticate,

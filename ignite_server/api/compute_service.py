@@ -9,20 +9,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
-import structlog
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
-from ulid import ULID
 
 from ignite_server.api import convert
 from ignite_server.api.rpc_boundary import CALLER
+from ignite_server.core.apps import Apps
 from ignite_server.core.executions import ExecutionService
-from ignite_server.core.lifecycle import Lifecycle
+from ignite_server.core.invocations import Invocations
 from ignite_server.core.logs import LogService
-from ignite_server.domain.errors import InvalidArgument, Unauthenticated, Unavailable
+from ignite_server.core.versions import Versions
+from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.principal import Permission
-from ignite_server.ports.app_runner import AppRunner
-
-log = structlog.get_logger("ignite.invoke")
 
 Context = grpc.aio.ServicerContext
 
@@ -45,13 +42,15 @@ class ComputeService:
 
     def __init__(
         self,
-        lifecycle: Lifecycle,
-        runner: AppRunner | None,
+        apps: Apps,
+        versions: Versions,
+        invocations: Invocations,
         executions: ExecutionService,
         logs: LogService,
     ) -> None:
-        self._lifecycle = lifecycle
-        self._runner = runner
+        self._apps = apps
+        self._versions = versions
+        self._invocations = invocations
         self._executions = executions
         self._logs = logs
 
@@ -61,7 +60,7 @@ class ComputeService:
         self, request: compute.CreateAppRequest, context: Context
     ) -> compute.CreateAppResponse:
         code = convert.code_from_pb(request.code) if request.HasField("code") else None
-        view = await self._lifecycle.create_app(
+        view = await self._apps.create_app(
             request.organization_name, request.name, convert.settings_from_create(request), code
         )
         return compute.CreateAppResponse(
@@ -72,7 +71,7 @@ class ComputeService:
     async def GetApp(
         self, request: compute.GetAppRequest, context: Context
     ) -> compute.GetAppResponse:
-        view = await self._lifecycle.get_app(request.organization_name, request.app_name)
+        view = await self._apps.get_app(request.organization_name, request.app_name)
         return compute.GetAppResponse(
             app=convert.app_to_pb(view, show_env=_manages(view.app.organization))
         )
@@ -80,7 +79,7 @@ class ComputeService:
     async def ListApps(
         self, request: compute.ListAppsRequest, context: Context
     ) -> compute.ListAppsResponse:
-        page = await self._lifecycle.list_apps(
+        page = await self._apps.list_apps(
             request.organization_name, request.page_size, request.page_token
         )
         return compute.ListAppsResponse(
@@ -91,7 +90,7 @@ class ComputeService:
     async def UpdateApp(
         self, request: compute.UpdateAppRequest, context: Context
     ) -> compute.UpdateAppResponse:
-        view = await self._lifecycle.update_app(
+        view = await self._apps.update_app(
             request.organization_name,
             request.app_name,
             convert.changes_from_app(request.app),
@@ -104,7 +103,7 @@ class ComputeService:
     async def DeleteApp(
         self, request: compute.DeleteAppRequest, context: Context
     ) -> compute.DeleteAppResponse:
-        await self._lifecycle.delete_app(request.organization_name, request.app_name)
+        await self._apps.delete_app(request.organization_name, request.app_name)
         return compute.DeleteAppResponse(app_id=f"{request.organization_name}/{request.app_name}")
 
     # --- drafts and versions ----------------------------------------------
@@ -112,7 +111,7 @@ class ComputeService:
     async def SaveDraft(
         self, request: compute.SaveDraftRequest, context: Context
     ) -> compute.SaveDraftResponse:
-        draft = await self._lifecycle.save_draft(
+        draft = await self._apps.save_draft(
             request.organization_name, request.app_name, convert.code_from_pb(request.code)
         )
         return compute.SaveDraftResponse(draft=convert.version_to_pb(draft))
@@ -120,7 +119,7 @@ class ComputeService:
     async def GetDraft(
         self, request: compute.GetDraftRequest, context: Context
     ) -> compute.GetDraftResponse:
-        draft = await self._lifecycle.get_draft(request.organization_name, request.app_name)
+        draft = await self._apps.get_draft(request.organization_name, request.app_name)
         return compute.GetDraftResponse(
             draft=convert.version_to_pb(draft), build_log=draft.build_log
         )
@@ -128,7 +127,7 @@ class ComputeService:
     async def CompileDraft(
         self, request: compute.CompileDraftRequest, context: Context
     ) -> compute.CompileDraftResponse:
-        draft = await self._lifecycle.compile_draft(request.organization_name, request.app_name)
+        draft = await self._versions.compile_draft(request.organization_name, request.app_name)
         return compute.CompileDraftResponse(
             draft=convert.version_to_pb(draft), build_log=draft.build_log
         )
@@ -136,7 +135,7 @@ class ComputeService:
     async def PublishDraft(
         self, request: compute.PublishDraftRequest, context: Context
     ) -> compute.PublishDraftResponse:
-        version, view = await self._lifecycle.publish_draft(
+        version, view = await self._versions.publish_draft(
             request.organization_name, request.app_name
         )
         return compute.PublishDraftResponse(
@@ -148,7 +147,7 @@ class ComputeService:
     async def ListVersions(
         self, request: compute.ListVersionsRequest, context: Context
     ) -> compute.ListVersionsResponse:
-        page = await self._lifecycle.list_versions(
+        page = await self._versions.list_versions(
             request.organization_name, request.app_name, request.page_size, request.page_token
         )
         return compute.ListVersionsResponse(
@@ -159,7 +158,7 @@ class ComputeService:
     async def GetVersion(
         self, request: compute.GetVersionRequest, context: Context
     ) -> compute.GetVersionResponse:
-        version = await self._lifecycle.get_version(
+        version = await self._versions.get_version(
             request.organization_name, request.app_name, request.version
         )
         return compute.GetVersionResponse(
@@ -169,7 +168,7 @@ class ComputeService:
     async def RollbackApp(
         self, request: compute.RollbackAppRequest, context: Context
     ) -> compute.RollbackAppResponse:
-        view = await self._lifecycle.rollback(
+        view = await self._versions.rollback(
             request.organization_name, request.app_name, request.version
         )
         return compute.RollbackAppResponse(
@@ -181,41 +180,21 @@ class ComputeService:
     async def Invoke(
         self, request: compute.InvokeRequest, context: Context
     ) -> AsyncIterator[compute.InvokeResponse]:
-        if request.draft and request.version:
-            raise InvalidArgument(
-                "set either version or draft, not both",
-                reason="CONFLICTING_TARGET",
-                metadata={"field": "version"},
-            )
-        invocation = convert.invocation_from_pb(request.http, request.body)
-        if CALLER.get().anonymous:
-            await self._admit_anonymous(request)
-        target = await self._lifecycle.run_target(
-            request.organization_name, request.app_name, request.version, request.draft
+        frames = self._invocations.run(
+            CALLER.get(),
+            request.organization_name,
+            request.app_name,
+            convert.invocation_from_pb(request.http, request.body),
+            version=request.version,
+            draft=request.draft,
         )
-        if self._runner is None:
-            raise Unavailable("this server runs no pods", reason="NO_POD_BACKEND")
-        execution_id = str(ULID())
-        # Sync invocations store no record; this line is their trace.
-        log.info(
-            "invoke", app=target.app.id, version=target.version.version, execution_id=execution_id
-        )
-        async for frame in self._runner.invoke(target, invocation, execution_id):
+        async for frame in frames:
             yield convert.frame_to_pb(frame)
-
-    async def _admit_anonymous(self, request: compute.InvokeRequest) -> None:
-        """Anonymous callers may invoke the active version of public apps only;
-        for any other app they learn nothing, not even that it exists."""
-        app = await self._lifecycle.stored_app(request.organization_name, request.app_name)
-        if app is None or not app.allow_unauthenticated or request.draft or request.version:
-            raise Unauthenticated(
-                "this call needs 'Authorization: Bearer <token>'", reason="TOKEN_REQUIRED"
-            )
 
     async def InvokeAsync(
         self, request: compute.InvokeAsyncRequest, context: Context
     ) -> compute.InvokeAsyncResponse:
-        execution = await self._executions.submit(
+        execution = await self._invocations.submit(
             request.organization_name,
             request.app_name,
             convert.invocation_from_pb(request.http, request.body),
@@ -264,7 +243,7 @@ class ComputeService:
             )
         if request.app_name:
             # Unknown apps are NOT_FOUND rather than an empty log.
-            await self._lifecycle.get_app(request.organization_name, request.app_name)
+            await self._apps.get_app(request.organization_name, request.app_name)
         async for entry in self._logs.read(
             request.organization_name,
             request.app_name,

@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ulid import ULID
-
 from ignite_server.core import defaults
-from ignite_server.core.lifecycle import Lifecycle
+from ignite_server.core.apps import stored_app
 from ignite_server.core.paging import decode_token, encode_token
+from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.validation import check_app_ref, check_name, check_page_size
 from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.models import (
@@ -29,6 +28,7 @@ from ignite_server.domain.models import (
     Page,
     StorageMode,
 )
+from ignite_server.ports.app_store import AppStore
 from ignite_server.ports.execution_store import ExecutionStore
 
 #: Idempotency keys are opaque to us, but bounded.
@@ -53,12 +53,14 @@ def retention_ms(app: App) -> int | None:
 
 
 class ExecutionService:
-    def __init__(self, store: ExecutionStore, lifecycle: Lifecycle) -> None:
+    def __init__(self, store: ExecutionStore, apps: AppStore, targets: RunTargets) -> None:
         self._store = store
-        self._lifecycle = lifecycle
+        self._apps = apps
+        self._targets = targets
 
     async def submit(
         self,
+        execution_id: str,
         organization: str,
         app: str,
         request: InvocationRequest,
@@ -80,9 +82,9 @@ class ExecutionService:
             )
         # Fail fast on what can never run (unknown app, nothing published,
         # a version that does not exist) instead of storing doomed work.
-        await self._lifecycle.run_target(organization, app, version)
+        await self._targets.resolve(organization, app, version)
         execution, _ = await self._store.submit(
-            str(ULID()),
+            execution_id,
             organization,
             app,
             request,
@@ -96,7 +98,7 @@ class ExecutionService:
         check_name(organization, "organization_name")
         execution = await self._store.get(organization, execution_id)
         if execution.terminal:
-            app = await self._lifecycle.stored_app(execution.organization, execution.app)
+            app = await stored_app(self._apps, execution.organization, execution.app)
             if app is not None and app.storage_mode == StorageMode.EPHEMERAL:
                 await self._store.delete(execution.id)
         return execution

@@ -1,4 +1,4 @@
-"""Running invocations on pods: core/runner.py's ``AppRunner``.
+"""Running invocations on pods: ports/app_runner.py's ``AppRunner``.
 
 Construction (server start-up)::
 
@@ -16,7 +16,7 @@ Construction (server start-up)::
 or ``Invoker(backend)`` around any ``PodBackend`` (then the caller closes
 the backend after the invoker).
 
-An invocation finds the ``Revision`` (core/activator.py) of its app
+An invocation finds the ``Revision`` (core/revision.py) of its app
 version, acquires a slot on a ready pod (held while a pod starts, bounded by
 the activation deadline), and sends the request to the pod as a real HTTP
 request with the execution id in ``X-Ignite-Execution-Id``. The response is
@@ -40,17 +40,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import aiohttp
 import structlog
 
-from ignite_server.core.activator import PodSlot, Revision
+from ignite_server.core.revision import PodSlot, Revision
 from ignite_server.domain.errors import (
     DeadlineExceeded,
     IgniteError,
@@ -70,6 +68,7 @@ from ignite_server.ports.app_runner import DeploymentStatus
 from ignite_server.ports.pod_backend import ExitReason, LogSink, PodBackend, PodSpec
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 #: Per-pod concurrency when an app sets max_concurrency 0. Python handlers
 #: run in threads under one GIL: a handful overlap I/O waits well, many more
@@ -156,79 +155,56 @@ class Invoker:
     async def invoke(
         self, target: RunTarget, request: InvocationRequest, execution_id: str
     ) -> AsyncIterator[ResponseFrame]:
-        """Run one invocation (see core/runner.py ``AppRunner.invoke``)."""
+        """Run one invocation (see ports/app_runner.py ``AppRunner.invoke``):
+        acquire a slot, send the request, stream the answer, then the trailer."""
         revision = self._revision(target)
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         cold = revision.ready_replicas == 0
-        slot = await revision.acquire(loop.time() + self.activation_timeout_secs)
-        cold_start_ms = int((time.monotonic() - started) * 1000) if cold else 0
-        cpu_before = slot.pod.stats().cpu_used_ms
-        abandoned = False
+        timeout = target.resources.timeout_secs
         try:
-            with slot.pod.executing(execution_id):
-                timeout = target.resources.timeout_secs
+            async with revision.slot(loop.time() + self.activation_timeout_secs) as slot:
+                cold_start_ms = int((time.monotonic() - started) * 1000) if cold else 0
+                cpu_before = slot.pod.stats().cpu_used_ms
                 deadline = loop.time() + timeout
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        response = await slot.session.request(
+                with slot.pod.executing(execution_id):
+                    response = await _bounded(
+                        slot,
+                        deadline,
+                        slot.session.request(
                             request.method or "POST",
                             _url(slot, request),
                             data=request.body,
                             headers=_request_headers(request, execution_id),
                             allow_redirects=False,
+                        ),
+                    )
+                    try:
+                        yield ResponseHead(
+                            status_code=response.status,
+                            headers=_response_headers(response),
+                            execution_id=execution_id,
                         )
-                except TimeoutError:
-                    abandoned = True
-                    revision.abandon(slot)
-                    raise _timeout(timeout) from None
-                except asyncio.CancelledError:
-                    # The caller gave up (went away, cancelled the execution):
-                    # cut the handler off as on a timeout.
-                    abandoned = True
-                    revision.abandon(slot)
-                    raise
-                except aiohttp.ClientError as exc:
-                    raise await _pod_failure(slot, exc) from None
-                try:
-                    yield ResponseHead(
-                        status_code=response.status,
-                        headers=_response_headers(response),
-                        execution_id=execution_id,
-                    )
-                    total = 0
-                    while True:
-                        try:
-                            async with asyncio.timeout_at(deadline):
-                                data = await response.content.read(CHUNK_BYTES)
-                        except TimeoutError:
-                            abandoned = True
-                            revision.abandon(slot)
-                            raise _timeout(timeout) from None
-                        except asyncio.CancelledError:
-                            abandoned = True
-                            revision.abandon(slot)
-                            raise
-                        except aiohttp.ClientError as exc:
-                            raise await _pod_failure(slot, exc) from None
-                        if not data:
-                            break
-                        total += len(data)
-                        yield ResponseChunk(data)
-                    revision.served()
-                    usage = slot.pod.stats()
-                    yield ResponseTrailer(
-                        total_body_bytes=total,
-                        duration_ms=int((time.monotonic() - started) * 1000),
-                        cold_start_ms=cold_start_ms,
-                        cpu_used_ms=max(0, usage.cpu_used_ms - cpu_before),
-                        memory_used_mb=usage.memory_peak_mb,
-                    )
-                finally:
-                    response.release()
-        finally:
-            if not abandoned:
-                revision.release(slot)
+                        total = 0
+                        while data := await _bounded(
+                            slot, deadline, response.content.read(CHUNK_BYTES)
+                        ):
+                            total += len(data)
+                            yield ResponseChunk(data)
+                        revision.served()
+                        usage = slot.pod.stats()
+                        yield ResponseTrailer(
+                            total_body_bytes=total,
+                            duration_ms=int((time.monotonic() - started) * 1000),
+                            cold_start_ms=cold_start_ms,
+                            cpu_used_ms=max(0, usage.cpu_used_ms - cpu_before),
+                            memory_used_mb=usage.memory_peak_mb,
+                        )
+                    finally:
+                        response.release()
+        except TimeoutError:
+            # The slot was abandoned on the way out: the handler may still run.
+            raise _timeout(timeout) from None
 
     def status(self, app_id: str) -> DeploymentStatus:
         """What runs for ``app_id`` now, with the backend's warnings."""
@@ -296,14 +272,14 @@ class Invoker:
 
     def revision(self, target: RunTarget) -> Revision | None:
         """The live revision serving ``target``, if any (tests, diagnostics)."""
-        return self._revisions.get(_key(target))
+        return self._revisions.get(target.key)
 
     # --- internals ------------------------------------------------------------
 
     def _revision(self, target: RunTarget) -> Revision:
         if self._closed:
             raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
-        key = _key(target)
+        key = target.key
         revision = self._revisions.get(key)
         if revision is None:
             revision = Revision(
@@ -352,19 +328,6 @@ def _spec(target: RunTarget) -> PodSpec:
     )
 
 
-def _key(target: RunTarget) -> tuple[str, int, str]:
-    spec = _spec(target)
-    fingerprint = json.dumps(
-        [
-            sorted(spec.env.items()),
-            [spec.resources.memory_mb, spec.resources.cpu_millicores],
-            spec.max_concurrency,
-            str(spec.artifact_dir),
-        ]
-    )
-    return (spec.app_id, spec.version, hashlib.sha256(fingerprint.encode()).hexdigest()[:16])
-
-
 def _url(slot: PodSlot, request: InvocationRequest) -> str:
     path = request.path or "/"
     if not path.startswith("/"):
@@ -387,6 +350,16 @@ def _response_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
         # Repeated headers fold into one, as RFC 9110 §5.3 allows.
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return headers
+
+
+async def _bounded(slot: PodSlot, deadline: float, step: Awaitable[T]) -> T:
+    """One step of talking to the pod, by ``deadline`` (TimeoutError past
+    it); a broken connection becomes the error that says why."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await step
+    except aiohttp.ClientError as exc:
+        raise await _pod_failure(slot, exc) from None
 
 
 def _timeout(timeout_secs: int) -> DeadlineExceeded:

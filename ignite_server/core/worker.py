@@ -1,7 +1,7 @@
 """Workers that run stored executions.
 
 Each worker task loops: claim one runnable execution under a lease of its
-own (``<process>/<n>``), run it through the AppRunner while a heartbeat
+own (``<process>/<n>``), run it through core/invocations.py while a heartbeat
 extends the lease, then record the outcome only if it still holds the lease.
 Idle workers sleep until a NOTIFY announces new work (or POLL_SECS pass).
 
@@ -36,8 +36,9 @@ from dataclasses import dataclass
 
 import structlog
 
+from ignite_server.core.apps import stored_app
 from ignite_server.core.executions import retention_ms
-from ignite_server.core.lifecycle import Lifecycle
+from ignite_server.core.invocations import Invocations
 from ignite_server.domain.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -53,7 +54,7 @@ from ignite_server.domain.models import (
     ResponseHead,
     ResponseTrailer,
 )
-from ignite_server.ports.app_runner import AppRunner
+from ignite_server.ports.app_store import AppStore
 from ignite_server.ports.execution_store import WORK_CHANNEL, ExecutionStore
 
 log = structlog.get_logger(__name__)
@@ -104,8 +105,8 @@ class ExecutionWorkers:
     def __init__(
         self,
         store: ExecutionStore,
-        lifecycle: Lifecycle,
-        runner: AppRunner,
+        apps: AppStore,
+        invocations: Invocations,
         wait_for_news: Callable[[str, float], Awaitable[None]],
         *,
         workers: int = 4,
@@ -113,8 +114,8 @@ class ExecutionWorkers:
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self._store = store
-        self._lifecycle = lifecycle
-        self._runner = runner
+        self._apps = apps
+        self._invocations = invocations
         self._wait = wait_for_news
         self._count = workers
         self._lease_ms = int(lease_secs * 1000)
@@ -204,7 +205,7 @@ class ExecutionWorkers:
                 break
         now = self._now_ms()
         if cancelled:
-            app = await self._lifecycle.stored_app(execution.organization, execution.app)
+            app = await stored_app(self._apps, execution.organization, execution.app)
             outcome = _Outcome(
                 ExecutionStatus.CANCELLED,
                 error="cancelled by a caller",
@@ -250,7 +251,7 @@ class ExecutionWorkers:
         execution = claimed.execution
         started = time.monotonic()
         try:
-            target = await self._lifecycle.run_target(
+            target = await self._invocations.resolve(
                 execution.organization, execution.app, execution.requested_version
             )
         except (NotFound, FailedPrecondition, InvalidArgument) as err:
@@ -261,7 +262,7 @@ class ExecutionWorkers:
         body = bytearray()
         trailer = ResponseTrailer(0, 0)
         try:
-            async for frame in self._runner.invoke(target, claimed.request, execution.id):
+            async for frame in self._invocations.stream(target, claimed.request, execution.id):
                 if isinstance(frame, ResponseHead):
                     status_code = frame.status_code
                 elif isinstance(frame, ResponseChunk):

@@ -7,6 +7,9 @@ layer converts with ``int()``; nothing here imports protobuf or grpc.
 from __future__ import annotations
 
 import enum
+import functools
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,6 +269,22 @@ class RunTarget:
     version: Version
     resources: Resources
     artifact_dir: Path
+
+    @functools.cached_property
+    def key(self) -> tuple[str, int, str]:
+        """(app id, version, fingerprint of what its pods start with): pods
+        started with other settings (env, limits, concurrency) are not
+        interchangeable. Computed once per resolved target."""
+        fingerprint = json.dumps(
+            [
+                sorted(self.app.env.items()),
+                [self.resources.memory_mb, self.resources.cpu_millicores],
+                self.app.max_concurrency,
+                str(self.artifact_dir),
+            ]
+        )
+        digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+        return (self.app.id, self.version.version, digest)
 
 
 @dataclass(frozen=True)

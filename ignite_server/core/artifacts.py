@@ -52,8 +52,8 @@ class BuildResult:
     log: str
 
 
-class Builder:
-    """Builds versions with the pipeline of their runtime."""
+class Artifacts:
+    """Builds versions into artifacts with the pipeline of their runtime."""
 
     def __init__(
         self, blobs: BlobStore, pipelines: Mapping[RuntimeKind, BuildPipeline], cache_root: Path
@@ -97,6 +97,11 @@ class Builder:
 
     def is_built(self, version: Version) -> bool:
         return self._blobs.has_artifact(self.digest(version))
+
+    def is_current(self, version: Version) -> bool:
+        """Whether ``version`` records the artifact its code builds today
+        (a version whose inputs changed, or whose artifact is gone, is not)."""
+        return version.artifact_digest == self.digest(version) and self.is_built(version)
 
     async def build(self, version: Version) -> BuildResult:
         """Build ``version`` unless its artifact exists; never raises for the

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +114,24 @@ class Revision:
     @property
     def waiting(self) -> int:
         return len(self._waiters)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, deadline: float) -> AsyncIterator[PodSlot]:
+        """A slot on a ready pod for one request, held for the ``async
+        with`` block (as Knative's ``throttler.Try``): waits until
+        ``deadline`` (loop time) for one, gives it back when the block ends,
+        and abandons it when the block is cut off by a timeout or a
+        cancellation, since the handler may still be running on the pod."""
+        taken = await self.acquire(deadline)
+        try:
+            yield taken
+        except (TimeoutError, asyncio.CancelledError):
+            self.abandon(taken)
+            raise
+        except BaseException:
+            self.release(taken)
+            raise
+        self.release(taken)
 
     async def acquire(self, deadline: float) -> PodSlot:
         """A slot on a ready pod, waiting until ``deadline`` (loop time)."""

@@ -1,0 +1,217 @@
+"""Apps (seed 001): created with their settings, read as views of what
+runs, changed through an update mask, deleted; and their draft (version 0),
+which SaveDraft fills with checked, content-addressed code. Each step is one
+store transaction. Versions (compile, publish, rollback) are versions.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import fields, replace
+from typing import Any
+
+import structlog
+
+from ignite_server.core import archives, defaults, requirements
+from ignite_server.core.app_views import AppViews
+from ignite_server.core.paging import decode_token, encode_token
+from ignite_server.core.rollout import Rollout
+from ignite_server.core.run_targets import RunTargets
+from ignite_server.core.settings import (
+    POD_FIELDS,
+    SETTING_OF_FIELD,
+    UPDATABLE_FIELDS,
+    settings_of,
+)
+from ignite_server.core.validation import (
+    check_app_ref,
+    check_name,
+    check_new_app_name,
+    check_page_size,
+    normalize_settings,
+)
+from ignite_server.domain.errors import InvalidArgument, NotFound
+from ignite_server.domain.models import (
+    App,
+    AppSettings,
+    AppView,
+    CodeKind,
+    CodeUpload,
+    DeploymentMode,
+    Page,
+    RuntimeKind,
+    UploadKind,
+    Version,
+    VersionStatus,
+)
+from ignite_server.ports.app_store import AppStore, DraftRecord
+from ignite_server.ports.blob_store import BlobStore
+
+log = structlog.get_logger(__name__)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def stored_app(store: AppStore, organization: str, name: str) -> App | None:
+    """The stored app, or None if it is gone (no view, no validation)."""
+    try:
+        return await store.get_app(organization, name)
+    except NotFound:
+        return None
+
+
+class Apps:
+    """Creates, reads, changes and deletes apps, and saves their drafts."""
+
+    def __init__(
+        self,
+        store: AppStore,
+        blobs: BlobStore,
+        views: AppViews,
+        targets: RunTargets,
+        rollout: Rollout,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._views = views
+        self._targets = targets
+        self._rollout = rollout
+
+    async def create_app(
+        self, organization: str, name: str, settings: AppSettings, code: CodeUpload | None
+    ) -> AppView:
+        check_new_app_name(organization, name)
+        settings = normalize_settings(settings)
+        draft = self._prepare_draft(code, settings) if code is not None else None
+        now = _now_ms()
+        app = App(
+            organization=organization,
+            name=name,
+            active_version=0,
+            code_kind=CodeKind.UNSPECIFIED,
+            deployment_mode=DeploymentMode.UNSPECIFIED,
+            image_ref="",
+            created_at_ms=now,
+            updated_at_ms=now,
+            **{f.name: getattr(settings, f.name) for f in fields(AppSettings)},
+        )
+        stored = await self._store.create_app(app, draft)
+        log.info("app.created", app=stored.id)
+        return self._views.view(stored)
+
+    async def stored_app(self, organization: str, name: str) -> App | None:
+        """The stored app, or None if it is gone (no view, no validation)."""
+        return await stored_app(self._store, organization, name)
+
+    async def get_app(self, organization: str, name: str) -> AppView:
+        check_app_ref(organization, name)
+        return self._views.view(await self._store.get_app(organization, name))
+
+    async def list_apps(self, organization: str, page_size: int, page_token: str) -> Page[AppView]:
+        check_name(organization, "organization_name")
+        limit = check_page_size(page_size)
+        apps = await self._store.list_apps(organization, decode_token(page_token), limit + 1)
+        token = encode_token(apps[limit - 1].name) if len(apps) > limit else ""
+        return Page([self._views.view(a) for a in apps[:limit]], token)
+
+    async def update_app(
+        self, organization: str, name: str, changes: dict[str, Any], mask: Iterable[str]
+    ) -> AppView:
+        """Apply ``changes`` (AppMeta field name → new value) for the fields in ``mask``."""
+        check_app_ref(organization, name)
+        mask = list(mask)
+        if not mask:
+            raise InvalidArgument(
+                "update_mask names no field to change",
+                reason="EMPTY_UPDATE_MASK",
+                metadata={"field": "update_mask"},
+            )
+        unknown = sorted(set(mask) - UPDATABLE_FIELDS)
+        if unknown:
+            raise InvalidArgument(
+                f"update_mask names fields that cannot be changed: {', '.join(unknown)}",
+                reason="FIELD_NOT_UPDATABLE",
+                metadata={"field": "update_mask", "fields": ",".join(unknown)},
+            )
+        current = await self._store.get_app(organization, name)
+        settings = replace(
+            settings_of(current),
+            **{SETTING_OF_FIELD.get(f, f): changes[f] for f in mask},
+        )
+        settings = normalize_settings(settings)
+        update = {
+            SETTING_OF_FIELD.get(f, f): getattr(settings, SETTING_OF_FIELD.get(f, f)) for f in mask
+        }
+        update["updated_at_ms"] = _now_ms()
+        stored = await self._store.update_app(organization, name, update)
+        self._targets.forget(organization, name)
+        if stored.active_version and (POD_FIELDS | {"scaling"}) & set(mask):
+            # New env, limits or concurrency apply to pods started from now
+            # on: drain the current ones so the next request gets a fresh pod.
+            await self._rollout.moved(
+                stored, None if POD_FIELDS & set(mask) else stored.active_version
+            )
+        log.info("app.updated", app=stored.id, fields=",".join(sorted(mask)))
+        return self._views.view(stored)
+
+    async def delete_app(self, organization: str, name: str) -> None:
+        check_app_ref(organization, name)
+        await self._store.delete_app(organization, name)
+        await self._rollout.removed(organization, name)
+        log.info("app.deleted", app=f"{organization}/{name}")
+
+    def _prepare_draft(self, code: CodeUpload, settings: AppSettings) -> DraftRecord:
+        """Check an upload and store its bytes; return the draft to record."""
+        runtime = code.runtime or settings.runtime
+        if code.kind in (UploadKind.SOURCE_FILE, UploadKind.ARCHIVE):
+            if runtime is None:
+                raise InvalidArgument(
+                    "compile.runtime is required (python, go, rust or deno)",
+                    reason="RUNTIME_REQUIRED",
+                    metadata={"field": "code.compile.runtime"},
+                )
+            if not code.data:
+                raise InvalidArgument(
+                    "the code is empty", reason="CODE_EMPTY", metadata={"field": "code"}
+                )
+        if len(code.data) > defaults.MAX_CODE_BYTES:
+            raise InvalidArgument(
+                f"code is {len(code.data)} bytes; the limit is {defaults.MAX_CODE_BYTES}",
+                reason="CODE_TOO_LARGE",
+                metadata={"field": "code"},
+            )
+        if code.kind in (UploadKind.ARCHIVE, UploadKind.IMAGE_FROM_CODE):
+            archives.check(code.data)
+        if runtime is not None and runtime.kind == RuntimeKind.PYTHON:
+            requirements.check_upload(code)
+        if code.kind == UploadKind.PREBUILT_IMAGE and not code.image_ref:
+            raise InvalidArgument(
+                "image.prebuilt.image_ref is required",
+                reason="IMAGE_REF_REQUIRED",
+                metadata={"field": "code.image.prebuilt.image_ref"},
+            )
+        code_hash = self._blobs.put_code(code.data if code.data else code.image_ref.encode())
+        return DraftRecord(
+            code_hash=code_hash,
+            code_size_bytes=len(code.data),
+            upload_kind=code.kind,
+            runtime=runtime if code.kind in (UploadKind.SOURCE_FILE, UploadKind.ARCHIVE) else None,
+            build_args=dict(code.build_args),
+            image_ref=code.image_ref,
+            status=VersionStatus.DRAFT,
+        )
+
+    async def save_draft(self, organization: str, name: str, code: CodeUpload) -> Version:
+        check_app_ref(organization, name)
+        app = await self._store.get_app(organization, name)
+        draft = self._prepare_draft(code, settings_of(app))
+        version = await self._store.save_draft(organization, name, draft, _now_ms())
+        log.info("draft.saved", app=app.id, code_hash=version.code_hash)
+        return version
+
+    async def get_draft(self, organization: str, name: str) -> Version:
+        check_app_ref(organization, name)
+        return await self._store.get_version(organization, name, 0)
