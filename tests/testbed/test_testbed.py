@@ -15,46 +15,19 @@ import asyncio
 import datetime
 import os
 import time
-from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.testbed.bed import bring_up_testbed, leftovers
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("IGNITE_TESTBED") != "1", reason="set IGNITE_TESTBED=1 to run the test bed"
 )
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools" / "testbed"
 NAMESPACE = "default"
 APP = "smoke-httpd"
 GREETING = "hello from the ignite test bed"
-
-
-async def _script(name: str, env: dict[str, str], limit: float) -> str:
-    """Run a test bed script; fail with its output if it fails."""
-    proc = await asyncio.create_subprocess_exec(
-        str(TOOLS / name),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), limit)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    text = out.decode(errors="replace")
-    assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{text[-4000:]}"
-    return text
-
-
-def _read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export ") :].partition("=")
-            values[key] = value
-    return values
 
 
 async def _http_get(host: str, port: int, limit: float = 3.0) -> tuple[int, str]:
@@ -70,7 +43,7 @@ async def _http_get(host: str, port: int, limit: float = 3.0) -> tuple[int, str]
     return int(head.split()[1]), body
 
 
-def _deployment(image: str) -> dict:
+def _deployment(image: str) -> Any:
     """busybox httpd, hardened the way the Kubernetes backend will run apps:
     non-root, read-only root filesystem, no capabilities, RuntimeDefault
     seccomp, no service-account token."""
@@ -175,27 +148,17 @@ async def _ready_pod_ips(core, want: int, limit: float) -> list[str]:
     raise AssertionError(f"{len(ips)} of {want} pods Ready after {limit}s")
 
 
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(2700)
 async def test_testbed_runs_a_pod_scales_it_with_keda_and_leaves_nothing() -> None:
     from kubernetes_asyncio import client, config
 
-    env = dict(os.environ)
-    work = Path(env.setdefault("TESTBED_DIR", "/tmp/ignite-testbed"))
-    await _script("packages.sh", env, 600)
-    await _script("build.sh", env, 2100)  # seconds when cached
-
-    started = time.monotonic()
-    await _script("up.sh", env, 300)
-    up_secs = time.monotonic() - started
-    try:
-        bed = _read_env_file(work / "testbed.env")
+    async with bring_up_testbed() as bed:
         cfg = client.Configuration()
-        await config.load_kube_config(config_file=bed["KUBECONFIG"], client_configuration=cfg)
+        await config.load_kube_config(config_file=bed.kubeconfig, client_configuration=cfg)
         async with client.ApiClient(cfg) as api:
             core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-            custom = client.CustomObjectsApi(api)
 
-            node = await core.read_node(bed["TESTBED_NODE"])
+            node = await core.read_node(bed.node)
             assert {c.type: c.status for c in node.status.conditions}["Ready"] == "True"
             service = await client.ApiregistrationV1Api(api).read_api_service(
                 "v1beta1.external.metrics.k8s.io"
@@ -203,29 +166,27 @@ async def test_testbed_runs_a_pod_scales_it_with_keda_and_leaves_nothing() -> No
             assert {c.type: c.status for c in service.status.conditions}["Available"] == "True"
 
             created = time.monotonic()
-            await apps.create_namespaced_deployment(
-                NAMESPACE, _deployment(bed["TESTBED_BUSYBOX_IMAGE"])
-            )
+            await apps.create_namespaced_deployment(NAMESPACE, _deployment(bed.busybox_image))
             [ip] = await _ready_pod_ips(core, 1, 60)
             first_pod_secs = time.monotonic() - created
-            assert ip.startswith(bed["TESTBED_POD_CIDR"].rsplit(".", 1)[0] + ".")
+            assert ip.startswith(bed.pod_cidr.rsplit(".", 1)[0] + ".")
             status, body = await _http_get(ip, 8080)
             assert (status, body.strip()) == (200, GREETING)
 
-            await custom.create_namespaced_custom_object(
+            await client.CustomObjectsApi(api).create_namespaced_custom_object(
                 "keda.sh", "v1alpha1", NAMESPACE, "scaledobjects", _cron_scaled_object(2)
             )
+            scaled = time.monotonic()
             ips = await _ready_pod_ips(core, 2, 90)
+            scale_secs = time.monotonic() - scaled
             for pod_ip in ips:
                 assert (await _http_get(pod_ip, 8080))[0] == 200
             hpa = await client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler(
                 f"keda-hpa-{APP}", NAMESPACE
             )
             assert hpa.spec.max_replicas == 2
-            print(f"\nup {up_secs:.1f}s, first pod ready {first_pod_secs:.1f}s after create")
-    finally:
-        started = time.monotonic()
-        await _script("down.sh", env, 120)
-        print(f"down {time.monotonic() - started:.1f}s")
-    leftovers = await _script("leftovers.sh", env, 30)
-    assert leftovers.strip() == ""
+    print(
+        f"\nup {bed.up_secs:.1f} s, first pod Ready {first_pod_secs:.1f} s after create,"
+        f" KEDA 1 -> 2 in {scale_secs:.1f} s, down {bed.timings['down']:.1f} s"
+    )
+    assert await leftovers() == ""

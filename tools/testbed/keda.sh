@@ -29,7 +29,7 @@ started=$SECONDS
 # client-side apply would store.
 kubectl apply --server-side --force-conflicts -f "$TESTBED_KEDA_DIR/crds" >/dev/null
 wait_until 30 "KEDA CRDs Established" \
-  kubectl wait --for=condition=Established crd --all --timeout=1s
+  kubectl wait --for=condition=Established crd --all --timeout=5s
 
 ca=$(base64 -w0 < "$TESTBED_DIR/pki/ca.crt")
 kubectl apply -f - >/dev/null <<YAML
@@ -85,5 +85,5 @@ start keda-adapter env POD_NAMESPACE=keda KEDA_CLUSTER_OBJECT_NAMESPACE=keda WAT
 WAIT_DAEMON=keda-operator wait_until 60 "KEDA operator ready" \
   curl -fsS "http://127.0.0.1:$health_port/readyz"
 WAIT_DAEMON=keda-adapter wait_until 60 "APIService v1beta1.external.metrics.k8s.io Available" \
-  kubectl wait --for=condition=Available apiservice/v1beta1.external.metrics.k8s.io --timeout=1s
+  kubectl wait --for=condition=Available apiservice/v1beta1.external.metrics.k8s.io --timeout=5s
 log "KEDA ready in $((SECONDS - started)) s"

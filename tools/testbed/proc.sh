@@ -26,6 +26,8 @@ alive() {
 }
 
 # wait_until SECONDS WHAT CMD...: poll CMD every 0.2 s, at most SECONDS.
+# (A `kubectl wait --timeout=5s` as CMD returns as soon as its condition
+# holds; the loop around it retries while the object does not exist yet.)
 # Fails with the last lines of the daemons' logs when it never succeeds, or
 # at once when the daemon named in $WAIT_DAEMON has died.
 wait_until() {

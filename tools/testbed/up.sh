@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the whole test bed from the cached binaries (run build.sh first):
 # etcd, kube-apiserver, controller manager, scheduler, containerd, kubelet,
-# kube-proxy, then KEDA (keda.sh). Returns once the node is Ready, with a
+# kube-proxy and KEDA (keda.sh). Returns once the node is Ready and KEDA's
+# CRDs, operator and metrics APIService are, with a
 # kubeconfig and an env file under $TESTBED_DIR:
 #   $TESTBED_DIR/kubeconfig/admin.kubeconfig   cluster-admin credentials
 #   $TESTBED_DIR/testbed.env                   KUBECONFIG, PATH, image names...
@@ -112,14 +113,15 @@ start kubelet "$K/kubelet" --config="$TESTBED_DIR/kubelet/config.yaml" \
   --hostname-override="$host" --node-ip="$gateway" --node-labels=ignite.dev/testbed=true
 start kube-proxy "$K/kube-proxy" --config="$TESTBED_DIR/kube-proxy.yaml"
 
+# KEDA needs only the apiserver: it comes up while the kubelet registers.
+# TESTBED_KEDA=0 leaves it out, for tests that never scale.
+[ "${TESTBED_KEDA:-1}" = 0 ] || "$here/keda.sh"
+
 WAIT_DAEMON=kubelet wait_until 60 "node $host Ready" \
-  kubectl wait --for=condition=Ready "node/$host" --timeout=1s
+  kubectl wait --for=condition=Ready "node/$host" --timeout=5s
 # Pods are admitted only once the default ServiceAccount exists.
 WAIT_DAEMON=kube-controller-manager wait_until 30 "default ServiceAccount" kubectl get serviceaccount default
 log "node Ready after $((SECONDS - started)) s"
-
-# TESTBED_KEDA=0 leaves KEDA out, for tests that never scale.
-[ "${TESTBED_KEDA:-1}" = 0 ] || "$here/keda.sh"
 
 cat > "$TESTBED_DIR/testbed.env" <<ENV
 # Written by tools/testbed/up.sh; source it to use the test bed.
