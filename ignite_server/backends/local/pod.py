@@ -1,13 +1,12 @@
-"""One local pod: a (sandboxed) runtime process, its logs, its end.
+"""One local pod: a (sandboxed) runtime process and its end.
 
 The process is started through ``/bin/sh`` only to join the pod's cgroups
 (and set the rlimit fallback) before it execs the sandbox (see
 ignite_server/containment/) or the runtime, so no Python code runs between
-fork and exec. Its stdout and stderr are read
-line by line: tagged records (0x1E + JSON) name their execution; other lines
-are attributed to the pod's only in-flight execution when there is exactly
-one. When the process ends, the exit is classified (stopped by us, killed by
-the OOM killer, killed by a signal, exited) from our own intent, the memory
+fork and exec. Its output goes to a PodLogDemux (pod_logs.py); its health
+and specialization go over the pod protocol (pod_client.py). When the
+process ends, the exit is classified (stopped by us, killed by the OOM
+killer, killed by a signal, exited) from our own intent, the memory
 cgroup's OOM-kill counter and the exit status, and the pod's directory and
 cgroups are removed.
 """
@@ -16,18 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import signal
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import aiohttp
 import structlog
 
+from ignite_server.backends.local import pod_client
+from ignite_server.backends.local.pod_client import http_once  # noqa: F401  (re-exported for tests/runtimes)
+from ignite_server.backends.local.pod_logs import MAX_LOG_LINE_BYTES, PodLogDemux
 from ignite_server.containment import mounts
 from ignite_server.containment.cgroups import LimitNotApplied, SandboxCgroup
 from ignite_server.domain.models import LogStream
@@ -35,7 +36,6 @@ from ignite_server.ports.pod_backend import (
     ExitReason,
     LogSink,
     PodExit,
-    PodLogRecord,
     PodSpec,
     PodStartError,
     PodStats,
@@ -44,46 +44,12 @@ from ignite_server.ports.pod_backend import (
 log = structlog.get_logger(__name__)
 
 SOCKET_NAME = "pod.sock"
-#: Pipe reader limit: longer lines are split rather than failing the reader.
-MAX_LOG_LINE_BYTES = 256 * 1024
-#: How many untagged output lines are kept to explain a failed start.
-START_LOG_TAIL = 20
 #: How often a starting pod's socket is looked for: the Python runtime is
 #: up in ~20 ms, so a few ms keeps the wait from adding to the cold start.
 READY_POLL_SECS = 0.002
-RECORD_SEPARATOR = 0x1E
 #: How long a SIGKILLed pod may take to be reaped before stop() gives up
 #: waiting (it normally takes milliseconds).
 KILL_WAIT_SECS = 10.0
-
-
-async def http_once(
-    socket_path: Path, method: str, path: str, body: bytes = b"", wait_secs: float = 10.0
-) -> tuple[int, bytes]:
-    """One HTTP/1.1 exchange on a fresh unix-socket connection.
-
-    Used for the pod protocol's own endpoints (health, load), where a
-    connection pool would cost more than it saves."""
-    async with asyncio.timeout(wait_secs):
-        reader, writer = await asyncio.open_unix_connection(str(socket_path))
-        try:
-            writer.write(
-                f"{method} {path} HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-            raw = await reader.read()
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-    head, _, payload = raw.partition(b"\r\n\r\n")
-    try:
-        status = int(head.split(b" ", 2)[1])
-    except (IndexError, ValueError):
-        raise ConnectionError("malformed answer from the pod") from None
-    return status, payload
 
 
 class LocalPod:
@@ -108,12 +74,10 @@ class LocalPod:
         self.sandboxed = sandboxed
         self._on_exit = on_exit
         self.spec: PodSpec = None  # type: ignore[assignment]  # set before it serves
-        self._sink = sink
+        self._logs = PodLogDemux(pod_id, sink, lambda: self.spec)
         self._proc: asyncio.subprocess.Process | None = None
         self._exit: asyncio.Future[PodExit] = asyncio.get_running_loop().create_future()
         self._tasks: list[asyncio.Task[None]] = []
-        self._executions: list[str] = []
-        self._tail: deque[str] = deque(maxlen=START_LOG_TAIL)
         self._stopping = False
         self._oom_before = 0
 
@@ -189,8 +153,8 @@ class LocalPod:
         assert self._proc is not None
         assert self._proc.stdout is not None and self._proc.stderr is not None
         readers = [
-            asyncio.create_task(self._read(self._proc.stdout, LogStream.STDOUT)),
-            asyncio.create_task(self._read(self._proc.stderr, LogStream.STDERR)),
+            asyncio.create_task(self._logs.read(self._proc.stdout, LogStream.STDOUT)),
+            asyncio.create_task(self._logs.read(self._proc.stderr, LogStream.STDERR)),
         ]
         self._tasks = [*readers, asyncio.create_task(self._watch(readers))]
 
@@ -209,10 +173,7 @@ class LocalPod:
             if self._exit.done():
                 raise PodStartError(self._start_failure(self._exit.result()))
             if self.socket_path.exists():
-                try:
-                    status, _ = await http_once(self.socket_path, "GET", "/_ignite/health")
-                except (OSError, ConnectionError, TimeoutError):
-                    status = 0
+                status = await pod_client.health_status(self.socket_path)
                 if status == 200 or (accept_unloaded and status == 503):
                     return
             if time.monotonic() > deadline:
@@ -228,33 +189,14 @@ class LocalPod:
         except LimitNotApplied as exc:
             await self.stop(0)
             raise PodStartError(f"the pod's limits could not be applied: {exc}") from exc
-        body = json.dumps(
-            {
-                "code_dir": code_dir,
-                "function_id": spec.app_id,
-                "organization_id": spec.app_id.split("/", 1)[0],
-                "version": spec.version,
-                "max_concurrency": spec.max_concurrency,
-                "env": dict(spec.env),
-            }
-        ).encode()
         try:
-            status, answer = await http_once(
-                self.socket_path, "POST", "/_ignite/load", body, wait_secs
-            )
-        except (OSError, ConnectionError, TimeoutError) as exc:
+            await pod_client.load(self.socket_path, spec, code_dir, wait_secs)
+        except PodStartError:
             await self.stop(0)
-            raise PodStartError(f"the pod did not take its code: {exc}") from exc
-        if status != 200:
-            await self.stop(0)
-            try:
-                message = str(json.loads(answer)["error"])
-            except (ValueError, KeyError, TypeError):
-                message = f"the pod refused its code (HTTP {status})"
-            raise PodStartError(message)
+            raise
 
     def _start_failure(self, end: PodExit) -> str:
-        tail = "\n".join(self._tail)
+        tail = "\n".join(self._logs.tail)
         return f"the pod exited before it was ready ({end.message})" + (
             f":\n{tail}" if tail else ""
         )
@@ -266,13 +208,9 @@ class LocalPod:
     async def wait(self) -> PodExit:
         return await asyncio.shield(self._exit)
 
-    @contextlib.contextmanager
-    def executing(self, execution_id: str) -> Iterator[None]:
-        self._executions.append(execution_id)
-        try:
-            yield
-        finally:
-            self._executions.remove(execution_id)
+    def executing(self, execution_id: str) -> AbstractContextManager[None]:
+        """Count ``execution_id`` as in flight (it gets the untagged output)."""
+        return self._logs.executing(execution_id)
 
     def stats(self) -> PodStats:
         current, peak = self.cgroup.memory_mb()
@@ -375,47 +313,6 @@ class LocalPod:
                 name = f"signal {sig}"
             return PodExit(ExitReason.KILLED, code, f"killed by {name}")
         return PodExit(ExitReason.EXITED, code, f"exited with status {code}")
-
-    async def _read(self, stream: asyncio.StreamReader, kind: LogStream) -> None:
-        while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than the limit: take what is there
-                raw = await stream.read(MAX_LOG_LINE_BYTES)
-            if not raw:
-                return
-            self._emit(raw.rstrip(b"\n"), kind)
-
-    def _emit(self, raw: bytes, kind: LogStream) -> None:
-        execution_id = ""
-        text = raw.decode("utf-8", "replace")
-        if raw[:1] == bytes([RECORD_SEPARATOR]):
-            try:
-                record = json.loads(raw[1:])
-                execution_id = str(record.get("execution_id") or "")
-                text = str(record.get("message", ""))
-                if record.get("stream") == "stderr":
-                    kind = LogStream.STDERR
-                elif record.get("stream") == "stdout":
-                    kind = LogStream.STDOUT
-            except (ValueError, AttributeError):
-                pass
-        else:
-            self._tail.append(text)
-            if len(self._executions) == 1:
-                execution_id = self._executions[0]
-        spec = self.spec
-        self._sink(
-            PodLogRecord(
-                app_id=spec.app_id if spec is not None else "",
-                version=spec.version if spec is not None else 0,
-                pod_id=self.id,
-                stream=kind,
-                message=text,
-                timestamp_ms=int(time.time() * 1000),
-                execution_id=execution_id,
-            )
-        )
 
 
 def _remove_dir(pod_dir: Path) -> None:

@@ -1,0 +1,90 @@
+"""The pod protocol's own endpoints, as the local backend calls them.
+
+A pod's runtime serves HTTP/1.1 on a unix socket (docs/pod-protocol.md).
+Invocations go through a pooled connector (``LocalPod.connector``); the
+protocol's own endpoints, ``GET /_ignite/health`` while a pod starts and
+``POST /_ignite/load`` to specialize a pre-started pod, are called a few
+times in a pod's life, so each call is one exchange on a fresh connection,
+where a connection pool would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+from ignite_server.ports.pod_backend import PodSpec, PodStartError
+
+HEALTH_PATH = "/_ignite/health"
+LOAD_PATH = "/_ignite/load"
+
+
+async def http_once(
+    socket_path: Path, method: str, path: str, body: bytes = b"", wait_secs: float = 10.0
+) -> tuple[int, bytes]:
+    """One HTTP/1.1 exchange on a fresh unix-socket connection: the status
+    and the body of the answer."""
+    async with asyncio.timeout(wait_secs):
+        reader, writer = await asyncio.open_unix_connection(str(socket_path))
+        try:
+            writer.write(
+                f"{method} {path} HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+            raw = await reader.read()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    try:
+        status = int(head.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        raise ConnectionError("malformed answer from the pod") from None
+    return status, payload
+
+
+async def health_status(socket_path: Path) -> int:
+    """The runtime's answer to its health probe: 200 serving, 503 up but not
+    yet specialized, 0 when nothing answers."""
+    try:
+        status, _ = await http_once(socket_path, "GET", HEALTH_PATH)
+    except (OSError, ConnectionError, TimeoutError):
+        return 0
+    return status
+
+
+def load_request(spec: PodSpec, code_dir: str) -> bytes:
+    """The body of ``POST /_ignite/load`` that specializes a pod for ``spec``
+    with its code at ``code_dir`` (as the pod sees it)."""
+    return json.dumps(
+        {
+            "code_dir": code_dir,
+            "function_id": spec.app_id,
+            "organization_id": spec.app_id.split("/", 1)[0],
+            "version": spec.version,
+            "max_concurrency": spec.max_concurrency,
+            "env": dict(spec.env),
+        }
+    ).encode()
+
+
+async def load(socket_path: Path, spec: PodSpec, code_dir: str, wait_secs: float) -> None:
+    """Specialize a pre-started pod for ``spec``; raises PodStartError when
+    the pod does not answer or refuses its code (with the runtime's reason)."""
+    try:
+        status, answer = await http_once(
+            socket_path, "POST", LOAD_PATH, load_request(spec, code_dir), wait_secs
+        )
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        raise PodStartError(f"the pod did not take its code: {exc}") from exc
+    if status != 200:
+        try:
+            message = str(json.loads(answer)["error"])
+        except (ValueError, KeyError, TypeError):
+            message = f"the pod refused its code (HTTP {status})"
+        raise PodStartError(message)
