@@ -65,7 +65,7 @@ sandbox:
 
 ## run: the whole platform on the embedded defaults (own PostgreSQL, local pods).
 run: $(STAMP) sandbox
-	@$(BIN)/python -m ignite_server.launcher
+	@$(BIN)/python -m ignite_launcher
 
 ## bench: performance tables (see README, Performance); each script starts
 ## the platform it measures.

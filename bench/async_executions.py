@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from ignite_server.launcher import LocalPlatform, private_state_dir
+from ignite_launcher import LocalPlatform, private_state_dir
 from tests.support import deploy_python, stub_for, wait_terminal
 
 HANDLER = b"""

@@ -39,7 +39,7 @@ from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 
-from ignite_server.launcher import LocalPlatform, temporary_platform
+from ignite_launcher import LocalPlatform, temporary_platform
 from tests.support import SEED_HANDLER, python_source, unique_name
 
 PAYLOAD = b'{"name": "Ada"}'

@@ -5,7 +5,7 @@ the same handler in a fresh ``python`` process; warm invocation latency and
 throughput at concurrency 1 and 32 beside HTTP sent straight to the pod's
 unix socket. The "Invoker" column drives core/invoker.py in-process
 (sandboxed pods, pre-started pool); the "gRPC Invoke" column runs the whole
-platform (ignite_server.launcher.LocalPlatform: embedded PostgreSQL, server)
+platform (ignite_launcher.LocalPlatform: embedded PostgreSQL, server)
 and calls ``ComputeService/Invoke`` on a published app. Ratios are against
 the baseline.
 
@@ -223,7 +223,7 @@ async def run_grpc(cold_runs: int, warm_calls: int) -> dict[str, Value]:
     from dodil.ignite.v1 import ignite_compute_pb2 as compute
     from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 
-    from ignite_server.launcher import LocalPlatform, private_state_dir
+    from ignite_launcher import LocalPlatform, private_state_dir
 
     cells: dict[str, Value] = {}
     with LocalPlatform(private_state_dir("ignite-bench-"), gateway_port=None) as platform:

@@ -1,7 +1,7 @@
 """The same greeting handler in every runtime (Python, Go, Rust, Deno), side by
 side on one platform: build time, cold start, warm latency and throughput.
 
-The script starts the whole platform itself (ignite_server.launcher's
+The script starts the whole platform itself (ignite_launcher's
 LocalPlatform in a fresh state directory, no HTTP gateway) and drives it only
 through the public gRPC API:
 
@@ -45,7 +45,7 @@ from google.protobuf import field_mask_pb2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ignite_server.launcher import LocalPlatform, private_state_dir  # noqa: E402
+from ignite_launcher import LocalPlatform, private_state_dir  # noqa: E402
 from tests.support import SEED_HANDLER  # noqa: E402
 
 ORG = "bench"

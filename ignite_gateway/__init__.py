@@ -19,5 +19,7 @@ The parts:
 * :mod:`.app_relay`, :mod:`.app_urls`, :mod:`.cors` — direct app URLs;
 * :mod:`.mcp` — apps as MCP tools at ``/mcp``;
 * :mod:`.errors`, :mod:`.headers`, :mod:`.metadata`, :mod:`.request_body`,
-  :mod:`.json_body`, :mod:`.config`, :mod:`.log_setup` — what those share.
+  :mod:`.json_body`, :mod:`.config` — what those share.
+
+Its logging set-up is the server's, from ``ignite_common.log_setup``.
 """

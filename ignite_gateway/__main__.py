@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from ignite_common.log_setup import configure as configure_logging
 from ignite_gateway.config import parse_args
-from ignite_gateway.log_setup import configure as configure_logging
 from ignite_gateway.server import serve
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from ignite_common.log_setup import configure
 from ignite_server import config as config_module
 from ignite_server.backends.local.backend import SandboxRequired
-from ignite_server.log_setup import configure
 from ignite_server.server import serve
 
 

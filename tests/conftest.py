@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 
-from ignite_server.launcher import TEMPORARY_STATE_DIRS, LocalPlatform, private_state_dir
+from ignite_launcher import TEMPORARY_STATE_DIRS, LocalPlatform, private_state_dir
 from tests.support import stub_for, unique_name
 
 

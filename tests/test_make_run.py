@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from ignite_server.launcher import free_port, private_state_dir
+from ignite_launcher import free_port, private_state_dir
 from tests.api.test_grpcurl import _run as grpcurl
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ignite_server.launcher import private_state_dir
+from ignite_launcher import private_state_dir
 
 
 def test_production_without_a_sandbox_refuses_to_start() -> None:

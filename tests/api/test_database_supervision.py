@@ -25,7 +25,7 @@ from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ignite_server.launcher import LocalPlatform, private_state_dir
+from ignite_launcher import LocalPlatform, private_state_dir
 from ignite_server.store.embedded import EmbeddedPostgres, _find_binary
 from tests.support import deploy_python, error_info, stub_for, unique_name, wait_terminal
 

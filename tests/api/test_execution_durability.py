@@ -13,7 +13,7 @@ import pytest
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from ignite_server.launcher import LocalPlatform, private_state_dir
+from ignite_launcher import LocalPlatform, private_state_dir
 from tests.support import deploy_python, read_logs, stub_for, unique_name, wait_terminal
 
 SLOW_HANDLER = b"""

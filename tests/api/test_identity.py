@@ -23,9 +23,9 @@ from dodil.ignite.v1 import ignite_identity_pb2 as identity
 from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 from google.protobuf import message_factory
 
+from ignite_launcher import LocalPlatform, private_state_dir
 from ignite_server.api.authorization import POLICY, Access
 from ignite_server.domain.principal import GRANTS, Permission, Role
-from ignite_server.launcher import LocalPlatform, private_state_dir
 from tests.support import SEED_HANDLER, BearerStub, error_info, python_source, unique_name
 
 CANARY_ENV = "canary-env-" + uuid.uuid4().hex

@@ -19,7 +19,7 @@ from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 from dodil.ignite.v1 import ignite_identity_pb2 as identity
 from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
-from ignite_server.launcher import LocalPlatform, free_port, private_state_dir
+from ignite_launcher import LocalPlatform, free_port, private_state_dir
 from tests.support import BearerStub, unique_name
 
 

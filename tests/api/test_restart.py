@@ -5,7 +5,7 @@ from __future__ import annotations
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from ignite_server.launcher import LocalPlatform, private_state_dir
+from ignite_launcher import LocalPlatform, private_state_dir
 from tests.support import SEED_HANDLER, python_source, stub_for
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ignite_server.launcher import LocalPlatform
+from ignite_launcher import LocalPlatform
 from tests.cli.runner import Dodil
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ignite_server.launcher import LocalPlatform, private_state_dir
+from ignite_launcher import LocalPlatform, private_state_dir
 from tests.cli.runner import Dodil
 from tests.support import SEED_HANDLER, unique_name
 

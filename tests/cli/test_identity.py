@@ -12,7 +12,7 @@ import yaml
 from dodil.ignite.v1 import ignite_identity_pb2 as identity
 from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
-from ignite_server.launcher import LocalPlatform, private_state_dir
+from ignite_launcher import LocalPlatform, private_state_dir
 from tests.cli.runner import Dodil
 from tests.support import SEED_HANDLER, BearerStub, unique_name
 

@@ -7,9 +7,9 @@ import json
 import time
 from pathlib import Path
 
+from ignite_launcher import temporary_platform
 from ignite_server.containment.cgroups import CGROUP_ROOT
 from ignite_server.containment.mounts import mounts_under
-from ignite_server.launcher import temporary_platform
 from tests.support import deploy_python, invoke, stub_for
 
 ESCAPE = (Path(__file__).resolve().parent / "escape_python.py").read_bytes()

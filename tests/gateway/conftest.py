@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ignite_gateway.app import Gateway
 from ignite_gateway.config import GatewayConfig
-from ignite_server.launcher import LocalPlatform, temporary_platform
+from ignite_launcher import LocalPlatform, temporary_platform
 from tests.gateway.fakes import FakeCompute, start_fake_server
 
 APPS_DOMAIN = "apps.test"

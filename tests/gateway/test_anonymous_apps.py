@@ -13,8 +13,8 @@ from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 from dodil.ignite.v1 import ignite_identity_pb2 as identity
 from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
+from ignite_launcher import LocalPlatform, private_state_dir
 from ignite_server.domain.principal import Role
-from ignite_server.launcher import LocalPlatform, private_state_dir
 from tests.support import SEED_HANDLER, BearerStub, python_source, unique_name
 
 

@@ -9,7 +9,7 @@ import jwt
 import pytest
 import requests
 
-from ignite_server.launcher import LocalPlatform
+from ignite_launcher import LocalPlatform
 
 
 @pytest.mark.timeout(120)

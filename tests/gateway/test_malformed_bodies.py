@@ -14,7 +14,7 @@ import requests
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
 from ignite_gateway.config import MAX_JSON_BODY_BYTES, MAX_PAYLOAD_BYTES
-from ignite_server.launcher import LocalPlatform
+from ignite_launcher import LocalPlatform
 from tests.support import SEED_HANDLER, deploy_python, python_source, stub_for, unique_name
 
 DEEP = 10_000

@@ -27,8 +27,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from ignite_launcher import LocalPlatform, private_state_dir
 from ignite_server.domain.principal import Role
-from ignite_server.launcher import LocalPlatform, private_state_dir
 from tests.support import SEED_HANDLER, BearerStub, error_info, python_source, unique_name
 
 GREET_SCHEMA = '{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}'

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ignite_server.launcher import temporary_platform
+from ignite_launcher import temporary_platform
 from tests.gateway.conftest import LiveGateway
 
 #: Checks that must hold for every generated request. negative_data_rejection

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ignite_server.launcher import LocalPlatform
+from ignite_launcher import LocalPlatform
 from tests.gateway.conftest import access_token
 from tests.support import SEED_HANDLER, python_source, stub_for, unique_name
 

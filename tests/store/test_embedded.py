@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ignite_server.launcher import private_state_dir
+from ignite_launcher import private_state_dir
 from ignite_server.store.embedded import EmbeddedPostgres, _find_binary
 
 

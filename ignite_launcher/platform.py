@@ -4,14 +4,10 @@ Starts ``ignite-server`` (which starts its embedded PostgreSQL when no
 database URL is given) and ``ignite-gateway`` as child processes, waits until
 both serve, and stops them on exit. `make run`, the end-to-end tests and the
 benchmarks all use it, so they exercise exactly what a user runs.
-
-``python -m ignite_server.launcher`` is `make run`: fixed ports
-(gRPC localhost:50051, HTTP localhost:8080), state in ./.state.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -19,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from ignite_server.containment import sandbox
+from ignite_launcher.state import private_state_dir
 
 #: How long a cold start of the server may take (initdb on a first start).
 START_TIMEOUT_SECS = 90
@@ -38,20 +33,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-#: Temporary state directories this process made (for its own clean-up).
-TEMPORARY_STATE_DIRS: list[Path] = []
-
-
-def private_state_dir(prefix: str = "ignite-") -> Path:
-    """A fresh temporary state directory. World-traversable (0755) because the
-    embedded PostgreSQL runs as its own unprivileged user and must reach its
-    data. Listed in TEMPORARY_STATE_DIRS so its creator can remove it."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)
-    TEMPORARY_STATE_DIRS.append(path)
-    return path
 
 
 class LocalPlatform:
@@ -222,94 +203,3 @@ def temporary_platform(**kwargs: object) -> Iterator[LocalPlatform]:
     """A platform in a fresh state directory (tests, benchmarks)."""
     with LocalPlatform(private_state_dir(), **kwargs) as platform:  # type: ignore[arg-type]
         yield platform
-
-
-def _log_cli_in(platform: LocalPlatform) -> bool:
-    """Point the local `dodil` at this platform and log it in as the platform
-    admin, so the quickstart needs no extra step. The secret travels in the
-    environment, never on a command line."""
-    dodil = Path(sys.executable).parent / "dodil"
-    if not dodil.exists():
-        return False
-    client_id, secret = platform.admin_credentials()
-    env = {**os.environ, "DODIL_CLIENT_SECRET": secret}
-    for argv in (
-        [str(dodil), "ignite", "config", "set", "api_endpoint", platform.grpc_target],
-        [str(dodil), "login", "--client-id", client_id],
-    ):
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            print(f"could not log dodil in: {done.stderr.strip()}", file=sys.stderr)
-            return False
-    return True
-
-
-def _sandbox_line() -> str:
-    """The banner's word on the pod sandbox, in plain words when missing."""
-    try:
-        sandbox.bubblewrap()
-    except sandbox.SandboxUnavailable as exc:
-        return (
-            f"WARNING: app code runs WITHOUT a sandbox ({exc}).\n"
-            "         Apps can reach this machine's files, network and processes. "
-            "Run `make sandbox` (as root) and restart."
-        )
-    if os.geteuid() != 0:
-        return "Pods are sandboxed (bubblewrap, seccomp), under this user's own uid."
-    return "Pods are sandboxed: bubblewrap, seccomp, an unprivileged uid per pod, capped tmpfs."
-
-
-def main() -> None:
-    """`make run`: the platform on fixed local ports until Ctrl-C."""
-    parser = argparse.ArgumentParser(description="Run the local Ignite platform.")
-    env = os.environ.get
-    parser.add_argument("--state-dir", type=Path, default=Path(env("IGNITE_STATE_DIR", ".state")))
-    parser.add_argument("--grpc-port", type=int, default=int(env("IGNITE_GRPC_PORT", "50051")))
-    parser.add_argument("--http-port", type=int, default=int(env("IGNITE_HTTP_PORT", "8080")))
-    args = parser.parse_args()
-    state = args.state_dir.resolve()
-    state.mkdir(parents=True, exist_ok=True)
-    state.chmod(0o755)
-    platform = LocalPlatform(
-        state,
-        grpc_listen=f"localhost:{args.grpc_port}",
-        gateway_port=args.http_port,
-        log_dir=None,
-        auth=True,
-    )
-    stop = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    platform.start()
-    signed_in = _log_cli_in(platform)
-    print(_sandbox_line(), flush=True)
-    print(
-        f"Ignite is running.\n"
-        f"  gRPC   {platform.grpc_target}   (dodil ignite config set api_endpoint "
-        f"{platform.grpc_target})\n"
-        f"  HTTP   {platform.http_url}\n"
-        f"  apps   http://<app>-<org>.{platform.apps_domain}:{platform.gateway_port}\n"
-        f"  logs   {platform.log_dir}\n"
-        f"  admin  {platform.state_dir / 'admin-credentials.json'}"
-        f"{'  (dodil is logged in with it)' if signed_in else ''}\n"
-        f"Press Ctrl-C to stop.",
-        flush=True,
-    )
-    try:
-        while not stop:
-            for name, proc in (("server", platform.server), ("gateway", platform.gateway)):
-                if proc is not None and proc.poll() is not None:
-                    print(f"ignite-{name} exited; see {platform.log_dir}", file=sys.stderr)
-                    stop = True
-            time.sleep(0.5)
-    finally:
-        platform.stop()
-
-
-if __name__ == "__main__":
-    main()

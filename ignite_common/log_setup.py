@@ -1,8 +1,8 @@
-"""structlog set-up of the gateway process: the same lines as the server's.
+"""structlog set-up shared by every Ignite process (server and gateway).
 
-The gateway imports nothing of the server, so it configures its own logging;
-the format (``--log-format``) and the fields are the server's, so that the
-two processes' lines read alike and one parser takes both.
+One module, so that the processes' lines read alike and one parser takes
+them all: the same fields (timestamp, level, the bound context) in the same
+format, chosen by each process's ``--log-format``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,61 @@
+"""`make run` / ``python -m ignite_launcher``: the platform on fixed local
+ports (gRPC localhost:50051, HTTP localhost:8080, or IGNITE_GRPC_PORT and
+IGNITE_HTTP_PORT), state in ./.state (IGNITE_STATE_DIR), until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from ignite_launcher.banner import banner, sandbox_line
+from ignite_launcher.cli_login import log_cli_in
+from ignite_launcher.platform import LocalPlatform
+
+
+def main() -> None:
+    """`make run`: the platform on fixed local ports until Ctrl-C."""
+    parser = argparse.ArgumentParser(description="Run the local Ignite platform.")
+    env = os.environ.get
+    parser.add_argument("--state-dir", type=Path, default=Path(env("IGNITE_STATE_DIR", ".state")))
+    parser.add_argument("--grpc-port", type=int, default=int(env("IGNITE_GRPC_PORT", "50051")))
+    parser.add_argument("--http-port", type=int, default=int(env("IGNITE_HTTP_PORT", "8080")))
+    args = parser.parse_args()
+    state = args.state_dir.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o755)
+    platform = LocalPlatform(
+        state,
+        grpc_listen=f"localhost:{args.grpc_port}",
+        gateway_port=args.http_port,
+        log_dir=None,
+        auth=True,
+    )
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    platform.start()
+    signed_in = log_cli_in(platform)
+    print(sandbox_line(), flush=True)
+    print(banner(platform, signed_in=signed_in), flush=True)
+    try:
+        while not stop:
+            for name, proc in (("server", platform.server), ("gateway", platform.gateway)):
+                if proc is not None and proc.poll() is not None:
+                    print(f"ignite-{name} exited; see {platform.log_dir}", file=sys.stderr)
+                    stop = True
+            time.sleep(0.5)
+    finally:
+        platform.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""What `make run` prints once the platform serves: where it listens, where
+its logs and admin credentials are, and whether app code is sandboxed."""
+
+from __future__ import annotations
+
+import os
+
+from ignite_launcher.platform import LocalPlatform
+from ignite_server.containment import sandbox
+
+
+def sandbox_line() -> str:
+    """The banner's word on the pod sandbox, in plain words when missing."""
+    try:
+        sandbox.bubblewrap()
+    except sandbox.SandboxUnavailable as exc:
+        return (
+            f"WARNING: app code runs WITHOUT a sandbox ({exc}).\n"
+            "         Apps can reach this machine's files, network and processes. "
+            "Run `make sandbox` (as root) and restart."
+        )
+    if os.geteuid() != 0:
+        return "Pods are sandboxed (bubblewrap, seccomp), under this user's own uid."
+    return "Pods are sandboxed: bubblewrap, seccomp, an unprivileged uid per pod, capped tmpfs."
+
+
+def banner(platform: LocalPlatform, *, signed_in: bool) -> str:
+    """The addresses of a running platform; ``signed_in`` when `dodil` was
+    logged in with its admin credentials."""
+    return (
+        f"Ignite is running.\n"
+        f"  gRPC   {platform.grpc_target}   (dodil ignite config set api_endpoint "
+        f"{platform.grpc_target})\n"
+        f"  HTTP   {platform.http_url}\n"
+        f"  apps   http://<app>-<org>.{platform.apps_domain}:{platform.gateway_port}\n"
+        f"  logs   {platform.log_dir}\n"
+        f"  admin  {platform.state_dir / 'admin-credentials.json'}"
+        f"{'  (dodil is logged in with it)' if signed_in else ''}\n"
+        f"Press Ctrl-C to stop."
+    )
