@@ -86,10 +86,7 @@ start kube-apiserver "$K/kube-apiserver" \
   --profiling=false
 WAIT_DAEMON=containerd wait_until 20 "containerd" test -S "$TESTBED_DIR/containerd/containerd.sock"
 # The pods' images: there is no registry to pull them from.
-for image in pause busybox; do
-  ctr --address "$TESTBED_DIR/containerd/containerd.sock" -n k8s.io images import \
-    "$TESTBED_IMAGES/current/$image.tar" >/dev/null
-done
+"$here/load_image.sh" "$TESTBED_IMAGES"/current/{pause,busybox}.tar
 WAIT_DAEMON=kube-apiserver wait_until 60 "kube-apiserver /readyz" kubectl get --raw /readyz
 
 log "starting controller manager, scheduler, kubelet, kube-proxy"
@@ -133,6 +130,7 @@ export TESTBED_NODE=$host
 export TESTBED_POD_CIDR=$TESTBED_POD_CIDR
 export TESTBED_SERVICE_CIDR=$TESTBED_SERVICE_CIDR
 export TESTBED_BRIDGE=$TESTBED_BRIDGE
+export TESTBED_HOST_IP=$gateway
 export TESTBED_CONTAINERD_ADDRESS=$TESTBED_DIR/containerd/containerd.sock
 export TESTBED_PAUSE_IMAGE=ignite.local/testbed/pause:1
 export TESTBED_BUSYBOX_IMAGE=ignite.local/testbed/busybox:1
