@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced; the values are used by the other scripts
 # Settings shared by every test bed script (sourced, never run).
 # Versions key the build cache: bumping one rebuilds only that part.
 # Every value can be overridden from the environment, so CI or a developer

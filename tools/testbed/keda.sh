@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 K=$TESTBED_K8S_BIN
 B=$TESTBED_KEDA_BIN
-[ -x "$B/operator" ] && [ -x "$B/adapter" ] || die "KEDA missing in $B: run tools/testbed/build.sh"
+if [ ! -x "$B/operator" ] || [ ! -x "$B/adapter" ]; then die "KEDA missing in $B: run tools/testbed/build.sh"; fi
 export KUBECONFIG=$TESTBED_DIR/kubeconfig/admin.kubeconfig
 export KUBECACHEDIR=$TESTBED_DIR/kube-cache
 kubectl() { "$K/kubectl" --request-timeout=10s "$@"; }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Starting, waiting for and stopping the bed's daemons (sourced, never run).
 # Each daemon runs in its own session (setsid) with its pid in
 # $TESTBED_DIR/run/NAME.pid and its output in $TESTBED_DIR/logs/NAME.log, so
@@ -65,7 +66,7 @@ stop() {
   done
   for pid in "${pids[@]}"; do
     if running "$pid"; then
-      log "pid $pid ($(tr '\0' ' ' < /proc/$pid/cmdline | cut -c1-60)) did not stop in ${limit}s: killing it"
+      log "pid $pid ($(tr '\0' ' ' < "/proc/$pid/cmdline" | cut -c1-60)) did not stop in ${limit}s: killing it"
       kill -KILL "$pid" 2>/dev/null
     fi
   done
