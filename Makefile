@@ -41,11 +41,13 @@ proto-lint: $(DEPS_DIR)/google/api/annotations.proto
 proto-breaking: $(DEPS_DIR)/google/api/annotations.proto
 	tools/buf_breaking.sh $(DEPS_DIR)
 
-## lint: ruff, mypy and buf on our own code; gen/ is output and skipped.
+## lint: ruff, mypy, the import contracts (import-linter, in pyproject.toml)
+## and buf on our own code; gen/ is output and skipped.
 lint: $(STAMP) proto-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

@@ -30,6 +30,7 @@ from pathlib import Path
 import aiohttp
 from ulid import ULID
 
+from ignite_server.backends.local import LocalBackend
 from ignite_server.builds.python import PythonPipeline, default_interpreter
 from ignite_server.core.invoker import Invoker
 from ignite_server.domain.models import (
@@ -162,7 +163,7 @@ async def run(cold_runs: int, warm_calls: int) -> list[Row]:
     await PythonPipeline().build(
         BuildRequest(RuntimeSpec(RuntimeKind.PYTHON), src, artifact, work / "cache", print)
     )
-    invoker = Invoker.local(work / "state")
+    invoker = Invoker(LocalBackend(work / "state"), owns_backend=True)
     rows: list[Row] = []
     try:
         await first_byte(invoker, target(artifact, "warmup", 0))  # fills the pool

@@ -25,6 +25,7 @@ from ignite_server.api.compute_service import ComputeService
 from ignite_server.api.grpc_server import COMPUTE_SERVICE, IDENTITY_SERVICE, GrpcServer
 from ignite_server.api.identity_service import IdentityService
 from ignite_server.api.rpc_boundary import Authenticate
+from ignite_server.backends.local import LocalBackend
 from ignite_server.builds.registry import default_pipelines
 from ignite_server.config import Config
 from ignite_server.core.app_views import AppViews, PublicUrls
@@ -78,13 +79,14 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
             )
         )
 
-    return Invoker.local(
+    backend = LocalBackend(
         config.state_dir,
         sandbox=config.sandbox,  # type: ignore[arg-type]
         production=config.production,
         allow_unsandboxed=config.allow_unsandboxed,
         log_sink=sink,
     )
+    return Invoker(backend, owns_backend=True)
 
 
 async def _local_admin(authorization: str | None) -> Principal:

@@ -2,7 +2,7 @@
 
 Python is interpreted, so the "build" is: copy the project to ``app/``,
 install ``requirements.txt`` (if any) into ``deps/`` in the build sandbox
-(core/requirements.py says what the file may hold), and write
+(domain/requirements.py says what the file may hold), and write
 ``ignite-launch.json`` telling the pod backend how to start the managed
 runtime (runtimes/python/ignite_runtime.py) on it.
 
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ignite_server.builds.subprocess_build import Deadline, Sandbox, network_env, run_step
-from ignite_server.core import requirements as app_requirements
+from ignite_server.domain import requirements as app_requirements
 from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.models import RuntimeKind
 from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest

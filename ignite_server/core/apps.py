@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from ignite_server.core import archives, defaults, requirements
+from ignite_server.core import archives, defaults
 from ignite_server.core.app_views import AppViews
 from ignite_server.core.paging import decode_token, encode_token
 from ignite_server.core.rollout import Rollout
@@ -31,6 +31,7 @@ from ignite_server.core.validation import (
     check_page_size,
     normalize_settings,
 )
+from ignite_server.domain import requirements
 from ignite_server.domain.errors import InvalidArgument, NotFound
 from ignite_server.domain.models import (
     App,
@@ -53,6 +54,16 @@ log = structlog.get_logger(__name__)
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _check_requirements(code: CodeUpload) -> None:
+    """A Python archive's requirements file holds what a server-side
+    install should (domain/requirements.py), or the upload is refused."""
+    if code.kind != UploadKind.ARCHIVE:
+        return
+    content = archives.read_file(code.data, requirements.FILE_NAME, requirements.MAX_FILE_BYTES)
+    if content is not None:
+        requirements.check(content.decode("utf-8", "replace"))
 
 
 async def stored_app(store: AppStore, organization: str, name: str) -> App | None:
@@ -186,7 +197,7 @@ class Apps:
         if code.kind in (UploadKind.ARCHIVE, UploadKind.IMAGE_FROM_CODE):
             archives.check(code.data)
         if runtime is not None and runtime.kind == RuntimeKind.PYTHON:
-            requirements.check_upload(code)
+            _check_requirements(code)
         if code.kind == UploadKind.PREBUILT_IMAGE and not code.image_ref:
             raise InvalidArgument(
                 "image.prebuilt.image_ref is required",

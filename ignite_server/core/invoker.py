@@ -1,20 +1,11 @@
 """Running invocations on pods: ports/app_runner.py's ``AppRunner``.
 
-Construction (server start-up)::
+Construction (server start-up, server.py)::
 
-    invoker = Invoker.local(
-        state_dir,                    # the server's state directory
-        sandbox="auto",               # see backends/local/backend.py
-        production=False,
-        allow_unsandboxed=False,
-        log_sink=store_app_log,       # PodLogRecord per line an app prints
-    )
+    invoker = Invoker(backend, owns_backend=True)   # any PodBackend
     ...
     async for frame in invoker.invoke(target, request, execution_id): ...
-    await invoker.close()
-
-or ``Invoker(backend)`` around any ``PodBackend`` (then the caller closes
-the backend after the invoker).
+    await invoker.close()                            # closes the backend too
 
 An invocation finds the ``Revision`` (core/revision.py) of its app
 version, acquires a slot on a ready pod (held while a pod starts, bounded by
@@ -42,8 +33,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import aiohttp
 import structlog
@@ -65,7 +55,7 @@ from ignite_server.domain.models import (
     RunTarget,
 )
 from ignite_server.ports.app_runner import DeploymentStatus
-from ignite_server.ports.pod_backend import ExitReason, LogSink, PodBackend, PodSpec
+from ignite_server.ports.pod_backend import ExitReason, PodBackend, PodSpec
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -120,35 +110,6 @@ class Invoker:
         #: Revisions no longer routed to, whose pods are finishing.
         self._draining: set[Revision] = set()
         self._closed = False
-
-    @classmethod
-    def local(
-        cls,
-        state_dir: Path,
-        *,
-        sandbox: Literal["auto", "required", "off"] = "auto",
-        production: bool = False,
-        allow_unsandboxed: bool = False,
-        log_sink: LogSink | None = None,
-        queue_depth: int = DEFAULT_QUEUE_DEPTH,
-        activation_timeout_secs: float = DEFAULT_ACTIVATION_TIMEOUT_SECS,
-    ) -> Invoker:
-        """An invoker on a ``LocalBackend`` of its own (closed with it)."""
-        from ignite_server.backends.local import LocalBackend
-
-        backend = LocalBackend(
-            state_dir,
-            sandbox=sandbox,
-            production=production,
-            allow_unsandboxed=allow_unsandboxed,
-            log_sink=log_sink,
-        )
-        return cls(
-            backend,
-            queue_depth=queue_depth,
-            activation_timeout_secs=activation_timeout_secs,
-            owns_backend=True,
-        )
 
     # --- AppRunner -------------------------------------------------------------
 

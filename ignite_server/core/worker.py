@@ -90,6 +90,26 @@ class _Outcome:
     retention_ms: int | None = None
 
 
+def answer_outcome(status_code: int) -> tuple[ExecutionStatus, str, bool]:
+    """(status, error_class, retried) of an execution the handler answered,
+    by its HTTP status (the table in the module docstring)."""
+    if status_code >= 500:
+        return ExecutionStatus.FAILED, "user_code", True
+    if status_code >= 400:
+        return ExecutionStatus.FAILED, "client", False
+    return ExecutionStatus.COMPLETED, "", False
+
+
+def failure_outcome(err: IgniteError) -> tuple[ExecutionStatus, str, bool]:
+    """(status, error_class, retried) of an execution that got no answer."""
+    if isinstance(err, DeadlineExceeded):
+        return ExecutionStatus.TIMEOUT, "user_code", False
+    if isinstance(err, (NotFound, FailedPrecondition, InvalidArgument)):
+        # The app or its version is gone, or cannot run: retrying won't help.
+        return ExecutionStatus.FAILED, "client", False
+    return ExecutionStatus.FAILED, "platform", True
+
+
 def _handler_error(body: bytes) -> str:
     """The message of a runtime's `{"error": "..."}` answer, or the body."""
     with contextlib.suppress(ValueError, AttributeError):
@@ -255,7 +275,8 @@ class ExecutionWorkers:
                 execution.organization, execution.app, execution.requested_version
             )
         except (NotFound, FailedPrecondition, InvalidArgument) as err:
-            return _Outcome(ExecutionStatus.FAILED, error=err.message, error_class="client")
+            status, error_class, retry = failure_outcome(err)
+            return _Outcome(status, error=err.message, error_class=error_class, retry=retry)
         version = target.version.version
         keep = retention_ms(target.app)
         status_code = 0
@@ -277,33 +298,22 @@ class ExecutionWorkers:
                         )
                 elif isinstance(frame, ResponseTrailer):
                     trailer = frame
-        except DeadlineExceeded as err:
-            return _Outcome(
-                ExecutionStatus.TIMEOUT,
-                error=err.message,
-                error_class="user_code",
-                function_version=version,
-                execution_ms=int((time.monotonic() - started) * 1000),
-                retention_ms=keep,
-            )
         except IgniteError as err:
+            status, error_class, retry = failure_outcome(err)
+            timed_out = status == ExecutionStatus.TIMEOUT
             return _Outcome(
-                ExecutionStatus.FAILED,
+                status,
                 error=err.message,
-                error_class="platform",
-                retry=True,
+                error_class=error_class,
+                retry=retry,
                 function_version=version,
+                execution_ms=int((time.monotonic() - started) * 1000) if timed_out else 0,
                 retention_ms=keep,
             )
         # Time in the handler excludes waiting for a pod to start.
         elapsed = max(0, int((time.monotonic() - started) * 1000) - trailer.cold_start_ms)
         result = bytes(body)
-        if status_code >= 500:
-            status, error_class, retry = ExecutionStatus.FAILED, "user_code", True
-        elif status_code >= 400:
-            status, error_class, retry = ExecutionStatus.FAILED, "client", False
-        else:
-            status, error_class, retry = ExecutionStatus.COMPLETED, "", False
+        status, error_class, retry = answer_outcome(status_code)
         return _Outcome(
             status,
             result,

@@ -38,6 +38,7 @@ from ignite_server.domain.models import (
 )
 from ignite_server.ports.build_pipeline import BuildRequest
 from ignite_server.ports.pod_backend import PodLogRecord
+from tests.support import local_invoker
 
 REPO = Path(__file__).resolve().parents[2]
 #: Kept between runs (and shared by parallel workers: the pipeline's cache
@@ -209,6 +210,6 @@ def app_logs() -> list[PodLogRecord]:
 @pytest.fixture(scope="session")
 async def invoker(workdir: Path, app_logs: list[PodLogRecord]) -> AsyncIterator[Invoker]:
     """One sandboxed invoker per test worker."""
-    inv = Invoker.local(workdir / "state", sandbox="required", log_sink=app_logs.append)
+    inv = local_invoker(workdir / "state", sandbox="required", log_sink=app_logs.append)
     yield inv
     await inv.close()

@@ -15,6 +15,7 @@ from ignite_server.core.invoker import Invoker
 from ignite_server.domain.errors import ResourceExhausted, Unavailable
 from ignite_server.domain.models import DeploymentState, RunTarget, ScaleMetric
 from tests.core.conftest import Builder, call, make_target
+from tests.support import local_invoker
 
 SLEEPY = """import time
 
@@ -85,7 +86,7 @@ async def test_reserved_capacity_stays_warm(invoker: Invoker, build: Builder) ->
 
 
 async def test_a_full_queue_answers_resource_exhausted(build: Builder, workdir: Path) -> None:
-    small = Invoker.local(workdir / "state-queue", sandbox="required", queue_depth=2)
+    small = local_invoker(workdir / "state-queue", sandbox="required", queue_depth=2)
     try:
         target = make_target(await build({"handler.py": SLEEPY}), max_concurrency=1, max_replicas=1)
         assert (await call(small, target, b"0")).status == 200  # warm: one pod, one slot
@@ -104,7 +105,7 @@ async def test_a_full_queue_answers_resource_exhausted(build: Builder, workdir: 
 async def test_an_activation_past_its_deadline_answers_unavailable(
     build: Builder, workdir: Path
 ) -> None:
-    hasty = Invoker.local(
+    hasty = local_invoker(
         workdir / "state-hasty", sandbox="required", activation_timeout_secs=0.001
     )
     try:

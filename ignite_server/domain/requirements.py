@@ -25,9 +25,7 @@ import re
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from ignite_server.core import archives
 from ignite_server.domain.errors import InvalidArgument
-from ignite_server.domain.models import CodeUpload, UploadKind
 
 #: The one per-requirement option a server-side install may use.
 HASH_OPTION = re.compile(r"--hash[= ]\S+")
@@ -40,16 +38,6 @@ MAX_LINE_CHARS = 4096
 MAX_FILE_BYTES = 256 * 1024
 #: Where pip reads it: the root of the app's code.
 FILE_NAME = "requirements.txt"
-
-
-def check_upload(code: CodeUpload) -> None:
-    """Check the requirements file of a Python upload (an archive's root
-    ``requirements.txt``), raising InvalidArgument as ``check`` does."""
-    if code.kind != UploadKind.ARCHIVE:
-        return
-    content = archives.read_file(code.data, FILE_NAME, MAX_FILE_BYTES)
-    if content is not None:
-        check(content.decode("utf-8", "replace"))
 
 
 def check(text: str) -> list[str]:
