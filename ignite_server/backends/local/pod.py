@@ -53,7 +53,7 @@ KILL_WAIT_SECS = 10.0
 
 
 class LocalPod:
-    """A pod of the local backend (see backends/protocol.py ``Pod``)."""
+    """A pod of the local backend (see ports/pod_backend.py ``Pod``)."""
 
     def __init__(
         self,
