@@ -5,7 +5,7 @@ PYTHON   ?= python3.11
 VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
-PROTOS   := $(wildcard proto/dodil/ignite/v1/*.proto)
+PROTOS   := $(wildcard proto/dodil/ignite/v1/*.proto) proto/externalscaler/externalscaler.proto
 DEPS_DIR := build/proto-deps
 # Tests run in parallel; each worker shares one platform per session.
 TEST_WORKERS ?= auto
@@ -25,7 +25,7 @@ $(DEPS_DIR)/google/api/annotations.proto: $(STAMP)
 
 ## gen: regenerate gen/ from proto/ (Python messages, .pyi stubs, grpc stubs).
 gen: $(STAMP) $(DEPS_DIR)/google/api/annotations.proto
-	rm -rf gen/dodil
+	rm -rf gen/dodil gen/externalscaler
 	$(BIN)/python -m grpc_tools.protoc -I proto -I $(DEPS_DIR) \
 	  --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
 

@@ -48,6 +48,18 @@ class Config:
     oidc_algorithms: tuple[str, ...]
     oidc_organization_claim: str
     oidc_roles_claim: str
+    #: Where pods run: "local" (sandboxed processes) or "kubernetes".
+    backend: str = "local"
+    #: The Kubernetes backend's settings (docs/kubernetes.md).
+    kubeconfig: str = ""
+    namespace: str = "default"
+    kubernetes_python_image: str = "ignite.local/runtime/python:3.11"
+    kubernetes_native_image: str = "ignite.local/runtime/native:1"
+    kubernetes_image_pull_policy: str = "IfNotPresent"
+    artifact_listen: str = "0.0.0.0:8090"
+    artifact_url: str = ""
+    keda_scaler_listen: str = "0.0.0.0:9090"
+    keda_scaler_address: str = ""
 
 
 def is_loopback(listen: str) -> bool:
@@ -169,6 +181,55 @@ def parse(argv: list[str] | None = None) -> Config:
         "--oidc-organization-claim", default=env("IGNITE_OIDC_ORGANIZATION_CLAIM", "org")
     )
     parser.add_argument("--oidc-roles-claim", default=env("IGNITE_OIDC_ROLES_CLAIM", "roles"))
+    parser.add_argument(
+        "--backend",
+        choices=("local", "kubernetes"),
+        default=env("IGNITE_BACKEND", "local"),
+        help="where pods run: sandboxed local processes, or a Kubernetes cluster",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        default=env("IGNITE_KUBECONFIG", ""),
+        help="kubeconfig of the cluster (empty: the in-cluster service account)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=env("IGNITE_NAMESPACE", "default"),
+        help="namespace of the apps' Deployments, Services and ScaledObjects",
+    )
+    parser.add_argument(
+        "--kubernetes-python-image",
+        default=env("IGNITE_KUBERNETES_PYTHON_IMAGE", "ignite.local/runtime/python:3.11"),
+    )
+    parser.add_argument(
+        "--kubernetes-native-image",
+        default=env("IGNITE_KUBERNETES_NATIVE_IMAGE", "ignite.local/runtime/native:1"),
+    )
+    parser.add_argument(
+        "--kubernetes-image-pull-policy",
+        choices=("IfNotPresent", "Always", "Never"),
+        default=env("IGNITE_KUBERNETES_IMAGE_PULL_POLICY", "IfNotPresent"),
+    )
+    parser.add_argument(
+        "--artifact-listen",
+        default=env("IGNITE_ARTIFACT_LISTEN", "0.0.0.0:8090"),
+        help="host:port where pods fetch artifacts (kubernetes backend)",
+    )
+    parser.add_argument(
+        "--artifact-url",
+        default=env("IGNITE_ARTIFACT_URL", ""),
+        help="URL prefix pods reach the artifact listener by (default: http://<listen>)",
+    )
+    parser.add_argument(
+        "--keda-scaler-listen",
+        default=env("IGNITE_KEDA_SCALER_LISTEN", "0.0.0.0:9090"),
+        help="host:port of KEDA's external-push scaler (kubernetes backend)",
+    )
+    parser.add_argument(
+        "--keda-scaler-address",
+        default=env("IGNITE_KEDA_SCALER_ADDRESS", ""),
+        help="host:port KEDA dials for the scaler (default: the listen address)",
+    )
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -206,4 +267,14 @@ def parse(argv: list[str] | None = None) -> Config:
         oidc_algorithms=tuple(a.strip() for a in args.oidc_algorithms.split(",") if a.strip()),
         oidc_organization_claim=args.oidc_organization_claim,
         oidc_roles_claim=args.oidc_roles_claim,
+        backend=args.backend,
+        kubeconfig=args.kubeconfig,
+        namespace=args.namespace,
+        kubernetes_python_image=args.kubernetes_python_image,
+        kubernetes_native_image=args.kubernetes_native_image,
+        kubernetes_image_pull_policy=args.kubernetes_image_pull_policy,
+        artifact_listen=args.artifact_listen,
+        artifact_url=args.artifact_url,
+        keda_scaler_listen=args.keda_scaler_listen,
+        keda_scaler_address=args.keda_scaler_address,
     )

@@ -25,6 +25,7 @@ from ignite_server.api.compute_service import ComputeService
 from ignite_server.api.grpc_server import COMPUTE_SERVICE, IDENTITY_SERVICE, GrpcServer
 from ignite_server.api.identity_service import IdentityService
 from ignite_server.api.rpc_boundary import Authenticate
+from ignite_server.backends.kubernetes import KubernetesBackend, KubernetesSettings
 from ignite_server.backends.local import LocalBackend
 from ignite_server.builds.registry import default_pipelines
 from ignite_server.config import Config
@@ -79,6 +80,20 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
             )
         )
 
+    if config.backend == "kubernetes":
+        settings = KubernetesSettings(
+            namespace=config.namespace,
+            kubeconfig=config.kubeconfig,
+            python_image=config.kubernetes_python_image,
+            native_image=config.kubernetes_native_image,
+            artifact_listen=config.artifact_listen,
+            artifact_url=config.artifact_url,
+            scaler_listen=config.keda_scaler_listen,
+            scaler_address=config.keda_scaler_address,
+            state_dir=config.state_dir,
+            image_pull_policy=config.kubernetes_image_pull_policy,
+        )
+        return Invoker(KubernetesBackend(settings, log_sink=sink), owns_backend=True)
     backend = LocalBackend(
         config.state_dir,
         sandbox=config.sandbox,  # type: ignore[arg-type]
@@ -165,6 +180,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         artifacts = Artifacts(blobs, default_pipelines(), config.state_dir / "cache")
         runner = make_runner(config, logs)
         stack.push_async_callback(runner.close)
+        if isinstance(runner.backend, KubernetesBackend):
+            await runner.backend.open()
         drafts = DraftBuilds(store, artifacts, logs)
         targets = RunTargets(store, artifacts, drafts)
         rollout = Rollout(runner, targets)

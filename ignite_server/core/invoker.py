@@ -204,8 +204,17 @@ class Invoker:
         them finish first; ``close`` stops whatever is left), so a publish
         never waits for an old version's slow requests."""
         doomed = [key for key in self._revisions if key[0] == app_id and key[1] != keep_version]
-        for key in doomed:
-            self._spawn_retire(self._revisions.pop(key))
+        drains = [self._spawn_retire(self._revisions.pop(key)) for key in doomed]
+        if keep_version is None:
+            self._track(asyncio.create_task(self._remove(app_id, drains)))
+
+    async def _remove(self, app_id: str, drains: list[asyncio.Task[None]]) -> None:
+        """Once the deleted app's pods are gone, what the backend keeps for it goes too."""
+        await asyncio.gather(*drains, return_exceptions=True)
+        try:
+            await self.backend.remove_app(app_id)
+        except Exception:
+            log.exception("removing the app from the backend failed", app=app_id)
 
     async def close(self) -> None:
         """Stop the supervisor and every pod (and the backend, if owned)."""
@@ -256,12 +265,16 @@ class Invoker:
             revision.autoscaler.scaling = target.app.scaling
         return revision
 
-    def _spawn_retire(self, revision: Revision) -> None:
+    def _spawn_retire(self, revision: Revision) -> asyncio.Task[None]:
         self._draining.add(revision)
-        task = asyncio.create_task(revision.drain())
+        task = self._track(asyncio.create_task(revision.drain()))
+        task.add_done_callback(lambda _: self._draining.discard(revision))
+        return task
+
+    def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
-        task.add_done_callback(lambda _: self._draining.discard(revision))
+        return task
 
     def _ensure_supervisor(self) -> None:
         if self._supervisor is None or self._supervisor.done():
@@ -286,6 +299,7 @@ def _spec(target: RunTarget) -> PodSpec:
         env=dict(target.app.env),
         resources=target.resources,
         max_concurrency=target.app.max_concurrency or DEFAULT_MAX_CONCURRENCY,
+        scaling=target.app.scaling,
     )
 
 

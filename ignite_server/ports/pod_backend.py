@@ -5,7 +5,8 @@ A backend starts a pod from a built artifact directory (whose
 is ready and when and why it exits, and stops it. It knows nothing about
 scaling or requests: core/invoker.py decides how many pods run and sends
 them HTTP through ``Pod.connector()``. Implementations: backends/local
-(sandboxed child processes).
+(sandboxed child processes), backends/kubernetes (Deployments scaled by
+KEDA on the demand ``start`` and ``stop`` express).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Protocol
 
 import aiohttp
 
-from ignite_server.domain.models import LogStream, Resources
+from ignite_server.domain.models import LogStream, Resources, Scaling
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class PodSpec:
     resources: Resources
     #: Requests the platform sends the pod at once (>= 1).
     max_concurrency: int
+    #: The app's scaling bounds, for backends whose cluster scales pods
+    #: itself (Kubernetes: the ScaledObject's replica bounds and cooldown).
+    scaling: Scaling | None = None
 
 
 class ExitReason(enum.StrEnum):
@@ -161,6 +165,11 @@ class PodBackend(Protocol):
 
         Raises PodStartError when it cannot start or never becomes ready.
         """
+        ...
+
+    async def remove_app(self, app_id: str) -> None:
+        """The app is deleted: remove whatever the backend keeps for it
+        beyond its pods (a cluster's objects). Its pods are stopped first."""
         ...
 
     async def close(self) -> None:

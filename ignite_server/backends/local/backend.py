@@ -185,6 +185,9 @@ class LocalBackend:
             return await self._start_pooled(spec, manifest)
         return await self._start_direct(spec, manifest)
 
+    async def remove_app(self, app_id: str) -> None:
+        """Nothing outlives a local app's pods."""
+
     async def close(self) -> None:
         """Stop every pod and pool, and remove the backend's cgroups."""
         self._closed = True

@@ -1,0 +1,420 @@
+"""The Kubernetes pod backend (ports/pod_backend.py ``PodBackend``).
+
+Construction (server.py)::
+
+    backend = KubernetesBackend(settings, log_sink=sink)
+    await backend.open()        # API client, pod watch, artifact and scaler listeners
+    pod = await backend.start(spec)   # a ready pod of spec's revision
+    ...
+    await backend.close()
+
+How the platform's pods map onto the cluster: the server's autoscaler and
+activator (core/revision.py) stay the one place that decides how many pods
+a version runs. ``start(spec)`` makes sure the revision's objects exist
+(objects.py: Deployment, Service, NetworkPolicy, ScaledObject, under the
+app's ConfigMap), then asks for one more pod: the revision's demand rises,
+KEDA hears it on the scaler's push stream (scaler.py) and scales the
+Deployment, and ``start`` returns a handle on the next pod that answers its
+health probe (revision_pods.py). ``Pod.stop`` gives the pod back: its
+demand falls and KEDA scales the Deployment down, removing released pods
+first (pod-deletion cost); a pod stopped with no grace (a request ran past
+its timeout) is deleted at once. One watch over the namespace's pods feeds
+every revision; each running pod's output is followed into the app's logs.
+Deleting an app deletes its ConfigMap and, by label, everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from ignite_server.backends.kubernetes import objects
+from ignite_server.backends.kubernetes import pod as pods
+from ignite_server.backends.kubernetes.artifact_server import ArtifactServer
+from ignite_server.backends.kubernetes.objects import Artifact, Revision
+from ignite_server.backends.kubernetes.pod import KubernetesPod
+from ignite_server.backends.kubernetes.pod_logs import follow
+from ignite_server.backends.kubernetes.revision_pods import RevisionPods
+from ignite_server.backends.kubernetes.scaler import Demand, ScalerServer
+from ignite_server.backends.kubernetes.settings import KubernetesSettings
+from ignite_server.backends.local.manifest import LaunchManifest, ManifestError
+from ignite_server.backends.local.pod_logs import PodLogDemux
+from ignite_server.domain.models import Scaling
+from ignite_server.ports.pod_backend import BackendInfo, LogSink, PodSpec, PodStartError
+
+log = structlog.get_logger(__name__)
+
+#: A broken watch is resumed after this pause (the apiserver restarting).
+WATCH_RETRY_SECS = 1.0
+#: Server-side watch length; the watch then resumes from the last version.
+WATCH_SECS = 300
+PYTHON_COMMAND: tuple[str, ...] = (
+    "/usr/bin/python3",
+    "-I",
+    "-S",
+    "-B",
+    "/opt/ignite/runtime/ignite_runtime.py",
+)
+CODE_PLACEHOLDER = "{code}"
+
+
+class KubernetesBackend:
+    """App pods as Deployments in one namespace (see the module docstring)."""
+
+    def __init__(self, settings: KubernetesSettings, *, log_sink: LogSink) -> None:
+        self.settings = settings
+        self._sink = log_sink
+        self._demand = Demand()
+        self._artifacts = ArtifactServer(
+            settings.state_dir, settings.artifact_listen, settings.artifact_url
+        )
+        self._scaler = ScalerServer(self._demand, settings.scaler_listen, settings.scaler_address)
+        self._api: client.ApiClient | None = None
+        self._revisions: dict[str, RevisionPods] = {}
+        self._ensured: dict[str, asyncio.Task[None]] = {}
+        self._app_owners: dict[str, dict[str, Any]] = {}
+        self._demuxes: dict[str, PodLogDemux] = {}
+        self._following: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._watch: asyncio.Task[None] | None = None
+        self._probe_session: aiohttp.ClientSession | None = None
+        self._watch_ready = asyncio.Event()
+
+    @property
+    def info(self) -> BackendInfo:
+        return BackendInfo(sandboxed=True)
+
+    # --- life ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect to the cluster and start the watch and the listeners."""
+        if self.settings.kubeconfig:
+            cfg = client.Configuration()
+            await config.load_kube_config(
+                config_file=self.settings.kubeconfig, client_configuration=cfg
+            )
+            self._api = client.ApiClient(cfg)
+        else:
+            config.load_incluster_config()
+            self._api = client.ApiClient()
+        self._probe_session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None), connector=aiohttp.TCPConnector(limit=0)
+        )
+        await self._artifacts.start()
+        await self._scaler.start()
+        self._watch = asyncio.create_task(self._watch_pods())
+        async with asyncio.timeout(30):
+            await self._watch_ready.wait()
+        log.info(
+            "kubernetes.backend.ready",
+            namespace=self.settings.namespace,
+            scaler=self._scaler.address,
+            artifacts=self._artifacts.url,
+        )
+
+    async def close(self) -> None:
+        """Stop watching and serving; the cluster's objects stay (their
+        demand is gone, so KEDA scales them to zero)."""
+        for revision in self._revisions.values():
+            revision.close()
+        tasks = [self._watch, *self._following.values(), *self._tasks, *self._ensured.values()]
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+        await self._scaler.close()
+        await self._artifacts.close()
+        if self._probe_session is not None:
+            await self._probe_session.close()
+        if self._api is not None:
+            await self._api.close()
+
+    # --- PodBackend --------------------------------------------------------------
+
+    async def start(self, spec: PodSpec) -> KubernetesPod:
+        revision = await self._revision(spec)
+        pods_of = self._revisions.get(revision.name)
+        if pods_of is None:
+            assert self._probe_session is not None
+            pods_of = RevisionPods(
+                revision,
+                self._demand,
+                lambda name: self._demux(name, spec),
+                self._stop,
+                self._probe_session,
+            )
+            self._revisions[revision.name] = pods_of
+        await self._ensure(revision, spec.scaling)
+        return await pods_of.take()
+
+    async def remove_app(self, app_id: str) -> None:
+        """Delete every object of the app: its ConfigMap (the owner of the
+        rest, for the garbage collector) and, by label, the rest at once."""
+        core, apps, net, custom = self._clients()
+        ns = self.settings.namespace
+        selector = objects.app_selector(app_id)
+        self._app_owners.pop(app_id, None)
+        for name in [n for n, r in self._revisions.items() if r.revision.spec.app_id == app_id]:
+            self._revisions.pop(name).close()
+            task = self._ensured.pop(name, None)
+            if task is not None:
+                task.cancel()
+        deletions: list[Any] = [
+            core.delete_collection_namespaced_config_map(ns, label_selector=selector),
+            apps.delete_collection_namespaced_deployment(
+                ns, label_selector=selector, propagation_policy="Background"
+            ),
+            net.delete_collection_namespaced_network_policy(ns, label_selector=selector),
+            custom.delete_collection_namespaced_custom_object(
+                "keda.sh", "v1alpha1", ns, "scaledobjects", label_selector=selector
+            ),
+        ]
+        # Services have no collection delete.
+        services = await core.list_namespaced_service(ns, label_selector=selector)
+        deletions += [core.delete_namespaced_service(s.metadata.name, ns) for s in services.items]
+        results = await asyncio.gather(*deletions, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception) and not _status(result, 404):
+                log.warning("kubernetes.remove_app.failed", app=app_id, error=str(result))
+        log.info("kubernetes.app.removed", app=app_id)
+
+    # --- revisions -------------------------------------------------------------
+
+    async def _revision(self, spec: PodSpec) -> Revision:
+        try:
+            manifest = await asyncio.to_thread(LaunchManifest.load, spec.artifact_dir)
+        except ManifestError as exc:
+            raise PodStartError(str(exc)) from None
+        if manifest.prestart and manifest.prestart.startswith("python"):
+            image, command = self.settings.python_image, tuple(PYTHON_COMMAND)
+        elif manifest.argv[0].startswith(CODE_PLACEHOLDER):
+            image = self.settings.native_image
+            command = tuple(manifest.resolved_argv(objects.CODE_DIR))
+        else:
+            raise PodStartError(
+                f"the Kubernetes backend has no runtime image for {Path(manifest.argv[0]).name}"
+                " apps yet (Python, Go and Rust run on it)"
+            )
+        sha256 = await self._artifacts.publish(spec.artifact_dir)
+        artifact = Artifact(
+            url=self._artifacts.url_of(sha256), token=self._artifacts.token(sha256), sha256=sha256
+        )
+        return Revision(
+            spec=spec,
+            image=image,
+            command=command,
+            runtime_env=manifest.env,
+            artifact=artifact,
+            fetch_image=self.settings.python_image,
+        )
+
+    async def _ensure(self, revision: Revision, scaling: Scaling | None) -> None:
+        """Create the revision's objects once per process (shared by
+        concurrent starts); a failure is retried by the next start."""
+        task = self._ensured.get(revision.name)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = asyncio.create_task(self._create(revision, scaling))
+            self._ensured[revision.name] = task
+        try:
+            await asyncio.shield(task)
+        except ApiException as exc:
+            raise PodStartError(
+                f"the cluster refused the app's objects: {exc.status} {exc.reason}"
+            ) from None
+
+    async def _create(self, revision: Revision, scaling: Scaling | None) -> None:
+        core, apps, net, custom = self._clients()
+        ns = self.settings.namespace
+        app_owner = await self._app_owner(revision.spec.app_id)
+        dep_manifest = objects.deployment(revision, app_owner, self.settings.image_pull_policy)
+        try:
+            dep = await apps.create_namespaced_deployment(ns, dep_manifest)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            dep = await apps.read_namespaced_deployment(revision.name, ns)
+        dep_owner = objects.owner("Deployment", "apps/v1", revision.name, dep.metadata.uid)
+        scaling = scaling or Scaling(
+            max_replicas=10, reserved_capacity=0, scale_threshold=0,
+            scale_metric=0, scaledown_period_secs=300,  # type: ignore[arg-type]
+        )  # fmt: skip
+        scaled = objects.scaled_object(
+            revision,
+            dep_owner,
+            self._scaler.address,
+            min_replicas=scaling.reserved_capacity,
+            max_replicas=scaling.max_replicas,
+            cooldown_secs=scaling.scaledown_period_secs,
+        )
+        await asyncio.gather(
+            _create_or_keep(
+                core.create_namespaced_service(ns, objects.service(revision, dep_owner))
+            ),
+            _create_or_keep(
+                net.create_namespaced_network_policy(
+                    ns, objects.network_policy(revision, dep_owner)
+                )
+            ),
+            _create_or_replace_scaled_object(custom, ns, scaled),
+        )
+        log.info("kubernetes.revision.created", revision=revision.name, app=revision.spec.app_id)
+
+    async def _app_owner(self, app_id: str) -> dict[str, Any]:
+        known = self._app_owners.get(app_id)
+        if known is not None:
+            return known
+        core = self._clients()[0]
+        ns = self.settings.namespace
+        name = objects.app_object_name(app_id)
+        try:
+            cm = await core.create_namespaced_config_map(ns, objects.app_object(app_id))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            cm = await core.read_namespaced_config_map(name, ns)
+        owner = objects.owner("ConfigMap", "v1", name, cm.metadata.uid)
+        self._app_owners[app_id] = owner
+        return owner
+
+    async def _stop(self, handle: KubernetesPod, grace_secs: float) -> None:
+        revision = self._revision_of_pod(handle.name)
+        if revision is None:
+            return
+        core = self._clients()[0]
+        ns = self.settings.namespace
+        revision.release(handle)
+        try:
+            if grace_secs <= 0:
+                # A handler still runs past its timeout: cut it off now; the
+                # ReplicaSet makes a fresh pod if the demand still wants one.
+                revision.condemned.add(handle.name)
+                await core.delete_namespaced_pod(handle.name, ns, grace_period_seconds=0)
+            else:
+                await core.patch_namespaced_pod(
+                    handle.name,
+                    ns,
+                    {"metadata": {"annotations": {objects.DELETION_COST: objects.RELEASED_COST}}},
+                )
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("kubernetes.pod.stop_failed", pod=handle.name, error=str(exc))
+
+    def _revision_of_pod(self, name: str) -> RevisionPods | None:
+        for revision in self._revisions.values():
+            if name in revision.cluster or name in revision.handed:
+                return revision
+        return None
+
+    # --- the watch ----------------------------------------------------------------
+
+    async def _watch_pods(self) -> None:
+        core = self._clients()[0]
+        ns = self.settings.namespace
+        while True:
+            try:
+                listed = await core.list_namespaced_pod(ns, label_selector=objects.MANAGED_SELECTOR)
+                present = {p.metadata.name for p in listed.items}
+                for revision in self._revisions.values():
+                    for name in [n for n in revision.cluster if n not in present]:
+                        self._dispatch("DELETED", revision.cluster[name])
+                for item in listed.items:
+                    self._dispatch("MODIFIED", item)
+                self._watch_ready.set()
+                async with watch.Watch() as stream:
+                    async for event in stream.stream(
+                        core.list_namespaced_pod,
+                        ns,
+                        label_selector=objects.MANAGED_SELECTOR,
+                        resource_version=listed.metadata.resource_version,
+                        timeout_seconds=WATCH_SECS,
+                    ):
+                        if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                            self._dispatch(event["type"], event["object"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("kubernetes.watch.broken", error=str(exc))
+                await asyncio.sleep(WATCH_RETRY_SECS)
+
+    def _dispatch(self, event: str, pod: Any) -> None:
+        labels = pod.metadata.labels or {}
+        revision = self._revisions.get(labels.get(objects.LABEL_REVISION, ""))
+        name = pod.metadata.name
+        if event == "DELETED":
+            self._demuxes.pop(name, None)
+        elif (
+            name not in self._following
+            and (pods.is_running(pod) or pods.restarts(pod) > 0)
+            and revision is not None
+        ):
+            demux = self._demux(name, revision.revision.spec)
+            task = asyncio.create_task(
+                follow(
+                    self._clients()[0],
+                    self.settings.namespace,
+                    name,
+                    demux,
+                    lambda: self._restarts_of(name),
+                )
+            )
+            self._following[name] = task
+            task.add_done_callback(lambda _: self._following.pop(name, None))
+        if revision is not None:
+            revision.observe(event, pod)
+
+    def _restarts_of(self, name: str) -> int | None:
+        revision = self._revision_of_pod(name)
+        if revision is None or name not in revision.cluster:
+            return None
+        return pods.restarts(revision.cluster[name])
+
+    def _demux(self, name: str, spec: PodSpec) -> PodLogDemux:
+        demux = self._demuxes.get(name)
+        if demux is None:
+            demux = self._demuxes[name] = PodLogDemux(name, self._sink, lambda: spec)
+        return demux
+
+    def _clients(self) -> tuple[Any, Any, Any, Any]:
+        """Core, apps, networking and custom-object APIs (typed loosely:
+        the manifests are plain dicts, which the client serialises as is)."""
+        assert self._api is not None, "open() first"
+        return (
+            client.CoreV1Api(self._api),
+            client.AppsV1Api(self._api),
+            client.NetworkingV1Api(self._api),
+            client.CustomObjectsApi(self._api),
+        )
+
+
+def _status(exc: BaseException, code: int) -> bool:
+    return isinstance(exc, ApiException) and exc.status == code
+
+
+async def _create_or_keep(call: Any) -> None:
+    try:
+        await call
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+async def _create_or_replace_scaled_object(
+    custom: client.CustomObjectsApi, ns: str, manifest: dict[str, Any]
+) -> None:
+    try:
+        await custom.create_namespaced_custom_object(
+            "keda.sh", "v1alpha1", ns, "scaledobjects", manifest
+        )
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        await custom.patch_namespaced_custom_object(
+            "keda.sh", "v1alpha1", ns, "scaledobjects", manifest["metadata"]["name"],
+            {"spec": manifest["spec"]},
+        )  # fmt: skip
