@@ -7,7 +7,7 @@ Whatever the handler raises becomes the one JSON error response
 error is a bug of ours, logged with its traceback and answered 500 without
 one. Last, one ``http.request`` line records the method, host, path, status,
 size and duration, and the RPC and app when a handler noted them
-(:func:`note_call`).
+(:func:`note_call`), and the request is counted (:mod:`ignite_gateway.telemetry`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from ignite_gateway import metadata
+from ignite_common import tracing
+from ignite_gateway import metadata, telemetry
 from ignite_gateway.errors import error_body, error_response, http_error
 
 _log = structlog.get_logger("ignite_gateway")
+_TRACER = tracing.tracer("ignite_gateway")
 
 # Per-request values the access log reports.
 _REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
@@ -51,12 +53,21 @@ async def middleware(
 ) -> web.StreamResponse:
     """Serve ``request`` with an id, errors as JSON, and an access log line."""
     started = time.perf_counter()
+    telemetry.IN_FLIGHT.inc()
     rid = metadata.request_id(request)
     request[_REQUEST_ID] = rid
     response: web.StreamResponse | None = None
     status = CLIENT_CLOSED  # until we know better
     # Every log line of this request carries its id.
-    with structlog.contextvars.bound_contextvars(request_id=rid):
+    with (
+        structlog.contextvars.bound_contextvars(request_id=rid),
+        tracing.server_span(
+            _TRACER,
+            f"HTTP {request.method}",
+            request.headers,
+            {"http.request.method": request.method, "ignite.request_id": rid},
+        ) as span,
+    ):
         try:
             response = await handler(request)
         except Exception as exc:
@@ -70,6 +81,15 @@ async def middleware(
         finally:
             if response is not None:
                 status = response.status
+            duration = time.perf_counter() - started
+            telemetry.IN_FLIGHT.dec()
+            handler_name = telemetry.handler_name(request, request.get(_RPC))
+            telemetry.record_request(handler_name, request.method, status, duration)
+            if span is not None:
+                span.update_name(f"HTTP {request.method} {handler_name}")
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    tracing.set_error(span, str(status))
             _log.info(
                 "http.request",
                 method=request.method,
@@ -77,7 +97,7 @@ async def middleware(
                 path=request.rel_url.raw_path,
                 status=status,
                 bytes=_body_bytes(response),
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(duration * 1000, 2),
                 rpc=request.get(_RPC),
                 app=request.get(_APP),
             )

@@ -8,6 +8,7 @@ Which part answers a request is decided by routing alone, in this order:
 2. the router's own routes, registered below: ``/healthz`` and ``/readyz``
    (:mod:`ignite_gateway.health`), ``/openapi.json``
    (:mod:`ignite_gateway.openapi`), ``/mcp`` (:mod:`ignite_gateway.mcp`),
+   ``/console`` (:mod:`ignite_gateway.console`),
    and the OAuth token endpoint and JWKS document at their proto paths
    (:mod:`ignite_gateway.oauth`);
 3. anything else, at ``/{tail}``: an API call, matched against the proto
@@ -32,6 +33,8 @@ from ignite_gateway.api_calls import ApiCalls
 from ignite_gateway.app_relay import AppRelay
 from ignite_gateway.channel import UpstreamChannel
 from ignite_gateway.config import MAX_JSON_BODY_BYTES, GatewayConfig
+from ignite_gateway.console import ConsoleRoutes
+from ignite_gateway.console.series import SeriesRing
 from ignite_gateway.health import HEALTHZ_PATH, READYZ_PATH, Readiness, healthz
 from ignite_gateway.mcp import MCP_PATH, McpEndpoint
 from ignite_gateway.openapi import build_openapi
@@ -59,6 +62,8 @@ class Gateway:
         self.api = ApiCalls(self.routes, self.upstream, config, lambda: self.draining)
         self.apps = AppRelay(self.routes, self.upstream, config)
         self.readiness = Readiness(lambda: self.upstream.channel, lambda: self.draining)
+        self.series = SeriesRing(config.server_metrics_url, scrape_secs=config.console_scrape_s)
+        self.console = ConsoleRoutes(self.routes, self.upstream, self.series, config.rpc_timeout_s)
         self.mcp = McpEndpoint(
             lambda: self.upstream.channel,
             rpc_timeout_s=config.rpc_timeout_s,
@@ -88,14 +93,17 @@ class Gateway:
         router.add_route("*", READYZ_PATH, self.readiness.readyz)
         router.add_get(OPENAPI_PATH, self._openapi)
         router.add_route("*", MCP_PATH, self.mcp.handle)
+        self.console.add_to(router)
         for route in oauth_routes(self.routes):
             router.add_route(route.http_method, route.template.source, self.api.handler(route))
         router.add_route("*", API_PATH, self.api.serve)
 
         async def _open(_: web.Application) -> None:
             await self.upstream.open(route.method for route in self.routes)
+            await self.series.start()
 
         async def _close(_: web.Application) -> None:
+            await self.series.close()
             await self.upstream.close()
 
         app.on_startup.append(_open)

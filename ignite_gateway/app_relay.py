@@ -21,7 +21,7 @@ from aiohttp import web
 from google.protobuf.descriptor import Descriptor, MethodDescriptor
 from google.protobuf.message import Message
 
-from ignite_gateway import access_log, app_urls, cors, metadata
+from ignite_gateway import access_log, app_urls, cors, metadata, telemetry
 from ignite_gateway.channel import UpstreamChannel
 from ignite_gateway.config import MAX_PAYLOAD_BYTES, GatewayConfig
 from ignite_gateway.errors import GatewayError, error_reason
@@ -79,12 +79,13 @@ class AppRelay:
         if self._invoke is None:
             raise GatewayError(501, "UNIMPLEMENTED", "NO_INVOKE_RPC", "app URLs are not served")
         access_log.note_call(request, self._invoke.full_name)
+        request[telemetry.HANDLER] = "app_url"
         refs = self.resolver.order(label)
         if not refs:
             raise GatewayError(404, "NOT_FOUND", APP_NOT_FOUND, f"no app answers at {label}")
         body = await read_body(request, MAX_PAYLOAD_BYTES)
         rid = access_log.request_id(request)
-        call_metadata = metadata.call_metadata(request, rid)
+        call_metadata = metadata.call_metadata(request, rid, via="app_url")
         envelope = _app_envelope(self._invoke.input_type, request, body, rid)
         stub = self._upstream.stub(self._invoke)
         first_error: grpc.aio.AioRpcError | None = None

@@ -49,6 +49,14 @@ class GatewayConfig:
     port_file: str | None = None
     #: "console" (key=value) or "json" log lines.
     log_format: str = "console"
+    #: The admin listener serving /metrics; off the public listener.
+    metrics_listen: str = "localhost:9465"
+    #: OTLP/gRPC collector traces go to; empty: no tracing.
+    otlp_endpoint: str = ""
+    #: The server's /metrics URL, read for the console's charts; empty: none.
+    server_metrics_url: str = ""
+    #: How often the console's chart data is read from it, seconds.
+    console_scrape_s: float = 10.0
 
 
 def _env_bool(value: str | None) -> bool:
@@ -126,6 +134,27 @@ def parse_args(
         default=env.get("IGNITE_LOG_FORMAT", defaults.log_format),
         help="log line format (env IGNITE_LOG_FORMAT)",
     )
+    parser.add_argument(
+        "--metrics-listen",
+        default=env.get("IGNITE_GATEWAY_METRICS_LISTEN", defaults.metrics_listen),
+        help="host:port of the admin listener serving /metrics (port 0 = any free port)",
+    )
+    parser.add_argument(
+        "--otlp-endpoint",
+        default=env.get("IGNITE_OTLP_ENDPOINT", defaults.otlp_endpoint),
+        help="send traces to this OTLP/gRPC collector (host:port); empty: no tracing",
+    )
+    parser.add_argument(
+        "--server-metrics-url",
+        default=env.get("IGNITE_GATEWAY_SERVER_METRICS_URL", defaults.server_metrics_url),
+        help="the server's /metrics URL, read for the console's charts",
+    )
+    parser.add_argument(
+        "--console-scrape-interval",
+        type=float,
+        default=float(env.get("IGNITE_GATEWAY_CONSOLE_SCRAPE_INTERVAL", defaults.console_scrape_s)),
+        help="seconds between two reads of the server's metrics for the console",
+    )
     args = parser.parse_args(argv)
     host, port = _split_listen(parser, args.listen)
     return GatewayConfig(
@@ -141,6 +170,10 @@ def parse_args(
         shutdown_grace_s=args.shutdown_grace,
         port_file=args.port_file,
         log_format=args.log_format,
+        metrics_listen=args.metrics_listen,
+        otlp_endpoint=args.otlp_endpoint,
+        server_metrics_url=args.server_metrics_url,
+        console_scrape_s=args.console_scrape_interval,
     )
 
 

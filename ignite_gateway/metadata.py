@@ -14,6 +14,7 @@ import re
 from aiohttp import web
 from ulid import ULID
 
+from ignite_common import tracing
 from ignite_gateway.errors import bad_request
 
 #: Header (and metadata key, lower-cased) of the request id.
@@ -22,6 +23,9 @@ REQUEST_ID_HEADER = "X-Request-Id"
 # A caller's request id is echoed into logs and headers: accept only short,
 # plain tokens so it cannot forge log fields or split headers.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+#: Metadata key telling the server how a call came (its invocation metrics).
+VIA_METADATA = "x-ignite-via"
 
 # W3C trace context, so a caller's trace continues into the server.
 _TRACE_HEADERS = ("traceparent", "tracestate")
@@ -44,14 +48,16 @@ def client_address(request: web.BaseRequest) -> str:
 
 
 def call_metadata(
-    request: web.BaseRequest, rid: str, *, credentials: bool = True
+    request: web.BaseRequest, rid: str, *, credentials: bool = True, via: str = "http"
 ) -> list[tuple[str, str]]:
     """Metadata for the gRPC call made on behalf of ``request``.
 
     ``credentials=False`` keeps ``Authorization`` back, for a header the
     gateway consumed itself (client credentials at the token endpoint).
+    ``via`` tells the server's metrics how an invocation came: ``http``
+    (the API), ``app_url`` or ``mcp``.
     """
-    metadata = [("x-request-id", rid)]
+    metadata = [("x-request-id", rid), (VIA_METADATA, via)]
     authorization = request.headers.get("Authorization") if credentials else None
     if authorization is not None:
         if not _PRINTABLE.fullmatch(authorization):
@@ -63,6 +69,10 @@ def call_metadata(
     host = request.headers.get("Host", "")
     if host and _PRINTABLE.fullmatch(host):
         metadata.append(("x-forwarded-host", host))
+    if tracing.ENABLED:
+        # The gateway's own span (access_log.py) is the server span's parent.
+        metadata += tracing.metadata_pairs()
+        return metadata
     for name in _TRACE_HEADERS:
         value = request.headers.get(name)
         if value and _PRINTABLE.fullmatch(value):

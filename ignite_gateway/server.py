@@ -18,6 +18,8 @@ import signal
 import structlog
 from aiohttp import web
 
+from ignite_common import tracing
+from ignite_common.admin_http import METRICS_PATH, start_admin_listener
 from ignite_gateway.app import Gateway
 from ignite_gateway.config import GatewayConfig
 
@@ -32,6 +34,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    tracing.configure("ignite-gateway", config.otlp_endpoint)
     gateway = Gateway(config)
     runner = web.AppRunner(
         gateway.application(),
@@ -46,6 +49,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     port = _bound_port(runner)
+    admin = await start_admin_listener(config.metrics_listen)
     if config.port_file:
         _write_port_file(config.port_file, port)
     _log.info(
@@ -54,6 +58,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
         grpc_target=config.grpc_target,
         apps_domain=config.apps_domain,
         routes=len(gateway.routes),
+        metrics=f"http://{admin.address}{METRICS_PATH}",
     )
     try:
         await stop.wait()
@@ -61,6 +66,8 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
         gateway.drain()
         _log.info("gateway.stopping", grace_s=config.shutdown_grace_s)
         await runner.cleanup()
+        await admin.close()
+        tracing.shutdown()
         _log.info("gateway.stopped")
 
 

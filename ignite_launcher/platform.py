@@ -49,6 +49,7 @@ class LocalPlatform:
         env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
         server_args: tuple[str, ...] = (),
+        gateway_args: tuple[str, ...] = (),
         auth: bool = False,
     ) -> None:
         self.state_dir = state_dir
@@ -59,16 +60,28 @@ class LocalPlatform:
         self.env = {**os.environ, **(env or {})}
         self.log_dir = log_dir or state_dir / "logs"
         self.server_args = server_args
+        self.gateway_args = gateway_args
         self.auth = auth
         self.server: subprocess.Popen[bytes] | None = None
         self.gateway: subprocess.Popen[bytes] | None = None
         self.grpc_target = ""
+        #: Admin listeners (/metrics) of server and gateway, on loopback.
+        self.server_metrics_port = free_port()
+        self.gateway_metrics_port = free_port()
 
     # --- addresses ------------------------------------------------------
 
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def server_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_metrics_port}/metrics"
+
+    @property
+    def gateway_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_metrics_port}/metrics"
 
     def admin_credentials(self) -> tuple[str, str]:
         """The platform admin's client id and secret, written at first start."""
@@ -102,6 +115,7 @@ class LocalPlatform:
             "--apps-url-port", str(self.gateway_port or 80),
             "--shutdown-grace", "5",
             "--auth", "required" if self.auth else "off",
+            "--metrics-listen", f"127.0.0.1:{self.server_metrics_port}",
             *self.server_args,
         ]  # fmt: skip
         if self.database_url:
@@ -124,6 +138,9 @@ class LocalPlatform:
             "--listen", f"127.0.0.1:{self.gateway_port}",
             "--grpc-target", self.grpc_target,
             "--apps-domain", self.apps_domain,
+            "--metrics-listen", f"127.0.0.1:{self.gateway_metrics_port}",
+            "--server-metrics-url", self.server_metrics_url,
+            *self.gateway_args,
         ]  # fmt: skip
         self.gateway = self._spawn("gateway", argv)
         deadline = time.monotonic() + START_TIMEOUT_SECS

@@ -48,6 +48,10 @@ class Config:
     oidc_algorithms: tuple[str, ...]
     oidc_organization_claim: str
     oidc_roles_claim: str
+    #: The admin listener serving /metrics (docs/observability.md).
+    metrics_listen: str = "localhost:9464"
+    #: OTLP/gRPC collector traces go to; empty: no tracing.
+    otlp_endpoint: str = ""
     #: Where pods run: "local" (sandboxed processes) or "kubernetes".
     backend: str = "local"
     #: The Kubernetes backend's settings (docs/kubernetes.md).
@@ -182,6 +186,16 @@ def parse(argv: list[str] | None = None) -> Config:
     )
     parser.add_argument("--oidc-roles-claim", default=env("IGNITE_OIDC_ROLES_CLAIM", "roles"))
     parser.add_argument(
+        "--metrics-listen",
+        default=env("IGNITE_METRICS_LISTEN", "localhost:9464"),
+        help="host:port of the admin listener serving /metrics (port 0: any free port)",
+    )
+    parser.add_argument(
+        "--otlp-endpoint",
+        default=env("IGNITE_OTLP_ENDPOINT", ""),
+        help="send traces to this OTLP/gRPC collector (host:port); empty: no tracing",
+    )
+    parser.add_argument(
         "--backend",
         choices=("local", "kubernetes"),
         default=env("IGNITE_BACKEND", "local"),
@@ -267,6 +281,8 @@ def parse(argv: list[str] | None = None) -> Config:
         oidc_algorithms=tuple(a.strip() for a in args.oidc_algorithms.split(",") if a.strip()),
         oidc_organization_claim=args.oidc_organization_claim,
         oidc_roles_claim=args.oidc_roles_claim,
+        metrics_listen=args.metrics_listen,
+        otlp_endpoint=args.otlp_endpoint,
         backend=args.backend,
         kubeconfig=args.kubeconfig,
         namespace=args.namespace,

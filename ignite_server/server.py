@@ -21,6 +21,8 @@ from contextlib import AsyncExitStack
 import asyncpg
 import structlog
 
+from ignite_common import tracing
+from ignite_common.admin_http import METRICS_PATH, AdminListener, start_admin_listener
 from ignite_server.api.compute_service import ComputeService
 from ignite_server.api.grpc_server import COMPUTE_SERVICE, IDENTITY_SERVICE, GrpcServer
 from ignite_server.api.identity_service import IdentityService
@@ -46,6 +48,7 @@ from ignite_server.core.versions import Versions
 from ignite_server.core.worker import ExecutionWorkers
 from ignite_server.domain.models import LogEntry
 from ignite_server.domain.principal import LOCAL_ADMIN, Principal
+from ignite_server.observability import metrics
 from ignite_server.ports.execution_store import WORK_CHANNEL
 from ignite_server.ports.log_store import LOG_CHANNEL
 from ignite_server.ports.pod_backend import PodLogRecord
@@ -124,6 +127,17 @@ def _supervise(
         await grpc_server.set_serving(True)
 
     return DatabaseSupervisor(embedded, down, up)
+
+
+async def _observe(config: Config, runner: Invoker, pool: asyncpg.Pool) -> AdminListener:
+    """/metrics on the admin listener, with the pods and the pool read at
+    scrape time; traces to the OTLP collector when one is configured."""
+    tracing.configure("ignite-server", config.otlp_endpoint)
+    metrics.watch_runtime(
+        runner.loads,
+        lambda: metrics.PoolUse(pool.get_size(), pool.get_idle_size(), pool.get_max_size()),
+    )
+    return await start_admin_listener(config.metrics_listen)
 
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
@@ -215,6 +229,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             authenticate,
         )
         port = grpc_server.bind(config.listen, config.tls_cert, config.tls_key)
+        admin = await _observe(config, runner, pool)
+        stack.push_async_callback(admin.close)
+        stack.callback(tracing.shutdown)
         await grpc_server.start()
         if embedded is not None:
             supervisor = _supervise(embedded, pool, grpc_server)
@@ -222,10 +239,17 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             stack.push_async_callback(supervisor.close)
         host = config.listen.rsplit(":", 1)[0]
         address = f"{host}:{port}"
-        log.info("server.serving", address=address, tls=config.tls_cert is not None)
+        log.info(
+            "server.serving",
+            address=address,
+            tls=config.tls_cert is not None,
+            metrics=f"http://{admin.address}{METRICS_PATH}",
+        )
         if config.ready_file is not None:
             tmp = config.ready_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"grpc": address, "pid": os.getpid()}))
+            tmp.write_text(
+                json.dumps({"grpc": address, "metrics": admin.address, "pid": os.getpid()})
+            )
             tmp.replace(config.ready_file)
         await stop.wait()
         log.info("server.stopping", grace_secs=config.shutdown_grace_secs)

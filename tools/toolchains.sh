@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # External tools the platform and its tests use, installed when missing:
-# the sandbox's Debian packages (tools/sandbox.sh), grpcurl from the Go
-# module proxy.
+# the sandbox's Debian packages (tools/sandbox.sh), promtool and chromium
+# for the observability and console tests (tools/observability.sh), grpcurl
+# from the Go module proxy.
 set -euo pipefail
 "$(dirname "$0")/sandbox.sh"
+"$(dirname "$0")/observability.sh"
 gobin=$(go env GOPATH)/bin
 if [ ! -x "$gobin/grpcurl" ] && ! command -v grpcurl >/dev/null; then
   go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4

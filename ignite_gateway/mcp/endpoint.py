@@ -42,6 +42,7 @@ import structlog
 from aiohttp import web
 
 from ignite_gateway import metadata as call_metadata
+from ignite_gateway import telemetry
 from ignite_gateway.config import MAX_PAYLOAD_BYTES
 from ignite_gateway.errors import GatewayError, http_status
 from ignite_gateway.mcp import protocol
@@ -124,6 +125,7 @@ class McpEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one HTTP request to ``/mcp``."""
+        request[telemetry.HANDLER] = "mcp"
         try:
             return await self._handle(request)
         except TransportError as refused:
@@ -142,7 +144,9 @@ class McpEndpoint:
         if channel is None:
             raise TransportError(503, "the gateway is not connected to the Ignite server")
         try:
-            grpc_metadata = call_metadata.call_metadata(request, self._request_id(request))
+            grpc_metadata = call_metadata.call_metadata(
+                request, self._request_id(request), via="mcp"
+            )
         except GatewayError as bad:
             raise TransportError(bad.http_code, bad.message) from None
         caller = await self._authenticate(request, channel, grpc_metadata)

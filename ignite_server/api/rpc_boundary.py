@@ -15,7 +15,9 @@ generated ``add_*Servicer_to_server``, so that this one place can:
 - map domain errors to status codes with their ErrorInfo (api/errors.py),
   and any other exception to a bare INTERNAL, never a traceback;
 - log one structlog event per RPC with the method, organization, app,
-  status code and duration.
+  status code and duration, and count it (observability/metrics.py);
+- note how an invocation came (the gateway's ``x-ignite-via``: http,
+  app_url, mcp; else grpc) for the invocation metrics.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ignite_server.domain.errors import (
     ResourceExhausted,
 )
 from ignite_server.domain.principal import Principal
+from ignite_server.observability import metrics, tracing
 
 #: The authenticated caller of the RPC being handled (read by servicers).
 CALLER: contextvars.ContextVar[Principal] = contextvars.ContextVar("ignite_caller")
@@ -95,6 +98,9 @@ class _Call:
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
                 header = value if isinstance(value, str) else value.decode()
+            elif key == metrics.VIA_METADATA:
+                via = value if isinstance(value, str) else value.decode(errors="replace")
+                metrics.INVOCATION_PATH.set(metrics.path_from_metadata(via))
         principal = await self.authenticate(header)
         self.caller = principal.subject
         request = self.parse(raw)
@@ -121,9 +127,12 @@ class _Call:
             )
             code, text, trailers = internal_status()
         self.finish(code, reason=getattr(err, "reason", "INTERNAL"))
+        tracing.mark_error(f"{code.name} {getattr(err, 'reason', 'INTERNAL')}")
         await context.abort(code, text, trailing_metadata=trailers)
 
     def finish(self, code: grpc.StatusCode, reason: str = "") -> None:
+        duration = time.monotonic() - self.started
+        metrics.record_rpc(self.method, code.name, duration)
         extra = {"reason": reason} if reason else {}
         if self.caller:
             extra["caller"] = self.caller
@@ -131,7 +140,7 @@ class _Call:
             "rpc",
             method=self.method,
             code=code.name,
-            duration_ms=round((time.monotonic() - self.started) * 1000, 2),
+            duration_ms=round(duration * 1000, 2),
             **_request_context(self.request),
             **extra,
         )
@@ -145,15 +154,16 @@ def _unary(
 ) -> Callable[..., Awaitable[Any]]:
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method, request_class, authenticate)
-        try:
-            response = await behavior(await call.admit(raw, context), context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as err:
-            await call.fail(context, err)
-            raise  # unreachable: abort raises
-        call.finish(grpc.StatusCode.OK)
-        return response
+        with tracing.rpc_span(method, context.invocation_metadata()):
+            try:
+                response = await behavior(await call.admit(raw, context), context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as err:
+                await call.fail(context, err)
+                raise  # unreachable: abort raises
+            call.finish(grpc.StatusCode.OK)
+            return response
 
     return handle
 
@@ -166,15 +176,16 @@ def _streaming(
 ) -> Callable[..., AsyncIterator[Any]]:
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method, request_class, authenticate)
-        try:
-            async for item in behavior(await call.admit(raw, context), context):
-                yield item
-        except grpc.aio.AbortError:
-            raise
-        except Exception as err:
-            await call.fail(context, err)
-            return
-        call.finish(grpc.StatusCode.OK)
+        with tracing.rpc_span(method, context.invocation_metadata()):
+            try:
+                async for item in behavior(await call.admit(raw, context), context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as err:
+                await call.fail(context, err)
+                return
+            call.finish(grpc.StatusCode.OK)
 
     return handle
 

@@ -16,6 +16,7 @@ from ignite_server.core.artifacts import Artifacts
 from ignite_server.core.logs import LogService
 from ignite_server.domain.errors import FailedPrecondition
 from ignite_server.domain.models import CodeKind, LogEntry, LogStream, Version, VersionStatus
+from ignite_server.observability import metrics, tracing
 from ignite_server.ports.app_store import AppStore, BuildOutcome
 
 
@@ -34,10 +35,19 @@ class DraftBuilds:
         app_id = f"{draft.organization}/{draft.app}"
         require_runnable(draft)
         self.compiling.add(app_id)
+        runtime = draft.runtime.kind if draft.runtime else "unknown"
+        started = time.monotonic()
+        verdict = "failed"
         try:
-            result = await self._artifacts.build(draft)
+            with tracing.span("ignite.build", {tracing.APP: app_id, "ignite.runtime": runtime}):
+                result = await self._artifacts.build(draft)
+                if not result.ok:
+                    tracing.mark_error("the build failed")
+            verdict = "succeeded" if result.ok else "failed"
         finally:
             self.compiling.discard(app_id)
+            metrics.count(metrics.BUILDS, runtime, verdict)
+            metrics.observe(metrics.BUILD_DURATION, time.monotonic() - started, runtime)
         self._log_build(draft, result.log, result.error)
         outcome = BuildOutcome(
             code_hash=draft.code_hash,

@@ -28,6 +28,7 @@ from ignite_server.domain.models import (
     Page,
     StorageMode,
 )
+from ignite_server.observability import metrics
 from ignite_server.ports.app_store import AppStore
 from ignite_server.ports.execution_store import ExecutionStore
 
@@ -83,7 +84,7 @@ class ExecutionService:
         # Fail fast on what can never run (unknown app, nothing published,
         # a version that does not exist) instead of storing doomed work.
         await self._targets.resolve(organization, app, version)
-        execution, _ = await self._store.submit(
+        execution, created = await self._store.submit(
             execution_id,
             organization,
             app,
@@ -92,6 +93,8 @@ class ExecutionService:
             idempotency_key,
             int(time.time() * 1000),
         )
+        if created:
+            metrics.count(metrics.EXECUTIONS_SUBMITTED)
         return execution
 
     async def get(self, organization: str, execution_id: str) -> Execution:

@@ -39,6 +39,7 @@ from ignite_server.domain.errors import (
 )
 from ignite_server.domain.identity import AccountRecord, KeyRecord, OrganizationRecord
 from ignite_server.domain.principal import ANONYMOUS, Principal, Role
+from ignite_server.observability import metrics
 from ignite_server.ports.identity_store import IdentityStore
 
 log = structlog.get_logger(__name__)
@@ -160,7 +161,15 @@ class Identity:
     # --- authentication (no I/O) ------------------------------------------
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        """The caller named by an ``authorization`` header value."""
+        """The caller named by an ``authorization`` header value; a refusal
+        is counted by its reason (a stable constant of ours, never the token)."""
+        try:
+            return await self._authenticate(authorization)
+        except Unauthenticated as err:
+            metrics.count(metrics.TOKEN_FAILURES, err.reason)
+            raise
+
+    async def _authenticate(self, authorization: str | None) -> Principal:
         if authorization is None:
             return ANONYMOUS
         scheme, _, token = authorization.partition(" ")

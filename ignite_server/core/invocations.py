@@ -32,6 +32,7 @@ from ignite_server.domain.models import (
     RunTarget,
 )
 from ignite_server.domain.principal import Principal
+from ignite_server.observability import tracing
 from ignite_server.ports.app_runner import AppRunner
 from ignite_server.ports.app_store import AppStore
 
@@ -79,6 +80,7 @@ class Invocations:
             await self._admit_anonymous(organization, app, version, draft)
         target = await self._targets.resolve(organization, app, version, draft)
         execution_id = new_execution_id()
+        tracing.set_attribute(tracing.EXECUTION_ID, execution_id)
         # Sync invocations store no record; this line is their trace.
         log.info(
             "invoke", app=target.app.id, version=target.version.version, execution_id=execution_id

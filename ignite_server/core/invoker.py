@@ -54,6 +54,7 @@ from ignite_server.domain.models import (
     ResponseTrailer,
     RunTarget,
 )
+from ignite_server.observability import metrics, tracing
 from ignite_server.ports.app_runner import DeploymentStatus
 from ignite_server.ports.pod_backend import ExitReason, PodBackend, PodSpec
 
@@ -123,12 +124,35 @@ class Invoker:
         started = time.monotonic()
         cold = revision.ready_replicas == 0
         timeout = target.resources.timeout_secs
+        cold_start_s: float | None = None
+        pod_s = 0.0  # time spent waiting on the pod, for the overhead metric
+        status = 0
+        failure = "cancelled"  # until the answer is complete or its failure known
+        # Pods started while it waits are traced under the activation.
+        activation = (
+            tracing.begin("ignite.activation", {tracing.APP: target.app.id}, attach=True)
+            if cold
+            else None
+        )
+        pod_request: tracing.Handle | None = None
         try:
             async with revision.slot(loop.time() + self.activation_timeout_secs) as slot:
-                cold_start_ms = int((time.monotonic() - started) * 1000) if cold else 0
+                tracing.end(activation)
+                activation = None
+                if cold:
+                    cold_start_s = time.monotonic() - started
+                cold_start_ms = int(cold_start_s * 1000) if cold_start_s is not None else 0
                 cpu_before = slot.pod.stats().cpu_used_ms
                 deadline = loop.time() + timeout
                 with slot.pod.executing(execution_id):
+                    headers = _request_headers(request, execution_id)
+                    pod_request = tracing.begin(
+                        "ignite.pod.request",
+                        {tracing.APP: target.app.id, tracing.EXECUTION_ID: execution_id},
+                        client=True,
+                    )
+                    tracing.inject_from(pod_request, headers)
+                    sent = time.monotonic()
                     response = await _bounded(
                         slot,
                         deadline,
@@ -136,10 +160,12 @@ class Invoker:
                             request.method or "POST",
                             _url(slot, request),
                             data=request.body,
-                            headers=_request_headers(request, execution_id),
+                            headers=headers,
                             allow_redirects=False,
                         ),
                     )
+                    pod_s += time.monotonic() - sent
+                    status = response.status
                     try:
                         yield ResponseHead(
                             status_code=response.status,
@@ -147,13 +173,19 @@ class Invoker:
                             execution_id=execution_id,
                         )
                         total = 0
-                        while data := await _bounded(
-                            slot, deadline, response.content.read(CHUNK_BYTES)
-                        ):
+                        while True:
+                            step = time.monotonic()
+                            data = await _bounded(
+                                slot, deadline, response.content.read(CHUNK_BYTES)
+                            )
+                            pod_s += time.monotonic() - step
+                            if not data:
+                                break
                             total += len(data)
                             yield ResponseChunk(data)
                         revision.served()
                         usage = slot.pod.stats()
+                        failure = ""
                         yield ResponseTrailer(
                             total_body_bytes=total,
                             duration_ms=int((time.monotonic() - started) * 1000),
@@ -165,7 +197,26 @@ class Invoker:
                         response.release()
         except TimeoutError:
             # The slot was abandoned on the way out: the handler may still run.
+            failure = "timeout"
             raise _timeout(timeout) from None
+        except IgniteError as err:
+            failure = _failure_outcome(err)
+            raise
+        finally:
+            tracing.end(activation, error=failure)
+            tracing.end(
+                pod_request,
+                error=failure,
+                **({"http.response.status_code": status} if status else {}),
+            )
+            metrics.record_invocation(
+                target.app.id,
+                target.version.version,
+                failure or metrics.outcome_of_status(status),
+                time.monotonic() - started,
+                cold_start_s=cold_start_s,
+                pod_s=pod_s,
+            )
 
     def status(self, app_id: str) -> DeploymentStatus:
         """What runs for ``app_id`` now, with the backend's warnings."""
@@ -239,6 +290,20 @@ class Invoker:
         ``reserved_capacity`` pods (call after publish or rollback)."""
         revision = self._revision(target)
         revision.tick(time.monotonic())
+
+    def loads(self) -> list[metrics.RevisionLoad]:
+        """What every revision runs and holds now (read when metrics are
+        scraped: a snapshot, never awaited)."""
+        return [
+            metrics.RevisionLoad(
+                app=r.spec.app_id,
+                ready_pods=r.ready_replicas,
+                starting_pods=r.starting,
+                queued=r.waiting,
+                in_flight=r.in_flight,
+            )
+            for r in [*self._revisions.values(), *self._draining]
+        ]
 
     def revision(self, target: RunTarget) -> Revision | None:
         """The live revision serving ``target``, if any (tests, diagnostics)."""
@@ -335,6 +400,17 @@ async def _bounded(slot: PodSlot, deadline: float, step: Awaitable[T]) -> T:
             return await step
     except aiohttp.ClientError as exc:
         raise await _pod_failure(slot, exc) from None
+
+
+def _failure_outcome(err: IgniteError) -> str:
+    """The metrics outcome of an invocation that got no complete answer."""
+    if isinstance(err, DeadlineExceeded):
+        return "timeout"
+    if err.reason == "QUEUE_FULL":
+        return "queue_full"
+    if err.reason in ("OUT_OF_MEMORY", "POD_EXITED", "POD_CONNECTION_LOST"):
+        return "pod_failure"
+    return "unavailable"
 
 
 def _timeout(timeout_secs: int) -> DeadlineExceeded:

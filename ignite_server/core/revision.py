@@ -39,6 +39,7 @@ import structlog
 from ignite_server.core.autoscaler import Autoscaler, Load
 from ignite_server.domain.errors import ResourceExhausted, Unavailable
 from ignite_server.domain.models import DeploymentState, Scaling
+from ignite_server.observability import metrics, tracing
 from ignite_server.ports.pod_backend import ExitReason, Pod, PodBackend, PodExit, PodSpec
 from ignite_server.ports.pod_backend import PodStartError as _PodStartError
 
@@ -146,6 +147,7 @@ class Revision:
                 f"the app could not be started: {self.last_error}", reason="ACTIVATION_FAILED"
             )
         if len(self._waiters) >= self.queue_depth:
+            metrics.count(metrics.QUEUE_REJECTIONS, self.spec.app_id)
             raise ResourceExhausted(
                 f"too many requests are waiting for {self.spec.app_id} "
                 f"({self.queue_depth}); retry later",
@@ -272,6 +274,7 @@ class Revision:
     def _start_pod(self) -> None:
         if not self._live() and self.starting == 0:
             self.activations += 1
+            metrics.count(metrics.ACTIVATIONS, self.spec.app_id)
         self.starting += 1
         self.pods_started += 1
         self._spawn(self._run_start())
@@ -283,17 +286,21 @@ class Revision:
 
     async def _run_start(self) -> None:
         try:
-            pod = await self.backend.start(self.spec)
+            with tracing.span("ignite.pod.start", {tracing.APP: self.spec.app_id}):
+                pod = await self.backend.start(self.spec)
         except _PodStartError as exc:
             self.starting -= 1
+            metrics.count(metrics.POD_STARTS, self.spec.app_id, "failed")
             self._start_failed(exc.message)
             return
         except Exception as exc:
             self.starting -= 1
+            metrics.count(metrics.POD_STARTS, self.spec.app_id, "failed")
             log.exception("pod start crashed", app=self.spec.app_id)
             self._start_failed(f"internal error starting the pod: {type(exc).__name__}")
             return
         self.starting -= 1
+        metrics.count(metrics.POD_STARTS, self.spec.app_id, "started")
         session = aiohttp.ClientSession(
             connector=pod.connector(),
             auto_decompress=False,

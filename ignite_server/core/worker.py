@@ -54,6 +54,8 @@ from ignite_server.domain.models import (
     ResponseHead,
     ResponseTrailer,
 )
+from ignite_server.observability import metrics as platform_metrics
+from ignite_server.observability import tracing
 from ignite_server.ports.app_store import AppStore
 from ignite_server.ports.execution_store import WORK_CHANNEL, ExecutionStore
 
@@ -199,6 +201,11 @@ class ExecutionWorkers:
 
     async def _run(self, owner: str, claimed: ClaimedExecution) -> None:
         execution = claimed.execution
+        if execution.attempts == 1:
+            platform_metrics.observe(
+                platform_metrics.EXECUTION_QUEUE_AGE,
+                max(0, self._now_ms() - execution.created_at_ms) / 1000,
+            )
         bound = log.bind(
             execution_id=execution.id, app=execution.app_id, attempt=execution.attempts
         )
@@ -239,6 +246,9 @@ class ExecutionWorkers:
                 owner, execution.id, outcome.error, outcome.error_class, now + int(backoff * 1000)
             ):
                 bound.info("execution.retry", error_class=outcome.error_class, backoff_secs=backoff)
+                platform_metrics.count(
+                    platform_metrics.EXECUTION_RETRIES, outcome.error_class or "none"
+                )
                 return
         metrics = ExecutionMetrics(
             cold_start_ms=outcome.cold_start_ms,
@@ -263,11 +273,30 @@ class ExecutionWorkers:
             retention_ms=outcome.retention_ms,
         )
         if recorded:
+            platform_metrics.count(
+                platform_metrics.EXECUTIONS_FINISHED,
+                outcome.status.name,
+                outcome.error_class or "none",
+            )
             bound.info("execution.done", status=outcome.status.name, code=outcome.status_code)
         else:
             bound.warning("execution.completion_rejected", reason="lease lost")
 
     async def _attempt(self, claimed: ClaimedExecution) -> _Outcome:
+        execution = claimed.execution
+        # A task of its own: its invocation counts under the path "async".
+        platform_metrics.INVOCATION_PATH.set("async")
+        with tracing.span(
+            "ignite.execution",
+            {
+                tracing.EXECUTION_ID: execution.id,
+                tracing.APP: execution.app_id,
+                "ignite.attempt": execution.attempts,
+            },
+        ):
+            return await self._run_attempt(claimed)
+
+    async def _run_attempt(self, claimed: ClaimedExecution) -> _Outcome:
         execution = claimed.execution
         started = time.monotonic()
         try:

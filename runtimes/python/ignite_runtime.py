@@ -215,11 +215,16 @@ def _error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode("utf-8")
 
 
-def _call_handler(payload: bytes, execution_id: str) -> tuple[int, bytes, str]:
+def _call_handler(
+    payload: bytes, execution_id: str, headers: dict | None = None
+) -> tuple[int, bytes, str]:
     ctx = {
         "execution_id": execution_id,
         "function_id": STATE.function_id,
         "organization_id": STATE.organization_id,
+        # The request's headers, names lower-cased (a W3C traceparent among
+        # them when the platform traces: the handler's own spans can join).
+        "headers": dict(headers or {}),
     }
     _local.execution_id = execution_id
     _local.buffers = {}
@@ -357,9 +362,11 @@ class _Connection:
             STATE.active += 1
         try:
             if STATE.max_concurrency <= 1:
-                status, payload, content_type = MAIN.call(_call_handler, body, execution_id)
+                status, payload, content_type = MAIN.call(
+                    _call_handler, body, execution_id, headers
+                )
             else:
-                status, payload, content_type = _call_handler(body, execution_id)
+                status, payload, content_type = _call_handler(body, execution_id, headers)
         finally:
             with STATE.lock:
                 STATE.active -= 1
