@@ -10,7 +10,8 @@ DEPS_DIR := build/proto-deps
 # Tests run in parallel; each worker shares one platform per session.
 TEST_WORKERS ?= auto
 
-.PHONY: run test gen gen-check lint proto-lint proto-breaking fmt bench clean setup sandbox toolchains
+.PHONY: run test gen gen-check lint proto-lint proto-breaking fmt bench clean setup sandbox toolchains \
+	runtime-images
 
 ## setup: a virtualenv with Ignite and its development tools.
 setup: $(STAMP)
@@ -32,6 +33,11 @@ gen: $(STAMP) $(DEPS_DIR)/google/api/annotations.proto
 ## gen-check: fail when gen/ is not what `make gen` would write.
 gen-check: $(STAMP) $(DEPS_DIR)/google/api/annotations.proto
 	$(BIN)/python tools/gen_check.py $(DEPS_DIR)
+
+## runtime-images: the Kubernetes backend's runtime images as OCI archives
+## in build/images/ (LOAD=1: also into the running test bed's containerd).
+runtime-images: $(STAMP)
+	$(BIN)/python tools/images/build_runtime_images.py $(if $(LOAD),--load)
 
 ## proto-lint: buf lint of proto/.
 proto-lint: $(DEPS_DIR)/google/api/annotations.proto
