@@ -1,0 +1,148 @@
+"""Apps on a real cluster (the test bed): seed 000 through the gRPC API on a
+server with ``--backend kubernetes``, the objects it made as the apiserver
+has them, scale to zero and back through KEDA, and deletion."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from dodil.ignite.v1 import ignite_common_pb2 as common
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
+
+from tests.backends.kubernetes.conftest import Kubectl
+from tests.support import SEED_HANDLER, deploy_python, invoke, read_logs, unique_name
+
+LABEL_APP = "ignite.dodil.io/app"
+LABEL_ORG = "ignite.dodil.io/organization"
+
+
+def _selector(org: str, app: str) -> str:
+    return f"{LABEL_ORG}={org},{LABEL_APP}={app}"
+
+
+def _wait(what: str, check: Any, limit: float = 90.0, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + limit
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit}s waiting for {what}")
+        time.sleep(every)
+
+
+def _state(stub: Any, org: str, app: str) -> int:
+    got = stub.GetApp(compute.GetAppRequest(organization_name=org, app_name=app))
+    return int(got.app.deployment_state)
+
+
+def test_seed_000_runs_on_the_cluster_in_hardened_pods(k8s_stub, kubectl: Kubectl) -> None:
+    org = unique_name("org")
+    deploy_python(k8s_stub, org, "greet", SEED_HANDLER)
+    status, body = invoke(k8s_stub, org, "greet", b'{"name": "Ada"}', timeout=120)
+    assert status == 200
+    answer = json.loads(body)
+    assert answer["greeting"] == "Hello, Ada!"
+    assert answer["function_id"] == f"{org}/greet"
+    assert _state(k8s_stub, org, "greet") == common.DEPLOYMENT_STATE_DEPLOYED
+
+    selector = _selector(org, "greet")
+    [deployment] = kubectl.get("deployments", selector)
+    labels = deployment["metadata"]["labels"]
+    assert labels[LABEL_ORG] == org and labels[LABEL_APP] == "greet"
+    assert labels["ignite.dodil.io/version"] == "1"
+    assert deployment["metadata"]["ownerReferences"][0]["kind"] == "ConfigMap"
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["initContainers"] + pod["containers"]:
+        sc = container["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        # The standard tier's limits (docs/limits.md).
+        assert container["resources"]["limits"]["memory"].endswith("Mi")
+        assert container["resources"]["limits"]["cpu"].endswith("m")
+    tmp = next(v for v in pod["volumes"] if v["name"] == "tmp")
+    assert tmp["emptyDir"]["medium"] == "Memory" and tmp["emptyDir"]["sizeLimit"]
+    [service] = kubectl.get("services", selector)
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
+    [policy] = kubectl.get("networkpolicies", selector)
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"].get("egress", []) == []
+    [scaled] = kubectl.get("scaledobjects.keda.sh", selector)
+    assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    [trigger] = scaled["spec"]["triggers"]
+    assert trigger["type"] == "external-push"
+    assert scaled["spec"]["maxReplicaCount"] == 10
+    assert scaled["spec"]["minReplicaCount"] == 0
+    assert scaled["spec"]["cooldownPeriod"] == 300
+
+    # What the handler printed reached the app's logs, with its execution.
+    entries = _wait(
+        "the handler's print in the logs",
+        lambda: [
+            e for e in read_logs(k8s_stub, org, app_name="greet") if "greeting Ada" in e.message
+        ],
+        limit=30,
+    )
+    assert entries[0].execution_id == answer["execution_id"]
+
+
+def test_scale_to_zero_and_back_with_one_activation(k8s_stub, kubectl: Kubectl) -> None:
+    org = unique_name("org")
+    deploy_python(
+        k8s_stub, org, "cold", SEED_HANDLER, scaling={"scaledown_period_secs": 2, "max_replicas": 1}
+    )
+    assert invoke(k8s_stub, org, "cold", b"{}", timeout=120)[0] == 200
+    selector = _selector(org, "cold")
+
+    def scaled_to_zero() -> bool:
+        [deployment] = kubectl.get("deployments", selector)
+        return deployment["spec"].get("replicas") == 0 and not deployment["status"].get(
+            "readyReplicas"
+        )
+
+    _wait("scale to zero", scaled_to_zero, limit=90)
+    _wait("no pod left", lambda: not kubectl.get("pods", selector), limit=60)
+    assert _state(k8s_stub, org, "cold") == common.DEPLOYMENT_STATE_COLD
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(50) as pool:
+        results = list(
+            pool.map(
+                lambda i: invoke(k8s_stub, org, "cold", json.dumps({"name": str(i)}).encode(), 120),
+                range(50),
+            )
+        )
+    elapsed = time.monotonic() - started
+    assert [status for status, _ in results] == [200] * 50, results
+    assert {json.loads(body)["greeting"] for _, body in results} == {
+        f"Hello, {i}!" for i in range(50)
+    }
+    # One activation: the revision's ReplicaSet made exactly one new pod.
+    pods = kubectl.get("pods", selector)
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    print(f"50 cold invokes through one activation in {elapsed:.2f}s")
+
+
+def test_deleting_the_app_leaves_nothing(k8s_stub, kubectl: Kubectl) -> None:
+    org = unique_name("org")
+    deploy_python(k8s_stub, org, "gone", SEED_HANDLER)
+    assert invoke(k8s_stub, org, "gone", b"{}", timeout=120)[0] == 200
+    selector = _selector(org, "gone")
+    kinds = (
+        "configmaps,deployments,replicasets,pods,services,networkpolicies,"
+        "scaledobjects.keda.sh,horizontalpodautoscalers"
+    )
+    assert kubectl.get(kinds, selector)
+    k8s_stub.DeleteApp(compute.DeleteAppRequest(organization_name=org, app_name="gone"))
+    _wait("every object of the app to go", lambda: not kubectl.get(kinds, selector), limit=60)
