@@ -1,7 +1,7 @@
 """The console's routes on the gateway.
 
 - ``/console`` and ``/console/...``: the built single-page app
-  (``static/``, made by ``make console`` from console/), same origin as the
+  (``static/``, built from console/ by ``tools/console.sh build`` and committed), same origin as the
   API it calls, no CDN. The page holds the caller's token in memory only
   (never localStorage or a cookie); it signs in with client credentials at
   the OAuth token endpoint and calls the public API with
@@ -77,7 +77,10 @@ class ConsoleRoutes:
             path = STATIC_DIR / "index.html"
         if not path.is_file():
             raise GatewayError(
-                404, "NOT_FOUND", "CONSOLE_NOT_BUILT", "the console is not built (make console)"
+                404,
+                "NOT_FOUND",
+                "CONSOLE_NOT_BUILT",
+                "the console is not built (tools/console.sh build)",
             )
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         hashed = "/assets/" in str(path)
