@@ -11,7 +11,7 @@ DEPS_DIR := build/proto-deps
 TEST_WORKERS ?= auto
 
 .PHONY: run test gen gen-check lint proto-lint proto-breaking fmt bench clean setup sandbox toolchains \
-	runtime-images
+	runtime-images console-check
 
 ## setup: a virtualenv with Ignite and its development tools.
 setup: $(STAMP)
@@ -59,8 +59,12 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## console-check: the committed console bundle is what console/src builds.
+console-check: toolchains
+	tools/console.sh check
+
 ## test: everything, from a fresh clone.
-test: $(STAMP) gen-check lint proto-breaking toolchains
+test: $(STAMP) gen-check lint proto-breaking toolchains console-check
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q
 
 ## toolchains: the external tools the tests drive (grpcurl, the sandbox's).

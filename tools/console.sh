@@ -4,7 +4,8 @@
 # Debian's chromium in the browser tests. `tools/console.sh` installs them
 # when missing; `tools/console.sh build` also rebuilds
 # ignite_gateway/console/static/ (committed, so the gateway and `make run`
-# need no Node.js).
+# need no Node.js), and `tools/console.sh check` fails when that bundle is
+# not what the sources build (`make test` runs it).
 set -euo pipefail
 cd "$(dirname "$0")/../console"
 if ! command -v npm >/dev/null; then
@@ -14,6 +15,17 @@ fi
 if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/vite ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-if [ "${1:-}" = build ]; then
-  npx vite build
-fi
+case "${1:-}" in
+  build) npx vite build ;;
+  # The committed bundle is what the sources build (as gen/ is for protos).
+  check)
+    out=$(mktemp -d)
+    trap 'rm -rf "$out"' EXIT
+    npx vite build --logLevel error --outDir "$out" --emptyOutDir
+    if ! diff -r "$out" ../ignite_gateway/console/static >/dev/null; then
+      echo "ignite_gateway/console/static/ is stale: run tools/console.sh build" >&2
+      exit 1
+    fi
+    echo "console bundle is fresh"
+    ;;
+esac
