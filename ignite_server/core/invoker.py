@@ -222,6 +222,18 @@ class Invoker:
         """What runs for ``app_id`` now, with the backend's warnings."""
         revisions = [r for (a, _, _), r in self._revisions.items() if a == app_id]
         warnings = " ".join(self.backend.info.warnings)
+        versions = frozenset(v for (a, v, _) in self._revisions if a == app_id)
+        observed = self.backend.observed(app_id, versions)
+        if observed is not None:
+            said = observed.message
+            exits = [r.last_exit for r in revisions if r.last_exit is not None]
+            if not said and exits:
+                said = f"a pod {exits[-1].message}"
+            return DeploymentStatus(
+                state=observed.state,
+                ready_replicas=observed.ready_replicas,
+                message=" ".join(m for m in (said, warnings) if m),
+            )
         if not revisions:
             return DeploymentStatus(state=None, message=warnings)
         states = {r.state() for r in revisions}

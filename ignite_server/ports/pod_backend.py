@@ -20,7 +20,7 @@ from typing import Protocol
 
 import aiohttp
 
-from ignite_server.domain.models import LogStream, Resources, Scaling
+from ignite_server.domain.models import DeploymentState, LogStream, Resources, Scaling
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,17 @@ class BackendInfo:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class ObservedDeployment:
+    """What a backend sees running for an app where it sees more than the
+    platform's own pods: a cluster's pods, whoever started them."""
+
+    state: DeploymentState
+    ready_replicas: int
+    #: Why, when FAILED (an image that cannot be pulled, a crash loop).
+    message: str = ""
+
+
 class PodBackend(Protocol):
     """Starts and stops pods."""
 
@@ -165,6 +176,11 @@ class PodBackend(Protocol):
 
         Raises PodStartError when it cannot start or never becomes ready.
         """
+        ...
+
+    def observed(self, app_id: str, versions: frozenset[int]) -> ObservedDeployment | None:
+        """The app's state as the backend sees it, for ``versions`` (all
+        when empty); None when the platform's own view is the whole truth."""
         ...
 
     async def remove_app(self, app_id: str) -> None:

@@ -26,6 +26,7 @@ Deleting an app deletes its ConfigMap and, by label, everything else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,14 @@ from ignite_server.backends.kubernetes.scaler import Demand, ScalerServer
 from ignite_server.backends.kubernetes.settings import KubernetesSettings
 from ignite_server.backends.local.manifest import LaunchManifest, ManifestError
 from ignite_server.backends.local.pod_logs import PodLogDemux
-from ignite_server.domain.models import Scaling
-from ignite_server.ports.pod_backend import BackendInfo, LogSink, PodSpec, PodStartError
+from ignite_server.domain.models import DeploymentState, Scaling
+from ignite_server.ports.pod_backend import (
+    BackendInfo,
+    LogSink,
+    ObservedDeployment,
+    PodSpec,
+    PodStartError,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +69,8 @@ PYTHON_COMMAND: tuple[str, ...] = (
     "/opt/ignite/runtime/ignite_runtime.py",
 )
 CODE_PLACEHOLDER = "{code}"
+#: How long a stopping server spends scaling its revisions to zero.
+CLOSE_SCALE_SECS = 5.0
 
 
 class KubernetesBackend:
@@ -81,6 +90,8 @@ class KubernetesBackend:
         self._app_owners: dict[str, dict[str, Any]] = {}
         self._demuxes: dict[str, PodLogDemux] = {}
         self._following: dict[str, asyncio.Task[None]] = {}
+        #: Every managed pod of the namespace, by app id and pod name.
+        self._app_pods: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._watch: asyncio.Task[None] | None = None
         self._probe_session: aiohttp.ClientSession | None = None
@@ -123,6 +134,7 @@ class KubernetesBackend:
         demand is gone, so KEDA scales them to zero)."""
         for revision in self._revisions.values():
             revision.close()
+        await self._scale_to_zero()
         tasks = [self._watch, *self._following.values(), *self._tasks, *self._ensured.values()]
         for task in tasks:
             if task is not None:
@@ -134,6 +146,23 @@ class KubernetesBackend:
             await self._probe_session.close()
         if self._api is not None:
             await self._api.close()
+
+    async def _scale_to_zero(self) -> None:
+        """With this server gone KEDA hears no scaler and would leave the
+        replicas as they are: set them to zero on the way out."""
+        if self._api is None or not self._revisions:
+            return
+        apps = self._clients()[1]
+        ns = self.settings.namespace
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_SCALE_SECS):
+                await asyncio.gather(
+                    *(
+                        apps.patch_namespaced_deployment_scale(name, ns, {"spec": {"replicas": 0}})
+                        for name in self._revisions
+                    ),
+                    return_exceptions=True,
+                )
 
     # --- PodBackend --------------------------------------------------------------
 
@@ -152,6 +181,37 @@ class KubernetesBackend:
             self._revisions[revision.name] = pods_of
         await self._ensure(revision, spec.scaling)
         return await pods_of.take()
+
+    def observed(self, app_id: str, versions: frozenset[int]) -> ObservedDeployment | None:
+        """The app's state from its pods in the cluster (see docs/kubernetes.md)."""
+        live = [
+            p
+            for p in self._app_pods.get(app_id, {}).values()
+            if p.metadata.deletion_timestamp is None and (not versions or _version(p) in versions)
+        ]
+        revisions = [
+            r
+            for r in self._revisions.values()
+            if r.revision.spec.app_id == app_id
+            and (not versions or r.revision.spec.version in versions)
+        ]
+        if not live and not revisions:
+            return None
+        ready = sum(
+            1
+            for p in live
+            if pods.is_ready(p) or any(r.healthy(p.metadata.name) for r in revisions)
+        )
+        if ready:
+            return ObservedDeployment(DeploymentState.DEPLOYED, ready)
+        failure = next((f for p in live if (f := pods.start_failure(p))), "") or next(
+            (r.last_failure for r in revisions if r.last_failure), ""
+        )
+        if failure:
+            return ObservedDeployment(DeploymentState.FAILED, 0, failure)
+        if live or any(r.waiting for r in revisions):
+            return ObservedDeployment(DeploymentState.ACTIVATING, 0)
+        return ObservedDeployment(DeploymentState.COLD, 0)
 
     async def remove_app(self, app_id: str) -> None:
         """Delete every object of the app: its ConfigMap (the owner of the
@@ -346,6 +406,11 @@ class KubernetesBackend:
         labels = pod.metadata.labels or {}
         revision = self._revisions.get(labels.get(objects.LABEL_REVISION, ""))
         name = pod.metadata.name
+        app_id = f"{labels.get(objects.LABEL_ORG, '')}/{labels.get(objects.LABEL_APP, '')}"
+        if event == "DELETED":
+            self._app_pods.get(app_id, {}).pop(name, None)
+        else:
+            self._app_pods.setdefault(app_id, {})[name] = pod
         if event == "DELETED":
             self._demuxes.pop(name, None)
         elif (
@@ -390,6 +455,13 @@ class KubernetesBackend:
             client.NetworkingV1Api(self._api),
             client.CustomObjectsApi(self._api),
         )
+
+
+def _version(pod: Any) -> int:
+    try:
+        return int((pod.metadata.labels or {}).get(objects.LABEL_VERSION, "-1"))
+    except ValueError:
+        return -1
 
 
 def _status(exc: BaseException, code: int) -> bool:

@@ -116,6 +116,13 @@ def is_running(pod: Any) -> bool:
     )
 
 
+def is_ready(pod: Any) -> bool:
+    """The kubelet's readiness probe passes."""
+    if pod.status is None or pod.metadata.deletion_timestamp is not None:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
 def ended(pod: Any, restarts_then: int, memory_mb: int) -> PodExit | None:
     """How the app container ended after it was handed out, if it did."""
     status = container_status(pod)

@@ -69,14 +69,25 @@ class RevisionPods:
         self.condemned: set[str] = set()
         self._waiters: deque[asyncio.Future[KubernetesPod]] = deque()
         self._probing: dict[str, asyncio.Task[None]] = {}
+        #: Why the last start failed; cleared by the next hand-out.
+        self.last_failure = ""
 
     @property
     def name(self) -> str:
         return self.revision.name
 
+    @property
+    def waiting(self) -> int:
+        """Starts waiting for a pod."""
+        return sum(1 for w in self._waiters if not w.done())
+
+    def healthy(self, name: str) -> bool:
+        """The server's probe of this pod passed (and it has not restarted since)."""
+        pod = self.cluster.get(name)
+        return pod is not None and self._healthy.get(name) == pods.restarts(pod)
+
     def _update_demand(self) -> None:
-        waiting = sum(1 for w in self._waiters if not w.done())
-        self._demand.set(self.name, len(self.handed) + waiting)
+        self._demand.set(self.name, len(self.handed) + self.waiting)
 
     # --- starts --------------------------------------------------------------
 
@@ -99,10 +110,11 @@ class RevisionPods:
                 self.release(waiter.result())  # handed over just as the start was given up
             self._forget(waiter)
             if isinstance(exc, TimeoutError):
-                raise PodStartError(
+                self.last_failure = (
                     f"no pod of the app became ready within {START_TIMEOUT_SECS:.0f}s"
                     f"{self._situation()}"
-                ) from None
+                )
+                raise PodStartError(self.last_failure) from None
             raise
         self._forget(waiter)
         return waiter.result()
@@ -135,6 +147,7 @@ class RevisionPods:
             stopper=self._stopper,
         )
         self.handed[name] = handle
+        self.last_failure = ""
         self._update_demand()
         return handle
 
@@ -209,6 +222,7 @@ class RevisionPods:
 
     def _fail_waiters(self, failure: str) -> None:
         log.warning("kubernetes.pod.start_failed", revision=self.name, reason=failure)
+        self.last_failure = failure
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():

@@ -57,6 +57,7 @@ from ignite_server.domain.models import Resources
 from ignite_server.ports.pod_backend import (
     BackendInfo,
     LogSink,
+    ObservedDeployment,
     PodLogRecord,
     PodSpec,
     PodStartError,
@@ -184,6 +185,10 @@ class LocalBackend:
         if manifest.prestart:
             return await self._start_pooled(spec, manifest)
         return await self._start_direct(spec, manifest)
+
+    def observed(self, app_id: str, versions: frozenset[int]) -> ObservedDeployment | None:
+        """Local pods are all the platform's own: its view is the truth."""
+        return None
 
     async def remove_app(self, app_id: str) -> None:
         """Nothing outlives a local app's pods."""

@@ -5,15 +5,24 @@ has them, scale to zero and back through KEDA, and deletion."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import grpc
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
 from tests.backends.kubernetes.conftest import Kubectl
-from tests.support import SEED_HANDLER, deploy_python, invoke, read_logs, unique_name
+from tests.support import (
+    SEED_HANDLER,
+    deploy_python,
+    error_info,
+    invoke,
+    read_logs,
+    unique_name,
+)
 
 LABEL_APP = "ignite.dodil.io/app"
 LABEL_ORG = "ignite.dodil.io/organization"
@@ -146,3 +155,104 @@ def test_deleting_the_app_leaves_nothing(k8s_stub, kubectl: Kubectl) -> None:
     assert kubectl.get(kinds, selector)
     k8s_stub.DeleteApp(compute.DeleteAppRequest(organization_name=org, app_name="gone"))
     _wait("every object of the app to go", lambda: not kubectl.get(kinds, selector), limit=60)
+
+
+SLOW_HANDLER = b"""import time
+
+def handler(payload, ctx):
+    time.sleep(0.3)
+    return {"ok": True}
+"""
+
+
+def test_load_scales_one_to_three_never_more_and_back(k8s_stub, kubectl: Kubectl) -> None:
+    org = unique_name("org")
+    deploy_python(
+        k8s_stub,
+        org,
+        "busy",
+        SLOW_HANDLER,
+        scaling={"max_replicas": 3, "scale_threshold": 1, "scaledown_period_secs": 2},
+    )
+    assert invoke(k8s_stub, org, "busy", b"{}", timeout=120)[0] == 200
+    selector = _selector(org, "busy")
+    stop = threading.Event()
+    failures: list[Any] = []
+
+    def caller() -> None:
+        while not stop.is_set():
+            status, body = invoke(k8s_stub, org, "busy", b"{}", timeout=120)
+            if status != 200:
+                failures.append((status, body))
+
+    seen_replicas, seen_ready = 0, 0
+    with ThreadPoolExecutor(6) as pool:
+        for _ in range(6):
+            pool.submit(caller)
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and seen_ready < 3:
+                [deployment] = kubectl.get("deployments", selector)
+                seen_replicas = max(seen_replicas, deployment["spec"].get("replicas") or 0)
+                seen_ready = max(seen_ready, deployment["status"].get("readyReplicas") or 0)
+                time.sleep(0.5)
+            time.sleep(3)  # a little more load at three pods: never a fourth
+            [deployment] = kubectl.get("deployments", selector)
+            seen_replicas = max(seen_replicas, deployment["spec"].get("replicas") or 0)
+        finally:
+            stop.set()
+    assert not failures
+    assert seen_ready == 3
+    assert seen_replicas == 3
+
+    def back_to_zero() -> bool:
+        [deployment] = kubectl.get("deployments", selector)
+        return deployment["spec"].get("replicas") == 0
+
+    _wait("scale back down to zero", back_to_zero, limit=90)
+
+
+def _invoke_error(stub: Any, org: str, app: str) -> tuple[grpc.StatusCode, str, str]:
+    try:
+        invoke(stub, org, app, b"{}", timeout=120)
+    except grpc.RpcError as err:
+        info = error_info(err)
+        return err.code(), info.reason if info else "", err.details() or ""  # type: ignore[attr-defined]
+    raise AssertionError("the invoke succeeded")
+
+
+HOG_HANDLER = b"""def handler(payload, ctx):
+    hoard = []
+    while True:
+        hoard.append(bytearray(16 * 1024 * 1024))
+"""
+
+
+def test_a_handler_past_its_memory_limit_is_oomkilled_and_reported(
+    k8s_stub, kubectl: Kubectl
+) -> None:
+    org = unique_name("org")
+    deploy_python(k8s_stub, org, "hog", HOG_HANDLER, limits={"memory_mb": 128})
+    code, reason, _ = _invoke_error(k8s_stub, org, "hog")
+    assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "OUT_OF_MEMORY")
+
+    def oom_killed() -> bool:
+        for pod in kubectl.get("pods", _selector(org, "hog")):
+            for status in pod["status"].get("containerStatuses", []):
+                for state in (status.get("state", {}), status.get("lastState", {})):
+                    if state.get("terminated", {}).get("reason") == "OOMKilled":
+                        return True
+        return False
+
+    _wait("the kubelet's OOMKilled verdict on the pod", oom_killed, limit=30)
+
+
+def test_a_crash_looping_version_reports_failed_with_the_reason(k8s_stub) -> None:
+    org = unique_name("org")
+    deploy_python(k8s_stub, org, "crash", b"raise RuntimeError('broken at import')\n")
+    code, reason, details = _invoke_error(k8s_stub, org, "crash")
+    assert (code, reason) == (grpc.StatusCode.UNAVAILABLE, "ACTIVATION_FAILED")
+    assert "exited with status 1 while starting" in details
+    app = k8s_stub.GetApp(compute.GetAppRequest(organization_name=org, app_name="crash")).app
+    assert app.deployment_state == common.DEPLOYMENT_STATE_FAILED
+    assert "while starting" in app.status_message
