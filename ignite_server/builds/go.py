@@ -30,16 +30,8 @@ from ignite_server.builds.launch_manifest import (
     copy_sources,
     write_launch_manifest,
 )
-from ignite_server.builds.subprocess_build import (
-    DEFAULT_MEMORY_MB,
-    Deadline,
-    Sandbox,
-    failure_reason,
-    installed_tool,
-    network_env,
-    require_tool,
-    run_step,
-)
+from ignite_server.builds.subprocess_build import Deadline, network_env
+from ignite_server.builds.toolchain_pipeline import ToolchainPipeline
 from ignite_server.domain.models import RuntimeKind
 from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
 
@@ -59,33 +51,20 @@ def default_go() -> Path:
     return Path(found) if found else Path("/usr/local/go/bin/go")
 
 
-class GoPipeline:
+class GoPipeline(ToolchainPipeline):
     """Builds Go apps into static linux/amd64 binaries.
 
-    ``go`` is the toolchain's go command (default: on PATH, else
-    /usr/local/go/bin/go; FileNotFoundError when there is none);
-    ``memory_mb`` limits each build step; ``sandbox`` runs the steps under
-    bubblewrap when it is installed.
+    ``tool`` is the toolchain's go command (default: on PATH, else
+    /usr/local/go/bin/go); ``memory_mb`` and ``sandbox`` as in
+    ToolchainPipeline.
     """
 
     kind = RuntimeKind.GO
-    explicit_compile = False
+    toolchain = "the Go toolchain"
+    default_tool = staticmethod(default_go)
 
-    def __init__(
-        self,
-        go: Path | None = None,
-        *,
-        memory_mb: int = DEFAULT_MEMORY_MB,
-        sandbox: bool = True,
-    ) -> None:
-        self.go = installed_tool((go or default_go()).resolve(), "the Go toolchain")
-        self.memory_mb = memory_mb
-        self.sandbox = sandbox
-
-    async def build(self, request: BuildRequest) -> None:
+    async def compile(self, request: BuildRequest, deadline: Deadline) -> None:
         """Compiles ``request.source_dir`` to ``request.out_dir/app``."""
-        require_tool(self.go, "the Go toolchain")
-        deadline = Deadline(request.timeout_secs)
         scratch = request.cache_dir / "work" / uuid.uuid4().hex
         try:
             await self._build(request, scratch, deadline)
@@ -97,12 +76,12 @@ class GoPipeline:
         await asyncio.to_thread(_prepare, request.source_dir, project, scratch / "ignite-sdk")
         if not any(project.glob("*.go")):
             raise BuildFailed("the archive has no .go files at its root (main.go is required)")
-        go_root = self.go.parent.parent
+        go_root = self.tool.parent.parent
         caches = [request.cache_dir / name for name in ("go-build", "go-mod", "go-path")]
         for path in caches:
             path.mkdir(parents=True, exist_ok=True)
         env = {
-            "PATH": f"{self.go.parent}:/usr/bin:/bin",
+            "PATH": f"{self.tool.parent}:/usr/bin:/bin",
             "HOME": str(scratch),
             "GOCACHE": str(caches[0]),
             "GOMODCACHE": str(caches[1]),
@@ -119,12 +98,8 @@ class GoPipeline:
         for name in ("GOSUMDB", "GOPRIVATE", "GONOSUMDB", "GONOPROXY"):
             if name in os.environ:
                 env[name] = os.environ[name]
-        sandbox = (
-            Sandbox(ro_paths=[go_root], rw_paths=[scratch, *caches, request.out_dir])
-            if self.sandbox
-            else None
-        )
-        go = str(self.go)
+        sandbox = self.step_sandbox([go_root], [scratch, *caches, request.out_dir])
+        go = str(self.tool)
         steps: list[tuple[str, list[str]]] = []
         if not (project / "go.mod").exists():
             steps.append(("go mod init", [go, "mod", "init", "app"]))
@@ -149,17 +124,15 @@ class GoPipeline:
         ]  # fmt: skip
         for name, argv in steps:
             request.log(f"$ {' '.join(argv[1:]).replace(go, 'go')}")
-            result = await run_step(
+            await self.run(
+                name,
                 argv,
                 cwd=project,
                 env=env,
-                log=request.log,
+                request=request,
                 deadline=deadline,
-                memory_mb=self.memory_mb,
                 sandbox=sandbox,
             )
-            if result.returncode != 0:
-                raise BuildFailed(failure_reason(name, result, self.memory_mb))
         write_launch_manifest(request.out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"])
 
 

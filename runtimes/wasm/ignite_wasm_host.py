@@ -2,7 +2,7 @@
 
 Usage: ``python -S -B ignite_wasm_host.py APP.wasm`` with the ``wasmtime``
 package on PYTHONPATH (the launch manifest written by
-ignite_server/builds/rust.py says so). It implements docs/pod-protocol.md
+ignite_server/builds/rust_wasm.py says so). It implements docs/pod-protocol.md
 with the standard library and ``wasmtime`` only, since it runs inside the
 pod's sandbox where nothing of the platform is importable.
 

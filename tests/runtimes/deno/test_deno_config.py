@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ignite_server.builds.deno import _strip_jsonc
+from ignite_server.builds.deno_config import _strip_jsonc
 
 
 def test_comments_and_trailing_commas_are_removed() -> None:

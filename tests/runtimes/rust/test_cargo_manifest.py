@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from ignite_server.builds.rust import GENERATED_BIN, SDK_CRATE, rewrite_cargo_manifest
+from ignite_server.builds.cargo_manifest import GENERATED_BIN, SDK_CRATE, rewrite_cargo_manifest
 from ignite_server.ports.build_pipeline import BuildFailed
 
 

@@ -1,0 +1,24 @@
+"""The Rust pipeline's native target, ``x86_64-unknown-linux-gnu``: the
+binary Cargo built is the pod's process, ``app`` in the artifact."""
+
+from __future__ import annotations
+
+from ignite_server.builds.launch_manifest import CODE_PLACEHOLDER, write_launch_manifest
+from ignite_server.builds.subprocess_build import Deadline
+from ignite_server.ports.build_pipeline import BuildRequest
+
+NATIVE_TARGET = "x86_64-unknown-linux-gnu"
+#: The binary's name inside the artifact.
+BINARY = "app"
+
+
+class NativeTarget:
+    """Builds for linux/amd64 and runs the binary as it is."""
+
+    triple = NATIVE_TARGET
+    artifact = BINARY
+    wasm = False
+
+    async def finish(self, request: BuildRequest, deadline: Deadline) -> None:
+        """Writes the launch manifest that starts the binary."""
+        write_launch_manifest(request.out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"])
