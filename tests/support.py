@@ -11,6 +11,8 @@ from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 from google.rpc import error_details_pb2, status_pb2
 
+#: Seed 000's handler, the one every test that needs a greeter deploys; what
+#: it prints lands in the app's logs.
 SEED_HANDLER = b"""import json
 from datetime import datetime, timezone
 
@@ -21,6 +23,7 @@ def handler(payload, ctx):
     except (TypeError, ValueError):
         event = {}
     name = event.get("name", "world")
+    print("greeting", name)
     return {
         "greeting": f"Hello, {name}!",
         "execution_id": ctx.get("execution_id", ""),
@@ -66,6 +69,16 @@ def expect_error(call: Callable[..., Any], request: Any) -> tuple[grpc.StatusCod
         info = error_info(err)
         return err.code(), info.reason if info else ""  # type: ignore[attr-defined]
     raise AssertionError(f"{call} succeeded but was expected to fail")
+
+
+def publish_error(
+    stub, org: str, name: str, code: compute.CodeSource
+) -> tuple[grpc.StatusCode, str]:
+    """Save ``code`` as the app's draft and publish it, which must fail:
+    (status code, ErrorInfo reason)."""
+    stub.SaveDraft(compute.SaveDraftRequest(organization_name=org, app_name=name, code=code))
+    publish = compute.PublishDraftRequest(organization_name=org, app_name=name)
+    return expect_error(stub.PublishDraft, publish)
 
 
 def python_source(code: bytes) -> compute.CodeSource:

@@ -3,47 +3,31 @@ the draft's build log and in the app's logs (stream BUILD)."""
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 
 import grpc
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from tests.support import expect_error, python_archive, read_logs
+from tests.support import publish_error, python_archive, read_logs, tar_gz
 
 MISSING = "ignite-test-no-such-package-4d1f"
-
-
-def _archive(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def test_failed_build_is_reported_everywhere(stub, org):
     stub.CreateApp(
         compute.CreateAppRequest(organization_name=org, name="broken", runtime={"python": {}})
     )
-    code = _archive(
+    code = tar_gz(
         {
             "handler.py": b"def handler(payload, ctx):\n    return 'never'\n",
             "requirements.txt": f"{MISSING}==1.0\n".encode(),
         }
     )
-    stub.SaveDraft(
-        compute.SaveDraftRequest(
-            organization_name=org, app_name="broken", code=python_archive(code)
-        )
+    assert publish_error(stub, org, "broken", python_archive(code)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "BUILD_FAILED",
     )
-    assert expect_error(
-        stub.PublishDraft, compute.PublishDraftRequest(organization_name=org, app_name="broken")
-    ) == (grpc.StatusCode.FAILED_PRECONDITION, "BUILD_FAILED")
 
     draft = stub.GetDraft(compute.GetDraftRequest(organization_name=org, app_name="broken"))
     assert draft.draft.status == common.VERSION_STATUS_FAILED

@@ -6,25 +6,20 @@ the state the cancellation leads to."""
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 
 import grpc
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from tests.support import deploy_python, error_info, expect_error, python_archive, python_source
-
-
-def _archive(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, data in files.items():
-            entry = tarfile.TarInfo(name)
-            entry.size = len(data)
-            tar.addfile(entry, io.BytesIO(data))
-    return out.getvalue()
+from tests.support import (
+    deploy_python,
+    error_info,
+    publish_error,
+    python_archive,
+    python_source,
+    tar_gz,
+)
 
 
 def _create(stub, org: str, name: str) -> None:
@@ -34,7 +29,7 @@ def _create(stub, org: str, name: str) -> None:
 
 
 def test_the_same_bytes_as_an_archive_and_as_a_file_are_built_apart(stub, org):
-    data = _archive({"handler.py": b"def handler(payload, ctx):\n    return 'packed'\n"})
+    data = tar_gz({"handler.py": b"def handler(payload, ctx):\n    return 'packed'\n"})
     _create(stub, org, "packed")
     stub.SaveDraft(
         compute.SaveDraftRequest(
@@ -46,27 +41,16 @@ def test_the_same_bytes_as_an_archive_and_as_a_file_are_built_apart(stub, org):
     # The archive's bytes as one source file are not a Python module: that
     # build fails, even though these bytes built fine as an archive.
     _create(stub, org, "unpacked")
-    stub.SaveDraft(
-        compute.SaveDraftRequest(
-            organization_name=org, app_name="unpacked", code=python_source(data)
-        )
+    assert publish_error(stub, org, "unpacked", python_source(data)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "BUILD_FAILED",
     )
-    assert expect_error(
-        stub.PublishDraft, compute.PublishDraftRequest(organization_name=org, app_name="unpacked")
-    ) == (grpc.StatusCode.FAILED_PRECONDITION, "BUILD_FAILED")
 
 
 def test_invoking_an_app_whose_build_failed_points_at_the_build(stub, org):
     _create(stub, org, "broken")
-    stub.SaveDraft(
-        compute.SaveDraftRequest(
-            organization_name=org,
-            app_name="broken",
-            code=python_source(b"def handler(payload, ctx):\n    return (\n"),
-        )
-    )
-    publish = compute.PublishDraftRequest(organization_name=org, app_name="broken")
-    assert expect_error(stub.PublishDraft, publish)[1] == "BUILD_FAILED"
+    broken = python_source(b"def handler(payload, ctx):\n    return (\n")
+    assert publish_error(stub, org, "broken", broken)[1] == "BUILD_FAILED"
     request = compute.InvokeRequest(organization_name=org, app_name="broken", body=b"{}")
     try:
         list(stub.Invoke(request))

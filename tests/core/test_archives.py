@@ -11,28 +11,19 @@ import pytest
 
 from ignite_server.core import archives, defaults
 from ignite_server.domain.errors import InvalidArgument
-
-
-def _tgz(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+from tests.support import tar_gz
 
 
 def test_unpacked_size_is_counted_from_real_bytes(monkeypatch):
     monkeypatch.setattr(defaults, "ARCHIVE_MAX_UNPACKED_BYTES", 100_000)
-    data = _tgz({"a.bin": os.urandom(60_000), "b.bin": os.urandom(60_000)})
+    data = tar_gz({"a.bin": os.urandom(60_000), "b.bin": os.urandom(60_000)})
     with pytest.raises(InvalidArgument) as caught:
         archives.check(data)
     assert caught.value.reason == "ARCHIVE_TOO_LARGE"
 
 
 def test_extract_writes_only_under_the_destination(tmp_path):
-    data = _tgz({"handler.py": b"x = 1\n", "pkg/mod.py": b"y = 2\n"})
+    data = tar_gz({"handler.py": b"x = 1\n", "pkg/mod.py": b"y = 2\n"})
     dest = tmp_path / "dest"
     dest.mkdir()
     summary = archives.extract(data, dest)

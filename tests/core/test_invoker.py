@@ -17,25 +17,7 @@ from ignite_server.domain.errors import DeadlineExceeded, ResourceExhausted, Una
 from ignite_server.domain.models import DeploymentState, LogStream
 from ignite_server.ports.pod_backend import PodLogRecord
 from tests.core.conftest import Builder, call, make_target
-
-SEED_HANDLER = """import json
-from datetime import datetime, timezone
-
-def handler(payload, ctx):
-    # The runtime hands you the raw body; decode + parse JSON ourselves.
-    try:
-        event = json.loads(payload) if payload else {}
-    except (TypeError, ValueError):
-        event = {}
-    name = event.get("name", "world")
-    print("greeting", name)
-    return {
-        "greeting": f"Hello, {name}!",
-        "execution_id": ctx.get("execution_id", ""),
-        "function_id": ctx.get("function_id", ""),
-        "received_at": datetime.now(timezone.utc).isoformat(),
-    }
-"""
+from tests.support import SEED_HANDLER
 
 MISC_HANDLER = """import os, time
 

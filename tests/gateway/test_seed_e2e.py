@@ -4,8 +4,9 @@ The program below is the seed's code: the deploy script (CreateApp →
 SaveDraft → PublishDraft), then the direct-URL snippet, then the Invoke RPC
 snippet. Only the constants differ: ``API`` is the local gateway, the
 direct URL is ``http://greet-acme-corp.ignite.localhost:<port>/`` instead of
-the hosted domain, and ``DODIL_TOKEN`` is an access token the platform
-issued at its OAuth 2.0 token endpoint (client credentials).
+the hosted domain, ``DODIL_TOKEN`` is an access token the platform issued
+at its OAuth 2.0 token endpoint (client credentials), and ``HANDLER_SRC`` is
+the seed's handler as the other tests deploy it (tests/support.py).
 
 Browsers, curl and systemd-resolved resolve ``*.localhost`` to loopback
 (RFC 6761); glibc here does not, so the program runs with a
@@ -48,22 +49,7 @@ HEADERS = {
     "Content-Type": "application/json",
 }
 
-HANDLER_SRC = b"""import json
-from datetime import datetime, timezone
-
-def handler(payload, ctx):
-    try:
-        event = json.loads(payload) if payload else {}
-    except (TypeError, ValueError):
-        event = {}
-    name = event.get("name", "world")
-    return {
-        "greeting": f"Hello, {name}!",
-        "execution_id": ctx.get("execution_id", ""),
-        "function_id": ctx.get("function_id", ""),
-        "received_at": datetime.now(timezone.utc).isoformat(),
-    }
-"""
+HANDLER_SRC = b"""@HANDLER_SRC@"""
 
 
 def b64(data: bytes) -> str:
@@ -173,8 +159,10 @@ ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 @pytest.mark.timeout(240)
 def test_seed_000_programmatic_way(secured_platform: LocalPlatform, tmp_path: Path) -> None:
-    program = SEED_PROGRAM.replace("@API@", secured_platform.http_url).replace(
-        "@PORT@", str(secured_platform.gateway_port)
+    program = (
+        SEED_PROGRAM.replace("@API@", secured_platform.http_url)
+        .replace("@PORT@", str(secured_platform.gateway_port))
+        .replace("@HANDLER_SRC@", SEED_HANDLER.decode())
     )
     (tmp_path / "seed_000.py").write_text(program)
     (tmp_path / "sitecustomize.py").write_text(LOCALHOST_RESOLVER)

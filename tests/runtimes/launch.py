@@ -11,7 +11,7 @@ import asyncio
 import json
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,60 +19,16 @@ from typing import Any
 
 import aiohttp
 
-from ignite_server.domain.models import RuntimeKind, RuntimeSpec, RuntimeTarget
-from ignite_server.ports.build_pipeline import BuildRequest
-
 FUNCTION_ID = "acme-corp/hello"
 ORGANIZATION_ID = "acme-corp"
 #: How long a pod may take from exec to a healthy socket.
 START_TIMEOUT_SECS = 30
 
 
-@dataclass
-class Build:
-    """A build's request plus the log lines it produced."""
-
-    request: BuildRequest
-    log: list[str]
-
-    @property
-    def log_text(self) -> str:
-        return "\n".join(self.log)
-
-
-def build_request(
-    kind: RuntimeKind,
-    source_dir: Path,
-    out_dir: Path,
-    cache_dir: Path,
-    *,
-    target: RuntimeTarget = RuntimeTarget.UNSPECIFIED,
-    build_args: Mapping[str, str] | None = None,
-    timeout_secs: int = 1200,
-) -> Build:
-    """A BuildRequest whose log is collected in memory."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    lines: list[str] = []
-    request = BuildRequest(
-        runtime=RuntimeSpec(kind=kind, target=target),
-        source_dir=source_dir,
-        out_dir=out_dir,
-        cache_dir=cache_dir,
-        log=lines.append,
-        build_args=dict(build_args or {}),
-        timeout_secs=timeout_secs,
-    )
-    return Build(request, lines)
-
-
-def write_tree(root: Path, files: Mapping[str, str]) -> Path:
-    """Writes ``files`` (relative path → text) under ``root``."""
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+def context_answer(execution_id: str, **fields: Any) -> dict[str, Any]:
+    """What the seed handlers answer: ``fields`` and, from their context, the
+    execution's id and the function's (FUNCTION_ID)."""
+    return {**fields, "execution_id": execution_id, "function_id": FUNCTION_ID}
 
 
 @dataclass
@@ -152,17 +108,33 @@ async def launched(artifact_dir: Path) -> AsyncIterator[Pod]:
                     await process.wait()
 
 
+async def error_and_recovery(
+    pod: Pod, failing: bytes | dict[str, Any], then: bytes | dict[str, Any]
+) -> tuple[str, Any]:
+    """Sends ``failing``, which must be answered 500 with a JSON error, then
+    ``then``, which must succeed: the error's message and the answer to
+    ``then`` (decoded JSON)."""
+    status, content_type, body = await pod.call(failing)
+    assert (status, content_type) == (500, "application/json")
+    error = json.loads(body)["error"]
+    status, _, body = await pod.call(then)
+    assert status == 200
+    return error, json.loads(body)
+
+
 async def drained_on_sigterm(
-    pod: Pod, body: bytes | dict[str, Any]
+    artifact_dir: Path, body: bytes | dict[str, Any]
 ) -> tuple[tuple[int, str, bytes], int]:
-    """Sends ``body`` (a request the handler takes a while to answer), then
-    SIGTERM while it is in flight; returns (its response, the exit code)."""
-    in_flight = asyncio.create_task(pod.call(body))
-    await asyncio.sleep(0.3)
-    assert not in_flight.done(), "the request must still be in flight at SIGTERM"
-    pod.process.send_signal(signal.SIGTERM)
-    response = await in_flight
-    exit_code = await asyncio.wait_for(pod.process.wait(), 10)
+    """Starts a pod of the artifact, sends it ``body`` (a request the handler
+    takes a while to answer), then SIGTERM while it is in flight; returns
+    (its response, the exit code)."""
+    async with launched(artifact_dir) as pod:
+        in_flight = asyncio.create_task(pod.call(body))
+        await asyncio.sleep(0.3)
+        assert not in_flight.done(), "the request must still be in flight at SIGTERM"
+        pod.process.send_signal(signal.SIGTERM)
+        response = await in_flight
+        exit_code = await asyncio.wait_for(pod.process.wait(), 10)
     return response, exit_code
 
 

@@ -5,23 +5,19 @@ the unix socket."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from ignite_server.builds.deno import DenoPipeline
 from ignite_server.domain.models import RuntimeKind
-from ignite_server.ports.build_pipeline import BuildFailed
-from tests.runtimes.launch import (
-    FUNCTION_ID,
-    ORGANIZATION_ID,
-    Pod,
-    build_request,
-    drained_on_sigterm,
-    launched,
-    write_tree,
+from tests.runtimes.launch import ORGANIZATION_ID, Pod, context_answer, drained_on_sigterm, launched
+from tests.runtimes.pipeline_fixtures import (
+    AppBuilder,
+    artifact_fixture,
+    builder_fixture,
+    pod_fixture,
 )
+
+builder = builder_fixture(RuntimeKind.DENO, DenoPipeline)
 
 MAIN_TS = """import { start } from "ignite";
 import prettyBytes from "pretty-bytes";
@@ -58,37 +54,22 @@ DENO_JSON = json.dumps(
 )
 
 
-@pytest.fixture(scope="session")
-def deno_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("deno-cache")
+APP_FILES = {"deno.json": DENO_JSON, "main.ts": MAIN_TS}
 
-
-@pytest.fixture(scope="session")
-async def app_artifact(tmp_path_factory: pytest.TempPathFactory, deno_cache: Path) -> Path:
-    root = tmp_path_factory.mktemp("deno-app")
-    source = write_tree(root / "src", {"deno.json": DENO_JSON, "main.ts": MAIN_TS})
-    build = build_request(RuntimeKind.DENO, source, root / "out", deno_cache)
-    await DenoPipeline().build(build.request)
-    return build.request.out_dir
-
-
-@pytest.fixture(scope="session")
-async def app_pod(app_artifact: Path) -> AsyncIterator[Pod]:
-    async with launched(app_artifact) as pod:
-        yield pod
+app_artifact = artifact_fixture(APP_FILES)
+app_pod = pod_fixture(APP_FILES)
 
 
 async def test_object_result_is_json_with_the_context(app_pod: Pod) -> None:
     status, content_type, body = await app_pod.call({"name": "world"}, execution_id="01JDENO")
     assert (status, content_type) == (200, "application/json")
-    assert json.loads(body) == {
-        "greeting": "Hello, world!",
-        "execution_id": "01JDENO",
-        "function_id": FUNCTION_ID,
-        "organization_id": ORGANIZATION_ID,
-        "content_type": "application/json",
-        "size": "1.34 kB",
-    }
+    assert json.loads(body) == context_answer(
+        "01JDENO",
+        greeting="Hello, world!",
+        organization_id=ORGANIZATION_ID,
+        content_type="application/json",
+        size="1.34 kB",
+    )
 
 
 async def test_bytes_and_strings_are_encoded_like_python(app_pod: Pod) -> None:
@@ -105,8 +86,7 @@ async def test_thrown_error_is_500_and_the_pod_keeps_serving(app_pod: Pod) -> No
 
 
 async def test_sigterm_lets_the_request_in_flight_finish(app_artifact: Path) -> None:
-    async with launched(app_artifact) as pod:
-        response, exit_code = await drained_on_sigterm(pod, b"slow")
+    response, exit_code = await drained_on_sigterm(app_artifact, b"slow")
     assert response == (200, "text/plain; charset=utf-8", b"finished")
     assert exit_code == 0
 
@@ -124,36 +104,31 @@ def test_artifact_runs_offline_from_its_own_directory(app_artifact: Path) -> Non
     assert config["imports"]["ignite"] == "./.ignite/sdk/mod.ts"
 
 
-async def test_type_error_fails_with_denos_message(tmp_path: Path, deno_cache: Path) -> None:
+async def test_type_error_fails_with_denos_message(tmp_path: Path, builder: AppBuilder) -> None:
     broken = MAIN_TS.replace(
         "const text = new TextDecoder().decode(payload);",
         "const text: number = new TextDecoder().decode(payload);",
     )
-    source = write_tree(tmp_path / "src", {"deno.json": DENO_JSON, "main.ts": broken})
-    build = build_request(RuntimeKind.DENO, source, tmp_path / "out", deno_cache)
-    with pytest.raises(BuildFailed) as failed:
-        await DenoPipeline().build(build.request)
+    build, failed = await builder.failure(tmp_path, {"deno.json": DENO_JSON, "main.ts": broken})
     assert "TS2322" in build.log_text
     assert "main.ts" in build.log_text
-    assert "deno check failed" in failed.value.message
+    assert "deno check failed" in failed.message
     assert not (tmp_path / "out" / "ignite-launch.json").exists()
 
 
-async def test_jsonc_config_and_no_import_map_entry(tmp_path: Path, deno_cache: Path) -> None:
+async def test_jsonc_config_and_no_import_map_entry(tmp_path: Path, builder: AppBuilder) -> None:
     jsonc = """{
   // comments and trailing commas are allowed here
   "imports": { "pretty-bytes": "npm:pretty-bytes@6.1.1", /* no "ignite" */ },
 }
 """
-    source = write_tree(tmp_path / "src", {"deno.jsonc": jsonc, "main.ts": MAIN_TS})
-    build = build_request(RuntimeKind.DENO, source, tmp_path / "out", deno_cache)
-    await DenoPipeline().build(build.request)
-    async with launched(tmp_path / "out") as pod:
+    artifact = await builder.build(tmp_path, {"deno.jsonc": jsonc, "main.ts": MAIN_TS})
+    async with launched(artifact) as pod:
         status, _, body = await pod.call({"name": "jsonc"})
     assert (status, json.loads(body)["greeting"]) == (200, "Hello, jsonc!")
 
 
-async def test_a_separate_import_map_is_rewritten(tmp_path: Path, deno_cache: Path) -> None:
+async def test_a_separate_import_map_is_rewritten(tmp_path: Path, builder: AppBuilder) -> None:
     import_map = json.dumps({"imports": {"ignite": "https://example.invalid/ignite/mod.ts"}})
     main_ts = 'import { start } from "ignite";\n\nstart((payload) => payload);\n'
     files = {
@@ -161,10 +136,8 @@ async def test_a_separate_import_map_is_rewritten(tmp_path: Path, deno_cache: Pa
         "maps/import_map.json": import_map,
         "main.ts": main_ts,
     }
-    source = write_tree(tmp_path / "src", files)
-    build = build_request(RuntimeKind.DENO, source, tmp_path / "out", deno_cache)
-    await DenoPipeline().build(build.request)
-    rewritten = json.loads((tmp_path / "out" / "maps" / "import_map.json").read_text())
+    artifact = await builder.build(tmp_path, files)
+    rewritten = json.loads((artifact / "maps" / "import_map.json").read_text())
     assert rewritten["imports"]["ignite"] == "../.ignite/sdk/mod.ts"
-    async with launched(tmp_path / "out") as pod:
+    async with launched(artifact) as pod:
         assert await pod.call(b"\x00\x01") == (200, "application/octet-stream", b"\x00\x01")

@@ -5,70 +5,46 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from ignite_server.builds.go import GoPipeline
 from ignite_server.domain.models import RuntimeKind
-from ignite_server.ports.build_pipeline import BuildFailed
 from tests.runtimes.launch import (
-    FUNCTION_ID,
     Pod,
-    build_request,
+    context_answer,
     drained_on_sigterm,
+    error_and_recovery,
     launched,
-    write_tree,
+)
+from tests.runtimes.pipeline_fixtures import (
+    AppBuilder,
+    artifact_fixture,
+    builder_fixture,
+    pod_fixture,
 )
 
 #: Seed 002's main.go and a go.mod, as shipped in the runtime's examples.
 EXAMPLE = Path(__file__).resolve().parents[3] / "runtimes" / "go" / "examples" / "hello"
 SEED_MAIN_GO = (EXAMPLE / "main.go").read_text()
 GO_MOD = (EXAMPLE / "go.mod").read_text()
+SEED_FILES = {"main.go": SEED_MAIN_GO, "go.mod": GO_MOD}
 
-
-@pytest.fixture(scope="session")
-def go_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("go-cache")
-
-
-@pytest.fixture(scope="session")
-async def seed_artifact(tmp_path_factory: pytest.TempPathFactory, go_cache: Path) -> Path:
-    """Seed 002's main.go + a go.mod, built once per test session."""
-    root = tmp_path_factory.mktemp("go-seed")
-    source = write_tree(root / "src", {"main.go": SEED_MAIN_GO, "go.mod": GO_MOD})
-    build = build_request(RuntimeKind.GO, source, root / "out", go_cache)
-    await GoPipeline().build(build.request)
-    return build.request.out_dir
-
-
-@pytest.fixture(scope="session")
-async def seed_pod(seed_artifact: Path) -> AsyncIterator[Pod]:
-    async with launched(seed_artifact) as pod:
-        yield pod
+builder = builder_fixture(RuntimeKind.GO, GoPipeline)
+#: Seed 002's main.go + a go.mod, built once per test session.
+seed_artifact = artifact_fixture(SEED_FILES)
+seed_pod = pod_fixture(SEED_FILES)
 
 
 async def test_seed_handler_greets(seed_pod: Pod) -> None:
     status, content_type, body = await seed_pod.call({"name": "world"}, execution_id="01JGOSEED")
-    assert status == 200
-    assert content_type == "application/octet-stream"
-    assert json.loads(body) == {
-        "greeting": "Hello, world!",
-        "execution_id": "01JGOSEED",
-        "function_id": FUNCTION_ID,
-    }
+    assert (status, content_type) == (200, "application/octet-stream")
+    assert json.loads(body) == context_answer("01JGOSEED", greeting="Hello, world!")
 
 
 async def test_handler_error_is_500_and_pod_keeps_serving(seed_pod: Pod) -> None:
-    status, content_type, body = await seed_pod.call(b"this is not json")
-    assert status == 500
-    assert content_type == "application/json"
-    assert "invalid character" in json.loads(body)["error"]
-
-    status, _, body = await seed_pod.call({"name": "Ada"})
-    assert status == 200
-    assert json.loads(body)["greeting"] == "Hello, Ada!"
+    error, answer = await error_and_recovery(seed_pod, b"this is not json", {"name": "Ada"})
+    assert "invalid character" in error
+    assert answer["greeting"] == "Hello, Ada!"
 
 
 def test_artifact_is_a_static_binary_started_by_the_manifest(seed_artifact: Path) -> None:
@@ -79,23 +55,18 @@ def test_artifact_is_a_static_binary_started_by_the_manifest(seed_artifact: Path
 
 
 async def test_compile_error_fails_with_the_compilers_message(
-    tmp_path: Path, go_cache: Path
+    tmp_path: Path, builder: AppBuilder
 ) -> None:
     broken = SEED_MAIN_GO.replace('req.Name = "world"', "req.Name = undefinedName")
-    source = write_tree(tmp_path / "src", {"main.go": broken, "go.mod": GO_MOD})
-    build = build_request(RuntimeKind.GO, source, tmp_path / "out", go_cache)
-    with pytest.raises(BuildFailed) as failed:
-        await GoPipeline().build(build.request)
+    build, failed = await builder.failure(tmp_path, {"main.go": broken, "go.mod": GO_MOD})
     assert "undefined: undefinedName" in build.log_text
-    assert "go build failed" in failed.value.message
+    assert "go build failed" in failed.message
     assert not (tmp_path / "out" / "ignite-launch.json").exists()
 
 
-async def test_missing_go_mod_is_initialized(tmp_path: Path, go_cache: Path) -> None:
-    source = write_tree(tmp_path / "src", {"main.go": SEED_MAIN_GO})
-    build = build_request(RuntimeKind.GO, source, tmp_path / "out", go_cache)
-    await GoPipeline().build(build.request)
-    async with launched(build.request.out_dir) as pod:
+async def test_missing_go_mod_is_initialized(tmp_path: Path, builder: AppBuilder) -> None:
+    artifact = await builder.build(tmp_path, {"main.go": SEED_MAIN_GO})
+    async with launched(artifact) as pod:
         status, _, body = await pod.call({"name": "Go"})
     assert (status, json.loads(body)["greeting"]) == (200, "Hello, Go!")
 
@@ -128,13 +99,7 @@ func main() {
 """
 
 
-@pytest.fixture(scope="session")
-async def variant_artifact(tmp_path_factory: pytest.TempPathFactory, go_cache: Path) -> Path:
-    root = tmp_path_factory.mktemp("go-variant")
-    source = write_tree(root / "src", {"main.go": VARIANT_MAIN_GO, "go.mod": GO_MOD})
-    build = build_request(RuntimeKind.GO, source, root / "out", go_cache)
-    await GoPipeline().build(build.request)
-    return build.request.out_dir
+variant_artifact = artifact_fixture({"main.go": VARIANT_MAIN_GO, "go.mod": GO_MOD})
 
 
 async def test_panic_is_500_and_logs_go_to_stderr(variant_artifact: Path) -> None:
@@ -151,8 +116,7 @@ async def test_panic_is_500_and_logs_go_to_stderr(variant_artifact: Path) -> Non
 
 
 async def test_sigterm_lets_the_request_in_flight_finish(variant_artifact: Path) -> None:
-    async with launched(variant_artifact) as pod:
-        response, exit_code = await drained_on_sigterm(pod, b"slow")
+    response, exit_code = await drained_on_sigterm(variant_artifact, b"slow")
     assert response == (200, "application/octet-stream", b"finished")
     assert exit_code == 0
 

@@ -4,53 +4,46 @@ same dependencies, and the built pods called over their unix sockets."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ignite_server.builds.rust import RustPipeline
-from ignite_server.domain.errors import FailedPrecondition
-from ignite_server.domain.models import RuntimeKind, RuntimeTarget
-from ignite_server.ports.build_pipeline import BuildFailed
+from ignite_server.domain.models import RuntimeKind
 from tests.runtimes.launch import (
     FUNCTION_ID,
     Pod,
-    build_request,
+    context_answer,
     drained_on_sigterm,
+    error_and_recovery,
     launched,
-    write_tree,
 )
-from tests.runtimes.rust.seed import CARGO_TOML, SEED_LIB_RS
+from tests.runtimes.pipeline_fixtures import AppBuilder, builder_fixture, pod_fixture
+from tests.runtimes.rust.seed import (
+    CARGO_TOML,
+    FAILURES,
+    SEED_FILES,
+    SEED_LIB_RS,
+    STREAM,
+    edited_seed,
+    refused_for_wasm,
+)
 
 #: The same app after an edit that adds failure paths: the "rebuild with
 #: unchanged dependencies".
-EDITED_LIB_RS = SEED_LIB_RS.replace(
-    "    let message: String = req\n",
-    """    if req.field::<bool>("panic").unwrap_or(false) {
-        panic!("deliberate panic");
-    }
-    if req.field::<bool>("fail").unwrap_or(false) {
-        return Err(Error::msg("deliberate failure"));
-    }
-    if let Ok(millis) = req.field::<u64>("sleep_ms") {
+EDITED_FILES = edited_seed(
+    FAILURES,
+    """    if let Ok(millis) = req.field::<u64>("sleep_ms") {
         tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
     }
-    if req.field::<bool>("stream").unwrap_or(false) {
-        ctx.stream().set_content_type("application/x-ndjson");
-        for part in 0..3 {
-            ctx.stream().send_json(&json!({ "part": part })).await?;
-        }
-        return Ok(json!(null));
-    }
-    if req.field::<bool>("scratch").unwrap_or(false) {
+""",
+    STREAM,
+    """    if req.field::<bool>("scratch").unwrap_or(false) {
         ctx.temp_store().write("note.txt", "kept")?;
         let kept = String::from_utf8(ctx.temp_store().read("note.txt")?)?;
         return Ok(json!({ "kept": kept, "function": ctx.env().get("IGNITE_FUNCTION_ID") }));
     }
-    let message: String = req
 """,
 )
 #: A cold build compiles tokio, hyper and serde; on a small, busy CI machine
@@ -60,61 +53,19 @@ pytestmark = pytest.mark.timeout(900)
 #: The issue's bar for a rebuild with unchanged dependencies.
 REBUILD_SPEEDUP = 5
 
-
-@dataclass
-class RustBuilds:
-    seed: Path
-    edited: Path
-    cold_secs: float
-    rebuild_secs: float
-    cache: Path
-
-
-@pytest.fixture(scope="session")
-async def rust_builds(tmp_path_factory: pytest.TempPathFactory) -> RustBuilds:
-    """Seed 003 built with an empty cache, then the edited app rebuilt; both
-    timed. One per test session (per xdist worker)."""
-    root = tmp_path_factory.mktemp("rust")
-    cache = root / "cache"
-    source = write_tree(root / "src", {"Cargo.toml": CARGO_TOML, "src/lib.rs": SEED_LIB_RS})
-    pipeline = RustPipeline()
-
-    cold = build_request(RuntimeKind.RUST, source, root / "seed", cache)
-    started = time.monotonic()
-    await pipeline.build(cold.request)
-    cold_secs = time.monotonic() - started
-
-    (source / "src" / "lib.rs").write_text(EDITED_LIB_RS)
-    rebuild = build_request(RuntimeKind.RUST, source, root / "edited", cache)
-    started = time.monotonic()
-    await pipeline.build(rebuild.request)
-    rebuild_secs = time.monotonic() - started
-    return RustBuilds(root / "seed", root / "edited", cold_secs, rebuild_secs, cache)
-
-
-@pytest.fixture(scope="session")
-async def seed_pod(rust_builds: RustBuilds) -> AsyncIterator[Pod]:
-    async with launched(rust_builds.seed) as pod:
-        yield pod
-
-
-@pytest.fixture(scope="session")
-async def edited_pod(rust_builds: RustBuilds) -> AsyncIterator[Pod]:
-    async with launched(rust_builds.edited) as pod:
-        yield pod
+#: Seed 003 built with an empty cache, then the edited app rebuilt; both
+#: timed. Once per test session (per xdist worker).
+builder = builder_fixture(RuntimeKind.RUST, RustPipeline, first=(SEED_FILES, EDITED_FILES))
+seed_pod = pod_fixture(SEED_FILES)
+edited_pod = pod_fixture(EDITED_FILES)
 
 
 async def test_seed_handler_answers_with_the_message(seed_pod: Pod) -> None:
     status, content_type, body = await seed_pod.call(
         {"message": "hi there"}, execution_id="01JRUSTSEED"
     )
-    assert status == 200
-    assert content_type == "application/json"
-    assert json.loads(body) == {
-        "message": "hi there",
-        "execution_id": "01JRUSTSEED",
-        "function_id": FUNCTION_ID,
-    }
+    assert (status, content_type) == (200, "application/json")
+    assert json.loads(body) == context_answer("01JRUSTSEED", message="hi there")
 
 
 async def test_seed_handler_default_message(seed_pod: Pod) -> None:
@@ -124,14 +75,9 @@ async def test_seed_handler_default_message(seed_pod: Pod) -> None:
 
 
 async def test_panic_is_500_and_the_next_request_succeeds(edited_pod: Pod) -> None:
-    status, content_type, body = await edited_pod.call({"panic": True})
-    assert status == 500
-    assert content_type == "application/json"
-    assert "deliberate panic" in json.loads(body)["error"]
-
-    status, _, body = await edited_pod.call({"message": "still here"})
-    assert status == 200
-    assert json.loads(body)["message"] == "still here"
+    error, answer = await error_and_recovery(edited_pod, {"panic": True}, {"message": "still here"})
+    assert "deliberate panic" in error
+    assert answer["message"] == "still here"
     assert "deliberate panic" in edited_pod.stderr()
 
 
@@ -153,44 +99,41 @@ async def test_temp_store_and_env(edited_pod: Pod) -> None:
     assert json.loads(body) == {"kept": "kept", "function": FUNCTION_ID}
 
 
-async def test_sigterm_lets_the_request_in_flight_finish(rust_builds: RustBuilds) -> None:
-    async with launched(rust_builds.edited) as pod:
-        (status, _, body), exit_code = await drained_on_sigterm(
-            pod, {"sleep_ms": 700, "message": "done"}
-        )
+async def test_sigterm_lets_the_request_in_flight_finish(builder: AppBuilder) -> None:
+    (status, _, body), exit_code = await drained_on_sigterm(
+        await builder.artifact(EDITED_FILES), {"sleep_ms": 700, "message": "done"}
+    )
     assert (status, json.loads(body)["message"], exit_code) == (200, "done", 0)
 
 
 async def test_rebuild_with_unchanged_dependencies_is_5x_faster(
-    rust_builds: RustBuilds, record_property: Callable[[str, object], None]
+    builder: AppBuilder, record_property: Callable[[str, object], None]
 ) -> None:
-    record_property("rust_cold_build_secs", round(rust_builds.cold_secs, 2))
-    record_property("rust_rebuild_secs", round(rust_builds.rebuild_secs, 2))
-    speedup = rust_builds.cold_secs / rust_builds.rebuild_secs
-    assert speedup >= REBUILD_SPEEDUP, (
-        f"cold build {rust_builds.cold_secs:.1f} s, rebuild {rust_builds.rebuild_secs:.1f} s"
-    )
+    cold_secs, rebuild_secs = builder.build_secs(SEED_FILES), builder.build_secs(EDITED_FILES)
+    record_property("rust_cold_build_secs", round(cold_secs, 2))
+    record_property("rust_rebuild_secs", round(rebuild_secs, 2))
+    speedup = cold_secs / rebuild_secs
+    assert speedup >= REBUILD_SPEEDUP, f"cold build {cold_secs:.1f} s, rebuild {rebuild_secs:.1f} s"
 
 
 async def test_compile_error_fails_with_the_compilers_message(
-    rust_builds: RustBuilds, tmp_path: Path
+    builder: AppBuilder, tmp_path: Path
 ) -> None:
     broken = SEED_LIB_RS.replace(
         "let message: String = req",
         'let count: u32 = "not a number";\n    let message: String = req',
     )
-    source = write_tree(tmp_path / "src", {"Cargo.toml": CARGO_TOML, "src/lib.rs": broken})
-    build = build_request(RuntimeKind.RUST, source, tmp_path / "out", rust_builds.cache)
-    with pytest.raises(BuildFailed) as failed:
-        await RustPipeline().build(build.request)
+    build, failed = await builder.failure(
+        tmp_path, {"Cargo.toml": CARGO_TOML, "src/lib.rs": broken}
+    )
     assert "error[E0308]: mismatched types" in build.log_text
     assert "src/lib.rs" in build.log_text
-    assert "E0308" in failed.value.message
+    assert "E0308" in failed.message
     assert not (tmp_path / "out" / "ignite-launch.json").exists()
 
 
 async def test_sync_handler_in_main_rs_with_workspace_dependency(
-    rust_builds: RustBuilds, tmp_path: Path
+    builder: AppBuilder, tmp_path: Path
 ) -> None:
     main_rs = """use ignite::prelude::*;
 
@@ -203,10 +146,8 @@ fn handler(req: Request, ctx: Context) -> Result<impl IntoResponse> {
 }
 """
     cargo_toml = CARGO_TOML.replace('ignite = "*"', "ignite = { workspace = true }")
-    source = write_tree(tmp_path / "src", {"Cargo.toml": cargo_toml, "src/main.rs": main_rs})
-    build = build_request(RuntimeKind.RUST, source, tmp_path / "out", rust_builds.cache)
-    await RustPipeline().build(build.request)
-    async with launched(tmp_path / "out") as pod:
+    artifact = await builder.build(tmp_path, {"Cargo.toml": cargo_toml, "src/main.rs": main_rs})
+    async with launched(artifact) as pod:
         status, _, body = await pod.call(b"{}")
         assert (status, json.loads(body)) == (
             200,
@@ -220,22 +161,13 @@ fn handler(req: Request, ctx: Context) -> Result<impl IntoResponse> {
 
 
 async def test_wasm_target_without_wasmtime_is_a_failed_precondition(tmp_path: Path) -> None:
-    source = write_tree(tmp_path / "src", {"Cargo.toml": CARGO_TOML, "src/lib.rs": SEED_LIB_RS})
-    build = build_request(
-        RuntimeKind.RUST, source, tmp_path / "out", tmp_path / "cache", target=RuntimeTarget.WASM
-    )
-    with pytest.raises(FailedPrecondition) as refused:
-        await RustPipeline(wasmtime="wasmtime-not-installed").build(build.request)
-    assert refused.value.reason == "WASM_TARGET_UNAVAILABLE"
-    assert "wasm32-wasip2" in refused.value.message
+    pipeline = RustPipeline(wasmtime="wasmtime-not-installed")
+    _, refused = await refused_for_wasm(pipeline, tmp_path)
+    assert "wasm32-wasip2" in refused.message
 
 
-async def test_a_lone_lib_rs_gets_a_package_around_it(
-    rust_builds: RustBuilds, tmp_path: Path
-) -> None:
-    source = write_tree(tmp_path / "src", {"src/lib.rs": SEED_LIB_RS})
-    build = build_request(RuntimeKind.RUST, source, tmp_path / "out", rust_builds.cache)
-    await RustPipeline().build(build.request)
-    async with launched(tmp_path / "out") as pod:
+async def test_a_lone_lib_rs_gets_a_package_around_it(builder: AppBuilder, tmp_path: Path) -> None:
+    artifact = await builder.build(tmp_path, {"src/lib.rs": SEED_LIB_RS})
+    async with launched(artifact) as pod:
         status, _, body = await pod.call({"message": "alone"})
     assert (status, json.loads(body)["message"]) == (200, "alone")

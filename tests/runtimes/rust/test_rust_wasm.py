@@ -15,51 +15,37 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ignite_server.builds.rust import RustPipeline
-from ignite_server.domain.errors import FailedPrecondition
 from ignite_server.domain.models import RuntimeKind, RuntimeTarget
 from tests.runtimes.launch import (
     FUNCTION_ID,
     ORGANIZATION_ID,
     Pod,
-    build_request,
+    context_answer,
     drained_on_sigterm,
     launched,
-    write_tree,
 )
-from tests.runtimes.rust.seed import CARGO_TOML, SEED_LIB_RS
+from tests.runtimes.pipeline_fixtures import AppBuilder, artifact_fixture, pod_fixture
+from tests.runtimes.rust.seed import FAILURES, SEED_FILES, STREAM, edited_seed, refused_for_wasm
 
 #: The seed with failure paths and the Context features wasm apps keep.
 #: No tokio: a wasm app has no async runtime (std::thread::sleep blocks the
 #: one invocation the instance serves, which is fine there).
-EDITED_LIB_RS = SEED_LIB_RS.replace(
-    "    let message: String = req\n",
-    """    if req.field::<bool>("panic").unwrap_or(false) {
-        panic!("deliberate panic");
-    }
-    if req.field::<bool>("fail").unwrap_or(false) {
-        return Err(Error::msg("deliberate failure"));
-    }
-    if req.field::<bool>("pending").unwrap_or(false) {
+EDITED_FILES = edited_seed(
+    FAILURES,
+    """    if req.field::<bool>("pending").unwrap_or(false) {
         std::future::pending::<()>().await;
     }
     if let Ok(millis) = req.field::<u64>("sleep_ms") {
         std::thread::sleep(std::time::Duration::from_millis(millis));
     }
-    if req.field::<bool>("stream").unwrap_or(false) {
-        ctx.stream().set_content_type("application/x-ndjson");
-        for part in 0..3 {
-            ctx.stream().send_json(&json!({ "part": part })).await?;
-        }
-        return Ok(json!(null));
-    }
-    if req.field::<bool>("details").unwrap_or(false) {
+""",
+    STREAM,
+    """    if req.field::<bool>("details").unwrap_or(false) {
         ctx.temp_store().write("note.txt", "kept")?;
         let kept = String::from_utf8(ctx.temp_store().read("note.txt")?)?;
         println!("printed by the handler");
@@ -74,7 +60,6 @@ EDITED_LIB_RS = SEED_LIB_RS.replace(
             "header": req.header("X-Custom"),
         }));
     }
-    let message: String = req
 """,
 )
 #: A cold build compiles serde for wasm; a busy CI machine is slow.
@@ -93,66 +78,38 @@ def wasm_target_installed() -> bool:
     return "wasm32-wasip2" in listed.stdout.split()
 
 
-@dataclass
-class WasmBuilds:
-    seed: Path
-    edited: Path
-    cold_secs: float
-    rebuild_secs: float
-
-
 @pytest.fixture(scope="session")
-async def wasm_builds(tmp_path_factory: pytest.TempPathFactory) -> WasmBuilds:
+async def builder(tmp_path_factory: pytest.TempPathFactory) -> AppBuilder:
     """Seed 003 built for wasm with an empty cache, then the edited app."""
-    root = tmp_path_factory.mktemp("rust-wasm")
-    cache = root / "cache"
-    source = write_tree(root / "src", {"Cargo.toml": CARGO_TOML, "src/lib.rs": SEED_LIB_RS})
-    cold = build_request(RuntimeKind.RUST, source, root / "seed", cache, target=RuntimeTarget.WASM)
+    made = AppBuilder.fresh(tmp_path_factory, RuntimeKind.RUST, RustPipeline, RuntimeTarget.WASM)
     if not wasm_target_installed():
-        with pytest.raises(FailedPrecondition) as refused:
-            await RustPipeline().build(cold.request)
-        assert refused.value.reason == "WASM_TARGET_UNAVAILABLE"
+        await refused_for_wasm(RustPipeline(), made.workdir)
         pytest.skip("wasm32-wasip2 is not installed here; the refusal was checked instead")
-    started = time.monotonic()
-    await RustPipeline().build(cold.request)
-    cold_secs = time.monotonic() - started
-
-    (source / "src" / "lib.rs").write_text(EDITED_LIB_RS)
-    rebuild = build_request(
-        RuntimeKind.RUST, source, root / "edited", cache, target=RuntimeTarget.WASM
-    )
-    started = time.monotonic()
-    await RustPipeline().build(rebuild.request)
-    rebuild_secs = time.monotonic() - started
-    return WasmBuilds(root / "seed", root / "edited", cold_secs, rebuild_secs)
+    await made.artifact(SEED_FILES)
+    await made.artifact(EDITED_FILES)
+    return made
 
 
-@pytest.fixture(scope="session")
-async def edited_pod(wasm_builds: WasmBuilds) -> AsyncIterator[Pod]:
-    async with launched(wasm_builds.edited) as pod:
-        yield pod
+seed_artifact = artifact_fixture(SEED_FILES)
+edited_artifact = artifact_fixture(EDITED_FILES)
+edited_pod = pod_fixture(EDITED_FILES)
 
 
-async def test_seed_handler_answers_from_wasm(wasm_builds: WasmBuilds) -> None:
-    manifest = json.loads((wasm_builds.seed / "ignite-launch.json").read_text())
+async def test_seed_handler_answers_from_wasm(builder: AppBuilder, seed_artifact: Path) -> None:
+    manifest = json.loads((seed_artifact / "ignite-launch.json").read_text())
     assert manifest["argv"][-1] == "{code}/app.wasm"
-    assert (wasm_builds.seed / "app.cwasm").is_file(), "precompiled at build time"
+    assert (seed_artifact / "app.cwasm").is_file(), "precompiled at build time"
     started = time.monotonic()
-    async with launched(wasm_builds.seed) as pod:
+    async with launched(seed_artifact) as pod:
         ready_secs = time.monotonic() - started
         status, content_type, body = await pod.call(
             {"message": "hi there"}, execution_id="01JWASMSEED"
         )
-    assert status == 200
-    assert content_type == "application/json"
-    assert json.loads(body) == {
-        "message": "hi there",
-        "execution_id": "01JWASMSEED",
-        "function_id": FUNCTION_ID,
-    }
+    assert (status, content_type) == (200, "application/json")
+    assert json.loads(body) == context_answer("01JWASMSEED", message="hi there")
     print(
-        f"wasm: cold build {wasm_builds.cold_secs:.1f} s, rebuild "
-        f"{wasm_builds.rebuild_secs:.1f} s, exec to healthy {ready_secs * 1000:.0f} ms"
+        f"wasm: cold build {builder.build_secs(SEED_FILES):.1f} s, rebuild "
+        f"{builder.build_secs(EDITED_FILES):.1f} s, exec to healthy {ready_secs * 1000:.0f} ms"
     )
 
 
@@ -218,22 +175,21 @@ async def test_streamed_chunks_arrive_as_one_body(edited_pod: Pod) -> None:
     ]
 
 
-async def test_sigterm_drains_the_request_in_flight(wasm_builds: WasmBuilds) -> None:
-    async with launched(wasm_builds.edited) as pod:
-        (status, _, body), exit_code = await drained_on_sigterm(
-            pod, {"sleep_ms": 800, "message": "drained"}
-        )
+async def test_sigterm_drains_the_request_in_flight(edited_artifact: Path) -> None:
+    (status, _, body), exit_code = await drained_on_sigterm(
+        edited_artifact, {"sleep_ms": 800, "message": "drained"}
+    )
     assert (status, json.loads(body)["message"], exit_code) == (200, "drained", 0)
 
 
 async def test_without_the_precompiled_component_the_host_compiles(
-    wasm_builds: WasmBuilds, tmp_path: Path
+    seed_artifact: Path, tmp_path: Path
 ) -> None:
     # A .cwasm from another Wasmtime version is refused by Wasmtime; garbage
     # stands in for one, and a missing file is the other fallback.
     for cwasm in (b"not a precompiled component", None):
         artifact = tmp_path / ("garbage" if cwasm else "missing")
-        shutil.copytree(wasm_builds.seed, artifact)
+        shutil.copytree(seed_artifact, artifact)
         if cwasm is None:
             (artifact / "app.cwasm").unlink()
         else:
@@ -248,13 +204,7 @@ async def test_missing_wasm_target_is_a_failed_precondition(tmp_path: Path) -> N
     # a host where `rustup target add wasm32-wasip2` never ran.
     sysroot = tmp_path / "toolchain"
     (sysroot / "lib" / "rustlib" / "x86_64-unknown-linux-gnu").mkdir(parents=True)
-    source = write_tree(tmp_path / "src", {"Cargo.toml": CARGO_TOML, "src/lib.rs": SEED_LIB_RS})
-    build = build_request(
-        RuntimeKind.RUST, source, tmp_path / "out", tmp_path / "cache", target=RuntimeTarget.WASM
-    )
-    with pytest.raises(FailedPrecondition) as refused:
-        await RustPipeline(sysroot=sysroot).build(build.request)
-    assert refused.value.reason == "WASM_TARGET_UNAVAILABLE"
-    assert "rustup target add wasm32-wasip2" in refused.value.message
+    build, refused = await refused_for_wasm(RustPipeline(sysroot=sysroot), tmp_path)
+    assert "rustup target add wasm32-wasip2" in refused.message
     assert not build.log, "nothing was built"
     assert not list((tmp_path / "out").iterdir())
