@@ -14,13 +14,15 @@ import grpc
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from tests.backends.kubernetes.conftest import Kubectl
+from tests.backends.kubernetes.conftest import ROOT, Kubectl
 from tests.support import (
     SEED_HANDLER,
     deploy_python,
     error_info,
     invoke,
+    python_source,
     read_logs,
+    tar_gz,
     unique_name,
 )
 
@@ -256,3 +258,92 @@ def test_a_crash_looping_version_reports_failed_with_the_reason(k8s_stub) -> Non
     app = k8s_stub.GetApp(compute.GetAppRequest(organization_name=org, app_name="crash")).app
     assert app.deployment_state == common.DEPLOYMENT_STATE_FAILED
     assert "while starting" in app.status_message
+
+
+#: Seed 002's handler and module, as shipped in the Go runtime's examples.
+GO_EXAMPLE = ROOT / "runtimes" / "go" / "examples" / "hello"
+
+
+def test_seed_002_go_app_runs_on_the_native_image(k8s_stub, kubectl: Kubectl) -> None:
+    org = unique_name("org")
+    k8s_stub.CreateApp(
+        compute.CreateAppRequest(organization_name=org, name="hello-go", runtime={"go": {}})
+    )
+    archive = tar_gz(
+        {
+            "main.go": (GO_EXAMPLE / "main.go").read_bytes(),
+            "go.mod": (GO_EXAMPLE / "go.mod").read_bytes(),
+        }
+    )
+    k8s_stub.SaveDraft(
+        compute.SaveDraftRequest(
+            organization_name=org,
+            app_name="hello-go",
+            code=compute.CodeSource(
+                compile=compute.CompileSource(runtime={"go": {}}, archive=archive)
+            ),
+        )
+    )
+    k8s_stub.PublishDraft(
+        compute.PublishDraftRequest(organization_name=org, app_name="hello-go"), timeout=600
+    )
+    status, body = invoke(k8s_stub, org, "hello-go", b'{"name": "Gopher"}', timeout=120)
+    assert status == 200, body
+    assert json.loads(body)["greeting"] == "Hello, Gopher!"
+    [deployment] = kubectl.get("deployments", _selector(org, "hello-go"))
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "ignite.local/runtime/native:1"
+
+
+def _versioned(tag: str) -> bytes:
+    return f"def handler(payload, ctx):\n    return {{'version': {tag!r}}}\n".encode()
+
+
+def test_publish_and_rollback_under_load_lose_nothing(k8s_stub, kubectl: Kubectl) -> None:
+    org = unique_name("org")
+    deploy_python(k8s_stub, org, "roll", _versioned("one"), scaling={"scaledown_period_secs": 2})
+    assert invoke(k8s_stub, org, "roll", b"{}", timeout=120)[0] == 200
+    stop = threading.Event()
+    seen: list[str] = []
+    failures: list[Any] = []
+
+    def caller() -> None:
+        while not stop.is_set():
+            try:
+                status, body = invoke(k8s_stub, org, "roll", b"{}", timeout=120)
+                seen.append(json.loads(body)["version"] if status == 200 else f"status {status}")
+            except grpc.RpcError as err:
+                failures.append(err.code())
+
+    def answered(version: str) -> Any:
+        start = len(seen)
+        return lambda: version in seen[start:]
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            pool.submit(caller)
+        try:
+            k8s_stub.SaveDraft(
+                compute.SaveDraftRequest(
+                    organization_name=org, app_name="roll", code=python_source(_versioned("two"))
+                )
+            )
+            k8s_stub.PublishDraft(
+                compute.PublishDraftRequest(organization_name=org, app_name="roll")
+            )
+            _wait("version two to answer", answered("two"), limit=90, every=0.2)
+            k8s_stub.RollbackApp(
+                compute.RollbackAppRequest(organization_name=org, app_name="roll", version=1)
+            )
+            _wait("version one to answer again", answered("one"), limit=90, every=0.2)
+        finally:
+            stop.set()
+    assert not failures
+    assert set(seen) == {"one", "two"}
+
+    def version_two_gone() -> bool:
+        selector = _selector(org, "roll") + ",ignite.dodil.io/version=2"
+        [deployment] = kubectl.get("deployments", selector)
+        return deployment["spec"].get("replicas") == 0 and not kubectl.get("pods", selector)
+
+    _wait("version two's pods to go", version_two_gone, limit=90)
