@@ -116,6 +116,17 @@ def is_running(pod: Any) -> bool:
     )
 
 
+def has_address(pod: Any) -> bool:
+    """The pod has an IP and is not being deleted: worth probing, since the
+    kubelet reports a started container up to a second late."""
+    return (
+        pod.metadata.deletion_timestamp is None
+        and pod.status is not None
+        and bool(pod.status.pod_ip)
+        and pod.status.phase in ("Pending", "Running")
+    )
+
+
 def is_ready(pod: Any) -> bool:
     """The kubelet's readiness probe passes."""
     if pod.status is None or pod.metadata.deletion_timestamp is not None:

@@ -5,8 +5,9 @@ pod not yet handed out at once (a warm one), or waits for the next pod to
 become healthy. Meanwhile the revision's demand (handed out + waiting)
 goes to KEDA through the scaler, which scales the Deployment. A pod counts
 as healthy once the server's own probe of ``/_ignite/health`` on the pod's
-IP answers 200 (a few ms apart, quicker than the kubelet's one-second
-readiness probe). Pod events come from the backend's watch (``observe``):
+IP answers 200, polled a few ms apart from when the pod has an address
+(the kubelet reports a started container and its readiness up to a second
+late). Pod events come from the backend's watch (``observe``):
 an ended handle is told why, and a pod that cannot start (crash loop,
 image error, artifact fetch failure) fails the waiting starts with the
 reason, as does a start that saw no healthy pod within ``START_TIMEOUT_SECS``.
@@ -38,7 +39,7 @@ log = structlog.get_logger(__name__)
 START_TIMEOUT_SECS = 90.0
 #: The server's own readiness probe: a Python runtime answers ~20 ms after
 #: its container starts, so polling every few ms keeps it off the cold start.
-PROBE_EVERY_SECS = 0.01
+PROBE_EVERY_SECS = 0.02
 PROBE_TIMEOUT_SECS = 1.0
 
 _handles = itertools.count(1)
@@ -132,7 +133,7 @@ class RevisionPods:
             and name not in self.handed
             and name not in self.condemned
             and self._healthy.get(name) == pods.restarts(pod)
-            and pods.is_running(pod)
+            and pods.has_address(pod)
         )
 
     def _hand_out(self, name: str) -> KubernetesPod:
@@ -206,7 +207,7 @@ class RevisionPods:
         if failure and self._waiters:
             self._fail_waiters(failure)
             return
-        if pods.is_running(pod) and name not in self.condemned:
+        if pods.has_address(pod) and name not in self.condemned:
             if name in self._healthy:
                 self._offer(name)
             elif name not in self._probing:
@@ -238,7 +239,7 @@ class RevisionPods:
         end = loop.time() + START_TIMEOUT_SECS
         while loop.time() < end:
             current = self.cluster.get(name)
-            if current is None or not pods.is_running(current):
+            if current is None or not pods.has_address(current):
                 return
             if pods.restarts(current) != restarts_then:
                 return

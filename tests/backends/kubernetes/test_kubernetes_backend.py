@@ -71,7 +71,7 @@ def test_seed_000_runs_on_the_cluster_in_hardened_pods(k8s_stub, kubectl: Kubect
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 65532
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    for container in pod["initContainers"] + pod["containers"]:
+    for container in pod.get("initContainers", []) + pod["containers"]:
         sc = container["securityContext"]
         assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
         assert sc["readOnlyRootFilesystem"] is True
@@ -293,6 +293,10 @@ def test_seed_002_go_app_runs_on_the_native_image(k8s_stub, kubectl: Kubectl) ->
     [deployment] = kubectl.get("deployments", _selector(org, "hello-go"))
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "ignite.local/runtime/native:1"
+    # The native image has no interpreter: an init container fetches the binary.
+    [fetch] = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert fetch["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "code", "mountPath": "/code", "readOnly": True} in container["volumeMounts"]
 
 
 def _versioned(tag: str) -> bytes:
