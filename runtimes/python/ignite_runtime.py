@@ -215,17 +215,25 @@ def _error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode("utf-8")
 
 
+class Context(dict):
+    """The handler's ``ctx``: a plain dict with exactly seed 000's three keys
+    (execution_id, function_id, organization_id), plus, as an attribute, the
+    request's headers with lower-cased names (``ctx.headers``: a W3C
+    ``traceparent`` among them when the platform traces, so the handler's
+    own spans can join the trace)."""
+
+    headers: dict[str, str]
+
+
 def _call_handler(
     payload: bytes, execution_id: str, headers: dict | None = None
 ) -> tuple[int, bytes, str]:
-    ctx = {
-        "execution_id": execution_id,
-        "function_id": STATE.function_id,
-        "organization_id": STATE.organization_id,
-        # The request's headers, names lower-cased (a W3C traceparent among
-        # them when the platform traces: the handler's own spans can join).
-        "headers": dict(headers or {}),
-    }
+    ctx = Context(
+        execution_id=execution_id,
+        function_id=STATE.function_id,
+        organization_id=STATE.organization_id,
+    )
+    ctx.headers = dict(headers or {})
     _local.execution_id = execution_id
     _local.buffers = {}
     try:

@@ -21,7 +21,7 @@ def handler(payload, ctx):
     print("served", event.get("n", 0))
     if event.get("fail"):
         raise RuntimeError("asked to fail")
-    return {"headers": ctx.get("headers", {}), "n": event.get("n", 0)}
+    return {"headers": getattr(ctx, "headers", {}), "n": event.get("n", 0)}
 """
 
 
