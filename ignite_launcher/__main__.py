@@ -1,6 +1,8 @@
 """`make run` / ``python -m ignite_launcher``: the platform on fixed local
-ports (gRPC localhost:50051, HTTP localhost:8080, or IGNITE_GRPC_PORT and
-IGNITE_HTTP_PORT), state in ./.state (IGNITE_STATE_DIR), until Ctrl-C."""
+ports (gRPC localhost:50051, HTTP localhost:8080, /metrics of server and
+gateway on localhost:9464 and :9465, or IGNITE_GRPC_PORT, IGNITE_HTTP_PORT,
+IGNITE_METRICS_PORT and IGNITE_GATEWAY_METRICS_PORT), state in ./.state
+(IGNITE_STATE_DIR), until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -23,6 +25,12 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path, default=Path(env("IGNITE_STATE_DIR", ".state")))
     parser.add_argument("--grpc-port", type=int, default=int(env("IGNITE_GRPC_PORT", "50051")))
     parser.add_argument("--http-port", type=int, default=int(env("IGNITE_HTTP_PORT", "8080")))
+    parser.add_argument("--metrics-port", type=int, default=int(env("IGNITE_METRICS_PORT", "9464")))
+    parser.add_argument(
+        "--gateway-metrics-port",
+        type=int,
+        default=int(env("IGNITE_GATEWAY_METRICS_PORT", "9465")),
+    )
     args = parser.parse_args()
     state = args.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
@@ -33,6 +41,7 @@ def main() -> None:
         gateway_port=args.http_port,
         log_dir=None,
         auth=True,
+        metrics_ports=(args.metrics_port, args.gateway_metrics_port),
     )
     stop = False
 

@@ -51,6 +51,7 @@ class LocalPlatform:
         server_args: tuple[str, ...] = (),
         gateway_args: tuple[str, ...] = (),
         auth: bool = False,
+        metrics_ports: tuple[int, int] | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.grpc_listen = grpc_listen
@@ -65,9 +66,12 @@ class LocalPlatform:
         self.server: subprocess.Popen[bytes] | None = None
         self.gateway: subprocess.Popen[bytes] | None = None
         self.grpc_target = ""
-        #: Admin listeners (/metrics) of server and gateway, on loopback.
-        self.server_metrics_port = free_port()
-        self.gateway_metrics_port = free_port()
+        #: Admin listeners (/metrics) of server and gateway, on loopback:
+        #: the given ports, else free ones (tests run many platforms at once).
+        self.server_metrics_port, self.gateway_metrics_port = metrics_ports or (
+            free_port(),
+            free_port(),
+        )
 
     # --- addresses ------------------------------------------------------
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from ignite_launcher import free_port, private_state_dir
@@ -27,6 +28,8 @@ def test_make_run_serves_grpcurl_and_stops_cleanly():
         "IGNITE_STATE_DIR": str(state),
         "IGNITE_GRPC_PORT": str(grpc_port),
         "IGNITE_HTTP_PORT": str(free_port()),
+        "IGNITE_METRICS_PORT": str(free_port()),
+        "IGNITE_GATEWAY_METRICS_PORT": str(free_port()),
     }
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "run"],
@@ -43,7 +46,7 @@ def test_make_run_serves_grpcurl_and_stops_cleanly():
         assert proc.stdout is not None
         for line in proc.stdout:
             output.append(line)
-            if "Ignite is running" in line:
+            if "Press Ctrl-C to stop" in line:
                 break
             assert time.monotonic() < deadline, "".join(output)
         else:
@@ -51,6 +54,11 @@ def test_make_run_serves_grpcurl_and_stops_cleanly():
         # `make run` installed what the sandbox needs, and says pods use it.
         assert any(line.startswith("Pods are sandboxed") for line in output), "".join(output)
         assert not any("WITHOUT a sandbox" in line for line in output)
+        # Its /metrics answer on the ports it printed.
+        metrics_line = next(line for line in output if line.lstrip().startswith("metrics"))
+        server_metrics = metrics_line.split()[1]
+        with urllib.request.urlopen(server_metrics, timeout=10) as answer:
+            assert b"ignite_" in answer.read()
         target = f"localhost:{grpc_port}"
         listed = grpcurl("-plaintext", target, "list")
         assert "dodil.ignite.v1.ComputeService" in listed.stdout.split(), listed.stderr
