@@ -9,9 +9,11 @@ PROTOS   := $(wildcard proto/dodil/ignite/v1/*.proto) proto/externalscaler/exter
 DEPS_DIR := build/proto-deps
 # Tests run in parallel; each worker shares one platform per session.
 TEST_WORKERS ?= auto
+# Serialises the runs that use the (one per machine) Kubernetes test bed.
+TESTBED_LOCK ?= /tmp/ignite-testbed.lock
 
 .PHONY: run test gen gen-check lint proto-lint proto-breaking fmt bench clean setup sandbox toolchains \
-	runtime-images console-check
+	runtime-images console-check test-kubernetes
 
 ## setup: a virtualenv with Ignite and its development tools.
 setup: $(STAMP)
@@ -64,8 +66,16 @@ console-check: toolchains
 	tools/console.sh check
 
 ## test: everything, from a fresh clone.
-test: $(STAMP) gen-check lint proto-breaking toolchains console-check
+test: $(STAMP) gen-check lint proto-breaking toolchains console-check testbed-build
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q
+	$(MAKE) test-kubernetes
+
+## test-kubernetes: the Kubernetes suite against a test bed it brings up and
+## tears down; in one process, and one run per machine at a time (the bed's
+## bridge and ports are fixed), which the lock enforces.
+test-kubernetes: $(STAMP) testbed-build
+	flock $(TESTBED_LOCK) env IGNITE_KUBERNETES=1 \
+	  $(BIN)/python -m pytest -q -p no:xdist tests/backends/kubernetes
 
 ## toolchains: the external tools the tests drive (grpcurl, the sandbox's).
 toolchains:
