@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
@@ -271,6 +272,12 @@ class Invoker:
         if keep_version is None:
             self._track(asyncio.create_task(self._remove(app_id, drains)))
 
+    async def _rescale(self, spec: PodSpec) -> None:
+        try:
+            await self.backend.scaling_changed(spec)
+        except Exception:
+            log.exception("applying new scaling bounds failed", app=spec.app_id)
+
     async def _remove(self, app_id: str, drains: list[asyncio.Task[None]]) -> None:
         """Once the deleted app's pods are gone, what the backend keeps for it goes too."""
         await asyncio.gather(*drains, return_exceptions=True)
@@ -340,6 +347,9 @@ class Invoker:
             self._ensure_supervisor()
         else:
             revision.autoscaler.scaling = target.app.scaling
+            if revision.spec.scaling != target.app.scaling:
+                revision.spec = dataclasses.replace(revision.spec, scaling=target.app.scaling)
+                self._track(asyncio.create_task(self._rescale(revision.spec)))
         return revision
 
     def _spawn_retire(self, revision: Revision) -> asyncio.Task[None]:

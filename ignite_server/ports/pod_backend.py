@@ -183,6 +183,11 @@ class PodBackend(Protocol):
         when empty); None when the platform's own view is the whole truth."""
         ...
 
+    async def scaling_changed(self, spec: PodSpec) -> None:
+        """The app's scaling bounds changed to ``spec.scaling`` while pods of
+        ``spec`` run: a backend whose cluster scales pods applies them."""
+        ...
+
     async def remove_app(self, app_id: str) -> None:
         """The app is deleted: remove whatever the backend keeps for it
         beyond its pods (a cluster's objects). Its pods are stopped first."""

@@ -69,6 +69,8 @@ PYTHON_COMMAND: tuple[str, ...] = (
     "/opt/ignite/runtime/ignite_runtime.py",
 )
 CODE_PLACEHOLDER = "{code}"
+#: The client would send a dict as a JSON patch (a list of operations).
+MERGE_PATCH = "application/merge-patch+json"
 #: How long a stopping server spends scaling its revisions to zero.
 CLOSE_SCALE_SECS = 5.0
 
@@ -87,6 +89,8 @@ class KubernetesBackend:
         self._api: client.ApiClient | None = None
         self._revisions: dict[str, RevisionPods] = {}
         self._ensured: dict[str, asyncio.Task[None]] = {}
+        #: The scaling each revision's ScaledObject was last written with.
+        self._scaling: dict[str, Scaling] = {}
         self._app_owners: dict[str, dict[str, Any]] = {}
         self._demuxes: dict[str, PodLogDemux] = {}
         self._following: dict[str, asyncio.Task[None]] = {}
@@ -158,7 +162,9 @@ class KubernetesBackend:
             async with asyncio.timeout(CLOSE_SCALE_SECS):
                 await asyncio.gather(
                     *(
-                        apps.patch_namespaced_deployment_scale(name, ns, {"spec": {"replicas": 0}})
+                        apps.patch_namespaced_deployment_scale(
+                            name, ns, {"spec": {"replicas": 0}}, _content_type=MERGE_PATCH
+                        )
                         for name in self._revisions
                     ),
                     return_exceptions=True,
@@ -181,6 +187,13 @@ class KubernetesBackend:
             self._revisions[revision.name] = pods_of
         await self._ensure(revision, spec.scaling)
         return await pods_of.take()
+
+    async def scaling_changed(self, spec: PodSpec) -> None:
+        """Write the app's new bounds into the revision's ScaledObject."""
+        revision = await self._revision(spec)
+        applied = self._scaling.get(revision.name)
+        if spec.scaling is not None and applied is not None and applied != spec.scaling:
+            await self._rescale(revision, spec.scaling)
 
     def observed(self, app_id: str, versions: frozenset[int]) -> ObservedDeployment | None:
         """The app's state from its pods in the cluster (see docs/kubernetes.md)."""
@@ -288,6 +301,31 @@ class KubernetesBackend:
                 f"the cluster refused the app's objects: {exc.status} {exc.reason}"
             ) from None
 
+    async def _rescale(self, revision: Revision, scaling: Scaling) -> None:
+        """The app's scaling changed since the ScaledObject was written."""
+        self._scaling[revision.name] = scaling
+        custom = self._clients()[3]
+        patch = {
+            "spec": {
+                "minReplicaCount": scaling.reserved_capacity,
+                "maxReplicaCount": max(1, scaling.max_replicas),
+                "cooldownPeriod": scaling.scaledown_period_secs,
+            }
+        }
+        try:
+            await custom.patch_namespaced_custom_object(
+                "keda.sh",
+                "v1alpha1",
+                self.settings.namespace,
+                "scaledobjects",
+                revision.name,
+                patch,
+                _content_type=MERGE_PATCH,
+            )
+        except ApiException as exc:
+            self._scaling.pop(revision.name, None)
+            log.warning("kubernetes.rescale.failed", revision=revision.name, error=str(exc))
+
     async def _create(self, revision: Revision, scaling: Scaling | None) -> None:
         core, apps, net, custom = self._clients()
         ns = self.settings.namespace
@@ -304,6 +342,7 @@ class KubernetesBackend:
             max_replicas=10, reserved_capacity=0, scale_threshold=0,
             scale_metric=0, scaledown_period_secs=300,  # type: ignore[arg-type]
         )  # fmt: skip
+        self._scaling[revision.name] = scaling
         scaled = objects.scaled_object(
             revision,
             dep_owner,
@@ -360,6 +399,7 @@ class KubernetesBackend:
                     handle.name,
                     ns,
                     {"metadata": {"annotations": {objects.DELETION_COST: objects.RELEASED_COST}}},
+                    _content_type=MERGE_PATCH,
                 )
         except ApiException as exc:
             if exc.status != 404:
@@ -476,9 +516,7 @@ async def _create_or_keep(call: Any) -> None:
             raise
 
 
-async def _create_or_replace_scaled_object(
-    custom: client.CustomObjectsApi, ns: str, manifest: dict[str, Any]
-) -> None:
+async def _create_or_replace_scaled_object(custom: Any, ns: str, manifest: dict[str, Any]) -> None:
     try:
         await custom.create_namespaced_custom_object(
             "keda.sh", "v1alpha1", ns, "scaledobjects", manifest
@@ -488,5 +526,5 @@ async def _create_or_replace_scaled_object(
             raise
         await custom.patch_namespaced_custom_object(
             "keda.sh", "v1alpha1", ns, "scaledobjects", manifest["metadata"]["name"],
-            {"spec": manifest["spec"]},
+            {"spec": manifest["spec"]}, _content_type=MERGE_PATCH,
         )  # fmt: skip

@@ -190,6 +190,9 @@ class LocalBackend:
         """Local pods are all the platform's own: its view is the truth."""
         return None
 
+    async def scaling_changed(self, spec: PodSpec) -> None:
+        """The platform's own autoscaler already has the new bounds."""
+
     async def remove_app(self, app_id: str) -> None:
         """Nothing outlives a local app's pods."""
 

@@ -351,3 +351,64 @@ def test_publish_and_rollback_under_load_lose_nothing(k8s_stub, kubectl: Kubectl
         return deployment["spec"].get("replicas") == 0 and not kubectl.get("pods", selector)
 
     _wait("version two's pods to go", version_two_gone, limit=90)
+
+
+#: Seed 003's crate, as shipped in the Rust runtime's examples.
+RUST_EXAMPLE = ROOT / "runtimes" / "rust" / "examples" / "hello"
+
+
+def test_seed_003_rust_app_runs_on_the_native_image(k8s_stub) -> None:
+    org = unique_name("org")
+    k8s_stub.CreateApp(
+        compute.CreateAppRequest(organization_name=org, name="hello-rs", runtime={"rust": {}})
+    )
+    archive = tar_gz(
+        {
+            "Cargo.toml": (RUST_EXAMPLE / "Cargo.toml").read_bytes(),
+            "src/lib.rs": (RUST_EXAMPLE / "src" / "lib.rs").read_bytes(),
+        }
+    )
+    k8s_stub.SaveDraft(
+        compute.SaveDraftRequest(
+            organization_name=org,
+            app_name="hello-rs",
+            code=compute.CodeSource(
+                compile=compute.CompileSource(runtime={"rust": {}}, archive=archive)
+            ),
+        )
+    )
+    k8s_stub.CompileDraft(
+        compute.CompileDraftRequest(organization_name=org, app_name="hello-rs"), timeout=900
+    )
+    k8s_stub.PublishDraft(
+        compute.PublishDraftRequest(organization_name=org, app_name="hello-rs"), timeout=900
+    )
+    status, body = invoke(k8s_stub, org, "hello-rs", b'{"message": "Hi from the cluster"}', 120)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["message"] == "Hi from the cluster"
+    assert answer["function_id"] == f"{org}/hello-rs"
+
+
+def test_changed_scaling_reaches_the_scaled_object(k8s_stub, kubectl: Kubectl) -> None:
+    org = unique_name("org")
+    deploy_python(k8s_stub, org, "grow", SEED_HANDLER, scaling={"max_replicas": 2})
+    assert invoke(k8s_stub, org, "grow", b"{}", timeout=120)[0] == 200
+    k8s_stub.UpdateApp(
+        compute.UpdateAppRequest(
+            organization_name=org,
+            app_name="grow",
+            app={"scaling": {"max_replicas": 4, "scaledown_period_secs": 7}},
+            update_mask={"paths": ["scaling"]},
+        )
+    )
+    # The running revision keeps its pods; the next request carries the
+    # app's new settings to it, and its ScaledObject gets the new bounds.
+    selector = _selector(org, "grow")
+    assert invoke(k8s_stub, org, "grow", b"{}", timeout=120)[0] == 200
+
+    def rescaled() -> bool:
+        [scaled] = kubectl.get("scaledobjects.keda.sh", selector)
+        return scaled["spec"]["maxReplicaCount"] == 4 and scaled["spec"]["cooldownPeriod"] == 7
+
+    _wait("the ScaledObject's new bounds", rescaled, limit=60, every=1)
