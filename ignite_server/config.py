@@ -59,6 +59,7 @@ class Config:
     namespace: str = "default"
     kubernetes_python_image: str = "ignite.local/runtime/python:3.11"
     kubernetes_native_image: str = "ignite.local/runtime/native:1"
+    kubernetes_deno_image: str = "ignite.local/runtime/deno:2"
     kubernetes_image_pull_policy: str = "IfNotPresent"
     artifact_listen: str = "0.0.0.0:8090"
     artifact_url: str = ""
@@ -220,6 +221,10 @@ def parse(argv: list[str] | None = None) -> Config:
         default=env("IGNITE_KUBERNETES_NATIVE_IMAGE", "ignite.local/runtime/native:1"),
     )
     parser.add_argument(
+        "--kubernetes-deno-image",
+        default=env("IGNITE_KUBERNETES_DENO_IMAGE", "ignite.local/runtime/deno:2"),
+    )
+    parser.add_argument(
         "--kubernetes-image-pull-policy",
         choices=("IfNotPresent", "Always", "Never"),
         default=env("IGNITE_KUBERNETES_IMAGE_PULL_POLICY", "IfNotPresent"),
@@ -288,6 +293,7 @@ def parse(argv: list[str] | None = None) -> Config:
         namespace=args.namespace,
         kubernetes_python_image=args.kubernetes_python_image,
         kubernetes_native_image=args.kubernetes_native_image,
+        kubernetes_deno_image=args.kubernetes_deno_image,
         kubernetes_image_pull_policy=args.kubernetes_image_pull_policy,
         artifact_listen=args.artifact_listen,
         artifact_url=args.artifact_url,

@@ -89,6 +89,7 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
             kubeconfig=config.kubeconfig,
             python_image=config.kubernetes_python_image,
             native_image=config.kubernetes_native_image,
+            deno_image=config.kubernetes_deno_image,
             artifact_listen=config.artifact_listen,
             artifact_url=config.artifact_url,
             scaler_listen=config.keda_scaler_listen,

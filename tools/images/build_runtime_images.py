@@ -10,13 +10,16 @@ archives, from files already on this machine: no registry, no base image.
 * ``native``: a glibc base for Go and Rust binaries: the dynamic loader,
   libc, libm, libgcc_s (Rust's unwinder) and the CA bundle. Go builds are
   static and need none of it; Rust's glibc-linked ones do.
+* ``deno``: the ``deno`` the server builds Deno apps with (the one on
+  ``PATH``, else the virtualenv's) at ``/usr/bin/deno``, with the libraries
+  it loads; an artifact brings its vendored dependencies.
 
 Both have a non-root user ``ignite`` (uid/gid 65532, as distroless'
 ``nonroot``), ``/code`` (the artifact's emptyDir mount) and ``/tmp`` (an
 emptyDir with a size limit in the pod; the root filesystem is read-only).
 Fixed mtimes and sorted entries: the same inputs give the same digests.
 
-usage: build_runtime_images.py [--out DIR] [--load] [python] [native]
+usage: build_runtime_images.py [--out DIR] [--load] [python] [native] [deno]
    --load  imports the archives into the running test bed (load_image.sh).
 An operator pushes them to a real registry with e.g.
 ``skopeo copy oci-archive:python.tar docker://REGISTRY/ignite/python:3.11``.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -39,6 +43,7 @@ import oci_image  # noqa: E402
 IMAGES = {
     "python": "ignite.local/runtime/python:3.11",
     "native": "ignite.local/runtime/native:1",
+    "deno": "ignite.local/runtime/deno:2",
 }
 UID = 65532
 PYTHON = "/usr/bin/python3.11"
@@ -148,6 +153,14 @@ def native_image() -> tuple[Rootfs, dict]:
     return fs, _config(["/code/app"])
 
 
+def deno_image() -> tuple[Rootfs, dict]:
+    fs = Rootfs()
+    deno = shutil.which("deno") or str(ROOT / ".venv" / "bin" / "deno")
+    fs.data("usr/bin/deno", Path(deno).read_bytes(), 0o755)
+    fs.libraries_of(deno)
+    return fs, _config(["/usr/bin/deno", "--version"])
+
+
 def _config(cmd: list[str]) -> dict:
     return {
         "Cmd": cmd,
@@ -161,14 +174,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "images")
     parser.add_argument("--load", action="store_true")
-    parser.add_argument("images", nargs="*", help="python, native (default: both)")
+    parser.add_argument("images", nargs="*", help="python, native, deno (default: all)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     archives = []
     for kind in args.images or list(IMAGES):
         if kind not in IMAGES:
             parser.error(f"unknown image {kind}; choose from {', '.join(IMAGES)}")
-        fs, config = python_image() if kind == "python" else native_image()
+        fs, config = {"python": python_image, "native": native_image, "deno": deno_image}[kind]()
         out = args.out / f"{kind}.tar"
         oci_image.write_archive(IMAGES[kind], fs.layer(), config, str(out))
         archives.append(str(out))

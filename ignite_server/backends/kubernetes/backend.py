@@ -266,13 +266,17 @@ class KubernetesBackend:
             raise PodStartError(str(exc)) from None
         if manifest.prestart and manifest.prestart.startswith("python"):
             image, command = self.settings.python_image, tuple(PYTHON_COMMAND)
+        elif Path(manifest.argv[0]).name == "deno":
+            image = self.settings.deno_image
+            argv = manifest.resolved_argv(objects.CODE_DIR)
+            command = ("/usr/bin/deno", *argv[1:])
         elif manifest.argv[0].startswith(CODE_PLACEHOLDER):
             image = self.settings.native_image
             command = tuple(manifest.resolved_argv(objects.CODE_DIR))
         else:
             raise PodStartError(
                 f"the Kubernetes backend has no runtime image for {Path(manifest.argv[0]).name}"
-                " apps yet (Python, Go and Rust run on it)"
+                " apps yet (Python, Go, Rust and Deno run on it)"
             )
         sha256 = await self._artifacts.publish(spec.artifact_dir)
         artifact = Artifact(

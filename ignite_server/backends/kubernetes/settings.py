@@ -17,6 +17,7 @@ class KubernetesSettings:
     #: The runtime images (tools/images/build_runtime_images.py).
     python_image: str
     native_image: str
+    deno_image: str
     #: host:port the artifact server listens on (pods fetch artifacts there).
     artifact_listen: str
     #: The URL prefix pods reach the artifact server by; empty: http://<listen>.

@@ -412,3 +412,34 @@ def test_changed_scaling_reaches_the_scaled_object(k8s_stub, kubectl: Kubectl) -
         return scaled["spec"]["maxReplicaCount"] == 4 and scaled["spec"]["cooldownPeriod"] == 7
 
     _wait("the ScaledObject's new bounds", rescaled, limit=60, every=1)
+
+
+DENO_EXAMPLE = ROOT / "runtimes" / "deno" / "examples" / "hello"
+
+
+def test_deno_app_runs_on_the_deno_image(k8s_stub, kubectl: Kubectl) -> None:
+    org = unique_name("org")
+    k8s_stub.CreateApp(
+        compute.CreateAppRequest(organization_name=org, name="hello-ts", runtime={"deno": {}})
+    )
+    archive = tar_gz(
+        {name: (DENO_EXAMPLE / name).read_bytes() for name in ("main.ts", "deno.json")}
+    )
+    k8s_stub.SaveDraft(
+        compute.SaveDraftRequest(
+            organization_name=org,
+            app_name="hello-ts",
+            code=compute.CodeSource(
+                compile=compute.CompileSource(runtime={"deno": {}}, archive=archive)
+            ),
+        )
+    )
+    k8s_stub.PublishDraft(
+        compute.PublishDraftRequest(organization_name=org, app_name="hello-ts"), timeout=600
+    )
+    status, body = invoke(k8s_stub, org, "hello-ts", b'{"name": "Dino"}', timeout=120)
+    assert status == 200, body
+    assert json.loads(body)["greeting"] == "Hello, Dino!"
+    [deployment] = kubectl.get("deployments", _selector(org, "hello-ts"))
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "ignite.local/runtime/deno:2"
