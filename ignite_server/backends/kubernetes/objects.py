@@ -135,6 +135,9 @@ class Revision:
             s.app_id, s.version, sorted(s.env.items()), s.resources.memory_mb,
             s.resources.cpu_millicores, s.max_concurrency, self.image, list(self.command),
             sorted(self.runtime_env.items()), self.artifact.sha256,
+            # A server that moved its artifact listener or lost its key
+            # makes new pods rather than pods that cannot fetch.
+            self.artifact.url, self.artifact.token,
         ]  # fmt: skip
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:10]
 

@@ -443,3 +443,34 @@ def test_deno_app_runs_on_the_deno_image(k8s_stub, kubectl: Kubectl) -> None:
     [deployment] = kubectl.get("deployments", _selector(org, "hello-ts"))
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "ignite.local/runtime/deno:2"
+
+
+SLEEPY_HANDLER = b"""import time
+
+def handler(payload, ctx):
+    if payload == b"sleep":
+        time.sleep(60)
+    return {"ok": True}
+"""
+
+
+def test_a_request_past_its_timeout_gets_its_pod_deleted(k8s_stub, kubectl: Kubectl) -> None:
+    org = unique_name("org")
+    deploy_python(k8s_stub, org, "sleepy", SLEEPY_HANDLER, limits={"timeout_secs": 2})
+    assert invoke(k8s_stub, org, "sleepy", b"{}", timeout=120)[0] == 200
+    selector = _selector(org, "sleepy")
+    [before] = kubectl.get("pods", selector)
+    try:
+        invoke(k8s_stub, org, "sleepy", b"sleep", timeout=120)
+        raise AssertionError("the invoke outlived its timeout")
+    except grpc.RpcError as err:
+        assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert (error_info(err) or object()).reason == "EXECUTION_TIMEOUT"  # type: ignore[attr-defined]
+    # The handler cannot be interrupted: its pod is deleted at once.
+    name = before["metadata"]["name"]
+    _wait(
+        "the stuck pod to go",
+        lambda: name not in {p["metadata"]["name"] for p in kubectl.get("pods", selector)},
+        limit=30,
+    )
+    assert invoke(k8s_stub, org, "sleepy", b"{}", timeout=120)[0] == 200
