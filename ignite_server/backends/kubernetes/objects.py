@@ -21,12 +21,15 @@ token; ``/tmp`` is a memory-backed emptyDir capped at half the memory limit
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ignite_server.ports.pod_backend import PodSpec
 
@@ -334,9 +337,23 @@ def service(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
     }
 
 
+#: The labels of Ignite's server pods (charts/ignite), which serve artifacts.
+SERVER_POD_LABELS = {"app.kubernetes.io/name": "ignite", "app.kubernetes.io/component": "server"}
+
+
 def network_policy(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
-    """No egress at all; ingress on the pod port only. Enforced only where
-    the cluster's CNI implements NetworkPolicy (Calico, Cilium, ...)."""
+    """Egress only to the artifact listener (the pod fetches its artifact)
+    and to cluster DNS (to resolve its URL); ingress on the pod port only.
+    Enforced only where the cluster's CNI implements NetworkPolicy (Calico,
+    Cilium, ...)."""
+    url = urlsplit(rev.artifact.url)
+    port = [{"protocol": "TCP", "port": url.port or 80}]
+    to_server: list[dict[str, Any]] = [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": SERVER_POD_LABELS}}
+    ]
+    with contextlib.suppress(ValueError):  # a server outside the cluster, by its address
+        to_server.append({"ipBlock": {"cidr": str(ipaddress.ip_network(url.hostname or ""))}})
+    dns = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -345,7 +362,18 @@ def network_policy(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
             "podSelector": {"matchLabels": {LABEL_REVISION: rev.name}},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"ports": [{"protocol": "TCP", "port": POD_PORT}]}],
-            "egress": [],
+            "egress": [
+                {"to": to_server, "ports": port},
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": dns,
+                },
+            ],
         },
     }
 

@@ -88,7 +88,11 @@ def test_seed_000_runs_on_the_cluster_in_hardened_pods(k8s_stub, kubectl: Kubect
     assert service["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
     [policy] = kubectl.get("networkpolicies", selector)
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    assert policy["spec"].get("egress", []) == []
+    # Egress: the artifact listener (here the host on the bridge) and DNS only.
+    to_artifacts, to_dns = policy["spec"]["egress"]
+    assert {"ipBlock": {"cidr": "10.244.0.1/32"}} in to_artifacts["to"]
+    assert [p["port"] for p in to_artifacts["ports"]] != [53]
+    assert {p["port"] for p in to_dns["ports"]} == {53}
     [scaled] = kubectl.get("scaledobjects.keda.sh", selector)
     assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     [trigger] = scaled["spec"]["triggers"]
