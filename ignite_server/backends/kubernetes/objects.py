@@ -343,7 +343,9 @@ SERVER_POD_LABELS = {"app.kubernetes.io/name": "ignite", "app.kubernetes.io/comp
 
 def network_policy(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
     """Egress only to the artifact listener (the pod fetches its artifact)
-    and to cluster DNS (to resolve its URL); ingress on the pod port only.
+    and to cluster DNS (to resolve its URL); ingress on the pod port from
+    the server only (its pods, or the address it serves artifacts on when
+    it runs outside the cluster).
     Enforced only where the cluster's CNI implements NetworkPolicy (Calico,
     Cilium, ...)."""
     url = urlsplit(rev.artifact.url)
@@ -361,7 +363,8 @@ def network_policy(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
         "spec": {
             "podSelector": {"matchLabels": {LABEL_REVISION: rev.name}},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"ports": [{"protocol": "TCP", "port": POD_PORT}]}],
+            # Only the server calls pods (requests are authorized there).
+            "ingress": [{"from": to_server, "ports": [{"protocol": "TCP", "port": POD_PORT}]}],
             "egress": [
                 {"to": to_server, "ports": port},
                 {

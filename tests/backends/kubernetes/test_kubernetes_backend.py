@@ -93,6 +93,8 @@ def test_seed_000_runs_on_the_cluster_in_hardened_pods(k8s_stub, kubectl: Kubect
     assert {"ipBlock": {"cidr": "10.244.0.1/32"}} in to_artifacts["to"]
     assert [p["port"] for p in to_artifacts["ports"]] != [53]
     assert {p["port"] for p in to_dns["ports"]} == {53}
+    [from_server] = policy["spec"]["ingress"]
+    assert from_server["from"] == to_artifacts["to"]
     [scaled] = kubectl.get("scaledobjects.keda.sh", selector)
     assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     [trigger] = scaled["spec"]["triggers"]
