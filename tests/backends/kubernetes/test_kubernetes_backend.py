@@ -480,3 +480,27 @@ def test_a_request_past_its_timeout_gets_its_pod_deleted(k8s_stub, kubectl: Kube
         limit=30,
     )
     assert invoke(k8s_stub, org, "sleepy", b"{}", timeout=120)[0] == 200
+
+
+def test_reserved_capacity_keeps_a_warm_pod_before_any_request(k8s_stub, kubectl: Kubectl) -> None:
+    org = unique_name("org")
+    deploy_python(
+        k8s_stub,
+        org,
+        "warm",
+        SEED_HANDLER,
+        scaling={"reserved_capacity": 1, "scaledown_period_secs": 1},
+    )
+    _wait(
+        "the reserved pod",
+        lambda: _state(k8s_stub, org, "warm") == common.DEPLOYMENT_STATE_DEPLOYED,
+        limit=60,
+    )
+    [scaled] = kubectl.get("scaledobjects.keda.sh", _selector(org, "warm"))
+    assert scaled["spec"]["minReplicaCount"] == 1
+    time.sleep(4)  # several scale-down periods: the reserved pod stays
+    [deployment] = kubectl.get("deployments", _selector(org, "warm"))
+    assert deployment["status"].get("readyReplicas") == 1
+    started = time.monotonic()
+    assert invoke(k8s_stub, org, "warm", b"{}", timeout=120)[0] == 200
+    assert time.monotonic() - started < 1.0  # no cold start
