@@ -504,3 +504,24 @@ def test_reserved_capacity_keeps_a_warm_pod_before_any_request(k8s_stub, kubectl
     started = time.monotonic()
     assert invoke(k8s_stub, org, "warm", b"{}", timeout=120)[0] == 200
     assert time.monotonic() - started < 1.0  # no cold start
+
+
+def test_a_restarted_server_serves_again_and_left_nothing_running(
+    k8s_platform, k8s_stub, kubectl: Kubectl
+) -> None:
+    """Last in the module: it restarts the session's server."""
+    org = unique_name("org")
+    deploy_python(k8s_stub, org, "again", SEED_HANDLER)
+    assert invoke(k8s_stub, org, "again", b"{}", timeout=120)[0] == 200
+    selector = _selector(org, "again")
+    [before] = kubectl.get("deployments", selector)
+    k8s_platform.restart_server()
+    # The stopping server scaled its revisions to zero on the way out.
+    [after] = [
+        d
+        for d in kubectl.get("deployments", selector)
+        if d["metadata"]["name"] == before["metadata"]["name"]
+    ]
+    assert after["spec"]["replicas"] == 0
+    status, body = invoke(k8s_stub, org, "again", b'{"name": "back"}', timeout=120)
+    assert (status, json.loads(body)["greeting"]) == (200, "Hello, back!")
