@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import os
 import time
 from typing import Any
 
 import pytest
 
 from tests.testbed.bed import bring_up_testbed, leftovers
-
-pytestmark = pytest.mark.skipif(
-    os.environ.get("IGNITE_TESTBED") != "1", reason="set IGNITE_TESTBED=1 to run the test bed"
-)
 
 NAMESPACE = "default"
 APP = "smoke-httpd"
