@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
 from ignite_launcher.platform import LocalPlatform
 from ignite_launcher.state import private_state_dir
-from tests.support import stub_for
+from tests.support import stub_for, unique_name
 from tests.testbed.bed import bring_up_testbed, read_env_file
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -107,3 +108,14 @@ class Kubectl:
 @pytest.fixture(scope="session")
 def kubectl(bed: dict[str, str]) -> Kubectl:
     return Kubectl(bed)
+
+
+@pytest.fixture
+def org(k8s_stub: Any) -> Iterator[str]:
+    """An organization of the test's own, whose apps are deleted after it:
+    a test's pods must not hold the one node's CPU for the next tests."""
+    name = unique_name("org")
+    yield name
+    listed = k8s_stub.ListApps(compute.ListAppsRequest(organization_name=name, page_size=100))
+    for app in listed.apps:
+        k8s_stub.DeleteApp(compute.DeleteAppRequest(organization_name=name, app_name=app.name))

@@ -23,7 +23,6 @@ from tests.support import (
     python_source,
     read_logs,
     tar_gz,
-    unique_name,
 )
 
 LABEL_APP = "ignite.dodil.io/app"
@@ -50,8 +49,9 @@ def _state(stub: Any, org: str, app: str) -> int:
     return int(got.app.deployment_state)
 
 
-def test_seed_000_runs_on_the_cluster_in_hardened_pods(k8s_stub, kubectl: Kubectl) -> None:
-    org = unique_name("org")
+def test_seed_000_runs_on_the_cluster_in_hardened_pods(
+    k8s_stub, org: str, kubectl: Kubectl
+) -> None:
     deploy_python(k8s_stub, org, "greet", SEED_HANDLER)
     status, body = invoke(k8s_stub, org, "greet", b'{"name": "Ada"}', timeout=120)
     assert status == 200
@@ -114,8 +114,7 @@ def test_seed_000_runs_on_the_cluster_in_hardened_pods(k8s_stub, kubectl: Kubect
     assert entries[0].execution_id == answer["execution_id"]
 
 
-def test_scale_to_zero_and_back_with_one_activation(k8s_stub, kubectl: Kubectl) -> None:
-    org = unique_name("org")
+def test_scale_to_zero_and_back_with_one_activation(k8s_stub, org: str, kubectl: Kubectl) -> None:
     deploy_python(
         k8s_stub, org, "cold", SEED_HANDLER, scaling={"scaledown_period_secs": 2, "max_replicas": 1}
     )
@@ -151,8 +150,7 @@ def test_scale_to_zero_and_back_with_one_activation(k8s_stub, kubectl: Kubectl) 
     print(f"50 cold invokes through one activation in {elapsed:.2f}s")
 
 
-def test_deleting_the_app_leaves_nothing(k8s_stub, kubectl: Kubectl) -> None:
-    org = unique_name("org")
+def test_deleting_the_app_leaves_nothing(k8s_stub, org: str, kubectl: Kubectl) -> None:
     deploy_python(k8s_stub, org, "gone", SEED_HANDLER)
     assert invoke(k8s_stub, org, "gone", b"{}", timeout=120)[0] == 200
     selector = _selector(org, "gone")
@@ -173,8 +171,7 @@ def handler(payload, ctx):
 """
 
 
-def test_load_scales_one_to_three_never_more_and_back(k8s_stub, kubectl: Kubectl) -> None:
-    org = unique_name("org")
+def test_load_scales_one_to_three_never_more_and_back(k8s_stub, org: str, kubectl: Kubectl) -> None:
     deploy_python(
         k8s_stub,
         org,
@@ -237,9 +234,8 @@ HOG_HANDLER = b"""def handler(payload, ctx):
 
 
 def test_a_handler_past_its_memory_limit_is_oomkilled_and_reported(
-    k8s_stub, kubectl: Kubectl
+    k8s_stub, org: str, kubectl: Kubectl
 ) -> None:
-    org = unique_name("org")
     deploy_python(k8s_stub, org, "hog", HOG_HANDLER, limits={"memory_mb": 128})
     code, reason, _ = _invoke_error(k8s_stub, org, "hog")
     assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "OUT_OF_MEMORY")
@@ -255,8 +251,7 @@ def test_a_handler_past_its_memory_limit_is_oomkilled_and_reported(
     _wait("the kubelet's OOMKilled verdict on the pod", oom_killed, limit=30)
 
 
-def test_a_crash_looping_version_reports_failed_with_the_reason(k8s_stub) -> None:
-    org = unique_name("org")
+def test_a_crash_looping_version_reports_failed_with_the_reason(k8s_stub, org: str) -> None:
     deploy_python(k8s_stub, org, "crash", b"raise RuntimeError('broken at import')\n")
     code, reason, details = _invoke_error(k8s_stub, org, "crash")
     assert (code, reason) == (grpc.StatusCode.UNAVAILABLE, "ACTIVATION_FAILED")
@@ -270,8 +265,7 @@ def test_a_crash_looping_version_reports_failed_with_the_reason(k8s_stub) -> Non
 GO_EXAMPLE = ROOT / "runtimes" / "go" / "examples" / "hello"
 
 
-def test_seed_002_go_app_runs_on_the_native_image(k8s_stub, kubectl: Kubectl) -> None:
-    org = unique_name("org")
+def test_seed_002_go_app_runs_on_the_native_image(k8s_stub, org: str, kubectl: Kubectl) -> None:
     k8s_stub.CreateApp(
         compute.CreateAppRequest(organization_name=org, name="hello-go", runtime={"go": {}})
     )
@@ -309,8 +303,7 @@ def _versioned(tag: str) -> bytes:
     return f"def handler(payload, ctx):\n    return {{'version': {tag!r}}}\n".encode()
 
 
-def test_publish_and_rollback_under_load_lose_nothing(k8s_stub, kubectl: Kubectl) -> None:
-    org = unique_name("org")
+def test_publish_and_rollback_under_load_lose_nothing(k8s_stub, org: str, kubectl: Kubectl) -> None:
     deploy_python(k8s_stub, org, "roll", _versioned("one"), scaling={"scaledown_period_secs": 2})
     assert invoke(k8s_stub, org, "roll", b"{}", timeout=120)[0] == 200
     stop = threading.Event()
@@ -363,8 +356,7 @@ def test_publish_and_rollback_under_load_lose_nothing(k8s_stub, kubectl: Kubectl
 RUST_EXAMPLE = ROOT / "runtimes" / "rust" / "examples" / "hello"
 
 
-def test_seed_003_rust_app_runs_on_the_native_image(k8s_stub) -> None:
-    org = unique_name("org")
+def test_seed_003_rust_app_runs_on_the_native_image(k8s_stub, org: str) -> None:
     k8s_stub.CreateApp(
         compute.CreateAppRequest(organization_name=org, name="hello-rs", runtime={"rust": {}})
     )
@@ -396,8 +388,7 @@ def test_seed_003_rust_app_runs_on_the_native_image(k8s_stub) -> None:
     assert answer["function_id"] == f"{org}/hello-rs"
 
 
-def test_changed_scaling_reaches_the_scaled_object(k8s_stub, kubectl: Kubectl) -> None:
-    org = unique_name("org")
+def test_changed_scaling_reaches_the_scaled_object(k8s_stub, org: str, kubectl: Kubectl) -> None:
     deploy_python(k8s_stub, org, "grow", SEED_HANDLER, scaling={"max_replicas": 2})
     assert invoke(k8s_stub, org, "grow", b"{}", timeout=120)[0] == 200
     k8s_stub.UpdateApp(
@@ -423,8 +414,7 @@ def test_changed_scaling_reaches_the_scaled_object(k8s_stub, kubectl: Kubectl) -
 DENO_EXAMPLE = ROOT / "runtimes" / "deno" / "examples" / "hello"
 
 
-def test_deno_app_runs_on_the_deno_image(k8s_stub, kubectl: Kubectl) -> None:
-    org = unique_name("org")
+def test_deno_app_runs_on_the_deno_image(k8s_stub, org: str, kubectl: Kubectl) -> None:
     k8s_stub.CreateApp(
         compute.CreateAppRequest(organization_name=org, name="hello-ts", runtime={"deno": {}})
     )
@@ -460,8 +450,9 @@ def handler(payload, ctx):
 """
 
 
-def test_a_request_past_its_timeout_gets_its_pod_deleted(k8s_stub, kubectl: Kubectl) -> None:
-    org = unique_name("org")
+def test_a_request_past_its_timeout_gets_its_pod_deleted(
+    k8s_stub, org: str, kubectl: Kubectl
+) -> None:
     deploy_python(k8s_stub, org, "sleepy", SLEEPY_HANDLER, limits={"timeout_secs": 2})
     assert invoke(k8s_stub, org, "sleepy", b"{}", timeout=120)[0] == 200
     selector = _selector(org, "sleepy")
@@ -482,8 +473,9 @@ def test_a_request_past_its_timeout_gets_its_pod_deleted(k8s_stub, kubectl: Kube
     assert invoke(k8s_stub, org, "sleepy", b"{}", timeout=120)[0] == 200
 
 
-def test_reserved_capacity_keeps_a_warm_pod_before_any_request(k8s_stub, kubectl: Kubectl) -> None:
-    org = unique_name("org")
+def test_reserved_capacity_keeps_a_warm_pod_before_any_request(
+    k8s_stub, org: str, kubectl: Kubectl
+) -> None:
     deploy_python(
         k8s_stub,
         org,
@@ -507,10 +499,9 @@ def test_reserved_capacity_keeps_a_warm_pod_before_any_request(k8s_stub, kubectl
 
 
 def test_a_restarted_server_serves_again_and_left_nothing_running(
-    k8s_platform, k8s_stub, kubectl: Kubectl
+    k8s_platform, k8s_stub, org: str, kubectl: Kubectl
 ) -> None:
     """Last in the module: it restarts the session's server."""
-    org = unique_name("org")
     deploy_python(k8s_stub, org, "again", SEED_HANDLER)
     assert invoke(k8s_stub, org, "again", b"{}", timeout=120)[0] == 200
     selector = _selector(org, "again")
