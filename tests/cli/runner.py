@@ -76,3 +76,19 @@ class Dodil:
             text=True,
             timeout=timeout,
         )
+
+
+def dodil_for(grpc_target: str, home: Path) -> Dodil:
+    """dodil with a config directory of its own under ``home``, pointed at
+    the platform serving ``grpc_target``."""
+    work = home / "work"
+    work.mkdir(parents=True)
+    cli = Dodil(config_home=home / "xdg", cwd=work)
+    cli("ignite", "config", "set", "api_endpoint", grpc_target).ok()
+    return cli
+
+
+def log_in(cli: Dodil, client_id: str, secret: str) -> None:
+    """`dodil login` with client credentials; the secret goes through stdin,
+    as a careful script passes it (an argument shows in `ps`)."""
+    cli("login", "--client-id", client_id, "--client-secret", "-", input=secret + "\n").ok()

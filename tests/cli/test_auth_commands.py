@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from ignite_launcher import LocalPlatform, private_state_dir
-from tests.cli.runner import Dodil
+from tests.cli.runner import Dodil, dodil_for, log_in
 from tests.support import SEED_HANDLER, unique_name
 
 #: Exit codes of the statuses these tests meet (docs/cli.md).
@@ -36,26 +36,11 @@ def secured() -> Iterator[LocalPlatform]:
         yield up
 
 
-def _dodil_for(platform: LocalPlatform, home: Path) -> Dodil:
-    """dodil with a config directory of its own, pointed at ``platform``."""
-    work = home / "work"
-    work.mkdir(parents=True)
-    cli = Dodil(config_home=home / "xdg", cwd=work)
-    cli("ignite", "config", "set", "api_endpoint", platform.grpc_target).ok()
-    return cli
-
-
-def _login(cli: Dodil, client_id: str, secret: str) -> None:
-    # The secret goes through stdin, as a careful script passes it: an
-    # argument would be visible to every user of the machine in `ps`.
-    cli("login", "--client-id", client_id, "--client-secret", "-", input=secret + "\n").ok()
-
-
 @pytest.fixture(scope="module")
 def admin(secured: LocalPlatform, tmp_path_factory: pytest.TempPathFactory) -> Dodil:
     """dodil logged in as the platform administrator."""
-    cli = _dodil_for(secured, tmp_path_factory.mktemp("admin"))
-    _login(cli, *secured.admin_credentials())
+    cli = dodil_for(secured.grpc_target, tmp_path_factory.mktemp("admin"))
+    log_in(cli, *secured.admin_credentials())
     return cli
 
 
@@ -71,7 +56,7 @@ def organization(admin: Dodil) -> str:
 @pytest.fixture
 def user(secured: LocalPlatform, tmp_path: Path) -> Dodil:
     """dodil for someone other than the administrator, not logged in yet."""
-    return _dodil_for(secured, tmp_path / "user")
+    return dodil_for(secured.grpc_target, tmp_path / "user")
 
 
 def _create_account(admin: Dodil, org: str, name: str, *roles: str) -> tuple[str, str]:
@@ -115,10 +100,10 @@ def test_admin_sets_up_an_organization_whose_accounts_act_by_role(
     assert "not shown again" in created.stderr
     assert invoker_secret not in created.stderr
 
-    developer = _dodil_for(secured, tmp_path / "developer")
-    invoker = _dodil_for(secured, tmp_path / "invoker")
-    _login(developer, dev_id, dev_secret)
-    _login(invoker, invoker_id, invoker_secret)
+    developer = dodil_for(secured.grpc_target, tmp_path / "developer")
+    invoker = dodil_for(secured.grpc_target, tmp_path / "invoker")
+    log_in(developer, dev_id, dev_secret)
+    log_in(invoker, invoker_id, invoker_secret)
 
     (developer.cwd / "handler.py").write_bytes(SEED_HANDLER)
     developer("ignite", "app", "deploy", "greet", "-c", "handler.py", "--runtime", "python").ok()
@@ -163,7 +148,7 @@ def test_revoked_roles_and_deleted_accounts_stop_working(
 ) -> None:
     org = organization
     client_id, secret = _create_account(admin, org, "ops", "developer", "invoker")
-    _login(user, client_id, secret)
+    log_in(user, client_id, secret)
     user("ignite", "app", "create", "first", "--runtime", "python").ok()
 
     revoked = admin(
@@ -197,8 +182,8 @@ def test_apps_open_to_anonymous_callers_are_invoked_without_a_token(
     admin: Dodil, organization: str, secured: LocalPlatform, tmp_path: Path
 ) -> None:
     org = organization
-    developer = _dodil_for(secured, tmp_path / "developer")
-    _login(developer, *_create_account(admin, org, "builder", "developer"))
+    developer = dodil_for(secured.grpc_target, tmp_path / "developer")
+    log_in(developer, *_create_account(admin, org, "builder", "developer"))
     (developer.cwd / "handler.py").write_bytes(SEED_HANDLER)
 
     created = developer(
@@ -218,7 +203,7 @@ def test_apps_open_to_anonymous_callers_are_invoked_without_a_token(
     deployed = developer("ignite", "app", "deploy", "-c", "project", "-o", "json").ok()
     assert json.loads(deployed.stdout)["app"]["allow_unauthenticated"] is True
 
-    anonymous = _dodil_for(secured, tmp_path / "anonymous")
+    anonymous = dodil_for(secured.grpc_target, tmp_path / "anonymous")
     anonymous("ignite", "config", "set", "organization", org).ok()
     for app in ("open", "listed"):
         answer = anonymous("ignite", "invoke", app, "-p", '{"name": "Anon"}').ok()

@@ -28,7 +28,7 @@ from dodil.ignite.v1 import ignite_identity_pb2 as identity
 from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
 from ignite_launcher import LocalPlatform, private_state_dir
-from tests.cli.runner import Dodil
+from tests.cli.runner import Dodil, dodil_for, log_in
 from tests.gateway.test_mcp import mcp_client
 from tests.support import BearerStub, unique_name
 
@@ -44,22 +44,10 @@ def secured() -> Iterator[LocalPlatform]:
         yield up
 
 
-def _cli(platform: LocalPlatform, home: Path) -> Dodil:
-    work = home / "work"
-    work.mkdir(parents=True)
-    cli = Dodil(config_home=home / "xdg", cwd=work)
-    cli("ignite", "config", "set", "api_endpoint", platform.grpc_target).ok()
-    return cli
-
-
-def _login(cli: Dodil, client_id: str, secret: str) -> None:
-    cli("login", "--client-id", client_id, "--client-secret", "-", input=secret + "\n").ok()
-
-
 @pytest.fixture(scope="module")
 def admin(secured: LocalPlatform, tmp_path_factory: pytest.TempPathFactory) -> Dodil:
-    cli = _cli(secured, tmp_path_factory.mktemp("admin"))
-    _login(cli, *secured.admin_credentials())
+    cli = dodil_for(secured.grpc_target, tmp_path_factory.mktemp("admin"))
+    log_in(cli, *secured.admin_credentials())
     return cli
 
 
@@ -102,8 +90,8 @@ def deployer(
         f"dodil auth service-account grant-role {created['id']} "
         "ignite-authorization-service ignite.developer",
     )
-    cli = _cli(secured, tmp_path_factory.mktemp("deployer"))
-    _login(cli, created["id"], created["secret"])
+    cli = dodil_for(secured.grpc_target, tmp_path_factory.mktemp("deployer"))
+    log_in(cli, created["id"], created["secret"])
     cli("ignite", "config", "set", "organization", org).ok()
     return cli, created["id"], created["secret"]
 
@@ -112,7 +100,7 @@ def test_auth_status_service_accounts_and_roles_as_setup_scripts_use_them(
     secured: LocalPlatform, admin: Dodil, organization: str, tmp_path: Path
 ) -> None:
     org = organization
-    stranger = _cli(secured, tmp_path / "stranger")
+    stranger = dodil_for(secured.grpc_target, tmp_path / "stranger")
     refused = stranger("auth", "status")
     assert refused.code == EXIT_UNAUTHENTICATED
     assert "not logged in" in refused.error_line()
