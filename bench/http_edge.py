@@ -10,6 +10,11 @@ request (`POST /` with `{"name": "Ada"}`):
 - **http /invoke**: the gateway's `/v1/ignite/app/{org}/{app}/invoke`;
 - **app URL**: the gateway's direct URL (`Host: greet-<org>.ignite.localhost`).
 
+Its floor, **bare aiohttp proxy**: an aiohttp reverse proxy in this process
+forwarding each request to the same pod's socket (bench/floors.py); the app
+URL and the floor are also timed interleaved, call by call, for the
+app URL ÷ floor ratio.
+
 Latency: sequential requests on one warm connection, median and p99.
 Throughput: a fixed number of requests kept `--concurrency` deep.
 Ratios are to grpc and to pod (latency: how many times slower; throughput:
@@ -38,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
+from floors import FloorRow, floor_table, interleaved, proxy_floor, stats
 
 from ignite_launcher import LocalPlatform, temporary_platform
 from tests.support import SEED_HANDLER, python_source, unique_name
@@ -101,7 +107,7 @@ async def _find_pod_socket(state_dir: Path) -> Path:
     raise RuntimeError("no loaded pod found; did the warm-up invoke run?")
 
 
-async def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+async def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, float]], FloorRow]:
     with temporary_platform() as platform:
         org, app = unique_name("bench"), "greet"
         _publish(platform, org, app)
@@ -145,9 +151,9 @@ async def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                     await resp.read()
                     assert resp.status == 200, resp.status
 
-            async def via_app_url() -> None:
+            async def post_app(base_url: str) -> None:
                 async with http.post(
-                    f"{platform.http_url}/",
+                    f"{base_url}/",
                     data=PAYLOAD,
                     headers={
                         "Host": platform.app_host(org, app),
@@ -156,6 +162,9 @@ async def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                 ) as resp:
                     await resp.read()
                     assert resp.status == 200, resp.status
+
+            async def via_app_url() -> None:
+                await post_app(platform.http_url)
 
             await via_grpc()  # cold start, then warm
             socket = await _find_pod_socket(platform.state_dir)
@@ -175,26 +184,41 @@ async def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                     await resp.read()
                     assert resp.status == 200, resp.status
 
-            paths: dict[str, Call] = {
-                "pod": via_pod,
-                "grpc": via_grpc,
-                "http /invoke": via_http_invoke,
-                "app URL": via_app_url,
-            }
             results: dict[str, dict[str, float]] = {}
             try:
-                for name, call in paths.items():
-                    for _ in range(20):
-                        await call()
-                    median, p99 = await _latency(call, args.requests)
-                    rate = await _throughput(call, args.requests, args.concurrency)
-                    results[name] = {"median_ms": median, "p99_ms": p99, "rps": rate}
+                async with proxy_floor(socket) as floor_url:
+
+                    async def via_floor() -> None:
+                        await post_app(floor_url)
+
+                    paths: dict[str, Call] = {
+                        "pod": via_pod,
+                        "grpc": via_grpc,
+                        "http /invoke": via_http_invoke,
+                        "app URL": via_app_url,
+                        "bare aiohttp proxy": via_floor,
+                    }
+                    for name, call in paths.items():
+                        for _ in range(20):
+                            await call()
+                        median, p99 = await _latency(call, args.requests)
+                        rate = await _throughput(call, args.requests, args.concurrency)
+                        results[name] = {"median_ms": median, "p99_ms": p99, "rps": rate}
+                    samples = await interleaved(
+                        {"app URL": via_app_url, "floor": via_floor}, args.requests
+                    )
             finally:
                 await pod_session.close()
-        return results
+        floor = FloorRow(
+            "direct app URL",
+            "bare aiohttp reverse proxy to the pod",
+            samples["app URL"],
+            samples["floor"],
+        )
+        return results, floor
 
 
-def _table(results: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
+def _table(results: dict[str, dict[str, float]], floor: FloorRow, args: argparse.Namespace) -> str:
     grpc_row, pod_row = results["grpc"], results["pod"]
     lines = [
         f"Invoke through the HTTP edge ({args.requests} requests per path; "
@@ -215,6 +239,12 @@ def _table(results: dict[str, dict[str, float]], args: argparse.Namespace) -> st
             f"| {row['p99_ms'] / pod_row['p99_ms']:.2f} "
             f"| {row['rps'] / grpc_row['rps']:.2f} | {row['rps'] / pod_row['rps']:.2f} |"
         )
+    lines += [
+        "",
+        f"Against its floor, interleaved call by call ({args.requests} each; median / p99):",
+        "",
+        floor_table([floor]),
+    ]
     return "\n".join(lines)
 
 
@@ -224,8 +254,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="in flight for throughput")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
-    results = asyncio.run(run(args))
-    print(json.dumps(results, indent=2) if args.json else _table(results, args))
+    results, floor = asyncio.run(run(args))
+    if args.json:
+        floor_ms = {"path_ms": stats(floor.path_samples), "floor_ms": stats(floor.floor_samples)}
+        print(json.dumps({"paths": results, floor.path + " ÷ floor": floor_ms}, indent=2))
+    else:
+        print(_table(results, floor, args))
 
 
 if __name__ == "__main__":

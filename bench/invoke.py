@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from floors import FloorRow, answer_frames, floor_table, grpc_floor, interleaved, stats
 from ulid import ULID
 
 from ignite_server.backends.local import LocalBackend
@@ -85,13 +85,6 @@ def target(artifact: Path, name: str, max_concurrency: int) -> RunTarget:
     )  # fmt: skip
     version = Version("bench", name, 1, VersionStatus.ACTIVE, "", CodeKind.SDK, spec, 0, 0)
     return RunTarget(app, version, Resources(256, 1000, 60), artifact)
-
-
-def stats(samples: list[float]) -> tuple[float, float]:
-    """(median, p99) in milliseconds."""
-    ms = sorted(s * 1000 for s in samples)
-    p99 = statistics.quantiles(ms, n=100)[98] if len(ms) >= 2 else ms[0]
-    return statistics.median(ms), p99
 
 
 async def first_byte(invoker: Invoker, run: RunTarget) -> float:
@@ -218,8 +211,10 @@ async def run(cold_runs: int, warm_calls: int) -> list[Row]:
     return rows
 
 
-async def run_grpc(cold_runs: int, warm_calls: int) -> dict[str, Value]:
-    """The same rows through the platform's gRPC API."""
+async def run_grpc(cold_runs: int, warm_calls: int) -> tuple[dict[str, Value], FloorRow]:
+    """The same rows through the platform's gRPC API, and warm Invoke at
+    concurrency 1 interleaved with a bare grpc.aio server's answer of the
+    same frames (bench/floors.py)."""
     import grpc
     from dodil.ignite.v1 import ignite_compute_pb2 as compute
     from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
@@ -286,7 +281,26 @@ async def run_grpc(cold_runs: int, warm_calls: int) -> dict[str, Value]:
                 latencies, rps = await load(via_grpc, concurrency, warm_calls)
                 cells[f"latency{concurrency}"] = stats(latencies)
                 cells[f"rps{concurrency}"] = rps
-    return cells
+
+            frames = await answer_frames(stub.Invoke(invoke_request("warm")))
+            async with (
+                grpc_floor(frames) as floor_target,
+                grpc.aio.insecure_channel(floor_target) as floor_channel,
+            ):
+                floor_stub = compute_grpc.ComputeServiceStub(floor_channel)  # type: ignore[no-untyped-call]
+
+                async def via_floor() -> None:
+                    async for _ in floor_stub.Invoke(invoke_request("warm")):
+                        pass
+
+                samples = await interleaved({"grpc": via_grpc, "floor": via_floor}, warm_calls)
+    floor = FloorRow(
+        "warm gRPC Invoke, concurrency 1",
+        "bare grpc.aio server-streaming call (3 frames)",
+        samples["grpc"],
+        samples["floor"],
+    )
+    return cells, floor
 
 
 def show(value: Value | None) -> str:
@@ -315,9 +329,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = asyncio.run(run(args.cold, args.warm))
     grpc_cells: dict[str, Value] = {}
+    floor: FloorRow | None = None
     if not args.no_grpc:
         try:
-            grpc_cells = asyncio.run(run_grpc(max(1, args.cold // 2), args.warm))
+            grpc_cells, floor = asyncio.run(run_grpc(max(1, args.cold // 2), args.warm))
         except Exception as exc:  # the column is optional; say why it is empty
             print(f"gRPC column skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
     header = (
@@ -347,6 +362,9 @@ def main() -> None:
         "\nbaseline: cold = the handler run by a fresh python process; "
         f"warm = HTTP straight to the pod's unix socket; {os.cpu_count()} CPUs"
     )
+    if floor is not None:
+        print(f"\nAgainst its floor, interleaved call by call ({args.warm} each; median / p99):\n")
+        print(floor_table([floor]))
 
 
 if __name__ == "__main__":
