@@ -106,6 +106,30 @@ def deploy_python(stub, org: str, name: str, code: bytes, **settings: Any) -> No
     stub.PublishDraft(compute.PublishDraftRequest(organization_name=org, app_name=name))
 
 
+def deploy_archive(stub, org: str, name: str, runtime: str, archive: bytes) -> None:
+    """Create, save, (for Rust) compile and publish an app shipped as an
+    archive, with build-sized deadlines."""
+    stub.CreateApp(
+        compute.CreateAppRequest(organization_name=org, name=name, runtime={runtime: {}})
+    )
+    stub.SaveDraft(
+        compute.SaveDraftRequest(
+            organization_name=org,
+            app_name=name,
+            code=compute.CodeSource(
+                compile=compute.CompileSource(runtime={runtime: {}}, archive=archive)
+            ),
+        )
+    )
+    if runtime == "rust":
+        stub.CompileDraft(
+            compute.CompileDraftRequest(organization_name=org, app_name=name), timeout=900
+        )
+    stub.PublishDraft(
+        compute.PublishDraftRequest(organization_name=org, app_name=name), timeout=900
+    )
+
+
 def wait_terminal(stub, org: str, ids: list[str], timeout: float = 120.0) -> dict[str, Any]:
     """Poll until every execution is terminal; return them by id."""
     import time

@@ -21,7 +21,7 @@ import pytest
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
 from ignite_server.containment.identities import POD_UID_BASE, POD_UID_COUNT
-from tests.support import deploy_python, invoke, tar_gz, unique_name
+from tests.support import deploy_archive, deploy_python, invoke, tar_gz, unique_name
 
 HERE = Path(__file__).resolve().parent
 PYTHON_ESCAPE = (HERE / "escape_python.py").read_bytes()
@@ -40,29 +40,18 @@ def _ask(stub: Any, org: str, app: str, request: dict[str, Any]) -> dict[str, An
     return json.loads(body)
 
 
-def _deploy_go(stub: Any, org: str, name: str) -> None:
-    stub.CreateApp(compute.CreateAppRequest(organization_name=org, name=name, runtime={"go": {}}))
-    archive = tar_gz({"main.go": GO_ESCAPE, "go.mod": b"module escape\n\ngo 1.26\n"})
-    stub.SaveDraft(
-        compute.SaveDraftRequest(
-            organization_name=org,
-            app_name=name,
-            code=compute.CodeSource(
-                compile=compute.CompileSource(runtime={"go": {}}, archive=archive)
-            ),
-        )
-    )
-    stub.PublishDraft(
-        compute.PublishDraftRequest(organization_name=org, app_name=name), timeout=600
-    )
-
-
 @pytest.fixture(scope="module")
 def apps(stub: Any) -> dict[str, tuple[str, str]]:
     """The escape app in each runtime: runtime → (organization, app)."""
     org = unique_name("org")
     deploy_python(stub, org, "escape-py", PYTHON_ESCAPE)
-    _deploy_go(stub, org, "escape-go")
+    deploy_archive(
+        stub,
+        org,
+        "escape-go",
+        "go",
+        tar_gz({"main.go": GO_ESCAPE, "go.mod": b"module escape\n\ngo 1.26\n"}),
+    )
     return {"python": (org, "escape-py"), "go": (org, "escape-go")}
 
 

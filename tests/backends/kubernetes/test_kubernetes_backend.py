@@ -17,6 +17,7 @@ from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from tests.backends.kubernetes.conftest import ROOT, Kubectl
 from tests.support import (
     SEED_HANDLER,
+    deploy_archive,
     deploy_python,
     error_info,
     invoke,
@@ -266,27 +267,13 @@ GO_EXAMPLE = ROOT / "runtimes" / "go" / "examples" / "hello"
 
 
 def test_seed_002_go_app_runs_on_the_native_image(k8s_stub, org: str, kubectl: Kubectl) -> None:
-    k8s_stub.CreateApp(
-        compute.CreateAppRequest(organization_name=org, name="hello-go", runtime={"go": {}})
-    )
     archive = tar_gz(
         {
             "main.go": (GO_EXAMPLE / "main.go").read_bytes(),
             "go.mod": (GO_EXAMPLE / "go.mod").read_bytes(),
         }
     )
-    k8s_stub.SaveDraft(
-        compute.SaveDraftRequest(
-            organization_name=org,
-            app_name="hello-go",
-            code=compute.CodeSource(
-                compile=compute.CompileSource(runtime={"go": {}}, archive=archive)
-            ),
-        )
-    )
-    k8s_stub.PublishDraft(
-        compute.PublishDraftRequest(organization_name=org, app_name="hello-go"), timeout=600
-    )
+    deploy_archive(k8s_stub, org, "hello-go", "go", archive)
     status, body = invoke(k8s_stub, org, "hello-go", b'{"name": "Gopher"}', timeout=120)
     assert status == 200, body
     assert json.loads(body)["greeting"] == "Hello, Gopher!"
@@ -357,30 +344,13 @@ RUST_EXAMPLE = ROOT / "runtimes" / "rust" / "examples" / "hello"
 
 
 def test_seed_003_rust_app_runs_on_the_native_image(k8s_stub, org: str) -> None:
-    k8s_stub.CreateApp(
-        compute.CreateAppRequest(organization_name=org, name="hello-rs", runtime={"rust": {}})
-    )
     archive = tar_gz(
         {
             "Cargo.toml": (RUST_EXAMPLE / "Cargo.toml").read_bytes(),
             "src/lib.rs": (RUST_EXAMPLE / "src" / "lib.rs").read_bytes(),
         }
     )
-    k8s_stub.SaveDraft(
-        compute.SaveDraftRequest(
-            organization_name=org,
-            app_name="hello-rs",
-            code=compute.CodeSource(
-                compile=compute.CompileSource(runtime={"rust": {}}, archive=archive)
-            ),
-        )
-    )
-    k8s_stub.CompileDraft(
-        compute.CompileDraftRequest(organization_name=org, app_name="hello-rs"), timeout=900
-    )
-    k8s_stub.PublishDraft(
-        compute.PublishDraftRequest(organization_name=org, app_name="hello-rs"), timeout=900
-    )
+    deploy_archive(k8s_stub, org, "hello-rs", "rust", archive)
     status, body = invoke(k8s_stub, org, "hello-rs", b'{"message": "Hi from the cluster"}', 120)
     assert status == 200, body
     answer = json.loads(body)
@@ -415,24 +385,10 @@ DENO_EXAMPLE = ROOT / "runtimes" / "deno" / "examples" / "hello"
 
 
 def test_deno_app_runs_on_the_deno_image(k8s_stub, org: str, kubectl: Kubectl) -> None:
-    k8s_stub.CreateApp(
-        compute.CreateAppRequest(organization_name=org, name="hello-ts", runtime={"deno": {}})
-    )
     archive = tar_gz(
         {name: (DENO_EXAMPLE / name).read_bytes() for name in ("main.ts", "deno.json")}
     )
-    k8s_stub.SaveDraft(
-        compute.SaveDraftRequest(
-            organization_name=org,
-            app_name="hello-ts",
-            code=compute.CodeSource(
-                compile=compute.CompileSource(runtime={"deno": {}}, archive=archive)
-            ),
-        )
-    )
-    k8s_stub.PublishDraft(
-        compute.PublishDraftRequest(organization_name=org, app_name="hello-ts"), timeout=600
-    )
+    deploy_archive(k8s_stub, org, "hello-ts", "deno", archive)
     status, body = invoke(k8s_stub, org, "hello-ts", b'{"name": "Dino"}', timeout=120)
     assert status == 200, body
     assert json.loads(body)["greeting"] == "Hello, Dino!"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ignite_server.backends.local.pod import http_once
+from ignite_server.backends.local.pod_client import http_once
 from ignite_server.builds.python import RUNTIME_DIR, RUNTIME_FILE
 
 HANDLER = """import asyncio
