@@ -5,6 +5,7 @@ from the file its first start wrote, as an operator would use them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -298,9 +299,7 @@ def test_token_matrix_is_unauthenticated_without_touching_the_database():
         # The database freezes (the server would restart one that died): any
         # database work would now hang until its deadline, so a quick
         # UNAUTHENTICATED proves none was attempted.
-        frozen = _postgres_processes(platform.state_dir / "postgres/data/postmaster.pid")
-        for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
+        frozen = _freeze_postgres(platform.state_dir / "postgres/data/postmaster.pid")
         try:
             channel = grpc.insecure_channel(platform.grpc_target)
             get_app = channel.unary_unary(
@@ -326,13 +325,17 @@ def test_token_matrix_is_unauthenticated_without_touching_the_database():
             )
         finally:
             for pid in frozen:
-                os.kill(pid, signal.SIGCONT)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
 
-def _postgres_processes(pid_file: Path) -> list[int]:
-    """The postmaster named in ``pid_file`` and its children."""
+def _freeze_postgres(pid_file: Path) -> list[int]:
+    """SIGSTOP the postmaster named in ``pid_file`` (first, so it starts no
+    new backend) and then its children; the pids stopped. A child that ends
+    meanwhile (a backend finishing its session) is simply gone."""
     postmaster = int(pid_file.read_text().split()[0])
-    children = []
+    os.kill(postmaster, signal.SIGSTOP)
+    frozen = [postmaster]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -340,8 +343,10 @@ def _postgres_processes(pid_file: Path) -> list[int]:
             except OSError:
                 continue
             if int(fields[1]) == postmaster:
-                children.append(int(entry.name))
-    return [postmaster, *children]
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry.name), signal.SIGSTOP)
+                    frozen.append(int(entry.name))
+    return frozen
 
 
 def test_tokens_survive_key_rotation_and_die_with_their_account(secured, admin):
