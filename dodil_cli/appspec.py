@@ -160,14 +160,19 @@ def _scaling(
     return scaling
 
 
-def create_request(ref: AppRef, spec: AppSpec) -> compute.CreateAppRequest:
-    """The CreateApp request for a new app with ``spec``'s settings."""
-    if not spec.runtime:
+def create_request(
+    ref: AppRef, spec: AppSpec, *, image_app: bool = False
+) -> compute.CreateAppRequest:
+    """The CreateApp request for a new app with ``spec``'s settings (an
+    image app needs no runtime)."""
+    if not spec.runtime and not image_app:
         raise UsageError("a runtime is needed to create an app: pass --runtime python|go|rust|deno")
     request = compute.CreateAppRequest(
         organization_name=ref.organization,
         name=ref.name,
-        runtime=runtime_message(spec.runtime, spec.target, spec.runtime_version),
+        runtime=runtime_message(spec.runtime, spec.target, spec.runtime_version)
+        if spec.runtime
+        else None,
         env={k: v for k, v in (spec.env or {}).items() if k not in spec.unset_env},
         description=spec.description or "",
         input_schema=spec.input_schema or "",

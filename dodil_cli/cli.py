@@ -21,6 +21,7 @@ from dodil_cli.commands.execution import execution_group
 from dodil_cli.commands.invoke import invoke
 from dodil_cli.commands.logs import logs
 from dodil_cli.commands.organization import org_group
+from dodil_cli.commands.secret import secret_group
 from dodil_cli.commands.service_account import service_account_group
 from dodil_cli.commands.version import version_group
 from dodil_cli.errors import UsageError
@@ -73,7 +74,16 @@ auth.add_command(org_group)
 auth.add_command(service_account_group)
 # `app logs` is `logs` again, where people who think of logs as the app's look.
 app_group.add_command(logs)
-for command in (config_group, app_group, draft_group, version_group, invoke, execution_group, logs):
+for command in (
+    config_group,
+    app_group,
+    draft_group,
+    version_group,
+    invoke,
+    execution_group,
+    logs,
+    secret_group,
+):
     ignite.add_command(command)
 
 

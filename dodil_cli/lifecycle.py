@@ -13,7 +13,7 @@ from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
 from dodil_cli.appspec import Update, runtime_message, runtime_name
-from dodil_cli.code import build_upload
+from dodil_cli.code import Upload, build_upload
 from dodil_cli.errors import AppFailedError, UsageError
 from dodil_cli.ids import AppRef
 from dodil_cli.output import warn
@@ -58,6 +58,16 @@ def save_draft(
         if not runtime_name(runtime):
             raise UsageError(f"{ref} has no runtime: pass --runtime python|go|rust|deno")
     upload = build_upload(path, runtime, warn)
+    request = compute.SaveDraftRequest(
+        organization_name=ref.organization, app_name=ref.name, code=upload.source
+    )
+    with session.progress.step(f"Saving draft of {ref} ({upload.summary})"):
+        draft: compute.AppVersionInfo = session.client.call("SaveDraft", request).draft
+    return draft
+
+
+def save_image_draft(session: Session, ref: AppRef, upload: Upload) -> compute.AppVersionInfo:
+    """Save an image source (see dodil_cli/image_source.py) as the draft."""
     request = compute.SaveDraftRequest(
         organization_name=ref.organization, app_name=ref.name, code=upload.source
     )

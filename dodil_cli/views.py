@@ -281,3 +281,10 @@ ORGANIZATION_COLUMNS = (
 def organization_list(organizations: Sequence[identity.Organization]) -> str:
     """Organizations as a table."""
     return table(organizations, ORGANIZATION_COLUMNS) if organizations else "No organizations."
+
+
+def secret_list(secrets: Sequence[compute.SecretInfo]) -> str:
+    if not secrets:
+        return "No secrets."
+    rows = [f"{s.name:<32} {s.username or '-':<24} {timestamp(s.updated_at_ms)}" for s in secrets]
+    return "\n".join([f"{'NAME':<32} {'USERNAME':<24} UPDATED", *rows])

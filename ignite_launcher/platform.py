@@ -117,6 +117,7 @@ class LocalPlatform:
             "--ready-file", str(ready),
             "--apps-domain", self.apps_domain,
             "--apps-url-port", str(self.gateway_port or 80),
+            "--apps-edge", f"127.0.0.1:{self.gateway_port or 80}",
             "--shutdown-grace", "5",
             "--auth", "required" if self.auth else "off",
             "--metrics-listen", f"127.0.0.1:{self.server_metrics_port}",

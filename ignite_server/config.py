@@ -65,6 +65,15 @@ class Config:
     artifact_url: str = ""
     keda_scaler_listen: str = "0.0.0.0:9090"
     keda_scaler_address: str = ""
+    #: Image apps (docs/runtimes/images.md): the registry images are kept in
+    #: ("" = an embedded one on loopback), its user name (the password comes
+    #: from IGNITE_REGISTRY_PASSWORD only), and where local image pods reach
+    #: the HTTP edge (other apps' URLs).
+    registry: str = ""
+    registry_username: str = ""
+    registry_password: str = ""
+    registry_insecure: bool = False
+    apps_edge: str = ""
 
 
 def is_loopback(listen: str) -> bool:
@@ -249,6 +258,23 @@ def parse(argv: list[str] | None = None) -> Config:
         default=env("IGNITE_KEDA_SCALER_ADDRESS", ""),
         help="host:port KEDA dials for the scaler (default: the listen address)",
     )
+    parser.add_argument(
+        "--registry",
+        default=env("IGNITE_REGISTRY", ""),
+        help="registry host[:port] for image apps' images (empty: an embedded one on loopback)",
+    )
+    parser.add_argument("--registry-username", default=env("IGNITE_REGISTRY_USERNAME", ""))
+    parser.add_argument(
+        "--registry-insecure",
+        action="store_true",
+        default=env("IGNITE_REGISTRY_INSECURE", "") == "1",
+        help="reach --registry over plain HTTP",
+    )
+    parser.add_argument(
+        "--apps-edge",
+        default=env("IGNITE_APPS_EDGE", ""),
+        help="host:port of the HTTP edge, where local image pods reach other apps' URLs",
+    )
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -299,4 +325,10 @@ def parse(argv: list[str] | None = None) -> Config:
         artifact_url=args.artifact_url,
         keda_scaler_listen=args.keda_scaler_listen,
         keda_scaler_address=args.keda_scaler_address,
+        registry=args.registry,
+        registry_username=args.registry_username,
+        # A password on the command line would show in the process list.
+        registry_password=env("IGNITE_REGISTRY_PASSWORD", ""),
+        registry_insecure=args.registry_insecure,
+        apps_edge=args.apps_edge,
     )

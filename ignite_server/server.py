@@ -37,12 +37,14 @@ from ignite_server.core.artifacts import Artifacts
 from ignite_server.core.draft_builds import DraftBuilds
 from ignite_server.core.executions import ExecutionService
 from ignite_server.core.identity import Identity
+from ignite_server.core.image_artifacts import ImageArtifacts
 from ignite_server.core.invocations import Invocations
 from ignite_server.core.invoker import Invoker
 from ignite_server.core.logs import LogService
 from ignite_server.core.oidc import ExternalIssuer
 from ignite_server.core.rollout import Rollout
 from ignite_server.core.run_targets import RunTargets
+from ignite_server.core.secrets import Secrets
 from ignite_server.core.tokens import TokenAuthority
 from ignite_server.core.versions import Versions
 from ignite_server.core.worker import ExecutionWorkers
@@ -60,6 +62,8 @@ from ignite_server.store.executions import PostgresExecutionStore
 from ignite_server.store.identity import PostgresIdentityStore
 from ignite_server.store.logs import PostgresLogStore
 from ignite_server.store.notify import Notifier
+from ignite_server.store.secrets import PostgresSecretStore
+from ignite_server.store.secrets import load_key as load_secrets_key
 from ignite_server.store.supervisor import DatabaseSupervisor
 
 log = structlog.get_logger("ignite.server")
@@ -110,6 +114,14 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
 
 async def _local_admin(authorization: str | None) -> Principal:
     return LOCAL_ADMIN
+
+
+async def _image_artifacts(
+    config: Config, stack: AsyncExitStack, blobs: DiskBlobStore, secrets: Secrets
+) -> tuple[ImageArtifacts | None, str]:
+    """The image builder with its registry (embedded unless --registry is
+    given); (None, why) when this machine lacks the image tools."""
+    return None, "image tools are not set up"
 
 
 def _supervise(
@@ -192,7 +204,15 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             authenticate = _local_admin
         blobs = DiskBlobStore(config.state_dir / "blobs")
         blobs.sweep_scratch()
-        artifacts = Artifacts(blobs, default_pipelines(), config.state_dir / "cache")
+        secrets = Secrets(PostgresSecretStore(pool, load_secrets_key(config.state_dir)))
+        images, images_unavailable = await _image_artifacts(config, stack, blobs, secrets)
+        artifacts = Artifacts(
+            blobs,
+            default_pipelines(),
+            config.state_dir / "cache",
+            images=images,
+            images_unavailable=images_unavailable,
+        )
         runner = make_runner(config, logs)
         stack.push_async_callback(runner.close)
         if isinstance(runner.backend, KubernetesBackend):
@@ -223,7 +243,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         grpc_server = GrpcServer(
             {
                 COMPUTE_SERVICE.full_name: ComputeService(
-                    apps, versions, invocations, executions, logs
+                    apps, versions, invocations, executions, logs, secrets
                 ),
                 IDENTITY_SERVICE.full_name: IdentityService(identity),
             },

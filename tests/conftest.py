@@ -45,6 +45,7 @@ def org() -> str:
 _SECRET_PATTERNS = (
     re.compile(r"ign_[A-Za-z0-9_-]{40,}"),  # service-account secrets
     re.compile(r"canary-env-[0-9a-f]{32}"),  # env canaries (tests/api/test_identity.py)
+    re.compile(r"canary-secret-[0-9a-f]{32}"),  # secret passwords (tests/api/test_secrets.py)
 )
 
 

@@ -30,7 +30,15 @@ from dodil_cli.commands.invoke import invoke_once
 from dodil_cli.completion import complete_app_ids
 from dodil_cli.errors import ApiError, AppFailedError, UsageError
 from dodil_cli.ids import AppRef
-from dodil_cli.lifecycle import compile_draft, get_app, publish_draft, save_draft, update_app
+from dodil_cli.image_source import ImageOptions, image_options, image_upload
+from dodil_cli.lifecycle import (
+    compile_draft,
+    get_app,
+    publish_draft,
+    save_draft,
+    save_image_draft,
+    update_app,
+)
 from dodil_cli.options import app_settings, common_options, pass_session
 from dodil_cli.output import info, warn
 from dodil_cli.session import Session
@@ -53,10 +61,18 @@ from dodil_cli.views import app_detail
     is_flag=True,
     help="After publishing, invoke info.yaml's test_input; fail if the app errors.",
 )
+@image_options
 @app_settings(create=True)
 @common_options
 @pass_session
-def deploy(session: Session, name: str | None, code: str, smoke: bool, spec: AppSpec) -> None:
+def deploy(
+    session: Session,
+    name: str | None,
+    code: str,
+    smoke: bool,
+    spec: AppSpec,
+    image: ImageOptions,
+) -> None:
     """Create or update an app from code, then build and publish it.
 
     Settings come from an optional info.yaml at the code root (name,
@@ -64,7 +80,12 @@ def deploy(session: Session, name: str | None, code: str, smoke: bool, spec: App
     test_input, ...); flags override it. The name may be left out when
     info.yaml has one. A failed build changes nothing; unchanged code and
     settings publish nothing. Prints the app's URLs when done.
+
+    Container images: --dockerfile-path builds the --code folder's
+    Dockerfile, --git-url a repository's, --image runs a prebuilt image
+    (docs/runtimes/images.md).
     """
+    image.check()
     path = check_code_path(code)
     app_info = read_app_info(path, warn)
     if app_info is not None:
@@ -79,7 +100,7 @@ def deploy(session: Session, name: str | None, code: str, smoke: bool, spec: App
 
     existing = _existing_app(session, ref)
     if existing is None:
-        app = _create_app(session, ref, spec)
+        app = _create_app(session, ref, spec, image_app=image.given)
         runtime = app.runtime
         change = Update()
     else:
@@ -90,7 +111,13 @@ def deploy(session: Session, name: str | None, code: str, smoke: bool, spec: App
             else app.runtime
         )
         change = update_for(spec, app)
-    draft = save_draft(session, ref, path, runtime)
+    if image.given:
+        draft = save_image_draft(session, ref, image_upload(image, path))
+        # The image is built (or its tag resolved) first: whether anything
+        # changed depends on the digest it comes to.
+        draft = compile_draft(session, ref).draft
+    else:
+        draft = save_draft(session, ref, path, runtime)
 
     active = _active_version(session, ref, app)
     if (
@@ -98,6 +125,7 @@ def deploy(session: Session, name: str | None, code: str, smoke: bool, spec: App
         and not change.paths
         and active.code_hash == draft.code_hash
         and active.runtime == draft.runtime
+        and active.image_ref == draft.image_ref
     ):
         info(f"{ref}: code and settings unchanged, version {active.version} stays active")
         published = compute.PublishDraftResponse(
@@ -106,7 +134,7 @@ def deploy(session: Session, name: str | None, code: str, smoke: bool, spec: App
     else:
         # Build before anything about the app changes: a draft that fails
         # leaves the app reporting and serving what it did before.
-        if runtime_name(runtime) in COMPILED_RUNTIMES or existing is not None:
+        if not image.given and (runtime_name(runtime) in COMPILED_RUNTIMES or existing):
             compile_draft(session, ref)
         if change.paths:
             app = update_app(session, ref, change)
@@ -131,13 +159,15 @@ def _existing_app(session: Session, ref: AppRef) -> common.AppMeta | None:
         return None
 
 
-def _create_app(session: Session, ref: AppRef, spec: AppSpec) -> common.AppMeta:
-    if not spec.runtime:
+def _create_app(session: Session, ref: AppRef, spec: AppSpec, *, image_app: bool) -> common.AppMeta:
+    if not spec.runtime and not image_app:
         raise UsageError(
             f"{ref} does not exist yet: give its runtime with --runtime or in {INFO_FILE}"
         )
     with session.progress.step(f"Creating app {ref}"):
-        created: common.AppMeta = session.client.call("CreateApp", create_request(ref, spec)).app
+        created: common.AppMeta = session.client.call(
+            "CreateApp", create_request(ref, spec, image_app=image_app)
+        ).app
     return created
 
 

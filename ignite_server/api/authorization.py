@@ -54,6 +54,10 @@ POLICY: dict[str, Rule] = {
     "/dodil.ignite.v1.ComputeService/ListExecutions": Rule(Permission.EXECUTIONS_READ),
     "/dodil.ignite.v1.ComputeService/CancelExecution": Rule(Permission.EXECUTIONS_CANCEL),
     "/dodil.ignite.v1.ComputeService/ReadLogs": Rule(Permission.EXECUTIONS_READ),
+    # Secrets are part of deploying: whoever may deploy apps manages them.
+    "/dodil.ignite.v1.ComputeService/CreateSecret": Rule(Permission.APPS_WRITE),
+    "/dodil.ignite.v1.ComputeService/ListSecrets": Rule(Permission.APPS_WRITE),
+    "/dodil.ignite.v1.ComputeService/DeleteSecret": Rule(Permission.APPS_WRITE),
     # IdentityService
     "/dodil.ignite.v1.IdentityService/IssueToken": Rule(Access.PUBLIC),
     "/dodil.ignite.v1.IdentityService/GetJwks": Rule(Access.PUBLIC),

@@ -17,6 +17,7 @@ from ignite_server.core.apps import Apps
 from ignite_server.core.executions import ExecutionService
 from ignite_server.core.invocations import Invocations
 from ignite_server.core.logs import LogService
+from ignite_server.core.secrets import Secrets
 from ignite_server.core.versions import Versions
 from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.principal import Permission
@@ -47,12 +48,14 @@ class ComputeService:
         invocations: Invocations,
         executions: ExecutionService,
         logs: LogService,
+        secrets: Secrets,
     ) -> None:
         self._apps = apps
         self._versions = versions
         self._invocations = invocations
         self._executions = executions
         self._logs = logs
+        self._secrets = secrets
 
     # --- apps -----------------------------------------------------------
 
@@ -231,6 +234,32 @@ class ComputeService:
     ) -> compute.CancelExecutionResponse:
         execution = await self._executions.cancel(request.organization_name, request.execution_id)
         return compute.CancelExecutionResponse(execution=convert.execution_to_pb(execution))
+
+    # --- secrets ----------------------------------------------------------
+
+    async def CreateSecret(
+        self, request: compute.CreateSecretRequest, context: Context
+    ) -> compute.CreateSecretResponse:
+        secret = await self._secrets.create(
+            request.organization_name,
+            request.name,
+            request.username,
+            request.password,
+            replace=request.replace,
+        )
+        return compute.CreateSecretResponse(secret=convert.secret_to_pb(secret))
+
+    async def ListSecrets(
+        self, request: compute.ListSecretsRequest, context: Context
+    ) -> compute.ListSecretsResponse:
+        secrets = await self._secrets.list(request.organization_name)
+        return compute.ListSecretsResponse(secrets=[convert.secret_to_pb(s) for s in secrets])
+
+    async def DeleteSecret(
+        self, request: compute.DeleteSecretRequest, context: Context
+    ) -> compute.DeleteSecretResponse:
+        await self._secrets.delete(request.organization_name, request.name)
+        return compute.DeleteSecretResponse(name=request.name)
 
     async def ReadLogs(
         self, request: compute.ReadLogsRequest, context: Context

@@ -13,6 +13,7 @@ from ignite_server.domain.models import (
     AppView,
     CodeUpload,
     Execution,
+    ImageSpec,
     InvocationRequest,
     Limits,
     LogEntry,
@@ -27,6 +28,7 @@ from ignite_server.domain.models import (
     ScaleMetric,
     Scaling,
     ScalingInput,
+    Secret,
     StorageMode,
     UploadKind,
     Version,
@@ -226,29 +228,59 @@ def code_from_pb(code: compute.CodeSource, field: str = "code") -> CodeUpload:
             build_args=dict(code.compile.build_args),
         )
     if branch == "image":
-        variant = code.image.WhichOneof("variant")
+        image = code.image
+        variant = image.WhichOneof("variant")
         if variant == "prebuilt":
             return CodeUpload(
-                UploadKind.PREBUILT_IMAGE, None, image_ref=code.image.prebuilt.image_ref
+                UploadKind.PREBUILT_IMAGE,
+                None,
+                image=ImageSpec(
+                    source=image.prebuilt.image_ref.strip(),
+                    secret_ref=image.prebuilt.registry_secret_ref,
+                    health_path=image.health_path,
+                ),
             )
         if variant == "from_code":
             return CodeUpload(
                 UploadKind.IMAGE_FROM_CODE,
                 None,
-                data=code.image.from_code.archive,
-                build_args=dict(code.image.from_code.build_args),
+                data=image.from_code.archive,
+                build_args=dict(image.from_code.build_args),
+                image=ImageSpec(
+                    dockerfile_path=image.from_code.dockerfile_path,
+                    health_path=image.health_path,
+                ),
             )
         if variant == "from_git":
-            source = code.image.from_git
+            source = image.from_git
             if not source.repo_url:
                 raise InvalidArgument(
                     "image.from_git.repo_url is required",
                     reason="REPO_URL_REQUIRED",
                     metadata={"field": f"{field}.image.from_git.repo_url"},
                 )
-            return CodeUpload(UploadKind.IMAGE_FROM_GIT, None, image_ref=source.repo_url)
+            return CodeUpload(
+                UploadKind.IMAGE_FROM_GIT,
+                None,
+                image=ImageSpec(
+                    source=source.repo_url.strip(),
+                    git_ref=source.ref,
+                    context_dir=source.context_dir,
+                    secret_ref=source.git_secret_ref,
+                    health_path=image.health_path,
+                ),
+            )
     raise InvalidArgument(
         "code needs a compile or an image source", reason="CODE_REQUIRED", metadata={"field": field}
+    )
+
+
+def secret_to_pb(secret: Secret) -> compute.SecretInfo:
+    return compute.SecretInfo(
+        name=secret.name,
+        username=secret.username,
+        created_at_ms=secret.created_at_ms,
+        updated_at_ms=secret.updated_at_ms,
     )
 
 
@@ -264,6 +296,7 @@ def version_to_pb(version: Version) -> compute.AppVersionInfo:
         error=version.error,
         artifact_digest=version.artifact_digest,
         code_size_bytes=version.code_size_bytes,
+        image_ref=version.image_ref,
     )
 
 

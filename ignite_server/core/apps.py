@@ -6,6 +6,7 @@ store transaction. Versions (compile, publish, rollback) are versions.py.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import fields, replace
@@ -13,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from ignite_server.core import archives, defaults
+from ignite_server.core import archives, defaults, image_sources
 from ignite_server.core.app_views import AppViews
 from ignite_server.core.paging import decode_token, encode_token
 from ignite_server.core.rollout import Rollout
@@ -194,24 +195,24 @@ class Apps:
                 reason="CODE_TOO_LARGE",
                 metadata={"field": "code"},
             )
+        image = None
+        if code.image is not None:
+            image = image_sources.check_image(code.kind, code.image, code.data)
         if code.kind in (UploadKind.ARCHIVE, UploadKind.IMAGE_FROM_CODE):
             archives.check(code.data)
         if runtime is not None and runtime.kind == RuntimeKind.PYTHON:
             _check_requirements(code)
-        if code.kind == UploadKind.PREBUILT_IMAGE and not code.image_ref:
-            raise InvalidArgument(
-                "image.prebuilt.image_ref is required",
-                reason="IMAGE_REF_REQUIRED",
-                metadata={"field": "code.image.prebuilt.image_ref"},
-            )
-        code_hash = self._blobs.put_code(code.data if code.data else code.image_ref.encode())
+        # An image source without uploaded bytes is known by its spec (the
+        # same reference at another ref or health path is other code).
+        stored = code.data or json.dumps(image.to_json() if image else {}, sort_keys=True).encode()
+        code_hash = self._blobs.put_code(stored)
         return DraftRecord(
             code_hash=code_hash,
             code_size_bytes=len(code.data),
             upload_kind=code.kind,
             runtime=runtime if code.kind in (UploadKind.SOURCE_FILE, UploadKind.ARCHIVE) else None,
             build_args=dict(code.build_args),
-            image_ref=code.image_ref,
+            image=image,
             status=VersionStatus.DRAFT,
         )
 

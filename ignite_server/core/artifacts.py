@@ -23,8 +23,9 @@ from pathlib import Path
 import structlog
 
 from ignite_server.core import archives
+from ignite_server.core.image_artifacts import ImageArtifacts, image_reference
 from ignite_server.domain.errors import FailedPrecondition
-from ignite_server.domain.models import RuntimeKind, UploadKind, Version
+from ignite_server.domain.models import DeploymentMode, RuntimeKind, UploadKind, Version
 from ignite_server.ports.blob_store import BlobStore
 from ignite_server.ports.build_pipeline import BuildFailed, BuildPipeline, BuildRequest
 
@@ -50,18 +51,36 @@ class BuildResult:
     ok: bool
     error: str
     log: str
+    #: Image apps: the image the artifact runs, by digest.
+    image_ref: str = ""
 
 
 class Artifacts:
     """Builds versions into artifacts with the pipeline of their runtime."""
 
     def __init__(
-        self, blobs: BlobStore, pipelines: Mapping[RuntimeKind, BuildPipeline], cache_root: Path
+        self,
+        blobs: BlobStore,
+        pipelines: Mapping[RuntimeKind, BuildPipeline],
+        cache_root: Path,
+        images: ImageArtifacts | None = None,
+        images_unavailable: str = "no image builder is configured",
     ) -> None:
         self._blobs = blobs
         self._pipelines = dict(pipelines)
         self._cache_root = cache_root
+        self._images = images
+        self._images_unavailable = images_unavailable
         self._locks: dict[str, asyncio.Lock] = {}
+
+    def require_runnable(self, version: Version) -> None:
+        """Image apps need the image tools; FAILED_PRECONDITION without them."""
+        if version.deployment_mode == DeploymentMode.IMAGE and self._images is None:
+            raise FailedPrecondition(
+                f"image apps are not available on this platform: {self._images_unavailable}",
+                reason="IMAGE_MODE_UNSUPPORTED",
+                metadata={"app_id": f"{version.organization}/{version.app}"},
+            )
 
     def pipeline(self, kind: RuntimeKind) -> BuildPipeline:
         try:
@@ -76,21 +95,30 @@ class Artifacts:
     def needs_explicit_compile(self, version: Version) -> bool:
         return version.runtime is not None and self.pipeline(version.runtime.kind).explicit_compile
 
-    def digest(self, version: Version) -> str:
-        assert version.runtime is not None
+    def digest(self, version: Version, resolved_image: str = "") -> str:
+        """The artifact's digest; a prebuilt image's artifact also depends on
+        the digest its reference resolved to (``resolved_image``)."""
+        runtime = version.runtime
         spec = {
             "code": version.code_hash,
             "upload": version.upload_kind.value if version.upload_kind else "",
-            "runtime": [
-                version.runtime.kind.value,
-                version.runtime.version,
-                int(version.runtime.target),
-                version.runtime.toolchain,
-            ],
+            "runtime": [runtime.kind.value, runtime.version, int(runtime.target), runtime.toolchain]
+            if runtime
+            else None,
             "args": dict(sorted(version.build_args.items())),
             "revision": BUILD_REVISION,
         }
+        if version.image is not None:
+            spec["image"] = version.image.to_json()
+        if resolved_image:
+            spec["resolved"] = resolved_image
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+    @staticmethod
+    def resolves_at_publish(version: Version) -> bool:
+        """A prebuilt image names a tag that may move: its digest is looked up
+        again at every publish."""
+        return version.upload_kind == UploadKind.PREBUILT_IMAGE
 
     def artifact_path(self, digest: str) -> Path:
         return self._blobs.artifact_path(digest)
@@ -101,21 +129,29 @@ class Artifacts:
     def is_current(self, version: Version) -> bool:
         """Whether ``version`` records the artifact its code builds today
         (a version whose inputs changed, or whose artifact is gone, is not)."""
+        if self.resolves_at_publish(version):
+            return bool(version.artifact_digest) and self._blobs.has_artifact(
+                version.artifact_digest
+            )
         return version.artifact_digest == self.digest(version) and self.is_built(version)
 
     async def build(self, version: Version) -> BuildResult:
         """Build ``version`` unless its artifact exists; never raises for the
         user's own build errors (they come back as ``ok=False``)."""
-        if version.runtime is None:
-            raise FailedPrecondition(
-                "this draft has no runtime to build with", reason="RUNTIME_REQUIRED"
-            )
-        pipeline = self.pipeline(version.runtime.kind)
+        self.require_runnable(version)
+        pipeline: BuildPipeline | None = None
+        if version.deployment_mode != DeploymentMode.IMAGE:
+            if version.runtime is None:
+                raise FailedPrecondition(
+                    "this draft has no runtime to build with", reason="RUNTIME_REQUIRED"
+                )
+            pipeline = self.pipeline(version.runtime.kind)
         digest = self.digest(version)
         lock = self._locks.setdefault(digest, asyncio.Lock())
         async with lock:
-            if self._blobs.has_artifact(digest):
-                return BuildResult(digest, True, "", version.build_log)
+            if self._blobs.has_artifact(digest) and not self.resolves_at_publish(version):
+                image_ref = image_reference(self._blobs.artifact_path(digest))
+                return BuildResult(digest, True, "", version.build_log, image_ref)
             lines: list[str] = []
             size = 0
             work = self._blobs.scratch("build-")
@@ -130,34 +166,57 @@ class Artifacts:
                     size -= len(lines.pop(0)) + 1
 
             try:
-                source = work / "src"
                 out = work / "out"
-                source.mkdir()
                 out.mkdir()
-                await asyncio.to_thread(self._materialize, version, source)
-                cache = self._cache_root / version.runtime.kind.value
-                cache.mkdir(parents=True, exist_ok=True)
                 log.info("build.start", app=f"{version.organization}/{version.app}", digest=digest)
+                image_ref = ""
                 try:
-                    await pipeline.build(
-                        BuildRequest(
-                            runtime=version.runtime,
-                            source_dir=source,
-                            out_dir=out,
-                            cache_dir=cache,
-                            log=sink,
-                            build_args=version.build_args,
+                    if pipeline is None:
+                        assert self._images is not None
+                        image = await self._images.make(version, work, out, sink)
+                        image_ref = image.reference
+                        digest = self.digest(
+                            version, image.digest if self.resolves_at_publish(version) else ""
                         )
-                    )
+                        if self._blobs.has_artifact(digest):
+                            return BuildResult(digest, True, "", "\n".join(lines), image_ref)
+                    else:
+                        await self._compile(version, pipeline, work, out, sink)
                 except BuildFailed as failed:
                     log.info("build.failed", digest=digest, error=failed.message)
                     return BuildResult(digest, False, relative(failed.message), "\n".join(lines))
                 await asyncio.to_thread(self._blobs.commit_artifact, digest, out)
                 log.info("build.done", digest=digest)
-                return BuildResult(digest, True, "", "\n".join(lines))
+                return BuildResult(digest, True, "", "\n".join(lines), image_ref)
             finally:
-                self._locks.pop(digest, None)
+                self._locks.pop(self.digest(version), None)
                 await asyncio.to_thread(shutil.rmtree, work, True)
+
+    async def _compile(
+        self,
+        version: Version,
+        pipeline: BuildPipeline,
+        work: Path,
+        out: Path,
+        sink: Callable[[str], None],
+    ) -> None:
+        """A managed runtime's build: the code as a source tree, then its pipeline."""
+        assert version.runtime is not None
+        source = work / "src"
+        source.mkdir()
+        await asyncio.to_thread(self._materialize, version, source)
+        cache = self._cache_root / version.runtime.kind.value
+        cache.mkdir(parents=True, exist_ok=True)
+        await pipeline.build(
+            BuildRequest(
+                runtime=version.runtime,
+                source_dir=source,
+                out_dir=out,
+                cache_dir=cache,
+                log=sink,
+                build_args=version.build_args,
+            )
+        )
 
     def _materialize(self, version: Version, dest: Path) -> None:
         """Write the version's code as a source tree under ``dest``."""

@@ -15,7 +15,7 @@ import time
 from ignite_server.core.artifacts import Artifacts
 from ignite_server.core.logs import LogService
 from ignite_server.domain.errors import FailedPrecondition
-from ignite_server.domain.models import CodeKind, LogEntry, LogStream, Version, VersionStatus
+from ignite_server.domain.models import LogEntry, LogStream, Version, VersionStatus
 from ignite_server.observability import metrics, tracing
 from ignite_server.ports.app_store import AppStore, BuildOutcome
 
@@ -33,7 +33,7 @@ class DraftBuilds:
     async def build(self, draft: Version) -> Version:
         """Build the draft and record the outcome; return the draft after it."""
         app_id = f"{draft.organization}/{draft.app}"
-        require_runnable(draft)
+        self._artifacts.require_runnable(draft)
         self.compiling.add(app_id)
         runtime = draft.runtime.kind if draft.runtime else "unknown"
         started = time.monotonic()
@@ -55,6 +55,7 @@ class DraftBuilds:
             artifact_digest=result.digest if result.ok else "",
             error=result.error,
             build_log=result.log,
+            image_ref=result.image_ref,
         )
         recorded = await self._store.record_build(draft.organization, draft.app, 0, outcome)
         if recorded is None:
@@ -65,13 +66,15 @@ class DraftBuilds:
             )
         return recorded
 
-    async def current(self, draft: Version) -> Version:
+    async def current(self, draft: Version, *, publishing: bool = False) -> Version:
         """The draft with a current artifact (built now when it has none and
         its runtime builds on demand); FAILED_PRECONDITION when it must be
-        compiled first or its build failed."""
+        compiled first or its build failed. ``publishing``: a prebuilt
+        image's reference is resolved again (its tag may have moved)."""
         app_id = f"{draft.organization}/{draft.app}"
-        require_runnable(draft)
-        if not self._artifacts.is_current(draft):
+        self._artifacts.require_runnable(draft)
+        refresh = publishing and self._artifacts.resolves_at_publish(draft)
+        if refresh or not self._artifacts.is_current(draft):
             if self._artifacts.needs_explicit_compile(draft):
                 kind = draft.runtime.kind if draft.runtime else ""
                 raise FailedPrecondition(
@@ -99,14 +102,3 @@ class DraftBuilds:
             self._logs.emit(
                 LogEntry(now, draft.organization, draft.app, 0, "", LogStream.BUILD, line)
             )
-
-
-def require_runnable(version: Version) -> None:
-    """Only managed-runtime versions run on this platform's pod backend."""
-    if version.code_kind != CodeKind.SDK:
-        raise FailedPrecondition(
-            "image apps need the Kubernetes pod backend; this platform runs managed"
-            " runtimes (python, go, rust, deno) only",
-            reason="IMAGE_MODE_UNSUPPORTED",
-            metadata={"app_id": f"{version.organization}/{version.app}"},
-        )

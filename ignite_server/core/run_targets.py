@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from ignite_server.core.artifacts import Artifacts
-from ignite_server.core.draft_builds import DraftBuilds, require_runnable
+from ignite_server.core.draft_builds import DraftBuilds
 from ignite_server.core.settings import resources_of
 from ignite_server.core.validation import check_app_ref, check_version
 from ignite_server.domain.errors import FailedPrecondition, NotFound
@@ -65,7 +65,7 @@ class RunTargets:
             if number == 0:
                 raise await self._not_published(app)
             chosen = await self._store.get_version(organization, name, number)
-            require_runnable(chosen)
+            self._artifacts.require_runnable(chosen)
             if chosen.status == VersionStatus.FAILED:
                 raise FailedPrecondition(
                     f"version {number} failed to build",

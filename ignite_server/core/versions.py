@@ -57,7 +57,7 @@ class Versions:
                 reason="NO_DRAFT",
                 metadata={"app_id": f"{organization}/{name}"},
             ) from None
-        draft = await self._drafts.current(draft)
+        draft = await self._drafts.current(draft, publishing=True)
         version, app = await self._store.publish(
             organization, name, draft.code_hash, draft.artifact_digest, _now_ms()
         )

@@ -1,9 +1,21 @@
 """Workers that run stored executions.
 
-Each worker task loops: claim one runnable execution under a lease of its
-own (``<process>/<n>``), run it through core/invocations.py while a heartbeat
-extends the lease, then record the outcome only if it still holds the lease.
-Idle workers sleep until a NOTIFY announces new work (or POLL_SECS pass).
+One pool per server process, with ``workers`` slots (how many executions
+run at once) and one lease owner (``<host>:<pid>:<n>``):
+
+- The claimer leases as many runnable executions as there are free slots
+  (up to CLAIM_BATCH) in one statement, and starts a task for each. While
+  a claim is in flight, more slots free up, so a busy pool claims in
+  batches; an idle one sleeps until a NOTIFY announces new work (or
+  POLL_SECS pass).
+- The lease keeper extends the leases of every running execution in one
+  statement a few times per lease (at most a second apart). An execution a
+  caller asked to cancel, or whose lease went to another worker, is stopped
+  in its pod.
+- A finished execution's end goes to the CompletionWriter
+  (core/completions.py), which writes the ends of many executions in one
+  statement, each only while the pool still holds its lease; its slot is
+  free at once.
 
 Outcomes (docs/executions.md):
 
@@ -27,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -37,6 +50,7 @@ from dataclasses import dataclass
 import structlog
 
 from ignite_server.core.apps import stored_app
+from ignite_server.core.completions import CompletionWriter
 from ignite_server.core.executions import retention_ms
 from ignite_server.core.invocations import Invocations
 from ignite_server.domain.errors import (
@@ -57,7 +71,7 @@ from ignite_server.domain.models import (
 from ignite_server.observability import metrics as platform_metrics
 from ignite_server.observability import tracing
 from ignite_server.ports.app_store import AppStore
-from ignite_server.ports.execution_store import WORK_CHANNEL, ExecutionStore
+from ignite_server.ports.execution_store import WORK_CHANNEL, ExecutionEnd, ExecutionStore
 
 log = structlog.get_logger(__name__)
 
@@ -70,9 +84,16 @@ RETRY_BACKOFF_SECS = 0.5
 DEFAULT_LEASE_SECS = 30.0
 #: Idle workers look for work at least this often, notifications or not.
 POLL_SECS = 1.0
+#: The most executions one claim leases (one statement, one round trip).
+CLAIM_BATCH = 64
 #: The largest result stored with an execution (larger ones fail the
 #: execution with user_code rather than bloat the database).
 MAX_RESULT_BYTES = 16 * 1024 * 1024
+
+
+#: Why the lease keeper stopped an attempt.
+_CANCELLED = "cancelled"
+_LEASE_LOST = "lease lost"
 
 
 @dataclass(frozen=True)
@@ -122,7 +143,7 @@ def _handler_error(body: bytes) -> str:
 
 
 class ExecutionWorkers:
-    """A pool of worker tasks in this server process."""
+    """A pool of execution slots in this server process."""
 
     def __init__(
         self,
@@ -142,24 +163,36 @@ class ExecutionWorkers:
         self._count = workers
         self._lease_ms = int(lease_secs * 1000)
         self._max_attempts = max_attempts
-        self._process = f"{socket.gethostname()}:{os.getpid()}:{time.monotonic_ns() % 10**6}"
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{time.monotonic_ns() % 10**6}"
+        self._completions = CompletionWriter(store, self._owner)
         self._tasks: list[asyncio.Task[None]] = []
+        #: Running executions by id: the task that runs one, and its attempt.
+        self._runs: dict[str, asyncio.Task[None]] = {}
+        self._attempts: dict[str, asyncio.Task[_Outcome]] = {}
+        #: Why the lease keeper stopped an attempt (cancelled, or lease lost).
+        self._stops: dict[str, str] = {}
+        self._room = asyncio.Event()
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._work(n), name=f"execution-worker-{n}")
-            for n in range(self._count)
-        ]
+        self._completions.start()
+        if self._count > 0:
+            self._tasks = [
+                asyncio.create_task(self._claim_loop(), name="execution-claimer"),
+                asyncio.create_task(self._keep_leases(), name="execution-leases"),
+            ]
         self._tasks.append(asyncio.create_task(self._sweep(), name="execution-sweeper"))
 
     async def close(self) -> None:
         """Stop claiming; executions in flight are abandoned to their leases,
-        which another worker (or this server after a restart) takes over."""
-        for task in self._tasks:
+        which another worker (or this server after a restart) takes over.
+        Ends already handed to the writer are written."""
+        tasks = [*self._tasks, *self._runs.values()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._completions.close()
 
     def _now_ms(self) -> int:
         return int(time.time() * 1000)
@@ -177,61 +210,100 @@ class ExecutionWorkers:
                 log.exception("executions.sweep_failed")
             await asyncio.sleep(min(self._lease_ms / 1000, 10.0))
 
-    async def _work(self, n: int) -> None:
-        owner = f"{self._process}/{n}"
+    async def _claim_loop(self) -> None:
         while True:
+            free = self._count - len(self._runs)
+            if free <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            wanted = min(free, CLAIM_BATCH)
             try:
                 claimed = await self._store.claim(
-                    owner, 1, self._lease_ms, self._now_ms(), self._max_attempts
+                    self._owner, wanted, self._lease_ms, self._now_ms(), self._max_attempts
                 )
             except Exception:
                 log.exception("executions.claim_failed")
                 await asyncio.sleep(POLL_SECS)
                 continue
-            if not claimed:
+            for one in claimed:
+                execution_id = one.execution.id
+                task = asyncio.create_task(self._run(one), name=f"execution-{execution_id}")
+                self._runs[execution_id] = task
+                task.add_done_callback(functools.partial(self._release, execution_id))
+            if len(claimed) < wanted:
+                # Nothing more is runnable now.
                 await self._wait(WORK_CHANNEL, POLL_SECS)
+
+    def _release(self, execution_id: str, _: asyncio.Task[None]) -> None:
+        del self._runs[execution_id]
+        self._room.set()
+
+    async def _keep_leases(self) -> None:
+        interval = min(max(self._lease_ms / 3000, 0.05), 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._attempts)
+            if not ids:
                 continue
             try:
-                await self._run(owner, claimed[0])
+                held, cancel = await self._store.heartbeat(
+                    self._owner, ids, self._lease_ms, self._now_ms()
+                )
             except Exception:
-                # The database hiccuped mid-run: the lease lapses and the
-                # execution is taken over; this worker carries on.
-                log.exception("execution.worker_error", execution_id=claimed[0].execution.id)
-                await asyncio.sleep(POLL_SECS)
+                # The leases last several heartbeats: the next one may do.
+                log.exception("executions.heartbeat_failed")
+                continue
+            for execution_id in ids:
+                attempt = self._attempts.get(execution_id)
+                if attempt is None or attempt.done():
+                    continue  # it finished meanwhile; its end is being written
+                if execution_id in cancel:
+                    self._stops[execution_id] = _CANCELLED
+                elif execution_id not in held:
+                    self._stops[execution_id] = _LEASE_LOST
+                else:
+                    continue
+                # Stop the work in the pod either way.
+                attempt.cancel()
 
-    async def _run(self, owner: str, claimed: ClaimedExecution) -> None:
+    async def _run(self, claimed: ClaimedExecution) -> None:
         execution = claimed.execution
         if execution.attempts == 1:
             platform_metrics.observe(
                 platform_metrics.EXECUTION_QUEUE_AGE,
                 max(0, self._now_ms() - execution.created_at_ms) / 1000,
             )
-        bound = log.bind(
-            execution_id=execution.id, app=execution.app_id, attempt=execution.attempts
-        )
-        runner_task = asyncio.create_task(self._attempt(claimed))
-        cancelled = False
-        interval = max(self._lease_ms / 3000, 0.05)
-        while not runner_task.done():
-            await asyncio.wait({runner_task}, timeout=min(interval, 1.0))
-            if runner_task.done():
-                break
-            held, cancel = await self._store.heartbeat(
-                owner, [execution.id], self._lease_ms, self._now_ms()
-            )
-            if execution.id in cancel or execution.id not in held:
-                # Cancelled by a caller, or our lease went to another worker:
-                # stop the work in the pod either way.
-                cancelled = execution.id in cancel
-                runner_task.cancel()
+        attempt = asyncio.create_task(self._attempt(claimed))
+        self._attempts[execution.id] = attempt
+        try:
+            await asyncio.wait({attempt})
+        finally:
+            del self._attempts[execution.id]
+            if not attempt.done():  # the pool is closing
+                attempt.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await runner_task
-                if execution.id not in held:
-                    bound.warning("execution.lease_lost")
-                    return
-                break
+                    await attempt
+        stop = self._stops.pop(execution.id, None)
+        try:
+            await self._conclude(claimed, attempt, stop)
+        except Exception:
+            # The database hiccuped: the lease lapses and the execution is
+            # taken over; the pool carries on.
+            log.exception(
+                "execution.worker_error", execution_id=execution.id, attempt=execution.attempts
+            )
+
+    async def _conclude(
+        self, claimed: ClaimedExecution, attempt: asyncio.Task[_Outcome], stop: str | None
+    ) -> None:
+        """Record how an attempt ended: retried, or a terminal state."""
+        execution = claimed.execution
         now = self._now_ms()
-        if cancelled:
+        if stop == _LEASE_LOST:
+            log.warning("execution.lease_lost", execution_id=execution.id)
+            return
+        if stop == _CANCELLED:
             app = await stored_app(self._apps, execution.organization, execution.app)
             outcome = _Outcome(
                 ExecutionStatus.CANCELLED,
@@ -239,48 +311,49 @@ class ExecutionWorkers:
                 retention_ms=retention_ms(app) if app else None,
             )
         else:
-            outcome = runner_task.result()
+            outcome = attempt.result()
         if outcome.retry and execution.attempts < self._max_attempts:
             backoff = RETRY_BACKOFF_SECS * 2 ** (execution.attempts - 1)
             if await self._store.retry(
-                owner, execution.id, outcome.error, outcome.error_class, now + int(backoff * 1000)
+                self._owner,
+                execution.id,
+                outcome.error,
+                outcome.error_class,
+                now + int(backoff * 1000),
             ):
-                bound.info("execution.retry", error_class=outcome.error_class, backoff_secs=backoff)
+                log.info(
+                    "execution.retry",
+                    execution_id=execution.id,
+                    attempt=execution.attempts,
+                    error_class=outcome.error_class,
+                    backoff_secs=backoff,
+                )
                 platform_metrics.count(
                     platform_metrics.EXECUTION_RETRIES, outcome.error_class or "none"
                 )
                 return
-        metrics = ExecutionMetrics(
-            cold_start_ms=outcome.cold_start_ms,
-            execution_ms=outcome.execution_ms,
-            # Seed 001: billed = execution, plus init when cold.
-            billed_duration_ms=outcome.execution_ms + outcome.cold_start_ms,
-            cpu_used_ms=outcome.cpu_used_ms,
-            memory_used_mb=outcome.memory_used_mb,
-            result_size_bytes=len(outcome.result),
-        )
-        recorded = await self._store.finish(
-            owner,
-            execution.id,
-            status=outcome.status,
-            result=outcome.result,
-            status_code=outcome.status_code,
-            error=outcome.error,
-            error_class=outcome.error_class,
-            metrics=metrics,
-            function_version=outcome.function_version,
-            now_ms=now,
-            retention_ms=outcome.retention_ms,
-        )
-        if recorded:
-            platform_metrics.count(
-                platform_metrics.EXECUTIONS_FINISHED,
-                outcome.status.name,
-                outcome.error_class or "none",
+        await self._completions.record(
+            ExecutionEnd(
+                execution_id=execution.id,
+                status=outcome.status,
+                result=outcome.result,
+                status_code=outcome.status_code,
+                error=outcome.error,
+                error_class=outcome.error_class,
+                metrics=ExecutionMetrics(
+                    cold_start_ms=outcome.cold_start_ms,
+                    execution_ms=outcome.execution_ms,
+                    # Seed 001: billed = execution, plus init when cold.
+                    billed_duration_ms=outcome.execution_ms + outcome.cold_start_ms,
+                    cpu_used_ms=outcome.cpu_used_ms,
+                    memory_used_mb=outcome.memory_used_mb,
+                    result_size_bytes=len(outcome.result),
+                ),
+                function_version=outcome.function_version,
+                completed_at_ms=now,
+                retention_ms=outcome.retention_ms,
             )
-            bound.info("execution.done", status=outcome.status.name, code=outcome.status_code)
-        else:
-            bound.warning("execution.completion_rejected", reason="lease lost")
+        )
 
     async def _attempt(self, claimed: ClaimedExecution) -> _Outcome:
         execution = claimed.execution

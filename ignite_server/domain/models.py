@@ -126,6 +126,44 @@ class RuntimeSpec:
 
 
 @dataclass(frozen=True)
+class ImageSpec:
+    """The image branch of a version's code, but for the uploaded build
+    context (stored as the version's code): see docs/runtimes/images.md."""
+
+    #: PrebuiltImage.image_ref as given (a tag or a digest), or the git
+    #: repository's URL for ImageFromGit; "" for ImageFromCode.
+    source: str = ""
+    #: ImageFromGit: branch, tag or commit ("" = the default branch).
+    git_ref: str = ""
+    #: ImageFromGit: the build context's folder inside the repository.
+    context_dir: str = ""
+    #: The Dockerfile inside the build context ("" = "Dockerfile").
+    dockerfile_path: str = ""
+    #: Name of the secret with registry (prebuilt) or git credentials.
+    secret_ref: str = ""
+    #: GET path answering once the container is ready ("" = port open).
+    health_path: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, str]) -> ImageSpec:
+        return cls(**{k: str(v) for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Stored credentials, referred to by name from image sources."""
+
+    organization: str
+    name: str
+    username: str
+    created_at_ms: int
+    updated_at_ms: int
+
+
+@dataclass(frozen=True)
 class Limits:
     """Explicit resource overrides; None means "from the tier"."""
 
@@ -202,9 +240,12 @@ class Version:
     artifact_digest: str = ""
     error: str = ""
     build_log: str = ""
+    #: The image the version runs, by digest, once built (image apps).
     image_ref: str = ""
     upload_kind: UploadKind | None = None
     build_args: Mapping[str, str] = field(default_factory=dict)
+    #: Image apps: where the image comes from and how it is probed.
+    image: ImageSpec | None = None
 
     @property
     def deployment_mode(self) -> DeploymentMode:
@@ -225,8 +266,8 @@ class CodeUpload:
     kind: UploadKind
     runtime: RuntimeSpec | None
     data: bytes = b""
-    image_ref: str = ""
     build_args: Mapping[str, str] = field(default_factory=dict)
+    image: ImageSpec | None = None
 
     @property
     def code_kind(self) -> CodeKind:

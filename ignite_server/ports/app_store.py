@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ignite_server.domain.models import App, RuntimeSpec, UploadKind, Version, VersionStatus
+from ignite_server.domain.models import (
+    App,
+    ImageSpec,
+    RuntimeSpec,
+    UploadKind,
+    Version,
+    VersionStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -22,7 +29,8 @@ class DraftRecord:
     upload_kind: UploadKind
     runtime: RuntimeSpec | None
     build_args: Mapping[str, str]
-    image_ref: str
+    #: Image apps: the image branch's fields.
+    image: ImageSpec | None
     status: VersionStatus
 
 
@@ -36,6 +44,8 @@ class BuildOutcome:
     artifact_digest: str
     error: str
     build_log: str
+    #: Image apps: the built or imported image, by digest.
+    image_ref: str = ""
 
 
 class AppStore(Protocol):

@@ -3,6 +3,8 @@ finished or retried exactly once (see core/worker.py for how it is used)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from ignite_server.domain.models import (
@@ -15,6 +17,23 @@ from ignite_server.domain.models import (
 
 #: The notification channel a store signals when work is submitted.
 WORK_CHANNEL = "ignite_executions"
+
+
+@dataclass(frozen=True)
+class ExecutionEnd:
+    """The terminal state of one execution, as its worker records it."""
+
+    execution_id: str
+    status: ExecutionStatus
+    result: bytes
+    status_code: int
+    error: str
+    error_class: str
+    metrics: ExecutionMetrics
+    function_version: int
+    completed_at_ms: int
+    #: How long the record is kept after completion (None: until deleted).
+    retention_ms: int | None
 
 
 class ExecutionStore(Protocol):
@@ -51,7 +70,7 @@ class ExecutionStore(Protocol):
     async def claim(
         self, owner: str, limit: int, lease_ms: int, now_ms: int, max_attempts: int
     ) -> list[ClaimedExecution]:
-        """Lease up to ``limit`` runnable executions to ``owner``."""
+        """Lease up to ``limit`` runnable executions to ``owner`` in one write."""
         ...
 
     async def heartbeat(
@@ -60,22 +79,9 @@ class ExecutionStore(Protocol):
         """Extend ``owner``'s leases; (still held, asked to cancel)."""
         ...
 
-    async def finish(
-        self,
-        owner: str,
-        execution_id: str,
-        *,
-        status: ExecutionStatus,
-        result: bytes,
-        status_code: int,
-        error: str,
-        error_class: str,
-        metrics: ExecutionMetrics,
-        function_version: int,
-        now_ms: int,
-        retention_ms: int | None,
-    ) -> bool:
-        """Record the end, only while ``owner`` holds the lease."""
+    async def finish(self, owner: str, ends: Sequence[ExecutionEnd]) -> set[str]:
+        """Record terminal states in one write, each only while ``owner``
+        holds its lease; the ids recorded."""
         ...
 
     async def retry(

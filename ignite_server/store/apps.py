@@ -19,6 +19,7 @@ from ignite_server.domain.models import (
     App,
     CodeKind,
     DeploymentMode,
+    ImageSpec,
     Limits,
     ResourceTier,
     RuntimeKind,
@@ -151,6 +152,7 @@ def _version(row: asyncpg.Record) -> Version:
         image_ref=row["image_ref"],
         upload_kind=UploadKind(row["upload_kind"]),
         build_args=json.loads(row["build_args"]),
+        image=ImageSpec.from_json(json.loads(row["image_source"])) if row["image_source"] else None,
     )
 
 
@@ -279,13 +281,15 @@ class PostgresAppStore:
         await conn.execute(
             """
             INSERT INTO versions (app_uid, version, status, code_hash, code_kind,
-                code_size_bytes, upload_kind, runtime, build_args, image_ref, created_at_ms)
-            VALUES ($1, 0, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                code_size_bytes, upload_kind, runtime, build_args, image_source, image_ref,
+                created_at_ms)
+            VALUES ($1, 0, $2, $3, $4, $5, $6, $7, $8, $9, '', $10)
             ON CONFLICT (app_uid, version) DO UPDATE SET
                 status = EXCLUDED.status, code_hash = EXCLUDED.code_hash,
                 code_kind = EXCLUDED.code_kind, code_size_bytes = EXCLUDED.code_size_bytes,
                 upload_kind = EXCLUDED.upload_kind, runtime = EXCLUDED.runtime,
-                build_args = EXCLUDED.build_args, image_ref = EXCLUDED.image_ref,
+                build_args = EXCLUDED.build_args, image_source = EXCLUDED.image_source,
+                image_ref = '',
                 artifact_digest = '', error = '', build_log = '',
                 created_at_ms = EXCLUDED.created_at_ms
             """,
@@ -297,7 +301,7 @@ class PostgresAppStore:
             draft.upload_kind.value,
             _runtime_to_json(draft.runtime),
             json.dumps(dict(draft.build_args)),
-            draft.image_ref,
+            json.dumps(draft.image.to_json()) if draft.image is not None else None,
             now_ms,
         )
 
@@ -319,7 +323,7 @@ class PostgresAppStore:
             row = await conn.fetchrow(
                 """
                 UPDATE versions v SET status = $4, artifact_digest = $5, error = $6,
-                    build_log = $7
+                    build_log = $7, image_ref = $9
                 FROM apps a
                 WHERE a.uid = v.app_uid AND a.organization = $1 AND a.name = $2
                   AND v.version = $3 AND v.code_hash = $8
@@ -333,6 +337,7 @@ class PostgresAppStore:
                 outcome.error,
                 outcome.build_log,
                 outcome.code_hash,
+                outcome.image_ref,
             )
         return _version(row) if row else None
 
@@ -411,10 +416,10 @@ class PostgresAppStore:
             await conn.execute(
                 """
                 INSERT INTO versions (app_uid, version, status, code_hash, code_kind,
-                    code_size_bytes, upload_kind, runtime, build_args, image_ref,
+                    code_size_bytes, upload_kind, runtime, build_args, image_source, image_ref,
                     artifact_digest, build_log, created_at_ms)
                 SELECT app_uid, $2, $3, code_hash, code_kind, code_size_bytes, upload_kind,
-                    runtime, build_args, image_ref, $4, build_log, $5
+                    runtime, build_args, image_source, image_ref, $4, build_log, $5
                 FROM versions WHERE app_uid = $1 AND version = 0
                 """,
                 uid,

@@ -9,11 +9,17 @@ worker that stalled past its lease and lost the row to another can never
 overwrite the other's result. A RUNNING row whose lease expired is claimable
 again (its worker or server died): it runs again while attempts remain, and
 is failed with error_class "platform" once they are used up.
+
+Every hot statement is one round trip whatever the batch: a submit looks up
+the app, inserts the row and notifies the workers in one INSERT; a claim
+leases up to ``limit`` rows in one UPDATE; ``finish`` records any number of
+terminal states in one UPDATE joined to the arrays of their values.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -26,10 +32,8 @@ from ignite_server.domain.models import (
     ExecutionStatus,
     InvocationRequest,
 )
-from ignite_server.ports.execution_store import WORK_CHANNEL
+from ignite_server.ports.execution_store import WORK_CHANNEL, ExecutionEnd
 from ignite_server.store.database import connection
-
-#: Postgres NOTIFY channel that wakes idle workers when work arrives.
 
 _PENDING = int(ExecutionStatus.PENDING)
 _RUNNING = int(ExecutionStatus.RUNNING)
@@ -93,47 +97,59 @@ class PostgresExecutionStore:
     ) -> tuple[Execution, bool]:
         """Store a PENDING execution; with an idempotency key already used for
         this app, return that execution instead. Returns (execution, created)."""
-        async with connection(self._pool) as conn, conn.transaction():
-            uid = await conn.fetchval(
-                "SELECT uid FROM apps WHERE organization = $1 AND name = $2", organization, app
-            )
-            if uid is None:
-                raise NotFound(
-                    f"app {organization}/{app} not found",
-                    reason="APP_NOT_FOUND",
-                    metadata={"app_id": f"{organization}/{app}"},
-                )
+        values = (
+            execution_id,
+            organization,
+            app,
+            requested_version,
+            _PENDING,
+            request.method,
+            request.path,
+            request.query,
+            json.dumps(dict(request.headers)),
+            request.body,
+            idempotency_key or None,
+            now_ms,
+            WORK_CHANNEL,
+        )
+        async with connection(self._pool) as conn:
+            # One statement: the app lookup, the insert and the wake-up of
+            # the workers (the notification is sent when it commits).
             row = await conn.fetchrow(
                 """
                 INSERT INTO executions (id, app_uid, organization, app_name, requested_version,
                     status, method, path, query, headers, body, idempotency_key,
                     run_after_ms, created_at_ms)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+                SELECT $1, uid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12
+                FROM apps WHERE organization = $2 AND name = $3
                 ON CONFLICT (app_uid, idempotency_key) WHERE idempotency_key IS NOT NULL
                 DO NOTHING
-                RETURNING *
+                RETURNING *, pg_notify($13, '')
                 """,
-                execution_id,
-                uid,
-                organization,
-                app,
-                requested_version,
-                _PENDING,
-                request.method,
-                request.path,
-                request.query,
-                json.dumps(dict(request.headers)),
-                request.body,
-                idempotency_key or None,
-                now_ms,
+                *values,
             )
             if row is not None:
-                await conn.execute("SELECT pg_notify($1, '')", WORK_CHANNEL)
                 return _execution(row), True
+            # No row: the app does not exist, or the key was used already.
             existing = await conn.fetchrow(
-                "SELECT * FROM executions WHERE app_uid = $1 AND idempotency_key = $2",
-                uid,
+                """
+                SELECT e.* FROM apps a
+                LEFT JOIN executions e ON e.app_uid = a.uid AND e.idempotency_key = $3
+                WHERE a.organization = $1 AND a.name = $2
+                """,
+                organization,
+                app,
                 idempotency_key,
+            )
+        if existing is None:
+            raise NotFound(
+                f"app {organization}/{app} not found",
+                reason="APP_NOT_FOUND",
+                metadata={"app_id": f"{organization}/{app}"},
+            )
+        if existing["id"] is None:  # the twin was deleted meanwhile: insert again
+            return await self.submit(
+                execution_id, organization, app, request, requested_version, idempotency_key, now_ms
             )
         return _execution(existing), False
 
@@ -224,15 +240,21 @@ class PostgresExecutionStore:
     ) -> list[ClaimedExecution]:
         """Take up to ``limit`` runnable executions under a lease for ``owner``."""
         async with connection(self._pool) as conn:
+            # The statuses are literals: a generic plan must still match
+            # the partial index executions_claimable.
             rows = await conn.fetch(
-                """
+                f"""
                 UPDATE executions e SET status = $2, attempts = e.attempts + 1,
                     lease_owner = $1, lease_expires_ms = $3 + $4, started_at_ms = $3
                 WHERE e.id IN (
+                    -- Oldest first along executions_claimable: the scan stops
+                    -- after ``limit`` rows instead of sorting the backlog (a
+                    -- RUNNING row was claimed after its run_after_ms, so the
+                    -- bound holds for it too).
                     SELECT id FROM executions
-                    WHERE (status = $5 AND run_after_ms <= $3)
-                       OR (status = $2 AND lease_expires_ms < $3 AND attempts < $7)
-                    ORDER BY id
+                    WHERE status IN ({_PENDING}, {_RUNNING}) AND run_after_ms <= $3
+                      AND (status = $5 OR (lease_expires_ms < $3 AND attempts < $7))
+                    ORDER BY run_after_ms
                     FOR UPDATE SKIP LOCKED
                     LIMIT $6
                 )
@@ -269,46 +291,41 @@ class PostgresExecutionStore:
             )
         return {r["id"] for r in rows}, {r["id"] for r in rows if r["cancel_requested"]}
 
-    async def finish(
-        self,
-        owner: str,
-        execution_id: str,
-        *,
-        status: ExecutionStatus,
-        result: bytes,
-        status_code: int,
-        error: str,
-        error_class: str,
-        metrics: ExecutionMetrics,
-        function_version: int,
-        now_ms: int,
-        retention_ms: int | None,
-    ) -> bool:
-        """Record a terminal state; False when ``owner`` no longer holds the lease."""
+    async def finish(self, owner: str, ends: Sequence[ExecutionEnd]) -> set[str]:
+        """Record terminal states in one statement, each only while ``owner``
+        holds its lease; returns the ids recorded (the others lost theirs)."""
+        if not ends:
+            return set()
         async with connection(self._pool) as conn:
-            done = await conn.fetchval(
+            rows = await conn.fetch(
                 """
-                UPDATE executions SET status = $3, result = $4, status_code = $5, error = $6,
-                    error_class = $7, metrics = $8, function_version = $9,
-                    completed_at_ms = $10, lease_owner = NULL, lease_expires_ms = NULL,
-                    expires_at_ms = CASE WHEN $11::bigint IS NULL THEN NULL ELSE $10 + $11 END
-                WHERE id = $1 AND lease_owner = $2 AND status = $12
-                RETURNING 1
+                UPDATE executions e SET status = u.status, result = u.result,
+                    status_code = u.status_code, error = u.error, error_class = u.error_class,
+                    metrics = u.metrics::jsonb, function_version = u.function_version,
+                    completed_at_ms = u.completed_at_ms,
+                    lease_owner = NULL, lease_expires_ms = NULL,
+                    expires_at_ms = u.completed_at_ms + u.retention_ms
+                FROM unnest($2::text[], $3::int[], $4::bytea[], $5::int[], $6::text[],
+                            $7::text[], $8::text[], $9::int[], $10::bigint[], $11::bigint[])
+                    AS u(id, status, result, status_code, error, error_class, metrics,
+                         function_version, completed_at_ms, retention_ms)
+                WHERE e.id = u.id AND e.lease_owner = $1 AND e.status = $12
+                RETURNING e.id
                 """,
-                execution_id,
                 owner,
-                int(status),
-                result,
-                status_code,
-                error,
-                error_class,
-                json.dumps(metrics.__dict__),
-                function_version,
-                now_ms,
-                retention_ms,
+                [end.execution_id for end in ends],
+                [int(end.status) for end in ends],
+                [end.result for end in ends],
+                [end.status_code for end in ends],
+                [end.error for end in ends],
+                [end.error_class for end in ends],
+                [json.dumps(end.metrics.__dict__) for end in ends],
+                [end.function_version for end in ends],
+                [end.completed_at_ms for end in ends],
+                [end.retention_ms for end in ends],
                 _RUNNING,
             )
-        return done is not None
+        return {r["id"] for r in rows}
 
     async def retry(
         self, owner: str, execution_id: str, error: str, error_class: str, run_after_ms: int

@@ -51,14 +51,16 @@ class CompileSource(_message.Message):
     def __init__(self, runtime: _Optional[_Union[_ignite_common_pb2.Runtime, _Mapping]] = ..., source_code: _Optional[bytes] = ..., archive: _Optional[bytes] = ..., build_args: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ImageSource(_message.Message):
-    __slots__ = ("prebuilt", "from_code", "from_git")
+    __slots__ = ("prebuilt", "from_code", "from_git", "health_path")
     PREBUILT_FIELD_NUMBER: _ClassVar[int]
     FROM_CODE_FIELD_NUMBER: _ClassVar[int]
     FROM_GIT_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_PATH_FIELD_NUMBER: _ClassVar[int]
     prebuilt: PrebuiltImage
     from_code: ImageFromCode
     from_git: ImageFromGit
-    def __init__(self, prebuilt: _Optional[_Union[PrebuiltImage, _Mapping]] = ..., from_code: _Optional[_Union[ImageFromCode, _Mapping]] = ..., from_git: _Optional[_Union[ImageFromGit, _Mapping]] = ...) -> None: ...
+    health_path: str
+    def __init__(self, prebuilt: _Optional[_Union[PrebuiltImage, _Mapping]] = ..., from_code: _Optional[_Union[ImageFromCode, _Mapping]] = ..., from_git: _Optional[_Union[ImageFromGit, _Mapping]] = ..., health_path: _Optional[str] = ...) -> None: ...
 
 class PrebuiltImage(_message.Message):
     __slots__ = ("image_ref", "registry_secret_ref")
@@ -98,7 +100,7 @@ class ImageFromGit(_message.Message):
     def __init__(self, repo_url: _Optional[str] = ..., ref: _Optional[str] = ..., context_dir: _Optional[str] = ..., git_secret_ref: _Optional[str] = ...) -> None: ...
 
 class AppVersionInfo(_message.Message):
-    __slots__ = ("version", "status", "code_hash", "code_kind", "runtime", "created_at_ms", "deployment_mode", "error", "artifact_digest", "code_size_bytes")
+    __slots__ = ("version", "status", "code_hash", "code_kind", "runtime", "created_at_ms", "deployment_mode", "error", "artifact_digest", "code_size_bytes", "image_ref")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CODE_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +111,7 @@ class AppVersionInfo(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     CODE_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_REF_FIELD_NUMBER: _ClassVar[int]
     version: int
     status: _ignite_common_pb2.VersionStatus
     code_hash: str
@@ -119,7 +122,8 @@ class AppVersionInfo(_message.Message):
     error: str
     artifact_digest: str
     code_size_bytes: int
-    def __init__(self, version: _Optional[int] = ..., status: _Optional[_Union[_ignite_common_pb2.VersionStatus, str]] = ..., code_hash: _Optional[str] = ..., code_kind: _Optional[_Union[_ignite_common_pb2.CodeKind, str]] = ..., runtime: _Optional[_Union[_ignite_common_pb2.Runtime, _Mapping]] = ..., created_at_ms: _Optional[int] = ..., deployment_mode: _Optional[_Union[_ignite_common_pb2.DeploymentMode, str]] = ..., error: _Optional[str] = ..., artifact_digest: _Optional[str] = ..., code_size_bytes: _Optional[int] = ...) -> None: ...
+    image_ref: str
+    def __init__(self, version: _Optional[int] = ..., status: _Optional[_Union[_ignite_common_pb2.VersionStatus, str]] = ..., code_hash: _Optional[str] = ..., code_kind: _Optional[_Union[_ignite_common_pb2.CodeKind, str]] = ..., runtime: _Optional[_Union[_ignite_common_pb2.Runtime, _Mapping]] = ..., created_at_ms: _Optional[int] = ..., deployment_mode: _Optional[_Union[_ignite_common_pb2.DeploymentMode, str]] = ..., error: _Optional[str] = ..., artifact_digest: _Optional[str] = ..., code_size_bytes: _Optional[int] = ..., image_ref: _Optional[str] = ...) -> None: ...
 
 class CreateAppRequest(_message.Message):
     __slots__ = ("organization_name", "name", "runtime", "resource_tier", "limits", "scaling", "env", "storage_mode", "description", "input_schema", "output_schema", "mcp_enabled", "max_concurrency", "code", "ttl_seconds", "allow_unauthenticated")
@@ -533,3 +537,61 @@ class LogEntry(_message.Message):
     stream: LogStream
     message: str
     def __init__(self, timestamp_ms: _Optional[int] = ..., app_id: _Optional[str] = ..., version: _Optional[int] = ..., execution_id: _Optional[str] = ..., stream: _Optional[_Union[LogStream, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class SecretInfo(_message.Message):
+    __slots__ = ("name", "username", "created_at_ms", "updated_at_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    username: str
+    created_at_ms: int
+    updated_at_ms: int
+    def __init__(self, name: _Optional[str] = ..., username: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ...) -> None: ...
+
+class CreateSecretRequest(_message.Message):
+    __slots__ = ("organization_name", "name", "username", "password", "replace")
+    ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    organization_name: str
+    name: str
+    username: str
+    password: str
+    replace: bool
+    def __init__(self, organization_name: _Optional[str] = ..., name: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., replace: _Optional[bool] = ...) -> None: ...
+
+class CreateSecretResponse(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: SecretInfo
+    def __init__(self, secret: _Optional[_Union[SecretInfo, _Mapping]] = ...) -> None: ...
+
+class ListSecretsRequest(_message.Message):
+    __slots__ = ("organization_name",)
+    ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
+    organization_name: str
+    def __init__(self, organization_name: _Optional[str] = ...) -> None: ...
+
+class ListSecretsResponse(_message.Message):
+    __slots__ = ("secrets",)
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    secrets: _containers.RepeatedCompositeFieldContainer[SecretInfo]
+    def __init__(self, secrets: _Optional[_Iterable[_Union[SecretInfo, _Mapping]]] = ...) -> None: ...
+
+class DeleteSecretRequest(_message.Message):
+    __slots__ = ("organization_name", "name")
+    ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    organization_name: str
+    name: str
+    def __init__(self, organization_name: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DeleteSecretResponse(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...

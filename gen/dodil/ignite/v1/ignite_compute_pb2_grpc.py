@@ -120,6 +120,21 @@ class ComputeServiceStub:
                 request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CancelExecutionRequest.SerializeToString,
                 response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CancelExecutionResponse.FromString,
                 _registered_method=True)
+        self.CreateSecret = channel.unary_unary(
+                '/dodil.ignite.v1.ComputeService/CreateSecret',
+                request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CreateSecretRequest.SerializeToString,
+                response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CreateSecretResponse.FromString,
+                _registered_method=True)
+        self.ListSecrets = channel.unary_unary(
+                '/dodil.ignite.v1.ComputeService/ListSecrets',
+                request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListSecretsRequest.SerializeToString,
+                response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListSecretsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSecret = channel.unary_unary(
+                '/dodil.ignite.v1.ComputeService/DeleteSecret',
+                request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretRequest.SerializeToString,
+                response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretResponse.FromString,
+                _registered_method=True)
         self.ReadLogs = channel.unary_stream(
                 '/dodil.ignite.v1.ComputeService/ReadLogs',
                 request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ReadLogsRequest.SerializeToString,
@@ -252,6 +267,28 @@ class ComputeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSecret(self, request, context):
+        """CreateSecret stores credentials (a registry's or a git host's) under a
+        name that image sources refer to; the value is never returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecrets(self, request, context):
+        """ListSecrets lists an organization's secrets, names and metadata only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSecret(self, request, context):
+        """DeleteSecret removes a secret; versions already built keep their images.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReadLogs(self, request, context):
         """ReadLogs streams an app's log entries, or one execution's; with follow
         it keeps streaming new entries until the caller hangs up.
@@ -347,6 +384,21 @@ def add_ComputeServiceServicer_to_server(servicer, server):
                     servicer.CancelExecution,
                     request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CancelExecutionRequest.FromString,
                     response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CancelExecutionResponse.SerializeToString,
+            ),
+            'CreateSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSecret,
+                    request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CreateSecretRequest.FromString,
+                    response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CreateSecretResponse.SerializeToString,
+            ),
+            'ListSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecrets,
+                    request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListSecretsRequest.FromString,
+                    response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListSecretsResponse.SerializeToString,
+            ),
+            'DeleteSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSecret,
+                    request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretRequest.FromString,
+                    response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretResponse.SerializeToString,
             ),
             'ReadLogs': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadLogs,
@@ -814,6 +866,87 @@ class ComputeService:
             '/dodil.ignite.v1.ComputeService/CancelExecution',
             dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CancelExecutionRequest.SerializeToString,
             dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CancelExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dodil.ignite.v1.ComputeService/CreateSecret',
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CreateSecretRequest.SerializeToString,
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.CreateSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dodil.ignite.v1.ComputeService/ListSecrets',
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListSecretsRequest.SerializeToString,
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dodil.ignite.v1.ComputeService/DeleteSecret',
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretRequest.SerializeToString,
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,

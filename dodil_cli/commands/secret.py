@@ -1,0 +1,99 @@
+"""``dodil ignite secret``: credentials that image sources name.
+
+A secret holds a user name and a password (or token) for a container
+registry (``app deploy --image … --registry-secret NAME``) or a git host
+(``--git-url … --git-secret NAME``). The platform stores the password
+encrypted and never shows it again; ``list`` shows names and user names.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
+
+from dodil_cli.errors import UsageError
+from dodil_cli.ids import is_dns_label
+from dodil_cli.options import common_options, pass_session
+from dodil_cli.session import Session
+from dodil_cli.views import secret_list
+
+
+def _name(name: str) -> str:
+    if not is_dns_label(name):
+        raise UsageError(
+            f"invalid secret name {name!r}: use lower-case letters, digits and '-' "
+            "(at most 63, starting and ending with a letter or digit)"
+        )
+    return name
+
+
+@click.group("secret")
+def secret_group() -> None:
+    """Create, list and delete the registry and git credentials image apps use."""
+
+
+@secret_group.command("create")
+@click.argument("name", metavar="NAME")
+@click.option(
+    "--username", default="", metavar="USER", help="User name at the registry or git host."
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password or token from standard input (recommended).",
+)
+@click.option(
+    "--password",
+    metavar="TEXT",
+    help="The password or token (visible to other local users in the process list).",
+)
+@click.option("--replace", is_flag=True, help="Replace a secret of that name.")
+@common_options
+@pass_session
+def create(
+    session: Session,
+    name: str,
+    username: str,
+    password_stdin: bool,
+    password: str | None,
+    replace: bool,
+) -> None:
+    """Store credentials under NAME; the password is never shown again."""
+    if password_stdin == (password is not None):
+        raise UsageError("give the password with exactly one of --password-stdin or --password")
+    if password_stdin:
+        password = sys.stdin.read().rstrip("\r\n")
+    request = compute.CreateSecretRequest(
+        organization_name=session.require_organization(),
+        name=_name(name),
+        username=username,
+        password=password or "",
+        replace=replace,
+    )
+    secret = session.client.call("CreateSecret", request).secret
+    session.printer.emit(secret, f"Stored secret {secret.name}.")
+
+
+@secret_group.command("list")
+@common_options
+@pass_session
+def list_(session: Session) -> None:
+    """List the organization's secrets (names and user names only)."""
+    request = compute.ListSecretsRequest(organization_name=session.require_organization())
+    secrets = list(session.client.call("ListSecrets", request).secrets)
+    session.printer.emit(secrets, lambda: secret_list(secrets))
+
+
+@secret_group.command("delete")
+@click.argument("name", metavar="NAME")
+@common_options
+@pass_session
+def delete(session: Session, name: str) -> None:
+    """Delete a secret; versions already built keep their images."""
+    request = compute.DeleteSecretRequest(
+        organization_name=session.require_organization(), name=_name(name)
+    )
+    session.client.call("DeleteSecret", request)
+    session.printer.emit({"name": name}, f"Deleted secret {name}.")
