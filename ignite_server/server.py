@@ -108,8 +108,18 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
         production=config.production,
         allow_unsandboxed=config.allow_unsandboxed,
         log_sink=sink,
+        edge_address=_edge_address(config.apps_edge),
+        apps_domain=config.apps_domain,
     )
     return Invoker(backend, owns_backend=True)
+
+
+def _edge_address(edge: str) -> tuple[str, int] | None:
+    """``--apps-edge`` ("host:port") as an address; None when unset."""
+    if not edge:
+        return None
+    host, _, port = edge.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 async def _local_admin(authorization: str | None) -> Principal:

@@ -1,5 +1,6 @@
 """Size-capped tmpfs mounts on the host, for the one writable folder a
-sandbox shares with the server (the pod's socket folder).
+sandbox shares with the server (the pod's socket folder), and an image
+pod's ``/tmp``, which the OCI runtime bind-mounts into the container.
 
 A plain host folder would put what the sandbox writes on the host's disk,
 uncapped, owned by whatever uid the sandbox has, with whatever mode bits it
@@ -32,10 +33,25 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def mount_tmpfs(target: Path, *, size_kib: int, uid: int, gid: int) -> None:
-    """Mount a fresh tmpfs of ``size_kib`` at ``target`` for ``uid``."""
-    options = f"size={size_kib}k,nr_inodes=64,mode=0700,uid={uid},gid={gid}"
-    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+def mount_tmpfs(
+    target: Path,
+    *,
+    size_kib: int,
+    uid: int,
+    gid: int,
+    inodes: int | None = 64,
+    executable: bool = False,
+) -> None:
+    """Mount a fresh tmpfs of ``size_kib`` at ``target`` for ``uid``.
+
+    ``inodes`` caps the files it holds (None: the kernel's default, for a
+    pod's whole ``/tmp``); ``executable`` leaves out ``noexec``, for a
+    ``/tmp`` that programs may run from as on any host.
+    """
+    options = f"size={size_kib}k,mode=0700,uid={uid},gid={gid}"
+    if inodes is not None:
+        options += f",nr_inodes={inodes}"
+    flags = MS_NOSUID | MS_NODEV | (0 if executable else MS_NOEXEC)
     if _libc().mount(b"tmpfs", os.fsencode(target), b"tmpfs", flags, options.encode()) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount tmpfs at {target}: {os.strerror(err)}")

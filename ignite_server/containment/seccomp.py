@@ -24,7 +24,10 @@ The 32-bit system-call ABIs are refused outright (libseccomp kills a thread
 that uses an architecture the filter was not built for).
 
 The filter is compiled once per process with libseccomp (through
-``pyseccomp``) and handed to bubblewrap as a BPF program in a memfd.
+``pyseccomp``) and handed to bubblewrap as a BPF program in a memfd. Image
+pods run under an OCI runtime instead, which takes the same policy as the
+``linux.seccomp`` section of a container's ``config.json`` (``oci_profile``)
+and compiles it with its own libseccomp.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import platform
 import tempfile
+from typing import Any
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -113,6 +118,9 @@ MODE_ARGUMENT = {"chmod": 1, "fchmod": 1, "fchmodat": 2, "creat": 1}
 #: Calls that may create a file: (flags argument, mode argument).
 CREATE_ARGUMENTS = {"open": (1, 2), "openat": (2, 3)}
 
+#: The OCI name of the native system-call ABI, by ``platform.machine()``.
+OCI_ARCHITECTURES = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
+
 
 class SeccompUnavailable(RuntimeError):
     """libseccomp (or its Python binding) is missing on this host."""
@@ -159,3 +167,37 @@ def program_fd() -> int:
     os.write(fd, data)
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
+
+
+def oci_profile() -> dict[str, Any]:
+    """The policy as an OCI runtime-spec ``linux.seccomp`` object, the same
+    rules as ``program``: in that format the conditions of one entry must
+    all hold, so each alternative of a call is an entry of its own."""
+
+    def masked_eq(index: int, mask: int) -> dict[str, Any]:
+        return {"index": index, "value": mask, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
+
+    allow = "SCMP_ACT_ALLOW"
+    syscalls: list[dict[str, Any]] = [
+        {"names": list(ALLOWED), "action": allow},
+        {"names": ["clone"], "action": allow, "args": [masked_eq(0, CLONE_NAMESPACE_FLAGS)]},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS},
+    ]
+    for name, index in MODE_ARGUMENT.items():
+        syscalls.append(
+            {"names": [name], "action": allow, "args": [masked_eq(index, PRIVILEGE_BITS)]}
+        )
+    for name, (flags, mode) in CREATE_ARGUMENTS.items():
+        syscalls.append(
+            {"names": [name], "action": allow, "args": [masked_eq(flags, CREATE_FLAGS)]}
+        )
+        syscalls.append(
+            {"names": [name], "action": allow, "args": [masked_eq(mode, PRIVILEGE_BITS)]}
+        )
+    return {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": errno.EPERM,
+        # Only the native ABI: a 32-bit call (int 0x80, x32) is refused.
+        "architectures": [OCI_ARCHITECTURES.get(platform.machine(), "SCMP_ARCH_X86_64")],
+        "syscalls": syscalls,
+    }

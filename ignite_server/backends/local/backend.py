@@ -9,6 +9,8 @@ Construction (server start-up)::
         production=False,             # production refuses unsandboxed pods ...
         allow_unsandboxed=False,      # ... unless this explicitly allows them
         log_sink=store_app_log,       # receives every PodLogRecord
+        edge_address=("127.0.0.1", 8080),  # where image pods' calls to
+        apps_domain="ignite.localhost",    # other apps' URLs are sent
     )
     ...
     await backend.close()
@@ -26,6 +28,10 @@ starts) and specialized with ``/_ignite/load`` after the artifact is
 hard-linked into the pod's code directory (which the sandbox already mounts
 read-only at ``/code``); others are started with the artifact mounted at
 ``/code`` directly.
+
+Image apps (a manifest with an ``image`` entry) run their container with
+crun instead, inside the same containment (image_pod.py); their images are
+unpacked once per digest under ``<state_dir>/images/`` (image_cache.py).
 
 What a pod has on the host: ``<state_dir>/pods/<pod-id>/`` (root's, 0700)
 holding ``code/`` (pooled pods) and ``run/``, a 256 KiB tmpfs owned by the
@@ -47,6 +53,9 @@ from typing import Literal
 
 import structlog
 
+from ignite_server.backends.local import oci_runtime
+from ignite_server.backends.local.image_cache import ImageCache
+from ignite_server.backends.local.image_pod import ImagePod
 from ignite_server.backends.local.manifest import LaunchManifest, ManifestError
 from ignite_server.backends.local.pod import LocalPod
 from ignite_server.backends.local.pool import WarmPool
@@ -54,6 +63,7 @@ from ignite_server.containment import identities, mounts, seccomp
 from ignite_server.containment import sandbox as containment
 from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied
 from ignite_server.domain.models import Resources
+from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import (
     BackendInfo,
     LogSink,
@@ -122,6 +132,8 @@ class LocalBackend:
         log_sink: LogSink | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
         start_timeout_secs: float = START_TIMEOUT_SECS,
+        edge_address: tuple[str, int] | None = None,
+        apps_domain: str = "ignite.localhost",
     ) -> None:
         self.pods_dir = Path(state_dir).resolve() / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)
@@ -169,6 +181,15 @@ class LocalBackend:
         self._reapers: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._closed = False
+        self._images = ImageCache(Path(state_dir).resolve() / "images")
+        self._edge = edge_address
+        self._apps_domain = apps_domain
+        self._image_tools_missing = oci_runtime.missing_tools()
+        if self._image_tools_missing:
+            log.warning(
+                "image apps cannot run here",
+                missing=", ".join(self._image_tools_missing),
+            )
 
     @property
     def info(self) -> BackendInfo:
@@ -182,6 +203,8 @@ class LocalBackend:
             manifest = await asyncio.to_thread(LaunchManifest.load, spec.artifact_dir)
         except ManifestError as exc:
             raise PodStartError(str(exc)) from exc
+        if manifest.image is not None:
+            return await self._start_image(spec, manifest.image)
         if manifest.prestart:
             return await self._start_pooled(spec, manifest)
         return await self._start_direct(spec, manifest)
@@ -249,21 +272,38 @@ class LocalBackend:
         pod = await self._new_pod(spec.resources)
         pod.spec = spec
         code_dir = CODE_MOUNT if self._bwrap else str(spec.artifact_dir)
-        env = {
-            **spec.env,
-            "IGNITE_CODE_DIR": code_dir,
-            "IGNITE_FUNCTION_ID": spec.app_id,
-            "IGNITE_ORGANIZATION_ID": spec.app_id.split("/", 1)[0],
-            "IGNITE_VERSION": str(spec.version),
-            "IGNITE_MAX_CONCURRENCY": str(spec.max_concurrency),
-        }
+        env = {**_app_env(spec), "IGNITE_CODE_DIR": code_dir}
         await self._launch(
             pod, manifest, manifest.resolved_argv(code_dir), env, spec.artifact_dir, spec.resources
         )
         await pod.wait_ready(self._start_timeout)
         return pod
 
-    async def _new_pod(self, resources: Resources) -> LocalPod:
+    async def _start_image(self, spec: PodSpec, image: ImageLaunch) -> LocalPod:
+        if not self._privileged:
+            raise PodStartError("image apps need a server running as root to contain them")
+        if self._image_tools_missing:
+            raise PodStartError(
+                "image apps cannot run on this server: "
+                f"{', '.join(self._image_tools_missing)} not installed"
+            )
+        rootfs = await self._images.rootfs(image)
+        pod = await self._new_pod(spec.resources, ImagePod)
+        assert isinstance(pod, ImagePod)
+        pod.spec = spec
+        await pod.start_container(
+            image=image,
+            rootfs=rootfs,
+            env=_app_env(spec),
+            tmp_mb=tmp_size_mb(spec.resources.memory_mb),
+            edge=self._edge,
+            apps_domain=self._apps_domain,
+            rlimit_data_mb=0 if self._cgroups.has_memory else spec.resources.memory_mb,
+        )
+        await pod.wait_ready(self._start_timeout)
+        return pod
+
+    async def _new_pod(self, resources: Resources, kind: type[LocalPod] = LocalPod) -> LocalPod:
         """A pod's folder, uid, socket tmpfs and limited cgroups, not yet
         running; raises PodStartError (having undone the rest) if any of
         them cannot be had."""
@@ -271,7 +311,7 @@ class LocalBackend:
         pod_dir = self.pods_dir / pod_id
         uid = self._uids.take()
         cgroup = self._cgroups.group(pod_id)
-        pod = LocalPod(
+        pod = kind(
             pod_id=pod_id,
             pod_dir=pod_dir,
             cgroup=cgroup,
@@ -355,6 +395,17 @@ class LocalBackend:
         finally:
             for fd in pass_fds:
                 os.close(fd)
+
+
+def _app_env(spec: PodSpec) -> dict[str, str]:
+    """The app's env and the platform's variables about it."""
+    return {
+        **spec.env,
+        "IGNITE_FUNCTION_ID": spec.app_id,
+        "IGNITE_ORGANIZATION_ID": spec.app_id.split("/", 1)[0],
+        "IGNITE_VERSION": str(spec.version),
+        "IGNITE_MAX_CONCURRENCY": str(spec.max_concurrency),
+    }
 
 
 def _remove_leftovers(pods_dir: Path) -> None:

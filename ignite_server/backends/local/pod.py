@@ -49,6 +49,9 @@ READY_POLL_SECS = 0.002
 #: How long a SIGKILLed pod may take to be reaped before stop() gives up
 #: waiting (it normally takes milliseconds).
 KILL_WAIT_SECS = 10.0
+#: Process names of the sandbox's own supervisors, never signalled but
+#: with SIGKILL: bubblewrap's, and the OCI runtime's of image pods.
+SUPERVISORS = frozenset({"bwrap", "crun"})
 
 
 class LocalPod:
@@ -260,8 +263,9 @@ class LocalPod:
                 self._proc.send_signal(sig)
             return
         # Sandboxed, the runtime is a grandchild in its own session and pid
-        # namespace; bubblewrap itself would die of SIGTERM and take the
-        # runtime with it ungracefully, so signal the runtime's host pids.
+        # namespace; bubblewrap (or crun) itself would die of SIGTERM and
+        # take the runtime with it ungracefully, so signal the runtime's
+        # host pids.
         pids = _sandboxed_pids(self.cgroup)
         if not pids:
             self._signal_runtime(signal.SIGKILL)
@@ -320,13 +324,13 @@ def _remove_dir(pod_dir: Path) -> None:
 
 
 def _sandboxed_pids(cgroup: SandboxCgroup) -> list[int]:
-    """Host pids of the pod's processes other than bubblewrap's own."""
+    """Host pids of the pod's processes other than the sandbox's own."""
     pids = []
     for pid in cgroup.pids():
         try:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
-        if comm != "bwrap":
+        if comm not in SUPERVISORS:
             pids.append(pid)
     return pids

@@ -28,18 +28,30 @@ async def http_once(
     and the body of the answer."""
     async with asyncio.timeout(wait_secs):
         reader, writer = await asyncio.open_unix_connection(str(socket_path))
-        try:
-            writer.write(
-                f"{method} {path} HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-            raw = await reader.read()
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        return await exchange(reader, writer, method, path, body)
+
+
+async def exchange(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    method: str,
+    path: str,
+    body: bytes = b"",
+) -> tuple[int, bytes]:
+    """One HTTP/1.1 exchange on an open connection, which it closes: the
+    status and the body of the answer."""
+    try:
+        writer.write(
+            f"{method} {path} HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        raw = await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
     head, _, payload = raw.partition(b"\r\n\r\n")
     try:
         status = int(head.split(b" ", 2)[1])
