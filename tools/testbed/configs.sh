@@ -49,6 +49,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$d/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$d/containerd/certs.d"
+TOML
+
+# The registry on loopback speaks plain HTTP: one hosts.toml says so for its
+# host:port (no TLS to skip, nothing else reachable: other registries keep
+# containerd's defaults and answer nothing here).
+registry=127.0.0.1:$TESTBED_REGISTRY_PORT
+mkdir -p "$d/containerd/certs.d/$registry"
+cat > "$d/containerd/certs.d/$registry/hosts.toml" <<TOML
+server = "http://$registry"
+[host."http://$registry"]
+  capabilities = ["pull", "resolve"]
 TOML
 
 # One bridge with host-local addresses. No masquerading and no port mapping:

@@ -27,6 +27,10 @@ TESTBED_DNS_IP=${TESTBED_DNS_IP:-10.96.0.10}            # announced to pods; no 
 TESTBED_ETCD_PORT=${TESTBED_ETCD_PORT:-23790}
 TESTBED_ETCD_PEER_PORT=${TESTBED_ETCD_PEER_PORT:-23800}
 TESTBED_APISERVER_PORT=${TESTBED_APISERVER_PORT:-16443}
+# A registry on this loopback port is pulled from over plain HTTP (the node's
+# containerd runs on the host, so the node's 127.0.0.1 is the host's); tests
+# start their own registry there, as the server's embedded one is.
+TESTBED_REGISTRY_PORT=${TESTBED_REGISTRY_PORT:-15000}
 
 TESTBED_K8S_BIN="$TESTBED_CACHE/k8s-$TESTBED_K8S_VERSION/bin"
 TESTBED_KEDA_DIR="$TESTBED_CACHE/keda-$TESTBED_KEDA_VERSION"

@@ -137,6 +137,7 @@ export TESTBED_CONTAINERD_ADDRESS=$TESTBED_DIR/containerd/containerd.sock
 export TESTBED_PAUSE_IMAGE=ignite.local/testbed/pause:1
 export TESTBED_BUSYBOX_IMAGE=ignite.local/testbed/busybox:1
 export TESTBED_HELM=$TESTBED_HELM_BIN/helm
+export TESTBED_REGISTRY=127.0.0.1:$TESTBED_REGISTRY_PORT
 ENV
 up_ok=1
 log "test bed up in $((SECONDS - started)) s: source $TESTBED_DIR/testbed.env"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from ignite_server.backends.kubernetes.settings import KubernetesSettings
 from ignite_server.backends.local.manifest import LaunchManifest, ManifestError
 from ignite_server.backends.local.pod_logs import PodLogDemux
 from ignite_server.domain.models import DeploymentState, Scaling
+from ignite_server.ports.image_launch import MANIFEST_NAME, ImageLaunch
 from ignite_server.ports.pod_backend import (
     BackendInfo,
     LogSink,
@@ -260,6 +262,9 @@ class KubernetesBackend:
     # --- revisions -------------------------------------------------------------
 
     async def _revision(self, spec: PodSpec) -> Revision:
+        launch = await asyncio.to_thread(_image_launch, spec.artifact_dir)
+        if launch is not None:
+            return await self._image_revision(spec, launch)
         try:
             manifest = await asyncio.to_thread(LaunchManifest.load, spec.artifact_dir)
         except ManifestError as exc:
@@ -289,6 +294,21 @@ class KubernetesBackend:
             runtime_env=manifest.env,
             artifact=artifact,
             fetch_image=self.settings.python_image,
+        )
+
+    async def _image_revision(self, spec: PodSpec, launch: ImageLaunch) -> Revision:
+        """An image app's revision: its pods run the image by digest. The
+        artifact (the launch manifest alone) is published all the same, so
+        that the revision's name follows the manifest, but never fetched."""
+        sha256 = await self._artifacts.publish(spec.artifact_dir)
+        return Revision(
+            spec=spec,
+            image=launch.reference,
+            command=(),
+            runtime_env={},
+            artifact=Artifact(url=self._artifacts.url_of(sha256), token="", sha256=sha256),
+            fetch_image=self.settings.python_image,
+            launch=launch,
         )
 
     async def _ensure(self, revision: Revision, scaling: Scaling | None) -> None:
@@ -499,6 +519,16 @@ class KubernetesBackend:
             client.NetworkingV1Api(self._api),
             client.CustomObjectsApi(self._api),
         )
+
+
+def _image_launch(artifact_dir: Path) -> ImageLaunch | None:
+    """The ``image`` entry of the artifact's launch manifest, if it has one."""
+    try:
+        raw = json.loads((artifact_dir / MANIFEST_NAME).read_text())
+        entry = raw.get("image") if isinstance(raw, dict) else None
+        return ImageLaunch.from_json(entry) if entry else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PodStartError(f"unreadable {MANIFEST_NAME} in {artifact_dir}: {exc}") from None
 
 
 def _version(pod: Any) -> int:

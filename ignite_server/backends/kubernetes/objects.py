@@ -17,6 +17,18 @@ a read-only root file system with every capability dropped, no privilege
 escalation, the RuntimeDefault seccomp profile and no service-account
 token; ``/tmp`` is a memory-backed emptyDir capped at half the memory limit
 (as on the local backend, what a pod keeps there it cannot also allocate).
+
+An image app's pod (docs/runtimes/images.md) runs the version's image
+itself, named by digest: no artifact to fetch, no init container, no
+``code`` volume, the image's ENTRYPOINT and CMD, WORKDIR and ENV as the
+image has them, under the same hardening and uid (the image's USER may be
+root or a name, so it is not used). It listens on the image's port
+(``PORT``), which the readiness probe, the Service and the NetworkPolicy
+name instead of 8080. ``HOME`` is the image's or the app's if either sets
+it, else ``/tmp``; a ``HOME`` below ``/tmp`` is a folder of the ``/tmp``
+volume (a ``subPath`` mount, which the kubelet creates writable before the
+container starts), since a fresh ``/tmp`` holds nothing and a FROM-scratch
+image has no shell to make it.
 """
 
 from __future__ import annotations
@@ -25,12 +37,14 @@ import contextlib
 import hashlib
 import ipaddress
 import json
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import PodSpec
 
 Manifest = dict[str, Any]
@@ -48,6 +62,7 @@ MANAGED_SELECTOR = "app.kubernetes.io/managed-by=ignite"
 POD_UID = 65532
 POD_PORT = 8080
 CODE_DIR = "/code"
+TMP_DIR = "/tmp"
 APP_CONTAINER = "app"
 FETCH_CONTAINER = "fetch-artifact"
 #: Pods get this long between SIGTERM and SIGKILL; a pod is idle when the
@@ -121,6 +136,15 @@ class Revision:
     artifact: Artifact
     #: An image with /usr/bin/python3 to run FETCH_SCRIPT (the Python runtime's).
     fetch_image: str
+    #: An image app's image (then ``image`` is its reference, ``command`` is
+    #: empty and the artifact, which holds only the launch manifest, is not
+    #: fetched).
+    launch: ImageLaunch | None = None
+
+    @property
+    def port(self) -> int:
+        """The TCP port the pods serve on."""
+        return self.launch.port if self.launch is not None else POD_PORT
 
     @property
     def organization(self) -> str:
@@ -215,19 +239,69 @@ def _resources(spec: PodSpec) -> dict[str, Any]:
 
 def deployment(rev: Revision, app_owner: Mapping[str, Any], pull_policy: str) -> Manifest:
     """The Deployment of one revision; KEDA sets its replicas (from 0)."""
+    pod = _image_pod(rev, rev.launch) if rev.launch is not None else _runtime_pod(rev, pull_policy)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": rev.name,
+            "labels": rev.labels,
+            "ownerReferences": [dict(app_owner)],
+        },
+        "spec": {
+            "replicas": 0,
+            "revisionHistoryLimit": 1,
+            "selector": {"matchLabels": {LABEL_REVISION: rev.name}},
+            "template": {
+                "metadata": {
+                    "labels": rev.labels,
+                    "annotations": {f"{GROUP}/artifact-sha256": rev.artifact.sha256},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECS,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": POD_UID,
+                        "runAsGroup": POD_UID,
+                        "fsGroup": POD_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    **pod,
+                },
+            },
+        },
+    }
+
+
+def _ignite_env(rev: Revision) -> dict[str, str]:
+    """The pod protocol's variables that every pod gets."""
     spec = rev.spec
-    env = {
-        **rev.runtime_env,
-        **spec.env,
-        "HOME": "/tmp",
-        "IGNITE_PORT": str(POD_PORT),
-        "IGNITE_CODE_DIR": CODE_DIR,
+    return {
         "IGNITE_FUNCTION_ID": spec.app_id,
         "IGNITE_ORGANIZATION_ID": rev.organization,
         "IGNITE_VERSION": str(spec.version),
         "IGNITE_MAX_CONCURRENCY": str(spec.max_concurrency),
     }
+
+
+def _tmp_volume(spec: PodSpec) -> dict[str, Any]:
     tmp_mb = max(16, spec.resources.memory_mb // 2)
+    return {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": f"{tmp_mb}Mi"}}
+
+
+def _runtime_pod(rev: Revision, pull_policy: str) -> dict[str, Any]:
+    """A managed runtime's pod: the runtime image, the artifact fetched into ``code``."""
+    spec = rev.spec
+    env = {
+        **rev.runtime_env,
+        **spec.env,
+        "HOME": TMP_DIR,
+        "IGNITE_PORT": str(POD_PORT),
+        "IGNITE_CODE_DIR": CODE_DIR,
+        **_ignite_env(rev),
+    }
     fetch_env = {
         "IGNITE_ARTIFACT_URL": rev.artifact.url,
         "IGNITE_ARTIFACT_TOKEN": rev.artifact.token,
@@ -259,66 +333,66 @@ def deployment(rev: Revision, app_owner: Mapping[str, Any], pull_policy: str) ->
             ]
         }
     return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": rev.name,
-            "labels": rev.labels,
-            "ownerReferences": [dict(app_owner)],
-        },
-        "spec": {
-            "replicas": 0,
-            "revisionHistoryLimit": 1,
-            "selector": {"matchLabels": {LABEL_REVISION: rev.name}},
-            "template": {
-                "metadata": {
-                    "labels": rev.labels,
-                    "annotations": {f"{GROUP}/artifact-sha256": rev.artifact.sha256},
+        **init,
+        "containers": [
+            {
+                "name": APP_CONTAINER,
+                "image": rev.image,
+                "imagePullPolicy": pull_policy,
+                "command": command,
+                "workingDir": TMP_DIR,
+                "env": [{"name": k, "value": v} for k, v in app_env.items()],
+                "ports": [{"name": "http", "containerPort": POD_PORT}],
+                "readinessProbe": {
+                    "httpGet": {"path": "/_ignite/health", "port": POD_PORT},
+                    "periodSeconds": 1,
+                    "failureThreshold": 1,
                 },
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECS,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": POD_UID,
-                        "runAsGroup": POD_UID,
-                        "fsGroup": POD_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    **init,
-                    "containers": [
-                        {
-                            "name": APP_CONTAINER,
-                            "image": rev.image,
-                            "imagePullPolicy": pull_policy,
-                            "command": command,
-                            "workingDir": "/tmp",
-                            "env": [{"name": k, "value": v} for k, v in app_env.items()],
-                            "ports": [{"name": "http", "containerPort": POD_PORT}],
-                            "readinessProbe": {
-                                "httpGet": {"path": "/_ignite/health", "port": POD_PORT},
-                                "periodSeconds": 1,
-                                "failureThreshold": 1,
-                            },
-                            "securityContext": _hardened(),
-                            "resources": _resources(spec),
-                            "volumeMounts": [
-                                {"name": "code", "mountPath": CODE_DIR, "readOnly": not inline},
-                                {"name": "tmp", "mountPath": "/tmp"},
-                            ],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "code", "emptyDir": {"sizeLimit": "1Gi"}},
-                        {
-                            "name": "tmp",
-                            "emptyDir": {"medium": "Memory", "sizeLimit": f"{tmp_mb}Mi"},
-                        },
-                    ],
-                },
-            },
-        },
+                "securityContext": _hardened(),
+                "resources": _resources(spec),
+                "volumeMounts": [
+                    {"name": "code", "mountPath": CODE_DIR, "readOnly": not inline},
+                    {"name": "tmp", "mountPath": TMP_DIR},
+                ],
+            }
+        ],
+        "volumes": [{"name": "code", "emptyDir": {"sizeLimit": "1Gi"}}, _tmp_volume(spec)],
+    }
+
+
+def _image_pod(rev: Revision, launch: ImageLaunch) -> dict[str, Any]:
+    """An image app's pod: its image by digest, as the module docstring says."""
+    spec = rev.spec
+    # The image's ENV reaches the container from the image itself; only
+    # HOME is decided here, since the runtime would make it "/" for a uid
+    # the image's /etc/passwd does not name.
+    home = posixpath.normpath({**launch.env, **spec.env}.get("HOME") or TMP_DIR)
+    env = {**spec.env, "HOME": home, "PORT": str(launch.port), **_ignite_env(rev)}
+    mounts = [{"name": "tmp", "mountPath": TMP_DIR}]
+    below_tmp = posixpath.relpath(home, TMP_DIR)
+    if home.startswith(TMP_DIR + "/") and not below_tmp.startswith(".."):
+        mounts.append({"name": "tmp", "mountPath": home, "subPath": below_tmp})
+    check: dict[str, Any] = (
+        {"httpGet": {"path": launch.health_path, "port": launch.port}}
+        if launch.health_path
+        else {"tcpSocket": {"port": launch.port}}
+    )
+    return {
+        "containers": [
+            {
+                "name": APP_CONTAINER,
+                "image": rev.image,
+                # A digest names one image for good: pull it once per node.
+                "imagePullPolicy": "IfNotPresent",
+                "env": [{"name": k, "value": v} for k, v in env.items()],
+                "ports": [{"name": "http", "containerPort": launch.port}],
+                "readinessProbe": {**check, "periodSeconds": 1, "failureThreshold": 1},
+                "securityContext": _hardened(),
+                "resources": _resources(spec),
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": [_tmp_volume(spec)],
     }
 
 
@@ -332,7 +406,7 @@ def service(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
         "spec": {
             "clusterIP": "None",
             "selector": {LABEL_REVISION: rev.name},
-            "ports": [{"name": "http", "port": POD_PORT, "targetPort": POD_PORT}],
+            "ports": [{"name": "http", "port": rev.port, "targetPort": rev.port}],
         },
     }
 
@@ -364,7 +438,7 @@ def network_policy(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
             "podSelector": {"matchLabels": {LABEL_REVISION: rev.name}},
             "policyTypes": ["Ingress", "Egress"],
             # Only the server calls pods (requests are authorized there).
-            "ingress": [{"from": to_server, "ports": [{"protocol": "TCP", "port": POD_PORT}]}],
+            "ingress": [{"from": to_server, "ports": [{"protocol": "TCP", "port": rev.port}]}],
             "egress": [
                 {"to": to_server, "ports": port},
                 {

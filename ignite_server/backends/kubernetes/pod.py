@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from ignite_server.backends.kubernetes.objects import APP_CONTAINER, FETCH_CONTAINER, POD_PORT
+from ignite_server.backends.kubernetes.objects import APP_CONTAINER, FETCH_CONTAINER
 from ignite_server.backends.local.pod_logs import PodLogDemux
 from ignite_server.ports.pod_backend import ExitReason, PodExit, PodSpec, PodStats
 
@@ -42,6 +42,7 @@ class KubernetesPod:
         handle_id: str,
         name: str,
         ip: str,
+        port: int,
         restarts: int,
         spec: PodSpec,
         logs: PodLogDemux,
@@ -51,6 +52,8 @@ class KubernetesPod:
         #: The cluster pod's name.
         self.name = name
         self.ip = ip
+        #: The port the pod serves on (an image app's own, else IGNITE_PORT).
+        self.port = port
         #: The app container's restart count when handed out.
         self.restarts = restarts
         self.spec = spec
@@ -63,7 +66,7 @@ class KubernetesPod:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.ip}:{POD_PORT}"
+        return f"http://{self.ip}:{self.port}"
 
     @property
     def exit(self) -> PodExit | None:
@@ -199,7 +202,7 @@ def start_failure(pod: Any) -> str:
         and waiting.reason != "CrashLoopBackOff"
     ):
         why = f"{waiting.reason}: {waiting.message or ''}".strip()
-        return f"the runtime image {status.image} cannot be run: {why}"
+        return f"the image {status.image} cannot be run: {why}"
     term = status.state.terminated
     if term is None and status.last_state is not None:
         term = status.last_state.terminated

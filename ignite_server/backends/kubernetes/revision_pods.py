@@ -11,6 +11,7 @@ late). Pod events come from the backend's watch (``observe``):
 an ended handle is told why, and a pod that cannot start (crash loop,
 image error, artifact fetch failure) fails the waiting starts with the
 reason, as does a start that saw no healthy pod within ``START_TIMEOUT_SECS``.
+An image app's pod is probed the way its app asks instead (``_answers``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import aiohttp
 import structlog
 
 from ignite_server.backends.kubernetes import pod as pods
-from ignite_server.backends.kubernetes.objects import POD_PORT, Revision
+from ignite_server.backends.kubernetes.objects import Revision
 from ignite_server.backends.kubernetes.pod import KubernetesPod
 from ignite_server.backends.kubernetes.scaler import Demand
 from ignite_server.backends.local.pod_logs import PodLogDemux
@@ -41,6 +42,7 @@ START_TIMEOUT_SECS = 90.0
 #: its container starts, so polling every few ms keeps it off the cold start.
 PROBE_EVERY_SECS = 0.02
 PROBE_TIMEOUT_SECS = 1.0
+HEALTH_PATH = "/_ignite/health"
 
 _handles = itertools.count(1)
 
@@ -142,6 +144,7 @@ class RevisionPods:
             handle_id=f"{name}.{next(_handles)}",
             name=name,
             ip=pod.status.pod_ip,
+            port=self.revision.port,
             restarts=pods.restarts(pod),
             spec=self.revision.spec,
             logs=self._logs(name),
@@ -234,7 +237,7 @@ class RevisionPods:
         pod = self.cluster.get(name)
         if pod is None:
             return
-        url = f"http://{pod.status.pod_ip}:{POD_PORT}/_ignite/health"
+        ip, port = pod.status.pod_ip, self.revision.port
         loop = asyncio.get_running_loop()
         end = loop.time() + START_TIMEOUT_SECS
         while loop.time() < end:
@@ -243,16 +246,32 @@ class RevisionPods:
                 return
             if pods.restarts(current) != restarts_then:
                 return
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with (
-                    asyncio.timeout(PROBE_TIMEOUT_SECS),
-                    self._session.get(url) as response,
-                ):
-                    if response.status == 200:
+            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                async with asyncio.timeout(PROBE_TIMEOUT_SECS):
+                    if await self._answers(ip, port):
                         self._healthy[name] = restarts_then
                         self._offer(name)
                         return
             await asyncio.sleep(PROBE_EVERY_SECS)
+
+    async def _answers(self, ip: str, port: int) -> bool:
+        """One probe: the runtime's health endpoint answers 200; an image
+        app's ``health_path`` answers 2xx or 3xx, or without one, its port
+        accepts a connection (docs/runtimes/images.md, "Readiness")."""
+        launch = self.revision.launch
+        if launch is None or launch.health_path:
+            path = launch.health_path if launch is not None else HEALTH_PATH
+            async with self._session.get(
+                f"http://{ip}:{port}{path}", allow_redirects=False
+            ) as response:
+                if launch is None:
+                    return response.status == 200
+                return 200 <= response.status < 400
+        _, writer = await asyncio.open_connection(ip, port)
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
 
     def _stop_probe(self, name: str) -> None:
         task = self._probing.pop(name, None)
