@@ -23,6 +23,12 @@ POD_UID_BASE = 1_800_000
 POD_UID_COUNT = 65_536
 #: The uid (and gid) of every build step.
 BUILD_UID = POD_UID_BASE - 1
+#: First host uid (and gid) of the user namespace image builds run in: its
+#: root is this uid, its uid n is this + n. Above the pod range, so no pod
+#: or build step ever shares a uid with an image build.
+IMAGE_BUILD_UID_BASE = 1_900_000
+#: Uids mapped into that namespace: the 16-bit range images' files use.
+IMAGE_BUILD_UID_COUNT = 65_536
 
 
 def privileged() -> bool:

@@ -1,0 +1,95 @@
+"""A Dockerfile's RUN steps are user code: they run as an unprivileged host
+uid, in a view of the file system without the server's state."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from pathlib import Path
+
+from ignite_server.containment.identities import IMAGE_BUILD_UID_BASE, IMAGE_BUILD_UID_COUNT
+from ignite_server.images.builder import ContainerImageBuilder
+from ignite_server.ports.image_builder import BuiltImage, DockerfileBuild
+
+BUILD_UIDS = range(IMAGE_BUILD_UID_BASE, IMAGE_BUILD_UID_BASE + IMAGE_BUILD_UID_COUNT)
+
+
+def _processes_with(marker: bytes, *, exe_only: bool = False) -> dict[int, dict[str, str]]:
+    """/proc/<pid>/status of every process whose binary (or command line,
+    unless ``exe_only``) has ``marker``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            exe = os.readlink(entry / "exe").encode()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if marker in exe or (not exe_only and marker in cmdline):
+            found[int(entry.name)] = dict(
+                line.split(":\t", 1) for line in status.splitlines() if ":\t" in line
+            )
+    return found
+
+
+async def test_run_steps_are_not_root_and_cannot_reach_the_state(
+    builder: ContainerImageBuilder, base_image: BuiltImage, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    canary = f"canary-{secrets.token_hex(8)}"
+    (state / "signing.key").write_text(canary)
+    (state / "signing.key").chmod(0o644)
+    marker = f"marker-{secrets.token_hex(6)}"
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {base_image.reference}\n"
+        f"RUN echo {marker} uid_map $(cat /proc/self/uid_map) && "
+        f"echo {marker} id $(id -u) && "
+        f"(cat {state}/signing.key || echo {marker} state unreadable) && "
+        f"(ls /proc/1/root/ || true) && sleep 3\n"
+    )
+    log: list[str] = []
+    seen: dict[int, dict[str, str]] = {}
+    buildah: dict[int, dict[str, str]] = {}
+
+    async def watch() -> None:
+        while True:
+            seen.update(await asyncio.to_thread(_processes_with, marker.encode()))
+            buildah.update(
+                await asyncio.to_thread(_processes_with, b"/usr/bin/buildah", exe_only=True)
+            )
+            await asyncio.sleep(0.2)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await builder.build(
+            DockerfileBuild(
+                context_dir=context,
+                dockerfile="Dockerfile",
+                build_args={},
+                repository="ignite/test/contained",
+                log=log.append,
+            )
+        )
+    finally:
+        watcher.cancel()
+    text = "\n".join(log)
+    # Inside, the step is root of its namespace: host uids from the base on.
+    assert f"{marker} uid_map 0 {IMAGE_BUILD_UID_BASE} {IMAGE_BUILD_UID_COUNT}" in text
+    assert f"{marker} id 0" in text
+    assert f"{marker} state unreadable" in text
+    assert canary not in text
+    # Seen from the host: the RUN step's processes and buildah itself.
+    assert seen, "the RUN step was never seen running"
+    assert buildah, "buildah was never seen running"
+    for status in (*seen.values(), *buildah.values()):
+        uids = [int(uid) for uid in status["Uid"].split()]
+        gids = [int(gid) for gid in status["Gid"].split()]
+        assert all(uid in BUILD_UIDS for uid in uids), status["Uid"]
+        assert all(gid in BUILD_UIDS for gid in gids), status["Gid"]
+        assert status["NoNewPrivs"].strip() == "1"
