@@ -7,7 +7,7 @@ run at once) and one lease owner (``<host>:<pid>:<n>``):
   (up to CLAIM_BATCH) in one statement, and starts a task for each. While
   a claim is in flight, more slots free up, so a busy pool claims in
   batches; an idle one sleeps until a NOTIFY announces new work (or
-  POLL_SECS pass).
+  POLL_SECS pass); one that arrived during the claim wakes it at once.
 - The lease keeper extends the leases of every running execution in one
   statement a few times per lease (at most a second apart). An execution a
   caller asked to cancel, or whose lease went to another worker, is stopped
@@ -172,12 +172,14 @@ class ExecutionWorkers:
         #: Why the lease keeper stopped an attempt (cancelled, or lease lost).
         self._stops: dict[str, str] = {}
         self._room = asyncio.Event()
+        self._news = asyncio.Event()
 
     async def start(self) -> None:
         self._completions.start()
         if self._count > 0:
             self._tasks = [
                 asyncio.create_task(self._claim_loop(), name="execution-claimer"),
+                asyncio.create_task(self._listen(), name="execution-news"),
                 asyncio.create_task(self._keep_leases(), name="execution-leases"),
             ]
         self._tasks.append(asyncio.create_task(self._sweep(), name="execution-sweeper"))
@@ -218,6 +220,9 @@ class ExecutionWorkers:
                 await self._room.wait()
                 continue
             wanted = min(free, CLAIM_BATCH)
+            # Work submitted from here on is either seen by this claim or
+            # announced by a notification that sets the event again.
+            self._news.clear()
             try:
                 claimed = await self._store.claim(
                     self._owner, wanted, self._lease_ms, self._now_ms(), self._max_attempts
@@ -232,8 +237,16 @@ class ExecutionWorkers:
                 self._runs[execution_id] = task
                 task.add_done_callback(functools.partial(self._release, execution_id))
             if len(claimed) < wanted:
-                # Nothing more is runnable now.
-                await self._wait(WORK_CHANNEL, POLL_SECS)
+                # Nothing more was runnable: sleep unless news came meanwhile.
+                await self._news.wait()
+
+    async def _listen(self) -> None:
+        """Turn notifications (and, without them, every POLL_SECS) into
+        ``_news``, which stays set until the claimer looks: a notification
+        that arrives during a claim is not lost."""
+        while True:
+            await self._wait(WORK_CHANNEL, POLL_SECS)
+            self._news.set()
 
     def _release(self, execution_id: str, _: asyncio.Task[None]) -> None:
         del self._runs[execution_id]
