@@ -9,6 +9,7 @@ any of them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,9 @@ def image_options(func: Callable[..., object]) -> Callable[..., object]:
         ),
     ]
 
+    # wraps() also carries the options of the decorators below (click keeps
+    # them on the function), so the command keeps every flag.
+    @functools.wraps(func)
     def collect(*args: object, **kwargs: object) -> object:
         build_args = parse_env(tuple(kwargs.pop("build_args") or ()))  # type: ignore[arg-type]
         picked = {
@@ -106,8 +110,6 @@ def image_options(func: Callable[..., object]) -> Callable[..., object]:
         )
         return func(*args, **kwargs)
 
-    collect.__name__ = func.__name__
-    collect.__doc__ = func.__doc__
     decorated: Callable[..., object] = collect
     for option in reversed(options):
         decorated = option(decorated)

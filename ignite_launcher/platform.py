@@ -133,7 +133,11 @@ class LocalPlatform:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"ignite-server did not start; see {self.log_dir}")
             time.sleep(0.05)
-        self.grpc_target = json.loads(ready.read_text())["grpc"]
+        answer = json.loads(ready.read_text())
+        self.grpc_target = answer["grpc"]
+        #: host:port of the registry image apps' images are kept in ("" when
+        #: this machine cannot run image apps).
+        self.registry: str = answer.get("registry", "")
 
     def start_gateway(self) -> None:
         if self.gateway_port is None:

@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import socket
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import asyncpg
 import structlog
@@ -28,9 +31,10 @@ from ignite_server.api.grpc_server import COMPUTE_SERVICE, IDENTITY_SERVICE, Grp
 from ignite_server.api.identity_service import IdentityService
 from ignite_server.api.rpc_boundary import Authenticate
 from ignite_server.backends.kubernetes import KubernetesBackend, KubernetesSettings
-from ignite_server.backends.local import LocalBackend
+from ignite_server.backends.local import LocalBackend, oci_runtime
 from ignite_server.builds.registry import default_pipelines
 from ignite_server.config import Config
+from ignite_server.containment import identities
 from ignite_server.core.app_views import AppViews, PublicUrls
 from ignite_server.core.apps import Apps
 from ignite_server.core.artifacts import Artifacts
@@ -50,8 +54,11 @@ from ignite_server.core.versions import Versions
 from ignite_server.core.worker import ExecutionWorkers
 from ignite_server.domain.models import LogEntry
 from ignite_server.domain.principal import LOCAL_ADMIN, Principal
+from ignite_server.images.builder import ContainerImageBuilder
+from ignite_server.images.registry import EmbeddedRegistry
 from ignite_server.observability import metrics
 from ignite_server.ports.execution_store import WORK_CHANNEL
+from ignite_server.ports.image_builder import RegistryCredentials
 from ignite_server.ports.log_store import LOG_CHANNEL
 from ignite_server.ports.pod_backend import PodLogRecord
 from ignite_server.store.apps import PostgresAppStore
@@ -131,7 +138,56 @@ async def _image_artifacts(
 ) -> tuple[ImageArtifacts | None, str]:
     """The image builder with its registry (embedded unless --registry is
     given); (None, why) when this machine lacks the image tools."""
-    return None, "image tools are not set up"
+    missing = [tool for tool in IMAGE_BUILD_TOOLS if shutil.which(tool) is None]
+    if config.backend == "local":
+        missing += [tool for tool in oci_runtime.missing_tools() if tool not in missing]
+    if not config.registry and shutil.which("docker-registry") is None:
+        missing.append("docker-registry")
+    if missing:
+        reason = f"install {', '.join(missing)} (`make sandbox`)"
+        log.warning("images.unavailable", detail=reason)
+        return None, reason
+    if not identities.privileged():
+        reason = "image builds and image pods need the server to run as root"
+        log.warning("images.unavailable", detail=reason)
+        return None, reason
+    credentials = None
+    if config.registry:
+        host = config.registry
+        if config.registry_username:
+            credentials = RegistryCredentials(config.registry_username, config.registry_password)
+    else:
+        registry = EmbeddedRegistry(config.state_dir, port=_registry_port(config.state_dir))
+        await registry.start()
+        stack.push_async_callback(registry.close)
+        host = registry.host
+    builder = ContainerImageBuilder(
+        host,
+        config.state_dir / "cache" / "images",
+        registry_credentials=credentials,
+        insecure_registries=(host,) if config.registry_insecure else (),
+    )
+    log.info("images.ready", registry=host)
+    return ImageArtifacts(blobs, builder, secrets), ""
+
+
+#: What building and importing images runs (Debian packages, `make sandbox`).
+IMAGE_BUILD_TOOLS = ("buildah", "skopeo", "git", "unshare")
+
+
+def _registry_port(state_dir: Path) -> int:
+    """The embedded registry's port, chosen once per state folder: versions
+    name their images by this address, so it must not change on restart."""
+    saved = state_dir / "registry.port"
+    try:
+        return int(saved.read_text())
+    except (OSError, ValueError):
+        pass
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    saved.write_text(f"{port}\n")
+    return port
 
 
 def _supervise(
@@ -278,9 +334,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         )
         if config.ready_file is not None:
             tmp = config.ready_file.with_suffix(".tmp")
-            tmp.write_text(
-                json.dumps({"grpc": address, "metrics": admin.address, "pid": os.getpid()})
-            )
+            ready = {"grpc": address, "metrics": admin.address, "pid": os.getpid()}
+            if images is not None:
+                ready["registry"] = images.registry
+            tmp.write_text(json.dumps(ready))
             tmp.replace(config.ready_file)
         await stop.wait()
         log.info("server.stopping", grace_secs=config.shutdown_grace_secs)

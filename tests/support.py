@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import secrets
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -224,3 +226,15 @@ def local_invoker(state_dir: Any, **settings: Any) -> Any:
         if key in settings
     }
     return Invoker(LocalBackend(state_dir, **settings), owns_backend=True, **invoker_settings)
+
+
+def bcrypt(password: str) -> str:
+    """A bcrypt hash for an htpasswd file (the C library's crypt; the lowest
+    cost, so logging in stays fast)."""
+    libcrypt = ctypes.CDLL("libcrypt.so.1")
+    libcrypt.crypt.restype = ctypes.c_char_p
+    alphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    salt = "$2b$04$" + "".join(secrets.choice(alphabet) for _ in range(22))
+    hashed = libcrypt.crypt(password.encode(), salt.encode())
+    assert hashed and hashed.startswith(b"$2b$"), "libcrypt has no bcrypt"
+    return str(hashed.decode())

@@ -65,6 +65,11 @@ class ImageArtifacts:
         self._builder = builder
         self._secrets = secrets
 
+    @property
+    def registry(self) -> str:
+        """host[:port] of the registry images are kept in."""
+        return self._builder.registry_host
+
     async def make(
         self, version: Version, work: Path, out: Path, log: Callable[[str], None]
     ) -> BuiltImage:

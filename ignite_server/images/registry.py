@@ -4,8 +4,11 @@ external registry is configured.
 The server runs Debian's ``docker-registry`` (CNCF distribution 2.8) as a
 child process listening on loopback only, with its blobs and manifests under
 ``<state>/registry/data`` and a configuration it writes itself
-(``<state>/registry/config.yml``: file-system storage, deletes enabled, no
-authentication unless an htpasswd file is given). Plain HTTP is enough on
+(``<state>/registry/config.yml``: file-system storage, no authentication
+unless an htpasswd file is given). Deletes are disabled: anything on this
+machine can reach loopback (a build's RUN step too), and published versions
+name their images by digest, so no one may remove an image; a push can add
+images or move tags but never change what a digest names. Plain HTTP is enough on
 loopback, and distribution accepts htpasswd basic authentication over it
 (a registry that demands credentials is how tests exercise
 REGISTRY_AUTH_FAILED).
@@ -107,7 +110,7 @@ class EmbeddedRegistry:
             "log": {"level": "warn", "accesslog": {"disabled": True}},
             "storage": {
                 "filesystem": {"rootdirectory": str(self.root / "data")},
-                "delete": {"enabled": True},
+                "delete": {"enabled": False},
             },
             "http": {"addr": self.host},
         }

@@ -106,6 +106,9 @@ class GitCheckout:
 class ImageBuilder(Protocol):
     """Builds and imports images into the platform's registry."""
 
+    #: host[:port] of the platform's registry.
+    registry_host: str
+
     async def build(self, request: DockerfileBuild) -> BuiltImage:
         """Build, push by digest, and return the pushed image."""
         ...

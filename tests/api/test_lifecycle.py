@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -213,22 +215,28 @@ def test_update_app_changes_only_masked_fields(stub, org):
     assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_NOT_UPDATABLE")
 
 
-def test_image_drafts_are_stored_but_cannot_publish_locally(stub, org):
+def test_an_image_whose_registry_does_not_answer_fails_the_publish_at_once(stub, org):
     _create(stub, org, name="img")
+    # A loopback port nothing listens on: the registry cannot be reached.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     draft = stub.SaveDraft(
         compute.SaveDraftRequest(
             organization_name=org,
             app_name="img",
             code=compute.CodeSource(
                 image=compute.ImageSource(
-                    prebuilt=compute.PrebuiltImage(image_ref="ghcr.io/acme/greet:1")
+                    prebuilt=compute.PrebuiltImage(image_ref=f"127.0.0.1:{port}/acme/greet:1")
                 )
             ),
         )
     )
     assert draft.draft.code_kind == common.CODE_KIND_PREBUILT
     assert draft.draft.deployment_mode == common.DEPLOYMENT_MODE_IMAGE
+    started = time.monotonic()
     code, reason = expect_error(
         stub.PublishDraft, compute.PublishDraftRequest(organization_name=org, app_name="img")
     )
-    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "IMAGE_MODE_UNSUPPORTED")
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "REGISTRY_UNREACHABLE")
+    assert time.monotonic() - started < 30

@@ -4,7 +4,6 @@ every Dockerfile with a RUN step starts from."""
 
 from __future__ import annotations
 
-import ctypes
 import secrets
 import shutil
 import subprocess
@@ -16,22 +15,11 @@ import pytest
 from ignite_server.images.builder import ContainerImageBuilder
 from ignite_server.images.registry import EmbeddedRegistry
 from ignite_server.ports.image_builder import BuiltImage, DockerfileBuild, RegistryCredentials
+from tests.support import bcrypt
 
 #: The account of the registry that demands credentials.
 AUTH_USER = "alice"
 BUSYBOX = shutil.which("busybox")
-
-
-def bcrypt(password: str) -> str:
-    """A bcrypt hash for an htpasswd file (the C library's crypt; the lowest
-    cost, so logging in stays fast)."""
-    libcrypt = ctypes.CDLL("libcrypt.so.1")
-    libcrypt.crypt.restype = ctypes.c_char_p
-    alphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    salt = "$2b$04$" + "".join(secrets.choice(alphabet) for _ in range(22))
-    hashed = libcrypt.crypt(password.encode(), salt.encode())
-    assert hashed and hashed.startswith(b"$2b$"), "libcrypt has no bcrypt"
-    return str(hashed.decode())
 
 
 @pytest.fixture(scope="session")
