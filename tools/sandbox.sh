@@ -21,6 +21,8 @@ command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
 command -v newuidmap >/dev/null || need+=(uidmap)
 command -v fuse-overlayfs >/dev/null || need+=(fuse-overlayfs)
 command -v git >/dev/null || need+=(git)
+# A static busybox is the shell of the tests' base image for RUN steps.
+command -v busybox >/dev/null || need+=(busybox-static)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
