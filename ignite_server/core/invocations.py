@@ -81,9 +81,10 @@ class Invocations:
         target = await self._targets.resolve(organization, app, version, draft)
         execution_id = new_execution_id()
         tracing.set_attribute(tracing.EXECUTION_ID, execution_id)
-        # Sync invocations store no record; this line is their trace.
-        log.info(
-            "invoke", app=target.app.id, version=target.version.version, execution_id=execution_id
+        # Sync invocations store no record: the RPC's own log line (one per
+        # call, api/rpc_boundary.py) carries the execution id and version.
+        structlog.contextvars.bind_contextvars(
+            execution_id=execution_id, app_version=target.version.version
         )
         async for frame in self.stream(target, request, execution_id):
             yield frame
