@@ -36,7 +36,12 @@ def banner(platform: LocalPlatform, *, signed_in: bool) -> str:
         f"  metrics {platform.server_metrics_url} (server), "
         f"{platform.gateway_metrics_url} (gateway)\n"
         f"  console {platform.http_url}/console\n"
-        f"  logs   {platform.log_dir}\n"
+        + (
+            f"  images {platform.registry}   (the embedded registry of image apps)\n"
+            if platform.registry
+            else "  images unavailable (image apps need root and `make sandbox`)\n"
+        )
+        + f"  logs   {platform.log_dir}\n"
         f"  admin  {platform.state_dir / 'admin-credentials.json'}"
         f"{'  (dodil is logged in with it)' if signed_in else ''}\n"
         f"Press Ctrl-C to stop."

@@ -54,6 +54,12 @@ def test_make_run_serves_grpcurl_and_stops_cleanly():
         # `make run` installed what the sandbox needs, and says pods use it.
         assert any(line.startswith("Pods are sandboxed") for line in output), "".join(output)
         assert not any("WITHOUT a sandbox" in line for line in output)
+        # ... and image apps with their embedded registry, which answers.
+        images = next(line for line in output if line.lstrip().startswith("images"))
+        registry = images.split()[1]
+        assert registry.startswith("127.0.0.1:"), images
+        with urllib.request.urlopen(f"http://{registry}/v2/", timeout=10) as answer:
+            assert answer.status == 200
         # Its /metrics answer on the ports it printed.
         metrics_line = next(line for line in output if line.lstrip().startswith("metrics"))
         server_metrics = metrics_line.split()[1]

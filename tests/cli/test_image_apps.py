@@ -345,6 +345,9 @@ def test_a_git_repository_builds_and_a_bad_ref_is_a_clear_build_error(
     assert failed.code != 0
     line = failed.error_line()
     assert "nope" in line and "not found" in line, line
+    # The build's output is in the app's logs (stream BUILD).
+    logs = ignite("ignite", "logs", "fromgit").ok().stdout
+    assert f"cloning {git_daemon} at v1" in logs and "not found" in logs, logs
     # The failed build changed nothing that serves.
     assert _get(platform, org, "fromgit", "/env").json()["env"]["PROBE_VERSION"] == "7"
 
