@@ -144,7 +144,7 @@ def parse(argv: list[str] | None = None) -> Config:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(env("IGNITE_WORKERS", "4")),
+        default=int(env("IGNITE_WORKERS", "32")),
         help="asynchronous execution workers in this process",
     )
     parser.add_argument(
