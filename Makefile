@@ -13,7 +13,7 @@ TEST_WORKERS ?= auto
 TESTBED_LOCK ?= /tmp/ignite-testbed.lock
 
 .PHONY: run test gen gen-check lint proto-lint proto-breaking fmt bench clean setup sandbox toolchains \
-	runtime-images console-check test-kubernetes
+	runtime-images console-check test-kubernetes exec-launcher
 
 ## setup: a virtualenv with Ignite and its development tools.
 setup: $(STAMP)
@@ -66,7 +66,7 @@ console-check: toolchains
 	tools/console.sh check
 
 ## test: everything, from a fresh clone.
-test: $(STAMP) gen-check lint proto-breaking toolchains console-check testbed-build
+test: $(STAMP) gen-check lint proto-breaking toolchains exec-launcher console-check testbed-build
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q
 	$(MAKE) test-kubernetes
 
@@ -85,13 +85,20 @@ toolchains:
 sandbox:
 	@tools/sandbox.sh
 
+## exec-launcher: the process pre-started Go and Rust pods run until they are
+## given their app (runtimes/exec); rebuilt only when its sources change.
+EXEC_LAUNCHER := build/runtimes/exec/ignite-exec
+exec-launcher: $(EXEC_LAUNCHER)
+$(EXEC_LAUNCHER): runtimes/exec/go.mod $(wildcard runtimes/exec/*.go)
+	tools/exec_launcher.sh $@
+
 ## run: the whole platform on the embedded defaults (own PostgreSQL, local pods).
-run: $(STAMP) sandbox
+run: $(STAMP) sandbox exec-launcher
 	@$(BIN)/python -m ignite_launcher
 
 ## bench: performance tables (see README, Performance); each script starts
 ## the platform it measures.
-bench: $(STAMP)
+bench: $(STAMP) exec-launcher
 	$(BIN)/python bench/invoke.py
 	$(BIN)/python bench/http_edge.py
 	$(BIN)/python bench/async_executions.py

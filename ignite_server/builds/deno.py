@@ -18,18 +18,24 @@ The user's archive holds an entry module (``main.ts`` by default) that calls
 
 Pods run ``deno run --cached-only``: everything they import is inside the
 artifact, so they need no network and no shared cache. The ``deno`` binary
-is mounted read-only from the host.
+is mounted read-only from the host. Their main module is the SDK's
+bootstrap (runtimes/deno/ignite/bootstrap.ts) with the entry module as its
+argument, so the local backend can pre-start them (pool ``deno``): a
+pre-started Deno reads the configuration when it starts, so the manifest
+lists the configuration files (``prestart_files``) and pods are pooled by
+them; the entry module is imported when the pod is given its app.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
-from ignite_server.builds.deno_config import prepare_project
+from ignite_server.builds.deno_config import SDK_IN_ARTIFACT, prepare_project
 from ignite_server.builds.launch_manifest import CODE_PLACEHOLDER, write_launch_manifest
 from ignite_server.builds.subprocess_build import Deadline, network_env
 from ignite_server.builds.toolchain_pipeline import ToolchainPipeline
@@ -39,6 +45,12 @@ from ignite_server.ports.build_pipeline import BuildRequest
 #: The pod's Deno cache (compiled-module cache only; dependencies are in the
 #: artifact). Under the sandbox's private /tmp, so pods share nothing.
 POD_DENO_DIR = "/tmp/deno-dir"
+#: The pre-started pool of Deno pods (docs/pod-protocol.md).
+PRESTART_POOL = "deno"
+#: The main module of every pod, inside the artifact's copy of the SDK.
+BOOTSTRAP = f"{SDK_IN_ARTIFACT}/bootstrap.ts"
+#: Files beside deno.json that Deno reads when it starts with that config.
+STARTUP_FILES = ("deno.lock", "package.json")
 
 
 def default_deno() -> Path:
@@ -100,6 +112,7 @@ class DenoPipeline(ToolchainPipeline):
             deno, "run",
             "--cached-only", "--no-prompt", "--allow-all",
             "--config", f"{CODE_PLACEHOLDER}/deno.json",
+            f"{CODE_PLACEHOLDER}/{BOOTSTRAP}",
             f"{CODE_PLACEHOLDER}/{entry}",
         ]  # fmt: skip
         write_launch_manifest(
@@ -107,4 +120,19 @@ class DenoPipeline(ToolchainPipeline):
             argv,
             ro_paths=[str(self.tool.parent)],
             env={"DENO_DIR": POD_DENO_DIR, "DENO_NO_UPDATE_CHECK": "1", "NO_COLOR": "1"},
+            prestart=PRESTART_POOL,
+            prestart_files=await asyncio.to_thread(_startup_files, out),
         )
+
+
+def _startup_files(out: Path) -> list[str]:
+    """What a Deno started on ``out``'s configuration reads before it
+    imports the entry module: the configuration, the files Deno finds
+    beside it, the import map it names, and the SDK the bootstrap loads."""
+    names = ["deno.json", *(name for name in STARTUP_FILES if (out / name).is_file())]
+    import_map = json.loads((out / "deno.json").read_text()).get("importMap")
+    if isinstance(import_map, str):
+        names.append(Path(os.path.normpath(import_map)).as_posix())
+    sdk = out / SDK_IN_ARTIFACT
+    names += sorted(f"{SDK_IN_ARTIFACT}/{module.name}" for module in sdk.glob("*.ts"))
+    return names

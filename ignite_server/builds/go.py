@@ -11,7 +11,8 @@ its root and imports the SDK as ``ignite``. A build:
 3. ``go mod tidy`` resolves the project's own dependencies through the Go
    module proxy into the shared module cache;
 4. ``go build`` with ``CGO_ENABLED=0 -trimpath -ldflags="-s -w"`` for
-   linux/amd64 writes ``app`` into the artifact directory.
+   linux/amd64 writes ``app`` into the artifact directory, and the manifest
+   runs it, from the ``exec`` pool where the backend has one.
 
 ``cache_dir`` keeps Go's build cache and module cache, which are safe for
 concurrent builds and make a rebuild compile only the user's package.
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from ignite_server.builds.launch_manifest import (
     CODE_PLACEHOLDER,
+    EXEC_POOL,
     copy_sources,
     write_launch_manifest,
 )
@@ -133,7 +135,7 @@ class GoPipeline(ToolchainPipeline):
                 deadline=deadline,
                 sandbox=sandbox,
             )
-        write_launch_manifest(request.out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"])
+        write_launch_manifest(request.out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"], prestart=EXEC_POOL)
 
 
 def _prepare(source: Path, project: Path, sdk: Path) -> None:

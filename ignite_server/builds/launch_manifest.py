@@ -11,6 +11,10 @@ from pathlib import Path
 MANIFEST_NAME = "ignite-launch.json"
 #: Stands for the artifact directory as the pod sees it.
 CODE_PLACEHOLDER = "{code}"
+#: The pre-started pool of compiled apps: the local backend's exec launcher
+#: waits in the pod's sandbox and execs the binary argv names once given
+#: the app (docs/pod-protocol.md). Every such app shares it.
+EXEC_POOL = "exec"
 
 
 def write_launch_manifest(
@@ -19,15 +23,21 @@ def write_launch_manifest(
     *,
     ro_paths: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    prestart: str | None = None,
+    prestart_files: Sequence[str] = (),
 ) -> None:
-    """Writes the manifest of a runtime that starts its own process per pod
-    (no pre-started pool: ``prestart`` is null)."""
-    manifest = {
+    """Writes the manifest of a compiled runtime's artifact: ``prestart``
+    names the pre-started pool its pods may come from (null: none), and
+    ``prestart_files`` the artifact's files such a pod's process reads
+    before it is given the app."""
+    manifest: dict[str, object] = {
         "argv": list(argv),
         "ro_paths": list(ro_paths),
         "env": dict(env or {}),
-        "prestart": None,
+        "prestart": prestart,
     }
+    if prestart_files:
+        manifest["prestart_files"] = list(prestart_files)
     (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
 
 

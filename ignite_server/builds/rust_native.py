@@ -1,9 +1,14 @@
 """The Rust pipeline's native target, ``x86_64-unknown-linux-gnu``: the
-binary Cargo built is the pod's process, ``app`` in the artifact."""
+binary Cargo built is the pod's process, ``app`` in the artifact, started
+from the ``exec`` pool where the backend has one."""
 
 from __future__ import annotations
 
-from ignite_server.builds.launch_manifest import CODE_PLACEHOLDER, write_launch_manifest
+from ignite_server.builds.launch_manifest import (
+    CODE_PLACEHOLDER,
+    EXEC_POOL,
+    write_launch_manifest,
+)
 from ignite_server.builds.subprocess_build import Deadline
 from ignite_server.ports.build_pipeline import BuildRequest
 
@@ -21,4 +26,4 @@ class NativeTarget:
 
     async def finish(self, request: BuildRequest, deadline: Deadline) -> None:
         """Writes the launch manifest that starts the binary."""
-        write_launch_manifest(request.out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"])
+        write_launch_manifest(request.out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"], prestart=EXEC_POOL)

@@ -22,12 +22,24 @@ plain child processes, saying so loudly in the log and in ``info.warnings``
 
 How a pod starts: the artifact's ``ignite-launch.json`` gives argv,
 read-only paths, runtime variables and maybe a ``prestart`` pool. Pooled
-runtimes are taken pre-started from a ``WarmPool`` (one per runtime and
+runtimes are taken pre-started from a ``WarmPool`` (one per pool key and
 resource size, since a pod's limits and ``/tmp`` size are fixed when it
 starts) and specialized with ``/_ignite/load`` after the artifact is
 hard-linked into the pod's code directory (which the sandbox already mounts
 read-only at ``/code``); others are started with the artifact mounted at
-``/code`` directly.
+``/code`` directly. The pools:
+
+* a runtime that can wait for its app (Python, the Deno bootstrap) is
+  pre-started as argv says; a pool's pods get the manifest's
+  ``prestart_files`` (Deno's configuration) in their code directory first,
+  so what the runtime reads when it starts is already the app's;
+* ``exec`` (Go, Rust): the pre-started process is the exec launcher
+  (exec_launcher.py) with argv as its arguments; on load it execs the app's
+  binary in its place, which then binds the socket itself, and the pod is
+  ready when the binary's health probe says so. Without a built launcher
+  these pods start directly.
+
+A pod is specialized once: it serves one app version until it ends.
 
 Image apps (a manifest with an ``image`` entry) run their container with
 crun instead, inside the same containment (image_pod.py); their images are
@@ -44,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import os
 import shutil
@@ -53,12 +66,12 @@ from typing import Literal
 
 import structlog
 
-from ignite_server.backends.local import oci_runtime
+from ignite_server.backends.local import exec_launcher, oci_runtime
 from ignite_server.backends.local.image_cache import ImageCache
 from ignite_server.backends.local.image_pod import ImagePod
-from ignite_server.backends.local.manifest import LaunchManifest, ManifestError
+from ignite_server.backends.local.manifest import EXEC_POOL, LaunchManifest, ManifestError
 from ignite_server.backends.local.pod import LocalPod
-from ignite_server.backends.local.pool import WarmPool
+from ignite_server.backends.local.pool import PoolStats, WarmPool
 from ignite_server.containment import identities, mounts, seccomp
 from ignite_server.containment import sandbox as containment
 from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied
@@ -134,6 +147,7 @@ class LocalBackend:
         start_timeout_secs: float = START_TIMEOUT_SECS,
         edge_address: tuple[str, int] | None = None,
         apps_domain: str = "ignite.localhost",
+        exec_launcher_path: Path | None = exec_launcher.DEFAULT_PATH,
     ) -> None:
         self.pods_dir = Path(state_dir).resolve() / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)
@@ -185,6 +199,14 @@ class LocalBackend:
         self._edge = edge_address
         self._apps_domain = apps_domain
         self._image_tools_missing = oci_runtime.missing_tools()
+        self._exec_launcher = (
+            exec_launcher.installed(exec_launcher_path) if exec_launcher_path else None
+        )
+        if self._exec_launcher is None:
+            log.info(
+                "Go and Rust pods start without a pre-started pool",
+                reason=f"no exec launcher at {exec_launcher_path} (make exec-launcher)",
+            )
         if self._image_tools_missing:
             log.warning(
                 "image apps cannot run here",
@@ -205,9 +227,13 @@ class LocalBackend:
             raise PodStartError(str(exc)) from exc
         if manifest.image is not None:
             return await self._start_image(spec, manifest.image)
-        if manifest.prestart:
+        if manifest.prestart and (manifest.prestart != EXEC_POOL or self._exec_launcher):
             return await self._start_pooled(spec, manifest)
         return await self._start_direct(spec, manifest)
+
+    def pool_stats(self) -> list[PoolStats]:
+        """Every pre-started pool's idle pods and counters."""
+        return [pool.stats() for pool in self._pools.values()]
 
     def observed(self, app_id: str, versions: frozenset[int]) -> ObservedDeployment | None:
         """Local pods are all the platform's own: its view is the truth."""
@@ -260,11 +286,20 @@ class LocalBackend:
 
     async def _start_generic(self, manifest: LaunchManifest, resources: Resources) -> LocalPod:
         pod = await self._new_pod(resources)
-        pod.code_slot.mkdir()
+        try:
+            await asyncio.to_thread(_seed_code_slot, pod.code_slot, manifest.prestart_files)
+        except OSError as exc:
+            await pod.stop(0)
+            raise PodStartError(f"cannot prepare the pod's code directory: {exc}") from exc
         code_dir = CODE_MOUNT if self._bwrap else str(pod.code_slot)
-        await self._launch(
-            pod, manifest, manifest.resolved_argv(code_dir), {}, pod.code_slot, resources
-        )
+        argv = manifest.resolved_argv(code_dir)
+        if manifest.prestart == EXEC_POOL:
+            assert self._exec_launcher is not None
+            argv = [str(self._exec_launcher), *argv]
+            manifest = dataclasses.replace(
+                manifest, ro_paths=(*manifest.ro_paths, str(self._exec_launcher.parent))
+            )
+        await self._launch(pod, manifest, argv, {}, pod.code_slot, resources)
         await pod.wait_listening(self._start_timeout)
         return pod
 
@@ -420,13 +455,28 @@ def _remove_leftovers(pods_dir: Path) -> None:
             entry.unlink(missing_ok=True)
 
 
+def _seed_code_slot(slot: Path, files: tuple[tuple[str, bytes], ...]) -> None:
+    """A pre-started pod's code directory, holding only the files its runtime
+    reads when it starts (the manifest's ``prestart_files``)."""
+    slot.mkdir()
+    for name, content in files:
+        path = slot / name
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        path.write_bytes(content)
+        path.chmod(0o644)
+
+
 def _link_tree(src: Path, dst: Path) -> None:
     """Make ``src``'s files appear under ``dst``: hard links where the file
-    system allows (instant, no extra space), copies where it does not."""
+    system allows (instant, no extra space), copies where it does not. A
+    file already there is one the pod was seeded with, whose content is part
+    of its pool's key, so it is the artifact's own and is left alone."""
 
     def link_or_copy(a: str, b: str) -> None:
         try:
             os.link(a, b)
+        except FileExistsError:
+            pass
         except OSError:
             shutil.copy2(a, b)
 

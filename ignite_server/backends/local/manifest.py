@@ -6,15 +6,22 @@ an empty argv: its pod runs the image's own command in a container.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ignite_server.ports.image_launch import ImageLaunch
 
 MANIFEST_NAME = "ignite-launch.json"
 CODE_PLACEHOLDER = "{code}"
+#: The pool whose pre-started process is the backend's exec launcher
+#: (runtimes/exec), which runs ``argv`` once it is given the app.
+EXEC_POOL = "exec"
+#: The most a manifest's ``prestart_files`` may hold together: they are
+#: read on every start and kept in memory by the pool.
+MAX_PRESTART_FILES_BYTES = 1024 * 1024
 
 
 class ManifestError(Exception):
@@ -32,6 +39,10 @@ class LaunchManifest:
     prestart: str | None
     #: The container an image app's pod runs instead of argv.
     image: ImageLaunch | None = None
+    #: Files of the artifact (relative path, content) that a pre-started
+    #: process reads when it starts, before it is given the app: its pool
+    #: holds only pods started with the same ones.
+    prestart_files: tuple[tuple[str, bytes], ...] = ()
 
     @classmethod
     def load(cls, artifact_dir: Path) -> LaunchManifest:
@@ -43,13 +54,17 @@ class LaunchManifest:
             env = {str(k): str(v) for k, v in (raw.get("env") or {}).items()}
             prestart = raw.get("prestart")
             image = ImageLaunch.from_json(raw["image"]) if raw.get("image") else None
+            names = [str(n) for n in raw.get("prestart_files") or ()]
+            files = tuple((name, _artifact_file(artifact_dir, name)) for name in names)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ManifestError(f"unreadable {MANIFEST_NAME} in {artifact_dir}: {exc}") from exc
         if not argv and image is None:
             raise ManifestError(f"{MANIFEST_NAME} has an empty argv")
         if any(not p.startswith("/") for p in ro_paths):
             raise ManifestError(f"{MANIFEST_NAME}: ro_paths must be absolute")
-        return cls(argv, ro_paths, env, str(prestart) if prestart else None, image)
+        if sum(len(content) for _, content in files) > MAX_PRESTART_FILES_BYTES:
+            raise ManifestError(f"{MANIFEST_NAME}: prestart_files are too big")
+        return cls(argv, ro_paths, env, str(prestart) if prestart else None, image, files)
 
     def resolved_argv(self, code_dir: str) -> list[str]:
         """argv with ``{code}`` replaced by the code directory the pod sees."""
@@ -58,4 +73,25 @@ class LaunchManifest:
     @property
     def pool_key(self) -> tuple[object, ...]:
         """Pods are interchangeable before specialization when this is equal."""
-        return (self.prestart, self.argv, self.ro_paths, tuple(sorted(self.env.items())))
+        files = hashlib.sha256()
+        for name, content in self.prestart_files:
+            files.update(f"{name}\0{len(content)}\0".encode() + content)
+        return (
+            self.prestart,
+            self.argv,
+            self.ro_paths,
+            tuple(sorted(self.env.items())),
+            files.hexdigest(),
+        )
+
+
+def _artifact_file(artifact_dir: Path, name: str) -> bytes:
+    """A file the manifest names, which must lie inside the artifact."""
+    relative = PurePosixPath(name)
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise ValueError(f"prestart file {name!r} is not a path inside the artifact")
+    path = artifact_dir / relative
+    inside = path.resolve().is_relative_to(artifact_dir.resolve())
+    if not inside or path.is_symlink() or not path.is_file():
+        raise ValueError(f"prestart file {name!r} is not a regular file of the artifact")
+    return path.read_bytes()

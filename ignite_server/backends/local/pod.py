@@ -46,6 +46,9 @@ SOCKET_NAME = "pod.sock"
 #: How often a starting pod's socket is looked for: the Python runtime is
 #: up in ~20 ms, so a few ms keeps the wait from adding to the cold start.
 READY_POLL_SECS = 0.002
+#: The first look comes sooner, doubling up to READY_POLL_SECS: a binary
+#: exec'd by a pre-started pod (docs/pod-protocol.md) listens within ~2 ms.
+FIRST_POLL_SECS = 0.0005
 #: How long a SIGKILLed pod may take to be reaped before stop() gives up
 #: waiting (it normally takes milliseconds).
 KILL_WAIT_SECS = 10.0
@@ -171,6 +174,7 @@ class LocalPod:
 
     async def _wait_health(self, wait_secs: float, *, accept_unloaded: bool) -> None:
         deadline = time.monotonic() + wait_secs
+        pause = FIRST_POLL_SECS
         while True:
             if self._exit.done():
                 raise PodStartError(self._start_failure(self._exit.result()))
@@ -181,10 +185,13 @@ class LocalPod:
             if time.monotonic() > deadline:
                 await self.stop(0)
                 raise PodStartError(f"the pod did not become ready within {wait_secs:g}s")
-            await asyncio.sleep(READY_POLL_SECS)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, READY_POLL_SECS)
 
     async def load(self, spec: PodSpec, code_dir: str, wait_secs: float) -> None:
-        """Specialize a pre-started pod for ``spec`` (POST /_ignite/load)."""
+        """Specialize a pre-started pod for ``spec`` (POST /_ignite/load) and
+        return once it serves; a pod that took its code but starts serving
+        later (the exec launcher, replaced by the app) is waited for."""
         self.spec = spec
         try:
             self.cgroup.limit(spec.resources.memory_mb, spec.resources.cpu_millicores)
@@ -192,7 +199,8 @@ class LocalPod:
             await self.stop(0)
             raise PodStartError(f"the pod's limits could not be applied: {exc}") from exc
         try:
-            await pod_client.load(self.socket_path, spec, code_dir, wait_secs)
+            if await pod_client.load(self.socket_path, spec, code_dir, wait_secs):
+                await self.wait_ready(wait_secs)
         except PodStartError:
             await self.stop(0)
             raise

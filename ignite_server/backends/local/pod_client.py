@@ -85,18 +85,21 @@ def load_request(spec: PodSpec, code_dir: str) -> bytes:
     ).encode()
 
 
-async def load(socket_path: Path, spec: PodSpec, code_dir: str, wait_secs: float) -> None:
+async def load(socket_path: Path, spec: PodSpec, code_dir: str, wait_secs: float) -> bool:
     """Specialize a pre-started pod for ``spec``; raises PodStartError when
-    the pod does not answer or refuses its code (with the runtime's reason)."""
+    the pod does not answer or refuses its code (with the runtime's reason).
+    True when the pod took the code but serves only once its health probe
+    says so (``202``: the exec launcher, which becomes the app)."""
     try:
         status, answer = await http_once(
             socket_path, "POST", LOAD_PATH, load_request(spec, code_dir), wait_secs
         )
     except (OSError, ConnectionError, TimeoutError) as exc:
         raise PodStartError(f"the pod did not take its code: {exc}") from exc
-    if status != 200:
-        try:
-            message = str(json.loads(answer)["error"])
-        except (ValueError, KeyError, TypeError):
-            message = f"the pod refused its code (HTTP {status})"
-        raise PodStartError(message)
+    if status in (200, 202):
+        return status == 202
+    try:
+        message = str(json.loads(answer)["error"])
+    except (ValueError, KeyError, TypeError):
+        message = f"the pod refused its code (HTTP {status})"
+    raise PodStartError(message)

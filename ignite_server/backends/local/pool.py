@@ -7,9 +7,9 @@ backend keeps ``size`` generic pods running (sandboxed, no code, health
 ``503``) and hands one out when a pod for an app is needed; the caller makes
 the app's code appear in the pod's code directory and posts
 ``/_ignite/load``. Each hand-out is followed by a refill in the background
-once the pod is specialized, so a burst of cold starts takes the pool's pods
-first and then falls back to fresh starts, which cost no more than without a
-pool.
+shortly after the pod is specialized (once its first request has had the
+CPU to itself), so a burst of cold starts takes the pool's pods first and
+then falls back to fresh starts, which cost no more than without a pool.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -24,6 +25,25 @@ from ignite_server.backends.local.pod import LocalPod
 from ignite_server.ports.pod_backend import PodStartError
 
 log = structlog.get_logger(__name__)
+
+#: How long a refill waits after a hand-out: the specialized pod's first
+#: request follows at once, and starting a sandbox meanwhile (a fork of the
+#: server, mounts, a runtime's own start-up) would slow it by milliseconds
+#: on a small machine; a tenth of a second later it competes with nothing.
+REFILL_DELAY_SECS = 0.1
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """What a pool holds and has handed out, for tests and operators."""
+
+    name: str
+    #: Ids of the pre-started pods waiting to be handed out.
+    idle: tuple[str, ...]
+    #: Pods handed out pre-started.
+    warm_hits: int
+    #: Pods started on demand because no pre-started one was idle.
+    cold_starts: int
 
 
 class WarmPool:
@@ -36,6 +56,8 @@ class WarmPool:
         self._idle: list[LocalPod] = []
         self._refill: asyncio.Task[None] | None = None
         self._closed = False
+        self._warm_hits = 0
+        self._cold_starts = 0
 
     async def take(self) -> LocalPod:
         """A listening, unspecialized pod: from the pool when it has one,
@@ -45,7 +67,9 @@ class WarmPool:
         while self._idle:
             candidate = self._idle.pop(0)
             if candidate.exit is None:
+                self._warm_hits += 1
                 return candidate
+        self._cold_starts += 1
         return await self._start()
 
     def _ensure_refill(self) -> None:
@@ -55,6 +79,7 @@ class WarmPool:
             self._refill = asyncio.create_task(self._fill())
 
     async def _fill(self) -> None:
+        await asyncio.sleep(REFILL_DELAY_SECS)
         while not self._closed and len(self._idle) < self.size:
             try:
                 pod = await self._start()
@@ -66,8 +91,15 @@ class WarmPool:
                 return
             self._idle.append(pod)
 
+    def stats(self) -> PoolStats:
+        """The pool's idle pods and counters."""
+        return PoolStats(
+            self.name, tuple(pod.id for pod in self._idle), self._warm_hits, self._cold_starts
+        )
+
     def warm(self) -> None:
-        """Start filling the pool up to its size, in the background."""
+        """Start filling the pool up to its size, in the background, after
+        ``REFILL_DELAY_SECS``."""
         self._ensure_refill()
 
     async def close(self) -> None:

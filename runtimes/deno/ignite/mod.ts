@@ -45,6 +45,9 @@ export type Handler = (payload: Uint8Array, ctx: Context) => unknown;
 /** Paths under this prefix belong to the platform, never to the app. */
 const PLATFORM_PREFIX = "/_ignite/";
 
+/** Set by bootstrap.ts while a pre-started pod imports the app. */
+const PRESTARTED = Symbol.for("ignite.prestarted");
+
 /**
  * Serves `handle` until the platform stops the pod. Call it once, at the top
  * level of the entry module.
@@ -87,6 +90,13 @@ export function start(handle: Handler): void {
     event.preventDefault();
   });
 
+  // In a pre-started pod (bootstrap.ts), the server already listens and
+  // takes the handler; it drains on SIGTERM itself.
+  const prestarted = (globalThis as Record<symbol, unknown>)[PRESTARTED];
+  if (typeof prestarted === "function") {
+    prestarted(serve);
+    return;
+  }
   const server = listen(serve);
   const drain = () => {
     // shutdown() refuses new connections and waits for in-flight requests.

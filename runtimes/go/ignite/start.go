@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 )
 
@@ -54,6 +55,11 @@ func serve(handler Handler) error {
 }
 
 func listen() (net.Listener, error) {
+	if fd := os.Getenv("IGNITE_LISTEN_FD"); fd != "" {
+		// A pre-started pod's launcher handed its listening socket over
+		// (docs/pod-protocol.md): requests may already wait on it.
+		return inheritedListener(fd)
+	}
 	if path := os.Getenv("IGNITE_SOCKET"); path != "" {
 		// A socket file left by a previous pod on the same path would make
 		// bind fail with EADDRINUSE.
@@ -66,4 +72,18 @@ func listen() (net.Listener, error) {
 		return net.Listen("tcp", ":"+port)
 	}
 	return nil, errors.New("neither IGNITE_SOCKET nor IGNITE_PORT is set")
+}
+
+func inheritedListener(fd string) (net.Listener, error) {
+	number, err := strconv.Atoi(fd)
+	if err != nil || number < 0 {
+		return nil, fmt.Errorf("IGNITE_LISTEN_FD=%q is not a file descriptor", fd)
+	}
+	file := os.NewFile(uintptr(number), "ignite-socket")
+	defer file.Close() // FileListener keeps a close-on-exec duplicate
+	listener, err := net.FileListener(file)
+	if err != nil {
+		return nil, fmt.Errorf("the inherited socket IGNITE_LISTEN_FD=%d: %w", number, err)
+	}
+	return listener, nil
 }

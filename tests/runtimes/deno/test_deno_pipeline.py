@@ -94,7 +94,17 @@ async def test_sigterm_lets_the_request_in_flight_finish(app_artifact: Path) -> 
 def test_artifact_runs_offline_from_its_own_directory(app_artifact: Path) -> None:
     manifest = json.loads((app_artifact / "ignite-launch.json").read_text())
     assert "--cached-only" in manifest["argv"]
-    assert manifest["prestart"] is None
+    # Pods start through the SDK's bootstrap, and may come pre-started with
+    # the configuration Deno reads at start-up.
+    assert manifest["argv"][-2:] == ["{code}/.ignite/sdk/bootstrap.ts", "{code}/main.ts"]
+    assert manifest["prestart"] == "deno"
+    assert manifest["prestart_files"] == [
+        "deno.json",
+        "deno.lock",
+        ".ignite/sdk/bootstrap.ts",
+        ".ignite/sdk/encoding.ts",
+        ".ignite/sdk/mod.ts",
+    ]
     deno = Path(manifest["argv"][0])
     assert manifest["ro_paths"] == [str(deno.parent)]
     # The npm package is inside the artifact, not only in the build's cache

@@ -49,7 +49,7 @@ async def test_handler_error_is_500_and_pod_keeps_serving(seed_pod: Pod) -> None
 
 def test_artifact_is_a_static_binary_started_by_the_manifest(seed_artifact: Path) -> None:
     manifest = json.loads((seed_artifact / "ignite-launch.json").read_text())
-    assert manifest == {"argv": ["{code}/app"], "ro_paths": [], "env": {}, "prestart": None}
+    assert manifest == {"argv": ["{code}/app"], "ro_paths": [], "env": {}, "prestart": "exec"}
     assert sorted(p.name for p in seed_artifact.iterdir()) == ["app", "ignite-launch.json"]
     assert not _has_interpreter(seed_artifact / "app"), "the binary must be statically linked"
 

@@ -164,8 +164,13 @@ enum Connection {
 }
 
 impl Listener {
-    /// The unix socket `IGNITE_SOCKET`, else TCP port `IGNITE_PORT`.
+    /// The socket a pre-started pod's launcher handed over
+    /// (`IGNITE_LISTEN_FD`), else the unix socket `IGNITE_SOCKET`, else TCP
+    /// port `IGNITE_PORT`.
     fn from_env() -> io::Result<Self> {
+        if let Ok(fd) = std::env::var("IGNITE_LISTEN_FD") {
+            return Self::inherited(&fd).map(Listener::Unix);
+        }
         if let Ok(path) = std::env::var("IGNITE_SOCKET") {
             // A socket file left behind by an earlier pod would make bind fail.
             match std::fs::remove_file(&path) {
@@ -189,6 +194,26 @@ impl Listener {
             io::ErrorKind::InvalidInput,
             "neither IGNITE_SOCKET nor IGNITE_PORT is set",
         ))
+    }
+
+    /// The listening unix socket the exec launcher left open across exec
+    /// (docs/pod-protocol.md): requests may already wait on it.
+    fn inherited(fd: &str) -> io::Result<UnixListener> {
+        use std::os::fd::FromRawFd;
+        let number: std::os::fd::RawFd = fd.parse().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("IGNITE_LISTEN_FD={fd:?} is not a file descriptor"),
+            )
+        })?;
+        // SAFETY: the launcher opened this socket for this process, which
+        // owns it from here on; nothing else in the process uses it.
+        let handed = unsafe { std::os::unix::net::UnixListener::from_raw_fd(number) };
+        // A close-on-exec duplicate, so no process the app starts inherits it.
+        let listener = handed.try_clone()?;
+        drop(handed);
+        listener.set_nonblocking(true)?;
+        UnixListener::from_std(listener)
     }
 
     async fn accept(&self) -> io::Result<Connection> {

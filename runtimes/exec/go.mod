@@ -1,0 +1,3 @@
+module ignite-exec
+
+go 1.26
