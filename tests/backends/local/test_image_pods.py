@@ -35,7 +35,6 @@ HERE = Path(__file__).parent
 TOOLS = ("buildah", "docker-registry", "go")
 
 
-
 def test_the_image_tools_are_installed():
     """tools/sandbox.sh installs them; without them every test below would
     fail for a reason that says less."""
