@@ -43,6 +43,8 @@ from ignite_server.ports.pod_backend import (
 log = structlog.get_logger(__name__)
 
 SOCKET_NAME = "pod.sock"
+#: sun_path's size, with its terminating NUL.
+SOCKET_PATH_MAX = 108
 #: How often a starting pod's socket is looked for: the Python runtime is
 #: up in ~20 ms, so a few ms keeps the wait from adding to the cold start.
 READY_POLL_SECS = 0.002
@@ -85,6 +87,8 @@ class LocalPod:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._oom_before = 0
+        #: An O_PATH descriptor of run/ when its socket path is too long.
+        self._run_fd: int | None = None
 
     # --- paths ---------------------------------------------------------------
 
@@ -100,14 +104,26 @@ class LocalPod:
 
     @property
     def socket_path(self) -> Path:
+        """Where the pod's runtime creates its socket, on the host."""
         return self.run_dir / SOCKET_NAME
+
+    @property
+    def socket_address(self) -> Path:
+        """The path this server connects to: ``socket_path``, or, when that is
+        longer than a unix socket address may be (108 bytes; a deep state
+        folder), the same socket through a descriptor of its folder."""
+        if len(os.fsencode(self.socket_path)) < SOCKET_PATH_MAX:
+            return self.socket_path
+        if self._run_fd is None:
+            self._run_fd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return Path(f"/proc/self/fd/{self._run_fd}/{SOCKET_NAME}")
 
     @property
     def base_url(self) -> str:
         return "http://pod"
 
     def connector(self) -> aiohttp.BaseConnector:
-        return aiohttp.UnixConnector(path=str(self.socket_path))
+        return aiohttp.UnixConnector(path=str(self.socket_address))
 
     # --- life ----------------------------------------------------------------
 
@@ -179,7 +195,7 @@ class LocalPod:
             if self._exit.done():
                 raise PodStartError(self._start_failure(self._exit.result()))
             if self.socket_path.exists():
-                status = await pod_client.health_status(self.socket_path)
+                status = await pod_client.health_status(self.socket_address)
                 if status == 200 or (accept_unloaded and status == 503):
                     return
             if time.monotonic() > deadline:
@@ -199,7 +215,7 @@ class LocalPod:
             await self.stop(0)
             raise PodStartError(f"the pod's limits could not be applied: {exc}") from exc
         try:
-            if await pod_client.load(self.socket_path, spec, code_dir, wait_secs):
+            if await pod_client.load(self.socket_address, spec, code_dir, wait_secs):
                 await self.wait_ready(wait_secs)
         except PodStartError:
             await self.stop(0)
@@ -302,6 +318,9 @@ class LocalPod:
         cgroups, socket tmpfs, folder and uid."""
         self.cgroup.kill_all()
         self.cgroup.remove()
+        if self._run_fd is not None:
+            os.close(self._run_fd)
+            self._run_fd = None
         await asyncio.to_thread(_remove_dir, self.dir)
         self._on_exit()
 

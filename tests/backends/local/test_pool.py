@@ -274,3 +274,18 @@ async def test_without_the_launcher_go_pods_start_directly(tmp_path: Path, go_he
         assert local.pool_stats() == []
     finally:
         await local.close()
+
+
+async def test_pods_start_under_a_state_folder_deeper_than_a_socket_address(
+    tmp_path: Path, go_hello: Path
+) -> None:
+    # A pod's socket path past 108 bytes cannot be connected to by name; the
+    # backend reaches it through a descriptor of its folder.
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    local = LocalBackend(deep, sandbox="required")
+    try:
+        pod = await local.start(_spec(go_hello, "deep"))
+        assert len(str(pod.socket_path)) > 108
+        assert (await _greet(pod))["function_id"] == "acme-corp/deep"
+    finally:
+        await local.close()
