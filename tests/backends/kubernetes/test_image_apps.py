@@ -9,6 +9,7 @@ HTTP through it), as the platform's invoker does."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
 from ignite_server.backends.kubernetes.backend import KubernetesBackend
 from ignite_server.backends.kubernetes.settings import KubernetesSettings
@@ -27,7 +29,7 @@ from ignite_server.domain.models import Resources, ScaleMetric, Scaling
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import PodLogRecord, PodSpec
 from tests.backends.kubernetes.conftest import NAMESPACE, Kubectl
-from tests.support import unique_name
+from tests.support import invoke, tar_gz, unique_name
 
 HERE = Path(__file__).resolve().parent
 #: Not 8080, so nothing passes by falling back to the runtimes' port.
@@ -238,3 +240,52 @@ async def test_an_image_app_runs_from_its_digest_hardened_and_scales_from_zero(
     finally:
         await backend.remove_app(app_id)
         await backend.close()
+
+
+def test_a_dockerfile_app_deployed_through_the_api_runs_on_the_cluster(
+    k8s_stub: Any, org: str, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """The whole path on a server with --backend kubernetes: SaveDraft of a
+    build context, the platform's buildah build pushed to its embedded
+    registry, the Deployment pulling that digest, Invoke reaching it."""
+    env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"}
+    server = tmp_path / "server"
+    _run("go", "build", "-trimpath", "-o", str(server), "main.go", cwd=HERE / "image_app", env=env)
+    # tar_gz stores files 0644: the Dockerfile makes the program executable.
+    dockerfile = (
+        "FROM scratch\nCOPY --chmod=755 server /server\n"
+        f'EXPOSE {APP_PORT}\nENTRYPOINT ["/server"]\n'
+    )
+    context = tar_gz({"Dockerfile": dockerfile.encode(), "server": server.read_bytes()})
+    k8s_stub.CreateApp(
+        compute.CreateAppRequest(organization_name=org, name="web", env={"GREETING": "k8s"})
+    )
+    k8s_stub.SaveDraft(
+        compute.SaveDraftRequest(
+            organization_name=org,
+            app_name="web",
+            code=compute.CodeSource(
+                image=compute.ImageSource(
+                    from_code=compute.ImageFromCode(archive=context), health_path="/healthz"
+                )
+            ),
+        )
+    )
+    published = k8s_stub.PublishDraft(
+        compute.PublishDraftRequest(organization_name=org, app_name="web"), timeout=600
+    )
+    reference = published.version.image_ref
+    assert "@sha256:" in reference
+    status, body = invoke(k8s_stub, org, "web", b"from the api", timeout=180)
+    assert status == 200, body
+    echo = json.loads(body)
+    assert echo["body"] == "from the api"
+    assert echo["from_app_env"] == "k8s"
+    assert echo["port"] == str(APP_PORT)
+    deployments = kubectl.get("deployments", f"ignite.dodil.io/organization={org}")
+    images = [
+        container["image"]
+        for item in deployments
+        for container in item["spec"]["template"]["spec"]["containers"]
+    ]
+    assert images == [reference]
