@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
 from ignite_launcher import LocalPlatform, private_state_dir
-from tests.support import SEED_HANDLER, python_source, stub_for
+from tests.support import SEED_HANDLER, invoke, python_source, stub_for, tar_gz
 
 
 def _state(stub) -> tuple:
@@ -74,3 +80,52 @@ def test_restart_and_crash_keep_all_data():
             compute.PublishDraftRequest(organization_name="acme-corp", app_name="greet")
         )
         assert published.published_version == 3
+
+
+def test_image_apps_run_again_after_a_restart_and_a_crash(tmp_path):
+    """The embedded registry keeps its port and its images across server
+    restarts (versions name their images by that address)."""
+    probe = tmp_path / "server"
+    subprocess.run(
+        ["go", "build", "-o", str(probe), "main.go"],
+        cwd=Path(__file__).parents[1] / "backends" / "local" / "image_app",
+        env={**os.environ, "CGO_ENABLED": "0", "GO111MODULE": "off"},
+        check=True,
+    )
+    dockerfile = b'FROM scratch\nCOPY --chmod=755 server /server\nENTRYPOINT ["/server"]\n'
+    context = tar_gz({"Dockerfile": dockerfile, "server": probe.read_bytes()})
+    with LocalPlatform(private_state_dir("ignite-restart-img-"), gateway_port=None) as platform:
+        stub = stub_for(platform.grpc_target)
+        stub.CreateApp(compute.CreateAppRequest(organization_name="acme-corp", name="web"))
+        stub.SaveDraft(
+            compute.SaveDraftRequest(
+                organization_name="acme-corp",
+                app_name="web",
+                code=compute.CodeSource(
+                    image=compute.ImageSource(
+                        from_code=compute.ImageFromCode(archive=context), health_path="/healthz"
+                    )
+                ),
+            )
+        )
+        stub.PublishDraft(
+            compute.PublishDraftRequest(organization_name="acme-corp", app_name="web"), timeout=600
+        )
+        assert invoke(stub, "acme-corp", "web", b"one")[0] == 200
+        registry = platform.registry
+
+        platform.restart_server()
+        assert platform.registry == registry
+        stub = stub_for(platform.grpc_target)
+        status, body = invoke(stub, "acme-corp", "web", b"two")
+        assert (status, json.loads(body)["body"]) == (200, "two")
+
+        # A crash (the registry dies with its server), and the unpacked
+        # images lost with it: the pod's image comes from the registry again.
+        platform.kill_server()
+        shutil.rmtree(platform.state_dir / "images")
+        platform.start_server()
+        assert platform.registry == registry
+        stub = stub_for(platform.grpc_target)
+        status, body = invoke(stub, "acme-corp", "web", b"three")
+        assert (status, json.loads(body)["body"]) == (200, "three")
