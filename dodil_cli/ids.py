@@ -24,14 +24,19 @@ def is_dns_label(value: str) -> bool:
     return _DNS_LABEL.fullmatch(value) is not None
 
 
-def check_organization(value: str) -> str:
-    """Return ``value`` if it is a valid organization name, else raise UsageError."""
+def check_label(value: str, what: str) -> str:
+    """Return ``value`` if it is a DNS label, else raise UsageError naming ``what``."""
     if not is_dns_label(value):
         raise UsageError(
-            f"invalid organization {value!r}: use lower-case letters, digits and '-' "
+            f"invalid {what} {value!r}: use lower-case letters, digits and '-' "
             "(at most 63, starting and ending with a letter or digit)"
         )
     return value
+
+
+def check_organization(value: str) -> str:
+    """Return ``value`` if it is a valid organization name, else raise UsageError."""
+    return check_label(value, "organization")
 
 
 @dataclass(frozen=True)

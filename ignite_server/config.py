@@ -7,10 +7,11 @@ embedded local platform (`make run`).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ignite_common.addresses import is_loopback
 
 
 def _default_state_dir() -> Path:
@@ -74,16 +75,6 @@ class Config:
     registry_password: str = ""
     registry_insecure: bool = False
     apps_edge: str = ""
-
-
-def is_loopback(listen: str) -> bool:
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse(argv: list[str] | None = None) -> Config:

@@ -14,19 +14,10 @@ import click
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
 from dodil_cli.errors import UsageError
-from dodil_cli.ids import is_dns_label
+from dodil_cli.ids import check_label
 from dodil_cli.options import common_options, pass_session
 from dodil_cli.session import Session
 from dodil_cli.views import secret_list
-
-
-def _name(name: str) -> str:
-    if not is_dns_label(name):
-        raise UsageError(
-            f"invalid secret name {name!r}: use lower-case letters, digits and '-' "
-            "(at most 63, starting and ending with a letter or digit)"
-        )
-    return name
 
 
 @click.group("secret")
@@ -67,7 +58,7 @@ def create(
         password = sys.stdin.read().rstrip("\r\n")
     request = compute.CreateSecretRequest(
         organization_name=session.require_organization(),
-        name=_name(name),
+        name=check_label(name, "secret name"),
         username=username,
         password=password or "",
         replace=replace,
@@ -93,7 +84,7 @@ def list_(session: Session) -> None:
 def delete(session: Session, name: str) -> None:
     """Delete a secret; versions already built keep their images."""
     request = compute.DeleteSecretRequest(
-        organization_name=session.require_organization(), name=_name(name)
+        organization_name=session.require_organization(), name=check_label(name, "secret name")
     )
     session.client.call("DeleteSecret", request)
     session.printer.emit({"name": name}, f"Deleted secret {name}.")

@@ -42,6 +42,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from ignite_common.addresses import is_loopback
 from ignite_server.builds.subprocess_build import network_env
 from ignite_server.images.reference import ImageReference
 from ignite_server.ports.image_builder import ImageConfig, ImageUnavailable, RegistryCredentials
@@ -67,12 +68,6 @@ _REASONS = (
     ("IMAGE_NOT_FOUND", ("manifest unknown", "name unknown", "not found", " 404")),
 )
 _FATAL = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a registry ``host[:port]`` is on this machine."""
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return name in ("localhost", "[::1]") or name.startswith("127.")
 
 
 class Skopeo:

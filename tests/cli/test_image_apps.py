@@ -405,6 +405,8 @@ def test_prebuilt_images_by_tag_wrong_digest_and_private_registries(
         "--allow-unauthenticated", timeout=300,
     ).ok()  # fmt: skip
     assert _get(platform, org, "private", "/env").json()["env"]["PROBE_VERSION"] == "3"
+    ignite("ignite", "secret", "delete", "private-reg").ok()
+    assert "private-reg" not in ignite("ignite", "secret", "list").ok().stdout
 
 
 def test_published_image_versions_are_immutable(

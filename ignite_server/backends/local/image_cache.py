@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import os
 import re
 import shutil
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import structlog
 
+from ignite_common.addresses import is_loopback
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import PodStartError
 
@@ -157,15 +157,7 @@ async def _run(argv: list[str], failure: str) -> None:
 
 def _on_loopback(reference: str) -> bool:
     """Whether the reference's registry is on this machine's loopback."""
-    host = reference.split("/", 1)[0]
-    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(reference.split("/", 1)[0])
 
 
 def seal(rootfs: Path) -> None:
