@@ -119,3 +119,14 @@ def org(k8s_stub: Any) -> Iterator[str]:
     listed = k8s_stub.ListApps(compute.ListAppsRequest(organization_name=name, page_size=100))
     for app in listed.apps:
         k8s_stub.DeleteApp(compute.DeleteAppRequest(organization_name=name, app_name=app.name))
+
+
+def assert_hardened(container: dict[str, Any]) -> None:
+    """A pod's container runs as the platform's non-root uid, read-only,
+    without capabilities or privilege escalation, under RuntimeDefault seccomp."""
+    sc = container["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}

@@ -28,7 +28,7 @@ from ignite_server.backends.kubernetes.settings import KubernetesSettings
 from ignite_server.domain.models import Resources, ScaleMetric, Scaling
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import PodLogRecord, PodSpec
-from tests.backends.kubernetes.conftest import NAMESPACE, Kubectl
+from tests.backends.kubernetes.conftest import NAMESPACE, Kubectl, assert_hardened
 from tests.support import invoke, tar_gz, unique_name
 
 HERE = Path(__file__).resolve().parent
@@ -206,12 +206,7 @@ async def test_an_image_app_runs_from_its_digest_hardened_and_scales_from_zero(
             {"name": "http", "containerPort": APP_PORT, "protocol": "TCP"}
         ]
         assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-        sc = container["securityContext"]
-        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
-        assert sc["readOnlyRootFilesystem"] is True
-        assert sc["allowPrivilegeEscalation"] is False
-        assert sc["capabilities"] == {"drop": ["ALL"]}
-        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert_hardened(container)
         assert template["automountServiceAccountToken"] is False
         [service] = await get("services")
         assert service["spec"]["ports"][0]["targetPort"] == APP_PORT

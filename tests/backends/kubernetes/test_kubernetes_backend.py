@@ -14,7 +14,7 @@ import grpc
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from tests.backends.kubernetes.conftest import ROOT, Kubectl
+from tests.backends.kubernetes.conftest import ROOT, Kubectl, assert_hardened
 from tests.support import (
     SEED_HANDLER,
     deploy_archive,
@@ -73,12 +73,7 @@ def test_seed_000_runs_on_the_cluster_in_hardened_pods(
     assert pod["securityContext"]["runAsUser"] == 65532
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     for container in pod.get("initContainers", []) + pod["containers"]:
-        sc = container["securityContext"]
-        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
-        assert sc["readOnlyRootFilesystem"] is True
-        assert sc["allowPrivilegeEscalation"] is False
-        assert sc["capabilities"] == {"drop": ["ALL"]}
-        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert_hardened(container)
         # The standard tier's limits (docs/limits.md).
         assert container["resources"]["limits"]["memory"].endswith("Mi")
         assert container["resources"]["limits"]["cpu"].endswith("m")
