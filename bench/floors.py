@@ -146,19 +146,23 @@ class FloorRow:
     floor: str
     path_samples: list[float]
     floor_samples: list[float]
+    #: The goal: the path's median at most this many times the floor's.
+    goal: float = 1.3
 
 
 def floor_table(rows: Sequence[FloorRow]) -> str:
     """A markdown table of each path against its floor (median / p99, ms)."""
     lines = [
-        "| path | floor | path ms | floor ms | median ÷ floor | p99 ÷ floor |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| path | floor | path ms | floor ms | median ÷ floor | p99 ÷ floor | goal |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         path, floor = stats(row.path_samples), stats(row.floor_samples)
+        ratio = path[0] / floor[0]
+        verdict = "met" if ratio <= row.goal else "missed"
         lines.append(
             f"| {row.path} | {row.floor} | {path[0]:.2f} / {path[1]:.2f} "
             f"| {floor[0]:.2f} / {floor[1]:.2f} "
-            f"| {path[0] / floor[0]:.2f} | {path[1] / floor[1]:.2f} |"
+            f"| {ratio:.2f} | {path[1] / floor[1]:.2f} | ≤ {row.goal:g} ({verdict}) |"
         )
     return "\n".join(lines)
