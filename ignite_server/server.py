@@ -52,6 +52,7 @@ from ignite_server.core.secrets import Secrets
 from ignite_server.core.tokens import TokenAuthority
 from ignite_server.core.versions import Versions
 from ignite_server.core.worker import ExecutionWorkers
+from ignite_server.domain.errors import Unavailable
 from ignite_server.domain.models import LogEntry
 from ignite_server.domain.principal import LOCAL_ADMIN, Principal
 from ignite_server.images.builder import ContainerImageBuilder
@@ -158,7 +159,15 @@ async def _image_artifacts(
             credentials = RegistryCredentials(config.registry_username, config.registry_password)
     else:
         registry = EmbeddedRegistry(config.state_dir, port=_registry_port(config.state_dir))
-        await registry.start()
+        try:
+            await registry.start()
+        except (Unavailable, OSError) as exc:
+            # The platform still serves the managed runtimes; image apps
+            # answer IMAGE_MODE_UNSUPPORTED with this reason.
+            await registry.close()
+            reason = f"the embedded registry did not start: {exc}"
+            log.error("images.unavailable", detail=reason)
+            return None, reason
         stack.push_async_callback(registry.close)
         host = registry.host
     builder = ContainerImageBuilder(
