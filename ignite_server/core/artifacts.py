@@ -146,8 +146,10 @@ class Artifacts:
                     "this draft has no runtime to build with", reason="RUNTIME_REQUIRED"
                 )
             pipeline = self.pipeline(version.runtime.kind)
-        digest = self.digest(version)
-        lock = self._locks.setdefault(digest, asyncio.Lock())
+        # Builds of the same inputs share one lock; a prebuilt image's
+        # artifact digest is only known once its reference is resolved.
+        inputs = digest = self.digest(version)
+        lock = self._locks.setdefault(inputs, asyncio.Lock())
         async with lock:
             if self._blobs.has_artifact(digest) and not self.resolves_at_publish(version):
                 image_ref = image_reference(self._blobs.artifact_path(digest))
@@ -189,7 +191,7 @@ class Artifacts:
                 log.info("build.done", digest=digest)
                 return BuildResult(digest, True, "", "\n".join(lines), image_ref)
             finally:
-                self._locks.pop(self.digest(version), None)
+                self._locks.pop(inputs, None)
                 await asyncio.to_thread(shutil.rmtree, work, True)
 
     async def _compile(

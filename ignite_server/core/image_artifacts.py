@@ -19,6 +19,7 @@ Images go to the repository ``ignite/<org>/<app>``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -96,7 +97,8 @@ class ImageArtifacts:
                             f"context_dir {spec.context_dir} is not in the repository"
                         )
             else:
-                archives.extract(self._blobs.read_code(version.code_hash), context)
+                code = await asyncio.to_thread(self._blobs.read_code, version.code_hash)
+                await asyncio.to_thread(archives.extract, code, context)
             image = await self._builder.build(
                 DockerfileBuild(
                     context_dir=context,

@@ -8,8 +8,9 @@
   compiled draft (never both), as run_targets.py resolves it.
 - **Its id**: a ULID minted here for synchronous and asynchronous
   invocations alike (``new_execution_id``).
-- **Its trace**: a synchronous invocation stores no record, so one log line
-  is its trace; an asynchronous one is its stored Execution.
+- **Its trace**: a synchronous invocation stores no record, so the RPC's
+  log line (with the execution id bound here) is its trace; an
+  asynchronous one is its stored Execution.
 - **Sync or async**: ``run`` streams the answer now; ``submit`` stores a
   PENDING execution the workers (worker.py) run through ``stream``.
 """
@@ -35,8 +36,6 @@ from ignite_server.domain.principal import Principal
 from ignite_server.observability import tracing
 from ignite_server.ports.app_runner import AppRunner
 from ignite_server.ports.app_store import AppStore
-
-log = structlog.get_logger("ignite.invoke")
 
 
 def new_execution_id() -> str:

@@ -33,7 +33,6 @@ import asyncio
 import json
 import os
 import posixpath
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -47,7 +46,7 @@ from ignite_server.backends.local.edge_forward import (
 from ignite_server.backends.local.netns import NetNamespace
 from ignite_server.backends.local.netns_connector import APP_HOST, NamespaceConnector
 from ignite_server.backends.local.oci_spec import ContainerSpec, config
-from ignite_server.backends.local.pod import READY_POLL_SECS, LocalPod
+from ignite_server.backends.local.pod import LocalPod
 from ignite_server.containment import mounts
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import PodStartError
@@ -170,21 +169,15 @@ class ImagePod(LocalPod):
     async def wait_ready(self, wait_secs: float) -> None:
         """Return once the app answers its health path (2xx/3xx), or accepts
         connections on its port when it has none."""
-        deadline = time.monotonic() + wait_secs
-        while True:
-            if self._exit.done():
-                raise PodStartError(self._start_failure(self._exit.result()))
-            if await self._answers():
-                return
-            if time.monotonic() > deadline:
-                await self.stop(0)
-                tail = "\n".join(self._logs.tail)
-                raise PodStartError(
-                    f"the app did not become ready within {wait_secs:g}s"
-                    + (f" (listening on port {self._port}?)" if not self._health_path else "")
-                    + (f":\n{tail}" if tail else "")
-                )
-            await asyncio.sleep(READY_POLL_SECS)
+        hint = "" if self._health_path else f" (listening on port {self._port}?)"
+
+        def too_late() -> str:
+            tail = "\n".join(self._logs.tail)
+            return f"the app did not become ready within {wait_secs:g}s{hint}" + (
+                f":\n{tail}" if tail else ""
+            )
+
+        await self.poll_until_ready(wait_secs, self._answers, too_late)
 
     async def _answers(self) -> bool:
         assert self._netns is not None

@@ -19,7 +19,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -189,18 +189,37 @@ class LocalPod:
         await self._wait_health(wait_secs, accept_unloaded=True)
 
     async def _wait_health(self, wait_secs: float, *, accept_unloaded: bool) -> None:
+        async def answers() -> bool:
+            if not self.socket_path.exists():
+                return False
+            status = await pod_client.health_status(self.socket_address)
+            return status == 200 or (accept_unloaded and status == 503)
+
+        await self.poll_until_ready(
+            wait_secs, answers, lambda: f"the pod did not become ready within {wait_secs:g}s"
+        )
+
+    async def poll_until_ready(
+        self,
+        wait_secs: float,
+        answers: Callable[[], Awaitable[bool]],
+        too_late: Callable[[], str],
+    ) -> None:
+        """Poll ``answers`` (a few ms apart, sooner at first) until it says
+        yes; PodStartError with the pod's exit and last output if it ends
+        first, or with ``too_late()`` (the pod then stopped) past
+        ``wait_secs``."""
         deadline = time.monotonic() + wait_secs
         pause = FIRST_POLL_SECS
         while True:
             if self._exit.done():
                 raise PodStartError(self._start_failure(self._exit.result()))
-            if self.socket_path.exists():
-                status = await pod_client.health_status(self.socket_address)
-                if status == 200 or (accept_unloaded and status == 503):
-                    return
+            if await answers():
+                return
             if time.monotonic() > deadline:
+                message = too_late()
                 await self.stop(0)
-                raise PodStartError(f"the pod did not become ready within {wait_secs:g}s")
+                raise PodStartError(message)
             await asyncio.sleep(pause)
             pause = min(pause * 2, READY_POLL_SECS)
 
