@@ -12,16 +12,30 @@ TEST_WORKERS ?= auto
 # Serialises the runs that use the (one per machine) Kubernetes test bed.
 TESTBED_LOCK ?= /tmp/ignite-testbed.lock
 
-.PHONY: run test gen gen-check lint proto-lint proto-breaking fmt bench clean setup sandbox toolchains \
+.PHONY: run test lock lock-check gen gen-check lint proto-lint proto-breaking fmt bench clean setup sandbox toolchains \
 	runtime-images console-check test-kubernetes exec-launcher
 
-## setup: a virtualenv with Ignite and its development tools.
+## setup: a virtualenv with Ignite and its development tools, exactly as
+## uv.lock pins them (hashes checked); uv itself comes pinned and hashed from
+## tools/uv-requirements.txt.
+UV_DIR := build/uv
+UV     := $(UV_DIR)/bin/uv
 setup: $(STAMP)
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+$(UV): tools/uv-requirements.txt
+	rm -rf $(UV_DIR)
+	$(PYTHON) -m venv $(UV_DIR)
+	$(UV_DIR)/bin/pip install -q --require-hashes --no-deps -r tools/uv-requirements.txt
 	touch $@
+$(STAMP): pyproject.toml uv.lock $(UV)
+	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	touch $@
+
+## lock: re-resolve uv.lock from pyproject.toml's ranges (deliberately: the
+## only way the pinned versions change); lock-check: fail when they disagree.
+lock: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+lock-check: $(UV)
+	$(UV) lock --check --offline --python $(PYTHON)
 
 $(DEPS_DIR)/google/api/annotations.proto: $(STAMP)
 	$(BIN)/python tools/proto_deps.py $(DEPS_DIR)
@@ -66,7 +80,8 @@ console-check: toolchains
 	tools/console.sh check
 
 ## test: everything, from a fresh clone.
-test: $(STAMP) gen-check lint proto-breaking toolchains exec-launcher console-check testbed-build
+test: $(STAMP) lock-check gen-check lint proto-breaking toolchains exec-launcher console-check testbed-build
+	@echo "dependencies: uv.lock sha256:$$(sha256sum uv.lock | cut -c1-16)… ($$(grep -c '^name = ' uv.lock) packages), installed by $$($(UV) --version)"
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q
 	$(MAKE) test-kubernetes
 

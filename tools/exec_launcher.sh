@@ -17,7 +17,7 @@ mkdir -p "$(dirname "$out")"
 tmp=$(mktemp "$out.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 cd "$(dirname "$0")/../runtimes/exec"
-CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOTOOLCHAIN=local GOFLAGS=-mod=mod \
+CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOTOOLCHAIN=local GOFLAGS=-mod=readonly \
   "$go" build -trimpath -ldflags='-s -w' -o "$tmp" .
 chmod 0755 "$tmp"
 mv -f "$tmp" "$out"

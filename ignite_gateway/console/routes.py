@@ -19,6 +19,7 @@ import mimetypes
 from pathlib import Path
 
 from aiohttp import web
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from google.protobuf.descriptor import MethodDescriptor
 
 from ignite_gateway import access_log, metadata, telemetry
@@ -26,7 +27,6 @@ from ignite_gateway.channel import UpstreamChannel
 from ignite_gateway.console.series import SeriesRing
 from ignite_gateway.errors import GatewayError
 from ignite_gateway.routes import RouteTable
-from ignite_gateway.transcode import message_class
 
 CONSOLE_PATH = "/console"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -106,10 +106,9 @@ class ConsoleRoutes:
             raise GatewayError(501, "UNIMPLEMENTED", "NO_GET_APP_RPC", "charts are not served")
         # The server decides who may see the app (and that it exists).
         rid = access_log.request_id(request)
-        request_class = message_class(self._get_app.input_type)
         call = self._upstream.stub(self._get_app)
         reply = await call(
-            request_class(organization_name=organization, app_name=app),
+            compute.GetAppRequest(organization_name=organization, app_name=app),
             metadata=metadata.call_metadata(request, rid),
             timeout=self._rpc_timeout_s,
         )
