@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ignite_common.addresses import is_loopback
+from ignite_server.builds.jail import DEFAULT_SLOTS
+from ignite_server.builds.python import DEFAULT_INDEX_URL
+from ignite_server.containment.identities import DEFAULT_UID_RANGE, parse_range
+from ignite_server.containment.volumes import DEFAULT_QUOTA_MB
 
 
 def _default_state_dir() -> Path:
@@ -75,6 +79,17 @@ class Config:
     registry_password: str = ""
     registry_insecure: bool = False
     apps_edge: str = ""
+    #: Builds (docs/builds.md): the host uids this server may reserve a
+    #: block of, where builds may connect (allow-list entries, "default" for
+    #: the package registries), each organization's build-volume size (its
+    #: build-cache quota), builds at once, and pip's index and whether it may
+    #: build source distributions.
+    uid_range: tuple[int, int] = DEFAULT_UID_RANGE
+    build_egress_allow: tuple[str, ...] = ("default",)
+    build_cache_quota_mb: int = DEFAULT_QUOTA_MB
+    build_slots: int = DEFAULT_SLOTS
+    pip_index_url: str = DEFAULT_INDEX_URL
+    pip_allow_sdists: bool = False
 
 
 def parse(argv: list[str] | None = None) -> Config:
@@ -266,7 +281,47 @@ def parse(argv: list[str] | None = None) -> Config:
         default=env("IGNITE_APPS_EDGE", ""),
         help="host:port of the HTTP edge, where local image pods reach other apps' URLs",
     )
+    parser.add_argument(
+        "--uid-range",
+        default=env("IGNITE_UID_RANGE", f"{DEFAULT_UID_RANGE[0]}:{DEFAULT_UID_RANGE[1]}"),
+        help="FIRST:COUNT of the host uids pods and builds may use (a block per state folder)",
+    )
+    parser.add_argument(
+        "--build-egress-allow",
+        default=env("IGNITE_BUILD_EGRESS_ALLOW", "default"),
+        help="comma-separated host[:port] (or *.suffix) builds may reach; "
+        "'default' stands for the package registries",
+    )
+    parser.add_argument(
+        "--build-cache-quota-mb",
+        type=int,
+        default=int(env("IGNITE_BUILD_CACHE_QUOTA_MB", str(DEFAULT_QUOTA_MB))),
+        help="size of each organization's build volume (its caches and running builds)",
+    )
+    parser.add_argument(
+        "--build-slots",
+        type=int,
+        default=int(env("IGNITE_BUILD_SLOTS", str(DEFAULT_SLOTS))),
+        help="builds that run at once (waiting does not count against a build's deadline)",
+    )
+    parser.add_argument(
+        "--pip-index-url",
+        default=env("IGNITE_PIP_INDEX_URL", DEFAULT_INDEX_URL),
+        help="the package index Python builds install requirements from",
+    )
+    parser.add_argument(
+        "--pip-allow-sdists",
+        action="store_true",
+        default=env("IGNITE_PIP_ALLOW_SDISTS", "") == "1",
+        help="let pip build source distributions (their build code runs in the build's jail)",
+    )
     args = parser.parse_args(argv)
+    try:
+        uid_range = parse_range(args.uid_range)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.build_cache_quota_mb < 256 or args.build_slots < 1:
+        parser.error("--build-cache-quota-mb needs at least 256 and --build-slots at least 1")
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_cert is None and not is_loopback(args.listen) and not args.insecure:
@@ -322,4 +377,12 @@ def parse(argv: list[str] | None = None) -> Config:
         registry_password=env("IGNITE_REGISTRY_PASSWORD", ""),
         registry_insecure=args.registry_insecure,
         apps_edge=args.apps_edge,
+        uid_range=uid_range,
+        build_egress_allow=tuple(
+            e.strip() for e in args.build_egress_allow.split(",") if e.strip()
+        ),
+        build_cache_quota_mb=args.build_cache_quota_mb,
+        build_slots=args.build_slots,
+        pip_index_url=args.pip_index_url,
+        pip_allow_sdists=args.pip_allow_sdists,
     )

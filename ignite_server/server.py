@@ -32,9 +32,12 @@ from ignite_server.api.identity_service import IdentityService
 from ignite_server.api.rpc_boundary import Authenticate
 from ignite_server.backends.kubernetes import KubernetesBackend, KubernetesSettings
 from ignite_server.backends.local import LocalBackend, oci_runtime
+from ignite_server.builds.egress import EgressPolicy
+from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.registry import default_pipelines
 from ignite_server.config import Config
 from ignite_server.containment import identities
+from ignite_server.containment.identities import UidBlock
 from ignite_server.core.app_views import AppViews, PublicUrls
 from ignite_server.core.apps import Apps
 from ignite_server.core.artifacts import Artifacts
@@ -77,9 +80,9 @@ from ignite_server.store.supervisor import DatabaseSupervisor
 log = structlog.get_logger("ignite.server")
 
 
-def make_runner(config: Config, logs: LogService) -> Invoker:
-    """The pod runner for this platform: sandboxed local pods whose output
-    goes to the app logs."""
+def make_runner(config: Config, logs: LogService, uids: UidBlock | None = None) -> Invoker:
+    """The pod runner for this platform: sandboxed local pods (with uids
+    from ``uids``) whose output goes to the app logs."""
 
     def sink(record: PodLogRecord) -> None:
         organization, _, app = record.app_id.partition("/")
@@ -118,6 +121,7 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
         log_sink=sink,
         edge_address=_edge_address(config.apps_edge),
         apps_domain=config.apps_domain,
+        uids=uids,
     )
     return Invoker(backend, owns_backend=True)
 
@@ -135,7 +139,11 @@ async def _local_admin(authorization: str | None) -> Principal:
 
 
 async def _image_artifacts(
-    config: Config, stack: AsyncExitStack, blobs: DiskBlobStore, secrets: Secrets
+    config: Config,
+    stack: AsyncExitStack,
+    blobs: DiskBlobStore,
+    secrets: Secrets,
+    space: BuildSpace,
 ) -> tuple[ImageArtifacts | None, str]:
     """The image builder with its registry (embedded unless --registry is
     given); (None, why) when this machine lacks the image tools."""
@@ -172,7 +180,8 @@ async def _image_artifacts(
         host = registry.host
     builder = ContainerImageBuilder(
         host,
-        config.state_dir / "cache" / "images",
+        space,
+        config.state_dir / "cache" / "images" / "bases",
         registry_credentials=credentials,
         insecure_registries=(host,) if config.registry_insecure else (),
     )
@@ -280,15 +289,28 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         blobs = DiskBlobStore(config.state_dir / "blobs")
         blobs.sweep_scratch()
         secrets = Secrets(PostgresSecretStore(pool, load_secrets_key(config.state_dir)))
-        images, images_unavailable = await _image_artifacts(config, stack, blobs, secrets)
+        uids = identities.reserve(config.state_dir, config.uid_range)
+        stack.callback(uids.release)
+        space = BuildSpace(
+            config.state_dir,
+            uids=uids,
+            quota_mb=config.build_cache_quota_mb,
+            egress=EgressPolicy.allowing(config.build_egress_allow),
+            slots=config.build_slots,
+        )
+        stack.callback(space.close)
+        images, images_unavailable = await _image_artifacts(config, stack, blobs, secrets, space)
         artifacts = Artifacts(
             blobs,
-            default_pipelines(),
-            config.state_dir / "cache",
+            default_pipelines(
+                space,
+                pip_index_url=config.pip_index_url,
+                pip_allow_sdists=config.pip_allow_sdists,
+            ),
             images=images,
             images_unavailable=images_unavailable,
         )
-        runner = make_runner(config, logs)
+        runner = make_runner(config, logs, uids)
         stack.push_async_callback(runner.close)
         if isinstance(runner.backend, KubernetesBackend):
             await runner.backend.open()

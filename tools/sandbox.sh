@@ -10,5 +10,6 @@
 set -euo pipefail
 packages=(bubblewrap util-linux libseccomp2 buildah skopeo umoci crun runc docker-registry
           uidmap fuse-overlayfs git
+          socat           # git:// clones through a build's egress proxy
           busybox-static)  # a static busybox is the shell of the tests' base image for RUN steps
 "$(dirname "$0")/apt_install.sh" "${packages[@]}" || echo "pods would run WITHOUT a sandbox" >&2

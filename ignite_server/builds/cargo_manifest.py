@@ -15,9 +15,11 @@ The package is copied into the build directory and its Cargo.toml rewritten:
 3. a lone ``src/lib.rs`` or ``src/main.rs`` (no Cargo.toml) gets the smallest
    package around it.
 
-When the archive has no Cargo.lock, the lock file Cargo resolved for the same
-rewritten manifest last time is reused, so a rebuild does not query the
-registry again.
+The SDK is referred to where every build's jail shows it (``SDK_IN_JAIL``),
+never by a path of the server's. When the archive has no Cargo.lock, the lock
+file Cargo resolved for the same rewritten manifest last time in the
+organization's cache is reused (``lock_key`` names it), so a rebuild does not
+query the registry again.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from ignite_server.ports.build_pipeline import BuildFailed
 
 #: The bundled SDK crates (``ignite`` and its proc-macro crate).
 SDK_ROOT = Path(__file__).resolve().parents[2] / "runtimes" / "rust"
-SDK_CRATE = SDK_ROOT / "ignite"
+#: Where builds see SDK_ROOT (read-only), and the ``ignite`` crate in it.
+SDK_IN_JAIL = "/sdk/rust"
+SDK_CRATE = f"{SDK_IN_JAIL}/ignite"
 #: The binary target added to library-only packages.
 GENERATED_BIN = "ignite-app"
 GENERATED_BIN_PATH = ".ignite/main.rs"
@@ -72,11 +76,8 @@ class PreparedPackage:
     notes: list[str]
 
 
-def prepare_package(
-    source: Path, package: Path, locks: Path, wasm: bool = False
-) -> PreparedPackage:
-    """Copies the user's package to ``package`` and rewrites its manifest;
-    ``locks`` holds the Cargo.lock files of earlier builds."""
+def prepare_package(source: Path, package: Path, wasm: bool = False) -> PreparedPackage:
+    """Copies the user's package to ``package`` and rewrites its manifest."""
     shutil.rmtree(package, ignore_errors=True)
     # A target/ shipped in the archive is build output, never an input.
     copy_sources(source, package, skip_top_level=("target",))
@@ -98,8 +99,6 @@ def prepare_package(
     for sdk_manifest in sorted(SDK_ROOT.glob("*/Cargo.toml")):
         digest.update(sdk_manifest.read_bytes())
     key = digest.hexdigest() + ".lock"
-    if not (package / "Cargo.lock").exists() and (locks / key).exists():
-        shutil.copy(locks / key, package / "Cargo.lock")
     return PreparedPackage(name=str(manifest["package"]["name"]), lock_key=key, notes=notes)
 
 
@@ -135,7 +134,7 @@ def rewrite_cargo_manifest(manifest: Any, package: Path, *, wasm: bool = False) 
     if previous is not None and previous != "*" and not _inherits(previous):
         notes.append("note: the ignite dependency is replaced by the platform's bundled SDK")
     sdk = tomlkit.inline_table()
-    sdk["path"] = str(SDK_CRATE)
+    sdk["path"] = SDK_CRATE
     dependencies["ignite"] = sdk
     for name, spec in INJECTED_DEPENDENCIES.items():
         if wasm and name in NATIVE_ONLY_DEPENDENCIES:

@@ -5,15 +5,16 @@ The user's archive holds an entry module (``main.ts`` by default) that calls
 ``start(handle)`` from ``"ignite"``, and optionally a ``deno.json`` (or
 ``deno.jsonc``). A build:
 
-1. copies the project into the artifact directory, and the bundled SDK
-   (runtimes/deno/ignite) into ``.ignite/sdk`` inside it;
-2. rewrites the import map so ``"ignite"`` resolves to that copy, and the
-   configuration so npm packages and remote modules land inside the
+1. the server copies the project into the folder the jail sees at ``/build/src``,
+   and the bundled SDK (runtimes/deno/ignite) into ``.ignite/sdk`` inside
+   it, and rewrites the import map so ``"ignite"`` resolves to that copy, and
+   the configuration so npm packages and remote modules land inside the
    artifact (deno_config.py);
-3. ``deno install --entrypoint <entry>`` resolves and downloads every
-   dependency (the download cache, DENO_DIR, is shared under ``cache_dir``,
-   so a rebuild fetches nothing it has seen before);
-4. ``deno check`` type-checks the entry module: a type or syntax error fails
+2. in the jail (jail.py) the project is copied to ``/build/out``, and ``deno
+   install --entrypoint <entry>`` resolves and downloads every dependency
+   (the download cache, DENO_DIR, is the organization's ``/build/cache/deno``, so
+   a rebuild fetches nothing it has seen before);
+3. ``deno check`` type-checks the entry module: a type or syntax error fails
    the build with Deno's message (build arg ``check=false`` skips it).
 
 Pods run ``deno run --cached-only``: everything they import is inside the
@@ -34,10 +35,11 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ignite_server.builds.deno_config import SDK_IN_ARTIFACT, prepare_project
+from ignite_server.builds.jail import CACHE, OUT, SRC, BuildJail
 from ignite_server.builds.launch_manifest import CODE_PLACEHOLDER, write_launch_manifest
-from ignite_server.builds.subprocess_build import Deadline, network_env
 from ignite_server.builds.toolchain_pipeline import ToolchainPipeline
 from ignite_server.domain.models import RuntimeKind
 from ignite_server.ports.build_pipeline import BuildRequest
@@ -62,7 +64,7 @@ def default_deno() -> Path:
     return Path(sys.executable).parent / "deno"
 
 
-class DenoPipeline(ToolchainPipeline):
+class DenoPipeline(ToolchainPipeline[str]):
     """Builds Deno apps.
 
     ``tool`` is the Deno binary builds and pods use (default: on PATH, else
@@ -74,40 +76,38 @@ class DenoPipeline(ToolchainPipeline):
     toolchain = "Deno"
     default_tool = staticmethod(default_deno)
 
-    async def compile(self, request: BuildRequest, deadline: Deadline) -> None:
-        """Prepares ``request.out_dir`` so ``deno run --cached-only`` can run it."""
-        out = request.out_dir
-        entry = await asyncio.to_thread(
-            prepare_project, request.source_dir, out, request.build_args
+    async def prepare(self, request: BuildRequest, source: Path) -> str:
+        """The project in ``source``; returns its entry module."""
+        return await asyncio.to_thread(
+            prepare_project, request.source_dir, source, request.build_args
         )
-        deno_dir = request.cache_dir / "deno-dir"
-        home = request.cache_dir / "home"
-        for path in (deno_dir, home):
-            path.mkdir(parents=True, exist_ok=True)
-        env = {
-            "PATH": f"{self.tool.parent}:/usr/bin:/bin",
-            "HOME": str(home),
-            "DENO_DIR": str(deno_dir),
-            "DENO_NO_UPDATE_CHECK": "1",
-            "NO_COLOR": "1",
+
+    async def compile(self, request: BuildRequest, jail: BuildJail, entry: str) -> None:
+        """Prepares ``/build/out`` so ``deno run --cached-only`` can run it."""
+        env = jail.env(
+            PATH=f"{self.tool.parent}:/usr/bin:/bin",
+            DENO_DIR=f"{CACHE}/deno",
+            DENO_NO_UPDATE_CHECK="1",
+            NO_COLOR="1",
             # Trust the host's CA certificates too (a registry mirror or a
             # TLS-inspecting proxy), not only Deno's bundled roots.
-            "DENO_TLS_CA_STORE": "mozilla,system",
-            **network_env(),
-        }
+            DENO_TLS_CA_STORE="mozilla,system",
+        )
         for name in ("NPM_CONFIG_REGISTRY", "DENO_AUTH_TOKENS"):
             if name in os.environ:
                 env[name] = os.environ[name]
-        sandbox = self.step_sandbox([self.tool.parent], [out, deno_dir, home])
         deno = str(self.tool)
+        await jail.run("copying the project", ["/bin/sh", "-c", f"cp -R {SRC}/. {OUT}/"], env=env)
         steps = [("deno install", [deno, "install", "--entrypoint", entry])]
         if request.build_args.get("check", "true").lower() != "false":
             steps.append(("deno check", [deno, "check", entry]))
         for name, argv in steps:
             request.log(f"$ deno {' '.join(argv[1:])}")
-            await self.run(
-                name, argv, cwd=out, env=env, request=request, deadline=deadline, sandbox=sandbox
-            )
+            await self.run(jail, name, argv, env=env, cwd=OUT)
+
+    async def finish(self, request: BuildRequest, entry: str) -> None:
+        out = request.out_dir
+        deno = str(self.tool)
         argv = [
             deno, "run",
             "--cached-only", "--no-prompt", "--allow-all",
@@ -123,6 +123,14 @@ class DenoPipeline(ToolchainPipeline):
             prestart=PRESTART_POOL,
             prestart_files=await asyncio.to_thread(_startup_files, out),
         )
+
+    def toolchain_paths(self) -> list[Path]:
+        return [self.tool.parent]
+
+    def egress_urls(self) -> list[str]:
+        """The npm registry the server's NPM_CONFIG_REGISTRY names, if any."""
+        registry = os.environ.get("NPM_CONFIG_REGISTRY", "")
+        return [registry] if urlsplit(registry).hostname else []
 
 
 def _startup_files(out: Path) -> list[str]:

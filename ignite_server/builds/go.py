@@ -3,19 +3,22 @@
 The user's archive holds ``package main`` with ``main.go`` and ``go.mod`` at
 its root and imports the SDK as ``ignite``. A build:
 
-1. copies the project and the bundled SDK (runtimes/go/ignite, standard
-   library only) side by side into a scratch directory under ``cache_dir``;
-2. runs ``go mod init`` when there is no go.mod, then points the ``ignite``
-   module at the bundled copy with a ``replace`` directive (whatever the
+1. the server puts the project and the bundled SDK (runtimes/go/ignite,
+   standard library only) side by side into the folder the jail sees at
+   ``/build/src``; the jail copies them into ``/build/work``;
+2. ``go mod init`` when there is no go.mod, then the ``ignite`` module is
+   pointed at the bundled copy with a ``replace`` directive (whatever the
    project said about ``ignite`` before);
 3. ``go mod tidy`` resolves the project's own dependencies through the Go
-   module proxy into the shared module cache;
+   module proxy (the egress proxy lets the jail reach it) into the
+   organization's module cache;
 4. ``go build`` with ``CGO_ENABLED=0 -trimpath -ldflags="-s -w"`` for
-   linux/amd64 writes ``app`` into the artifact directory, and the manifest
-   runs it, from the ``exec`` pool where the backend has one.
+   linux/amd64 writes ``app`` into ``/build/out``, and the manifest runs it, from
+   the ``exec`` pool where the backend has one.
 
-``cache_dir`` keeps Go's build cache and module cache, which are safe for
-concurrent builds and make a rebuild compile only the user's package.
+The organization's cache keeps Go's build cache and module cache
+(``/build/cache/go``), which are safe for concurrent builds and make a rebuild
+compile only the user's package.
 """
 
 from __future__ import annotations
@@ -23,16 +26,16 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from ignite_server.builds.jail import CACHE, OUT, SRC, WORK, BuildJail
 from ignite_server.builds.launch_manifest import (
     CODE_PLACEHOLDER,
     EXEC_POOL,
     copy_sources,
     write_launch_manifest,
 )
-from ignite_server.builds.subprocess_build import Deadline, network_env
 from ignite_server.builds.toolchain_pipeline import ToolchainPipeline
 from ignite_server.domain.models import RuntimeKind
 from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
@@ -43,8 +46,10 @@ SDK_MODULE = "ignite"
 #: The binary's name inside the artifact.
 BINARY = "app"
 #: Where the go command fetches modules when the server's environment does
-#: not say otherwise.
-DEFAULT_GOPROXY = "https://proxy.golang.org,direct"
+#: not say otherwise (no ``direct``: a build reaches module proxies, never
+#: arbitrary version-control hosts).
+DEFAULT_GOPROXY = "https://proxy.golang.org"
+GO_CACHE = f"{CACHE}/go"
 
 
 def default_go() -> Path:
@@ -53,7 +58,7 @@ def default_go() -> Path:
     return Path(found) if found else Path("/usr/local/go/bin/go")
 
 
-class GoPipeline(ToolchainPipeline):
+class GoPipeline(ToolchainPipeline[None]):
     """Builds Go apps into static linux/amd64 binaries.
 
     ``tool`` is the toolchain's go command (default: on PATH, else
@@ -65,45 +70,35 @@ class GoPipeline(ToolchainPipeline):
     toolchain = "the Go toolchain"
     default_tool = staticmethod(default_go)
 
-    async def compile(self, request: BuildRequest, deadline: Deadline) -> None:
-        """Compiles ``request.source_dir`` to ``request.out_dir/app``."""
-        scratch = request.cache_dir / "work" / uuid.uuid4().hex
-        try:
-            await self._build(request, scratch, deadline)
-        finally:
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
-
-    async def _build(self, request: BuildRequest, scratch: Path, deadline: Deadline) -> None:
-        project = scratch / "app"
-        await asyncio.to_thread(_prepare, request.source_dir, project, scratch / "ignite-sdk")
-        if not any(project.glob("*.go")):
+    async def prepare(self, request: BuildRequest, source: Path) -> None:
+        await asyncio.to_thread(_prepare, request.source_dir, source / "app", source / "ignite-sdk")
+        if not any((source / "app").glob("*.go")):
             raise BuildFailed("the archive has no .go files at its root (main.go is required)")
-        go_root = self.tool.parent.parent
-        caches = [request.cache_dir / name for name in ("go-build", "go-mod", "go-path")]
-        for path in caches:
-            path.mkdir(parents=True, exist_ok=True)
-        env = {
-            "PATH": f"{self.tool.parent}:/usr/bin:/bin",
-            "HOME": str(scratch),
-            "GOCACHE": str(caches[0]),
-            "GOMODCACHE": str(caches[1]),
-            "GOPATH": str(caches[2]),
-            "GOPROXY": os.environ.get("GOPROXY", DEFAULT_GOPROXY),
-            "GOFLAGS": "-mod=mod",
+
+    async def compile(self, request: BuildRequest, jail: BuildJail, plan: None) -> None:
+        """Compiles the project to ``/build/out/app``."""
+        project = f"{WORK}/app"
+        env = jail.env(
+            PATH=f"{self.tool.parent}:/usr/bin:/bin",
+            GOCACHE=f"{GO_CACHE}/build",
+            GOMODCACHE=f"{GO_CACHE}/mod",
+            GOPATH=f"{GO_CACHE}/path",
+            GOPROXY=os.environ.get("GOPROXY", DEFAULT_GOPROXY),
+            GOFLAGS="-mod=mod",
             # Never download another toolchain because go.mod asks for one.
-            "GOTOOLCHAIN": "local",
-            "CGO_ENABLED": "0",
-            "GOOS": "linux",
-            "GOARCH": "amd64",
-            **network_env(),
-        }
+            GOTOOLCHAIN="local",
+            CGO_ENABLED="0",
+            GOOS="linux",
+            GOARCH="amd64",
+        )
         for name in ("GOSUMDB", "GOPRIVATE", "GONOSUMDB", "GONOPROXY"):
             if name in os.environ:
                 env[name] = os.environ[name]
-        sandbox = self.step_sandbox([go_root], [scratch, *caches, request.out_dir])
         go = str(self.tool)
-        steps: list[tuple[str, list[str]]] = []
-        if not (project / "go.mod").exists():
+        steps: list[tuple[str, list[str]]] = [
+            ("copying the project", ["/bin/sh", "-c", f"cp -R {SRC}/. {WORK}/"]),
+        ]
+        if not (request.source_dir / "go.mod").exists():
             steps.append(("go mod init", [go, "mod", "init", "app"]))
         steps += [
             (
@@ -118,24 +113,22 @@ class GoPipeline(ToolchainPipeline):
             ("go mod tidy", [go, "mod", "tidy"]),
             (
                 "go build",
-                [
-                    go, "build", "-trimpath", "-ldflags=-s -w",
-                    "-o", str(request.out_dir / BINARY), ".",
-                ],
+                [go, "build", "-trimpath", "-ldflags=-s -w", "-o", f"{OUT}/{BINARY}", "."],
             ),
         ]  # fmt: skip
         for name, argv in steps:
-            request.log(f"$ {' '.join(argv[1:]).replace(go, 'go')}")
-            await self.run(
-                name,
-                argv,
-                cwd=project,
-                env=env,
-                request=request,
-                deadline=deadline,
-                sandbox=sandbox,
-            )
+            if argv[0] == go:
+                jail.log("$ go " + " ".join(argv[1:]))
+            await self.run(jail, name, argv, env=env, cwd=project if argv[0] == go else WORK)
+
+    async def finish(self, request: BuildRequest, plan: None) -> None:
         write_launch_manifest(request.out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"], prestart=EXEC_POOL)
+
+    def egress_urls(self) -> list[str]:
+        """The module proxies the server's GOPROXY names (the default one is
+        an allowed registry already)."""
+        value = os.environ.get("GOPROXY", DEFAULT_GOPROXY)
+        return [part for part in value.replace("|", ",").split(",") if urlsplit(part).hostname]
 
 
 def _prepare(source: Path, project: Path, sdk: Path) -> None:

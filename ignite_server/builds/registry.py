@@ -6,6 +6,8 @@ import importlib
 
 import structlog
 
+from ignite_server.builds.jail import BuildSpace
+from ignite_server.builds.python import DEFAULT_INDEX_URL
 from ignite_server.domain.models import RuntimeKind
 from ignite_server.ports.build_pipeline import BuildPipeline
 
@@ -20,14 +22,19 @@ _PIPELINES: dict[RuntimeKind, tuple[str, str]] = {
 }
 
 
-def default_pipelines() -> dict[RuntimeKind, BuildPipeline]:
-    """Every pipeline whose toolchain is present; a missing one is logged and
-    its runtime answers RUNTIME_UNAVAILABLE."""
+def default_pipelines(
+    space: BuildSpace, *, pip_index_url: str = DEFAULT_INDEX_URL, pip_allow_sdists: bool = False
+) -> dict[RuntimeKind, BuildPipeline]:
+    """Every pipeline whose toolchain is present, building in ``space``; a
+    missing one is logged and its runtime answers RUNTIME_UNAVAILABLE."""
     found: dict[RuntimeKind, BuildPipeline] = {}
+    options: dict[RuntimeKind, dict[str, object]] = {
+        RuntimeKind.PYTHON: {"index_url": pip_index_url, "allow_sdists": pip_allow_sdists}
+    }
     for kind, (module_name, class_name) in _PIPELINES.items():
         try:
             module = importlib.import_module(module_name)
-            found[kind] = getattr(module, class_name)()
+            found[kind] = getattr(module, class_name)(space, **options.get(kind, {}))
         except (ImportError, AttributeError, OSError) as err:
             log.warning("build.pipeline_unavailable", runtime=kind.value, error=str(err))
     return found

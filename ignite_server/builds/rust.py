@@ -7,49 +7,56 @@ handler carries ``#[ignite::main]``. A build:
 1. picks the target the runtime asks for: ``x86_64-unknown-linux-gnu``
    (rust_native.py) or ``wasm32-wasip2`` (rust_wasm.py, which first checks
    that this host can build and run wasm apps);
-2. copies the package into the build directory and makes it buildable on its
-   own (cargo_manifest.py: the bundled SDK as the ``ignite`` dependency,
-   default dependencies, a binary for a library-only package);
-3. runs ``cargo build --release`` for the target and copies the package's
-   binary into the artifact directory;
-4. lets the target finish the artifact: its launch manifest, and for wasm the
-   component precompiled for the Wasmtime host.
+2. the server copies the package into the folder the jail sees at ``/build/src``
+   and makes it buildable on its own (cargo_manifest.py: the bundled SDK as
+   the ``ignite`` dependency, default dependencies, a binary for a
+   library-only package);
+3. in the jail (jail.py): the package is copied to ``/build/work/package``,
+   ``cargo build --release`` runs for the target, and the package's binary,
+   which Cargo names in its JSON messages, is copied into ``/build/out``;
+4. the target finishes the artifact: for wasm the component precompiled for
+   the Wasmtime host (in the jail), and its launch manifest (by the server).
 
-Caching: the Cargo home (registry index and downloaded crates) and one Cargo
-target directory live under ``cache_dir`` and are shared by every Rust build,
-so a rebuild whose dependencies did not change compiles only the user's
-crate. Builds take turns (a lock file): the target directory is shared, and
-compiling two crates graphs at once on a small machine is slower than one
-after the other. The build directory has a fixed path for the same reason
-(Cargo's package ids include it). When the archive has no Cargo.lock, the
-lock file Cargo resolved for the same manifest last time is reused, so a
-rebuild does not query the registry again.
+Caching: the Cargo home (registry index and downloaded crates), one Cargo
+target directory and the lock files of earlier builds live in the
+organization's cache (``/build/cache/rust``), so a rebuild whose dependencies did
+not change compiles only the user's crate. The package's path in the jail
+is the same for every build (Cargo's package ids include it). Builds of one
+organization share its target directory and take turns on Cargo's own lock;
+builds of different organizations share nothing and run at the same time.
+When the archive has no Cargo.lock, the one Cargo resolved for the same
+manifest last time is reused, so a rebuild does not query the registry again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import json
 import os
+import shlex
 import shutil
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ignite_server.builds.cargo_manifest import GENERATED_BIN, SDK_ROOT, prepare_package
+from ignite_server.builds.cargo_manifest import (
+    GENERATED_BIN,
+    SDK_IN_JAIL,
+    SDK_ROOT,
+    PreparedPackage,
+    prepare_package,
+)
+from ignite_server.builds.jail import CACHE, OUT, SRC, WORK, BuildJail, BuildSpace
 from ignite_server.builds.python import default_interpreter
 from ignite_server.builds.rust_native import NativeTarget
 from ignite_server.builds.rust_wasm import WasmTarget
-from ignite_server.builds.subprocess_build import DEFAULT_MEMORY_MB, Deadline, network_env
+from ignite_server.builds.subprocess_build import DEFAULT_MEMORY_MB
 from ignite_server.builds.toolchain_pipeline import ToolchainPipeline
 from ignite_server.domain.models import RuntimeKind, RuntimeTarget
 from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
 
-#: How often a build waiting for another one checks the lock.
-LOCK_POLL_SECS = 0.2
+RUST_CACHE = f"{CACHE}/rust"
+PACKAGE = f"{WORK}/package"
 
 
 def default_cargo() -> Path:
@@ -74,8 +81,12 @@ class RustTarget(Protocol):
     #: Whether it is wasm32-wasip2 (the manifest rewrite leaves tokio out).
     wasm: bool
 
-    async def finish(self, request: BuildRequest, deadline: Deadline) -> None:
-        """Completes the artifact once the binary is in it."""
+    async def finish_in(self, jail: BuildJail) -> None:
+        """Completes ``/build/out`` in the jail once the binary is in it."""
+        ...
+
+    def write_manifest(self, out_dir: Path) -> None:
+        """Writes the unpacked artifact's launch manifest."""
         ...
 
 
@@ -103,12 +114,12 @@ class _Artifacts:
         return True
 
 
-class RustPipeline(ToolchainPipeline):
+class RustPipeline(ToolchainPipeline[None]):
     """Builds Rust apps into native linux binaries or wasm32-wasip2 components.
 
     ``tool`` is the toolchain's cargo (default: the stable rustup toolchain,
     else cargo on PATH); ``jobs`` caps Cargo's parallel compiler processes;
-    ``memory_mb`` and ``sandbox`` as in ToolchainPipeline; ``wasmtime`` is the
+    ``space`` and ``memory_mb`` as in ToolchainPipeline; ``wasmtime`` is the
     Python package that embeds Wasmtime for wasm apps; ``sysroot`` is the
     toolchain directory searched for the wasm32-wasip2 standard library
     (default: the one ``tool`` belongs to); ``interpreter`` runs the Wasmtime
@@ -122,6 +133,7 @@ class RustPipeline(ToolchainPipeline):
 
     def __init__(
         self,
+        space: BuildSpace,
         tool: Path | None = None,
         *,
         wasmtime: str = "wasmtime",
@@ -129,9 +141,8 @@ class RustPipeline(ToolchainPipeline):
         interpreter: Path | None = None,
         jobs: int = 2,
         memory_mb: int = DEFAULT_MEMORY_MB,
-        sandbox: bool = True,
     ) -> None:
-        super().__init__(tool, memory_mb=memory_mb, sandbox=sandbox)
+        super().__init__(space, tool, memory_mb=memory_mb)
         self.jobs = jobs
         self.wasmtime = wasmtime
         self.sysroot = sysroot
@@ -148,10 +159,19 @@ class RustPipeline(ToolchainPipeline):
         first: a host that cannot build for it refuses before anything runs."""
         target = self._target(request.runtime.target)
         self.require_tool()
-        deadline = Deadline(request.timeout_secs)
-        request.cache_dir.mkdir(parents=True, exist_ok=True)
-        async with _exclusive(request.cache_dir / "rust-build.lock", deadline, request):
-            await self._build(request, deadline, target)
+        async with self.prepared(request) as source:
+            prepared = await asyncio.to_thread(
+                prepare_package, request.source_dir, source / "package", target.wasm
+            )
+            for note in prepared.notes:
+                request.log(note)
+            async with self.space.jail(
+                request.organization, request.log, request.timeout_secs, source=source
+            ) as jail:
+                await self._compile(jail, target, prepared)
+                await target.finish_in(jail)
+                await jail.export(request.out_dir)
+        await asyncio.to_thread(target.write_manifest, request.out_dir)
 
     def _target(self, wanted: RuntimeTarget) -> RustTarget:
         if wanted != RuntimeTarget.WASM:
@@ -167,78 +187,58 @@ class RustPipeline(ToolchainPipeline):
         # The toolchain directory: <sysroot>/bin/cargo.
         return self.tool.resolve().parent.parent
 
-    async def _build(self, request: BuildRequest, deadline: Deadline, target: RustTarget) -> None:
-        work = request.cache_dir / "work"
-        package = work / "package"
-        cargo_home = request.cache_dir / "cargo-home"
-        target_dir = request.cache_dir / "target"
-        locks = request.cache_dir / "lockfiles"
-        for path in (cargo_home, target_dir, locks):
-            path.mkdir(parents=True, exist_ok=True)
-        prepared = await asyncio.to_thread(
-            prepare_package, request.source_dir, package, locks, target.wasm
-        )
-        for note in prepared.notes:
-            request.log(note)
-
-        artifacts = _Artifacts(manifest_path=str(package / "Cargo.toml"))
+    async def _compile(
+        self, jail: BuildJail, target: RustTarget, prepared: PreparedPackage
+    ) -> None:
+        lock = f"{RUST_CACHE}/lockfiles/{prepared.lock_key}"
+        await jail.run(
+            "copying the package",
+            [
+                "/bin/sh", "-c",
+                f"mkdir -p {RUST_CACHE}/cargo-home {RUST_CACHE}/target {RUST_CACHE}/lockfiles"
+                f" && cp -R {SRC}/package {PACKAGE}"
+                f" && if [ ! -e {PACKAGE}/Cargo.lock ] && [ -f {lock} ];"
+                f" then cp {lock} {PACKAGE}/Cargo.lock; fi",
+            ],
+            env=jail.env(),
+        )  # fmt: skip
+        artifacts = _Artifacts(manifest_path=f"{PACKAGE}/Cargo.toml")
         argv = [
             str(self.tool), "build", "--release",
             "--target", target.triple,
             "--jobs", str(self.jobs),
             "--message-format", "json-render-diagnostics",
         ]  # fmt: skip
-        env = {
-            "PATH": f"{self.tool.parent}:/usr/bin:/bin",
-            "HOME": str(work),
-            "CARGO_HOME": str(cargo_home),
-            "CARGO_TARGET_DIR": str(target_dir),
-            "CARGO_TERM_COLOR": "never",
-            "CARGO_TERM_PROGRESS_WHEN": "never",
-            **network_env(),
-        }
-        request.log("$ cargo " + " ".join(argv[1:]))
-        await self.run(
+        env = jail.env(
+            PATH=f"{self.tool.parent}:/usr/bin:/bin",
+            CARGO_HOME=f"{RUST_CACHE}/cargo-home",
+            CARGO_TARGET_DIR=f"{RUST_CACHE}/target",
+            CARGO_TERM_COLOR="never",
+            CARGO_TERM_PROGRESS_WHEN="never",
+        )
+        jail.log("$ cargo " + " ".join(argv[1:]))
+        await jail.run(
             "cargo build",
             argv,
-            cwd=package,
             env=env,
-            request=request,
-            deadline=deadline,
-            sandbox=self.step_sandbox([self._sysroot(), SDK_ROOT], [work, cargo_home, target_dir]),
+            cwd=PACKAGE,
+            ro_paths=[self._sysroot()],
+            ro_binds=[(SDK_ROOT, SDK_IN_JAIL)],
+            memory_mb=self.memory_mb,
             on_line=artifacts.consume,
         )
         binary = _pick_binary(artifacts.binaries, prepared.name)
-        await asyncio.to_thread(
-            _finish,
-            package,
-            binary,
-            request.out_dir / target.artifact,
-            locks / prepared.lock_key,
-        )
-        await target.finish(request, deadline)
-
-
-@contextlib.asynccontextmanager
-async def _exclusive(path: Path, deadline: Deadline, request: BuildRequest) -> AsyncIterator[None]:
-    """Holds an flock on ``path``; polls rather than blocks, so waiting
-    respects the deadline and can be cancelled."""
-    with path.open("a") as handle:
-        announced = False
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not announced:
-                    request.log("waiting for another Rust build to finish")
-                    announced = True
-                deadline.remaining()
-                await asyncio.sleep(LOCK_POLL_SECS)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        if not binary.startswith(f"{RUST_CACHE}/target/"):
+            raise BuildFailed(f"Cargo reported its binary outside its target directory: {binary}")
+        await jail.run(
+            "collecting the binary",
+            [
+                "/bin/sh", "-c",
+                f"cp -- {shlex.quote(binary)} {OUT}/{target.artifact}"
+                f" && if [ -f {PACKAGE}/Cargo.lock ]; then cp {PACKAGE}/Cargo.lock {lock}; fi",
+            ],
+            env=jail.env(),
+        )  # fmt: skip
 
 
 def _pick_binary(binaries: dict[str, str], package_name: str) -> str:
@@ -254,9 +254,3 @@ def _pick_binary(binaries: dict[str, str], package_name: str) -> str:
         f"the package builds several binaries ({', '.join(sorted(binaries))}) and none is "
         f"named after the package ({package_name})"
     )
-
-
-def _finish(package: Path, binary: str, artifact: Path, cached_lock: Path) -> None:
-    shutil.copy2(binary, artifact)
-    if (package / "Cargo.lock").exists():
-        shutil.copy(package / "Cargo.lock", cached_lock)

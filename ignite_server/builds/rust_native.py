@@ -4,13 +4,14 @@ from the ``exec`` pool where the backend has one."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ignite_server.builds.jail import BuildJail
 from ignite_server.builds.launch_manifest import (
     CODE_PLACEHOLDER,
     EXEC_POOL,
     write_launch_manifest,
 )
-from ignite_server.builds.subprocess_build import Deadline
-from ignite_server.ports.build_pipeline import BuildRequest
 
 NATIVE_TARGET = "x86_64-unknown-linux-gnu"
 #: The binary's name inside the artifact.
@@ -24,6 +25,9 @@ class NativeTarget:
     artifact = BINARY
     wasm = False
 
-    async def finish(self, request: BuildRequest, deadline: Deadline) -> None:
+    async def finish_in(self, jail: BuildJail) -> None:
+        """Nothing more: the binary is the artifact."""
+
+    def write_manifest(self, out_dir: Path) -> None:
         """Writes the launch manifest that starts the binary."""
-        write_launch_manifest(request.out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"], prestart=EXEC_POOL)
+        write_launch_manifest(out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"], prestart=EXEC_POOL)

@@ -20,11 +20,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ignite_server.builds.jail import OUT, BuildJail
 from ignite_server.builds.launch_manifest import CODE_PLACEHOLDER, write_launch_manifest
-from ignite_server.builds.subprocess_build import Deadline
 from ignite_server.builds.toolchain_pipeline import ToolchainPipeline
 from ignite_server.domain.errors import FailedPrecondition
-from ignite_server.ports.build_pipeline import BuildRequest
 
 WASM_TARGET = "wasm32-wasip2"
 #: The wasm component's name inside the artifact.
@@ -37,8 +36,8 @@ WASM_HOST = Path(__file__).resolve().parents[2] / "runtimes" / "wasm" / "ignite_
 class WasmTarget:
     """Builds a WebAssembly component and runs it under the Wasmtime host.
 
-    ``steps`` runs the precompile step (the Rust pipeline, with its memory
-    limit and sandbox); ``interpreter`` runs the host; ``wasmtime_dir`` is the
+    ``steps`` is the Rust pipeline (its memory limit applies to the
+    precompile step); ``interpreter`` runs the host; ``wasmtime_dir`` is the
     ``wasmtime`` package's directory.
     """
 
@@ -73,37 +72,34 @@ class WasmTarget:
             )
         return cls(steps, interpreter, wasmtime_dir)
 
-    async def finish(self, request: BuildRequest, deadline: Deadline) -> None:
-        """Precompiles the component and writes the launch manifest that
-        starts the Wasmtime host on it."""
-        await self._precompile(request, deadline)
+    async def finish_in(self, jail: BuildJail) -> None:
+        """Compiles app.wasm to app.cwasm with the Wasmtime pods run (the
+        host falls back to compiling when the file does not fit its
+        Wasmtime). Only Wasmtime's compiler runs here, in the build's jail
+        like the Cargo step."""
+        wasm = f"{OUT}/{WASM_BINARY}"
+        argv = [
+            str(self.interpreter), "-S", "-B", str(WASM_HOST),
+            "--precompile", wasm, wasm.removesuffix(".wasm") + ".cwasm",
+        ]  # fmt: skip
+        jail.log("$ precompile app.wasm for Wasmtime")
+        await jail.run(
+            "precompiling app.wasm",
+            argv,
+            env=jail.env(**self._host_env()),
+            cwd=OUT,
+            ro_paths=self._host_ro_paths(),
+            memory_mb=self.steps.memory_mb,
+        )
+
+    def write_manifest(self, out_dir: Path) -> None:
+        """The launch manifest that starts the Wasmtime host on the component."""
         host = [str(self.interpreter), "-S", "-B", str(WASM_HOST)]
         write_launch_manifest(
-            request.out_dir,
+            out_dir,
             [*host, f"{CODE_PLACEHOLDER}/{WASM_BINARY}"],
             ro_paths=self._host_ro_paths(),
             env=self._host_env(),
-        )
-
-    async def _precompile(self, request: BuildRequest, deadline: Deadline) -> None:
-        """Compiles app.wasm to app.cwasm with the Wasmtime pods run (the
-        host falls back to compiling when the file does not fit its
-        Wasmtime). Only Wasmtime's compiler runs here, sandboxed like the
-        Cargo step."""
-        wasm = request.out_dir / WASM_BINARY
-        argv = [
-            str(self.interpreter), "-S", "-B", str(WASM_HOST),
-            "--precompile", str(wasm), str(wasm.with_suffix(".cwasm")),
-        ]  # fmt: skip
-        request.log("$ precompile app.wasm for Wasmtime")
-        await self.steps.run(
-            "precompiling app.wasm",
-            argv,
-            cwd=request.out_dir,
-            env={"PATH": "/usr/bin:/bin", **self._host_env()},
-            request=request,
-            deadline=deadline,
-            sandbox=self.steps.step_sandbox(self._host_ro_paths(), [request.out_dir]),
         )
 
     def _host_ro_paths(self) -> list[str]:

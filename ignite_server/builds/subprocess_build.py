@@ -1,26 +1,24 @@
-"""Running one compiler step of a build: limited, contained and logged.
+"""Running one step of a build: limited, contained and logged.
 
 Every pipeline builds by running a toolchain on the user's code (pip,
-``go``, ``cargo``, ``deno``), and that runs code of the user's choosing too
-(a requirement's build backend, Cargo build scripts and proc-macros, Go's
-module tooling, npm install scripts). Each step:
+``go``, ``cargo``, ``deno``, buildah), and that runs code of the user's
+choosing too (a requirement's build backend, Cargo build scripts and
+proc-macros, Go's module tooling, npm install scripts, Dockerfile ``RUN``
+steps). Each step:
 
-- runs in the sandbox of ignite_server/containment/ under the build uid
-  (never root), with the default-deny system-call filter, its own pid, ipc,
-  uts and mount namespaces, a size-capped private ``/tmp``, the base system
-  and the toolchain read-only, and only the build's own folders writable
-  (handed over to the build uid first), so a build cannot read the server's
-  state, its credentials or another app's sources; the network stays unless
-  the step says otherwise (dependencies are downloaded at build time);
+- runs in the sandbox of ignite_server/containment/ under the policy its
+  build's jail gives it (jail.py: the build's own uid, never root, its own
+  network namespace, only its own folders writable), with the default-deny
+  system-call filter and its own pid, ipc, uts and mount namespaces;
 - runs in cgroups of its own (memory, CPU accounting, tasks) joined before it
   executes, so the memory limit covers every process it forks (rustc, the
   linker);
-- streams its merged stdout/stderr to the build log line by line;
+- streams its merged stdout/stderr to the build log line by line (or, for a
+  step whose output is data, hands stdout to a sink and logs stderr);
 - is killed, with everything it started, when the build's deadline passes.
 
-A step that asks for the sandbox fails when none can be made here (see
-``containment.sandbox.bubblewrap``); only a pipeline constructed without a
-sandbox (development tools, some tests) runs steps as plain processes.
+A step with no policy runs as a plain process: only the platform's own
+commands that run no user code (and the tests of this module) do that.
 """
 
 from __future__ import annotations
@@ -36,8 +34,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ignite_server.containment import identities, seccomp
-from ignite_server.containment import sandbox as containment
+from ignite_server.containment import sandbox, seccomp
 from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied, SandboxCgroup
 from ignite_server.ports.build_pipeline import BuildFailed
 
@@ -46,22 +43,15 @@ from ignite_server.ports.build_pipeline import BuildFailed
 DEFAULT_MEMORY_MB = 4096
 #: Lines of output kept to explain a failure in one line.
 TAIL_LINES = 40
+#: Bytes read at once from a step's data output.
+CHUNK = 256 * 1024
 #: Size of a step's private /tmp: linkers and ``go build`` keep their work
 #: files there; it counts against the step's memory limit.
 TMP_MB = 1024
-#: Server environment variables a build step inherits: how this host reaches
-#: package registries (proxies, extra CA certificates). Nothing else of the
-#: server's environment reaches a build.
-NETWORK_ENV = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-)
+#: Server environment variables a build step inherits: the extra CA
+#: certificates this host trusts (a registry mirror's, a TLS-inspecting
+#: proxy's). Nothing else of the server's environment reaches a build.
+TRUST_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
 class Deadline:
@@ -81,28 +71,6 @@ class Deadline:
     def exceeded(self) -> BuildFailed:
         """The error a build that ran out of time ends with."""
         return BuildFailed(f"the build did not finish within {self.seconds:g} s")
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    """What a sandboxed step may see: ``ro_paths`` read-only, ``rw_paths``
-    writable (handed over to the build uid), each at its own path, and the
-    network when ``network``; everything else of the host is absent."""
-
-    ro_paths: Sequence[Path | str] = ()
-    rw_paths: Sequence[Path | str] = ()
-    network: bool = True
-
-    def policy(self, cwd: Path) -> containment.Policy:
-        return containment.Policy(
-            uid=identities.BUILD_UID,
-            tmp_mb=TMP_MB,
-            network=self.network,
-            ro_paths=[str(path) for path in self.ro_paths],
-            rw_binds=[(str(path), str(path)) for path in self.rw_paths],
-            cwd=str(cwd),
-            hostname="build",
-        )
 
 
 @dataclass(frozen=True)
@@ -129,9 +97,9 @@ def require_tool(path: Path, name: str) -> None:
         raise BuildFailed(f"{name} is not installed on this host ({path})")
 
 
-def network_env() -> dict[str, str]:
-    """The NETWORK_ENV variables the server has."""
-    return {name: os.environ[name] for name in NETWORK_ENV if name in os.environ}
+def trust_env() -> dict[str, str]:
+    """The TRUST_ENV variables the server has."""
+    return {name: os.environ[name] for name in TRUST_ENV if name in os.environ}
 
 
 async def run_step(
@@ -142,32 +110,35 @@ async def run_step(
     log: Callable[[str], None],
     deadline: Deadline,
     memory_mb: int = DEFAULT_MEMORY_MB,
-    sandbox: Sandbox | None = None,
+    policy: sandbox.Policy | None = None,
     on_line: Callable[[str], bool] | None = None,
+    stdout: Callable[[bytes], None] | None = None,
 ) -> StepResult:
-    """Runs ``argv`` in ``cwd`` with exactly ``env`` and returns how it ended.
+    """Runs ``argv`` with exactly ``env`` and returns how it ended: in the
+    sandbox ``policy`` describes (whose ``cwd`` it starts in), else as a
+    plain process in ``cwd``.
 
     Every output line goes to ``log`` unless ``on_line`` returns True for it
-    (the caller consumed it, e.g. Cargo's JSON messages). Raises BuildFailed
-    when the deadline passes.
+    (the caller consumed it, e.g. Cargo's JSON messages); with ``stdout``,
+    standard output is data handed to it block by block and only standard
+    error is logged. Raises BuildFailed when the deadline passes.
     """
     command = list(argv)
     pass_fds: tuple[int, ...] = ()
-    if sandbox is not None:
+    if policy is not None:
         try:
-            bwrap = containment.bubblewrap()
-        except containment.SandboxUnavailable as exc:
+            bwrap = sandbox.bubblewrap()
+        except sandbox.SandboxUnavailable as exc:
             raise BuildFailed(
                 f"builds run only in a sandbox, and none is usable here: {exc}"
             ) from exc
-        await asyncio.to_thread(_hand_over, sandbox.rw_paths)
         filter_fd = seccomp.program_fd()
         pass_fds = (filter_fd,)
-        command = [*containment.command(bwrap, sandbox.policy(cwd), filter_fd), *command]
+        command = [*sandbox.command(bwrap, policy, filter_fd), *command]
     try:
         async with _step_cgroup(memory_mb, log) as cgroup:
             return await _run(
-                command, cwd, env, log, deadline, memory_mb, on_line, cgroup, pass_fds
+                command, cwd, env, log, deadline, memory_mb, on_line, stdout, cgroup, pass_fds
             )
     finally:
         for fd in pass_fds:
@@ -182,6 +153,7 @@ async def _run(
     deadline: Deadline,
     memory_mb: int,
     on_line: Callable[[str], bool] | None,
+    stdout: Callable[[bytes], None] | None,
     cgroup: SandboxCgroup | None,
     pass_fds: tuple[int, ...],
 ) -> StepResult:
@@ -196,14 +168,20 @@ async def _run(
         env=dict(env),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=asyncio.subprocess.STDOUT if stdout is None else asyncio.subprocess.PIPE,
         # Its own process group, so a timeout kills the whole tree.
         start_new_session=True,
         pass_fds=pass_fds,
     )
     tail: list[str] = []
     try:
-        await asyncio.wait_for(_pump(process, log, on_line, tail), deadline.remaining())
+        assert process.stdout is not None
+        if stdout is None:
+            pumping = _pump(process.stdout, log, on_line, tail)
+        else:
+            assert process.stderr is not None
+            pumping = _pump_data(process.stdout, stdout, process.stderr, log, tail)
+        await asyncio.wait_for(pumping, deadline.remaining())
         returncode = await process.wait()
     except (TimeoutError, BuildFailed):
         _kill_group(process)
@@ -236,15 +214,28 @@ def failure_reason(step: str, result: StepResult, memory_mb: int = DEFAULT_MEMOR
     return f"{step} failed (exit status {result.returncode})" + (f": {last}" if last else "")
 
 
+async def _pump_data(
+    data: asyncio.StreamReader,
+    sink: Callable[[bytes], None],
+    errors: asyncio.StreamReader,
+    log: Callable[[str], None],
+    tail: list[str],
+) -> None:
+    async def copy() -> None:
+        while block := await data.read(CHUNK):
+            sink(block)
+
+    await asyncio.gather(copy(), _pump(errors, log, None, tail))
+
+
 async def _pump(
-    process: asyncio.subprocess.Process,
+    stream: asyncio.StreamReader,
     log: Callable[[str], None],
     on_line: Callable[[str], bool] | None,
     tail: list[str],
 ) -> None:
-    assert process.stdout is not None
     while True:
-        raw = await process.stdout.readline()
+        raw = await stream.readline()
         if not raw:
             return
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -254,11 +245,6 @@ async def _pump(
         tail.append(line)
         if len(tail) > TAIL_LINES:
             del tail[0]
-
-
-def _hand_over(paths: Sequence[Path | str]) -> None:
-    for path in paths:
-        identities.hand_over(Path(path), identities.BUILD_UID)
 
 
 @functools.cache

@@ -60,8 +60,12 @@ NETWORK_ETC_PATHS = (
 )
 #: The program that drops to the sandbox's uid (util-linux, in /usr/bin).
 SETPRIV = "/usr/bin/setpriv"
+#: The program that joins a given network namespace (util-linux).
+NSENTER = "/usr/bin/nsenter"
 #: The uid a non-root server's sandboxes see themselves as.
 UNPRIVILEGED_INNER_UID = 1000
+#: The uid the start-up probe runs ``/bin/true`` as (``nobody``).
+PROBE_UID = 65_534
 #: ``/dev/shm`` cap: POSIX shared memory is for small coordination data.
 SHM_MB = 16
 
@@ -80,6 +84,10 @@ class Policy:
     tmp_mb: int
     #: Whether the command may reach the network (builds fetching packages).
     network: bool = False
+    #: A network namespace to join instead (a path naming it, netns.py):
+    #: builds reach the package registries only through the egress proxy the
+    #: server listens with inside it. Implies the network's /etc files.
+    netns: str = ""
     #: Host folders seen read-only at the same path.
     ro_paths: Sequence[str | Path] = ()
     #: (host folder, path inside) seen read-only elsewhere.
@@ -113,7 +121,7 @@ def _probe(bwrap: str) -> str:
         fd = seccomp.program_fd()
     except seccomp.SeccompUnavailable as exc:
         return str(exc)
-    policy = Policy(uid=identities.BUILD_UID, tmp_mb=1)
+    policy = Policy(uid=PROBE_UID, tmp_mb=1)
     argv = [*command(bwrap, policy, fd), "/bin/true"]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=10, check=False, pass_fds=(fd,))
@@ -140,7 +148,10 @@ def command(bwrap: str, policy: Policy, seccomp_fd: int) -> list[str]:
         "--unshare-cgroup-try",
         "--hostname", policy.hostname,
     ]  # fmt: skip
-    if not policy.network:
+    if policy.netns:
+        # nsenter (root) joins the namespace; bubblewrap then keeps it.
+        argv = [NSENTER, f"--net={policy.netns}", "--", *argv]
+    elif not policy.network:
         argv.append("--unshare-net")
     privileged = identities.privileged()
     if not privileged:
@@ -158,7 +169,8 @@ def command(bwrap: str, policy: Policy, seccomp_fd: int) -> list[str]:
             argv += ["--ro-bind", path, path]
     # bubblewrap running as root would make /etc 0700 for the files below.
     argv += ["--perms", "0755", "--dir", "/etc"]
-    for path in (*ETC_PATHS, *(NETWORK_ETC_PATHS if policy.network else ())):
+    networked = policy.network or bool(policy.netns)
+    for path in (*ETC_PATHS, *(NETWORK_ETC_PATHS if networked else ())):
         argv += ["--ro-bind-try", path, path]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += _tmpfs("/tmp", policy.tmp_mb) + _tmpfs("/dev/shm", SHM_MB)

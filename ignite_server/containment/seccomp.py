@@ -169,10 +169,15 @@ def program_fd() -> int:
     return fd
 
 
-def oci_profile() -> dict[str, Any]:
+def oci_profile(privilege_bits: bool = False) -> dict[str, Any]:
     """The policy as an OCI runtime-spec ``linux.seccomp`` object, the same
     rules as ``program``: in that format the conditions of one entry must
-    all hold, so each alternative of a call is an entry of its own."""
+    all hold, so each alternative of a call is an entry of its own.
+
+    ``privilege_bits`` allows setting setuid and setgid bits: for the
+    ``RUN`` steps of image builds, where package managers install such
+    files into the image (which never runs them with privilege: local image
+    pods get them stripped, Kubernetes pods cannot escalate)."""
 
     def masked_eq(index: int, mask: int) -> dict[str, Any]:
         return {"index": index, "value": mask, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
@@ -183,17 +188,20 @@ def oci_profile() -> dict[str, Any]:
         {"names": ["clone"], "action": allow, "args": [masked_eq(0, CLONE_NAMESPACE_FLAGS)]},
         {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS},
     ]
-    for name, index in MODE_ARGUMENT.items():
-        syscalls.append(
-            {"names": [name], "action": allow, "args": [masked_eq(index, PRIVILEGE_BITS)]}
-        )
-    for name, (flags, mode) in CREATE_ARGUMENTS.items():
-        syscalls.append(
-            {"names": [name], "action": allow, "args": [masked_eq(flags, CREATE_FLAGS)]}
-        )
-        syscalls.append(
-            {"names": [name], "action": allow, "args": [masked_eq(mode, PRIVILEGE_BITS)]}
-        )
+    if privilege_bits:
+        syscalls.append({"names": [*MODE_ARGUMENT, *CREATE_ARGUMENTS], "action": allow})
+    else:
+        for name, index in MODE_ARGUMENT.items():
+            syscalls.append(
+                {"names": [name], "action": allow, "args": [masked_eq(index, PRIVILEGE_BITS)]}
+            )
+        for name, (flags, mode) in CREATE_ARGUMENTS.items():
+            syscalls.append(
+                {"names": [name], "action": allow, "args": [masked_eq(flags, CREATE_FLAGS)]}
+            )
+            syscalls.append(
+                {"names": [name], "action": allow, "args": [masked_eq(mode, PRIVILEGE_BITS)]}
+            )
     return {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": errno.EPERM,

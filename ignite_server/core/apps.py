@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from ignite_server.core import archives, defaults, image_sources
+from ignite_server.core import defaults, image_sources
 from ignite_server.core.app_views import AppViews
 from ignite_server.core.paging import decode_token, encode_token
 from ignite_server.core.rollout import Rollout
@@ -32,7 +32,7 @@ from ignite_server.core.validation import (
     check_page_size,
     normalize_settings,
 )
-from ignite_server.domain import requirements
+from ignite_server.domain import archives, requirements
 from ignite_server.domain.errors import InvalidArgument, NotFound
 from ignite_server.domain.models import (
     App,

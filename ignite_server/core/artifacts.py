@@ -22,8 +22,8 @@ from pathlib import Path
 
 import structlog
 
-from ignite_server.core import archives
 from ignite_server.core.image_artifacts import ImageArtifacts, image_reference
+from ignite_server.domain import archives
 from ignite_server.domain.errors import FailedPrecondition
 from ignite_server.domain.models import DeploymentMode, RuntimeKind, UploadKind, Version
 from ignite_server.ports.blob_store import BlobStore
@@ -62,13 +62,11 @@ class Artifacts:
         self,
         blobs: BlobStore,
         pipelines: Mapping[RuntimeKind, BuildPipeline],
-        cache_root: Path,
         images: ImageArtifacts | None = None,
         images_unavailable: str = "no image builder is configured",
     ) -> None:
         self._blobs = blobs
         self._pipelines = dict(pipelines)
-        self._cache_root = cache_root
         self._images = images
         self._images_unavailable = images_unavailable
         self._locks: dict[str, asyncio.Lock] = {}
@@ -207,14 +205,12 @@ class Artifacts:
         source = work / "src"
         source.mkdir()
         await asyncio.to_thread(self._materialize, version, source)
-        cache = self._cache_root / version.runtime.kind.value
-        cache.mkdir(parents=True, exist_ok=True)
         await pipeline.build(
             BuildRequest(
                 runtime=version.runtime,
                 source_dir=source,
                 out_dir=out,
-                cache_dir=cache,
+                organization=version.organization,
                 log=sink,
                 build_args=version.build_args,
             )

@@ -49,14 +49,7 @@ SCHEMA_MAX_BYTES = 64 * 1024
 
 #: Code uploads (the source file or the compressed archive).
 MAX_CODE_BYTES = 32 * 1024 * 1024
-#: Unpacked archives.
-ARCHIVE_MAX_ENTRIES = 10_000
-ARCHIVE_MAX_UNPACKED_BYTES = 256 * 1024 * 1024
-#: Unpacked / packed size above which an archive counts as a bomb, once it
-#: unpacks to more than ARCHIVE_RATIO_FLOOR_BYTES (small files legitimately
-#: compress very well; source trees stay far below 100:1).
-ARCHIVE_MAX_RATIO = 100
-ARCHIVE_RATIO_FLOOR_BYTES = 1024 * 1024
+#: Unpacked archives: domain/archives.py (UPLOADS).
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 500

@@ -24,16 +24,15 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ignite_server.core import archives
 from ignite_server.core.secrets import Secrets
+from ignite_server.domain import archives
 from ignite_server.domain.errors import FailedPrecondition
 from ignite_server.domain.models import ImageSpec, UploadKind, Version
 from ignite_server.ports.blob_store import BlobStore
-from ignite_server.ports.build_pipeline import BuildFailed
 from ignite_server.ports.image_builder import (
     BuiltImage,
     DockerfileBuild,
-    GitCheckout,
+    GitContext,
     ImageBuilder,
     ImageUnavailable,
 )
@@ -81,31 +80,26 @@ class ImageArtifacts:
         if version.upload_kind == UploadKind.PREBUILT_IMAGE:
             image = await self._import(version, spec)
         else:
-            context = work / "src"
+            git = None
+            upload = None
             if version.upload_kind == UploadKind.IMAGE_FROM_GIT:
                 credentials = await self._secrets.credentials(version.organization, spec.secret_ref)
                 ref = spec.git_ref
                 log(f"cloning {spec.source}" + (f" at {ref}" if ref else ""))
-                commit = await self._builder.checkout(
-                    GitCheckout(spec.source, ref, context, log, credentials)
-                )
-                log(f"checked out {commit}")
-                if spec.context_dir:
-                    context = context / spec.context_dir
-                    if not context.is_dir():
-                        raise BuildFailed(
-                            f"context_dir {spec.context_dir} is not in the repository"
-                        )
+                git = GitContext(spec.source, ref, spec.context_dir, credentials)
             else:
+                upload = work / "src"
                 code = await asyncio.to_thread(self._blobs.read_code, version.code_hash)
-                await asyncio.to_thread(archives.extract, code, context)
+                await asyncio.to_thread(archives.extract, code, upload)
             image = await self._builder.build(
                 DockerfileBuild(
-                    context_dir=context,
+                    organization=version.organization,
                     dockerfile=spec.dockerfile_path or DEFAULT_DOCKERFILE,
                     build_args=version.build_args,
                     repository=repository_of(version),
                     log=log,
+                    upload_dir=upload,
+                    git=git,
                     timeout_secs=BUILD_TIMEOUT_SECS,
                 )
             )

@@ -1,215 +1,238 @@
-"""Dockerfile builds with buildah, contained like every other build step.
+"""Dockerfile builds with buildah, in the build's jail.
 
 A Dockerfile's ``RUN`` steps are user code, and buildah needs more than an
 ordinary build step may have (it mounts, and changes the owner of every
-file an image holds), so it cannot run in the build sandbox of
-builds/subprocess_build.py, and it must not run as host root either. It
-runs, through user_namespace.py, as root of a user namespace mapped onto
-IMAGE_BUILD_UID_COUNT host uids from IMAGE_BUILD_UID_BASE
-(containment/identities.py):
+file an image holds), so it runs, through user_namespace.py, as root of a
+user namespace mapped onto a range of 65,536 host uids of its own, taken
+for this build only from the server's block (containment/identities.py)
+and given back when it ends:
 
 - every process of the build, buildah and each ``RUN`` step alike, is a
   host uid of that range: never host root, no capability outside the
   namespace, ``no_new_privs``; files owned by other host uids (the server's
-  state, PostgreSQL's data, signing keys) are closed to it as to any
-  unprivileged user;
+  state, PostgreSQL's data, another build's folders) are closed to it as to
+  any unprivileged user;
 - it sees only the base system read-only (``/usr`` and its links,
-  ``/etc``), ``/dev`` and ``/sys``, the build context read-only, this
-  builder's cache folder (buildah's storage, its run folder, work folders)
-  writable, and fresh tmpfs at ``/tmp``, ``/var/tmp``, ``/run`` and
-  ``/dev/shm``; the host's tree is detached, so nothing else can be
-  reached by path, even by a ``RUN`` step that escapes buildah's chroot;
-- its processes have a pid namespace of their own, run in a cgroup of
-  their own with the build's memory limit, stream their output to the
-  build log and are killed, all of them, at the build's deadline
-  (``run_step``);
-- the network stays on: ``RUN pip install`` downloads, like the other
-  runtimes' builds.
+  ``/etc``), ``/dev`` and ``/sys``, the jail's folders (``/build/src``, the
+  uploaded context, read-only; ``/build/work`` and ``/build/out`` writable), the base
+  images the platform fetched for it (``/bases/<n>``, read-only), and fresh
+  tmpfs at ``/tmp``, ``/var/tmp``, ``/run`` and ``/dev/shm``; the host's
+  tree is detached, so nothing else can be reached by path, even by a
+  ``RUN`` step that gets out of buildah's chroot;
+- buildah's storage is the build's own (``/build/work/storage``, ``vfs``: no
+  overlay mounts in a user namespace on this kernel), made empty for the
+  build and deleted with it: a ``RUN`` step can leave nothing behind for
+  another build, of its own organization or another;
+- it is in the build's own network namespace: ``RUN`` steps reach the
+  package registries through the egress proxy (buildah passes the proxy
+  variables to them) and nothing else, not the platform's registry;
+- the build never pulls (``--pull=never``): the base images its ``FROM``
+  lines name were fetched by the platform (bases.py) and are loaded from
+  ``/bases`` first, under the names the Dockerfile uses;
+- ``RUN`` steps run with buildah's chroot isolation, with only the
+  capabilities package managers need inside the namespace (CHOWN,
+  DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID: no SYS_CHROOT, so no
+  second ``chroot`` out of the first), under the platform's system-call
+  filter (containment/seccomp.py, allowing the setuid bits package managers
+  set on files in the image: the local backend strips them when it unpacks
+  an image, and Kubernetes pods forbid privilege escalation);
+- its processes run in a cgroup of their own with the build's memory limit,
+  stream their output to the build log and are killed, all of them, at the
+  build's deadline (``run_step``).
 
-Inside, buildah uses ``--isolation chroot`` (no runtime: runc and crun
-need more privilege than the namespace has) and the ``vfs`` storage driver
-(no overlay mounts in a user namespace on this kernel) under the cache
-folder, which keeps pulled base images between builds. A build leaves its
-image as an OCI layout folder; pushing it is skopeo's job (skopeo.py),
-outside the namespace, so the platform registry's credentials are never
-within reach of user code. The built image is removed from the storage
-afterwards; base images stay.
+A build leaves its image as an OCI layout in ``/build/out/image``, which leaves
+the jail as its one checked stream; pushing it is skopeo's job (skopeo.py),
+outside, so the registry's credentials are never within reach of user code.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
+import json
 import re
 import sys
+import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+from ignite_server.builds.jail import OUT, SRC, WORK, BuildJail
 from ignite_server.builds.subprocess_build import (
     DEFAULT_MEMORY_MB,
-    Deadline,
     StepResult,
     failure_reason,
-    network_env,
     run_step,
 )
-from ignite_server.containment import identities
+from ignite_server.containment import identities, seccomp
 from ignite_server.containment.sandbox import SYSTEM_PATHS
 from ignite_server.images import user_namespace
+from ignite_server.images.bases import BaseImage
+from ignite_server.images.skopeo import LAYOUT_NAME
 from ignite_server.ports.build_pipeline import BuildFailed
-from ignite_server.ports.image_builder import DockerfileBuild
 
 BUILDAH = "/usr/bin/buildah"
-#: How long removing a built image from the storage may take.
-CLEANUP_SECS = 60
 #: Longest reason quoted from buildah in a one-line failure.
 MAX_REASON = 300
+#: Where the OCI layout of the built image is, inside the jail.
+IMAGE_LAYOUT = f"{OUT}/image"
+#: The server's files for buildah (registries.conf, the RUN steps'
+#: system-call filter), inside the namespace.
+CONFIG = "/ignite/buildah"
+#: Capabilities buildah gives RUN steps by default that they do not keep.
+DROPPED_CAPABILITIES = ("CAP_SYS_CHROOT", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE")
 _FAILED_STEP = re.compile(r'building at STEP "(?P<step>.*?)": (?P<why>.*)')
 
 
 class Buildah:
-    """Builds Dockerfiles into OCI layouts, with its storage under
-    ``cache_dir``. ``insecure_registries`` are hosts base images may be
-    pulled from over plain HTTP."""
+    """Builds Dockerfiles in builds' jails into OCI layouts."""
 
-    def __init__(
-        self,
-        cache_dir: Path,
-        *,
-        insecure_registries: Sequence[str] = (),
-        memory_mb: int = DEFAULT_MEMORY_MB,
-    ) -> None:
-        self.cache_dir = cache_dir
-        self._insecure = tuple(insecure_registries)
+    def __init__(self, *, memory_mb: int = DEFAULT_MEMORY_MB) -> None:
         self._memory_mb = memory_mb
 
-    @property
-    def work_dir(self) -> Path:
-        """Where builds put their OCI layouts (inside the build's view)."""
-        return self.cache_dir / "work"
-
-    async def build(self, request: DockerfileBuild, layout: Path, deadline: Deadline) -> None:
-        """Build ``request`` into the OCI layout folder ``layout`` (below
-        ``work_dir``); BuildFailed when the Dockerfile does not build."""
+    async def build(
+        self,
+        jail: BuildJail,
+        context: str,
+        dockerfile: str,
+        build_args: dict[str, str] | Sequence[tuple[str, str]],
+        bases: Sequence[BaseImage],
+    ) -> None:
+        """Build the Dockerfile at ``dockerfile`` (a path in ``context``,
+        both inside the jail) into IMAGE_LAYOUT; BuildFailed when it does
+        not build."""
         if not identities.privileged():
             raise BuildFailed("Dockerfile builds need a server that runs as root")
-        dockerfile = checked_dockerfile(request.context_dir, request.dockerfile)
-        await asyncio.to_thread(self._prepare, request.context_dir)
-        tag = f"localhost/ignite-build-{uuid.uuid4().hex}"
-        context = str(request.context_dir.resolve())
-        argv = [
-            "build", "--isolation", "chroot",
-            "-f", dockerfile, "-t", tag,
-        ]  # fmt: skip
-        for name, value in request.build_args.items():
-            argv += ["--build-arg", f"{name}={value}"]
-        try:
-            result = await self._buildah([*argv, context], context, request.log, deadline)
+        args = build_args.items() if isinstance(build_args, dict) else build_args
+        async with _config_folder() as config:
+            namespace = _Namespace(jail, config, bases, self._memory_mb)
+            await namespace.run(
+                ["/bin/mkdir", "-p", f"{WORK}/storage", f"{WORK}/run", f"{WORK}/tmp"], jail.log
+            )
+            for number, base in enumerate(bases):
+                await self._load(namespace, number, base)
+            tag = f"localhost/ignite-build-{uuid.uuid4().hex}"
+            argv = [
+                "build", "--pull=never", "--isolation", "chroot",
+                "--security-opt", f"seccomp={CONFIG}/seccomp.json",
+                *(f"--cap-drop={capability}" for capability in DROPPED_CAPABILITIES),
+                "-f", dockerfile, "-t", tag,
+            ]  # fmt: skip
+            for name, value in args:
+                argv += ["--build-arg", f"{name}={value}"]
+            result = await namespace.buildah([*argv, context], jail.log)
             if result.returncode != 0:
                 raise BuildFailed(_failure(result, self._memory_mb))
-            result = await self._buildah(
-                ["push", "--quiet", tag, f"oci:{layout}"], context, request.log, deadline
+            result = await namespace.buildah(
+                ["push", "--quiet", tag, f"oci:{IMAGE_LAYOUT}:{LAYOUT_NAME}"], jail.log
             )
             if result.returncode != 0:
                 raise BuildFailed(failure_reason("saving the built image", result))
-        finally:
-            # Quietly: after a failed build there is no image to remove.
-            await self._buildah(["rmi", "--force", tag], context, _discard, Deadline(CLEANUP_SECS))
 
-    async def _buildah(
-        self, argv: list[str], context: str, log: Callable[[str], None], deadline: Deadline
-    ) -> StepResult:
-        storage = [
-            "--root", str(self.cache_dir / "storage"),
-            "--runroot", str(self.cache_dir / "run"),
-            "--storage-driver", "vfs",
+    async def _load(self, namespace: _Namespace, number: int, base: BaseImage) -> None:
+        """Base image ``number`` into the build's storage, under the names a
+        FROM line may use for it: as written, and by its repository."""
+        lines: list[str] = []
+        pulled = await namespace.buildah(
+            ["pull", "--quiet", f"oci:/bases/{number}:{LAYOUT_NAME}"], lines.append
+        )
+        image_id = lines[-1].strip() if lines else ""
+        if pulled.returncode != 0 or not image_id:
+            raise BuildFailed(f"FROM {base.named}: the base image could not be loaded")
+        names = {str(base.reference).split("@", 1)[0], f"{base.reference.repository}:ignite-base"}
+        for name in sorted(names):
+            await namespace.buildah(["tag", image_id, name], _discard)
+
+
+class _Namespace:
+    """Runs commands in one build's user namespace (user_namespace.py)."""
+
+    def __init__(
+        self, jail: BuildJail, config: Path, bases: Sequence[BaseImage], memory_mb: int
+    ) -> None:
+        self._jail = jail
+        self._memory_mb = memory_mb
+        first, count = jail.uid_range
+        folders = jail.host_folders()
+        argv = [
+            sys.executable, "-I", user_namespace.__file__,
+            "--uid-base", str(first), "--count", str(count),
+            "--netns", jail.netns_path,
         ]  # fmt: skip
+        for path in (*SYSTEM_PATHS, "/etc"):
+            argv += ["--ro", path]
+        if SRC in folders:
+            argv += ["--ro-at", str(folders[SRC]), SRC]
+        argv += ["--rw-at", str(folders[WORK]), WORK, "--rw-at", str(folders[OUT]), OUT]
+        argv += ["--ro-at", str(config), CONFIG]
+        for number, base in enumerate(bases):
+            argv += ["--ro-at", str(base.layout), f"/bases/{number}"]
+        for path in ("/tmp", "/var/tmp", "/run"):
+            argv += ["--tmpfs", path]
+        self._prefix = [*argv, "--cwd", WORK, "--"]
+
+    async def run(self, argv: Sequence[str], log: Callable[[str], None]) -> StepResult:
         return await run_step(
-            [*self._namespace(context), BUILDAH, *storage, *argv],
-            cwd=Path(context),
-            env=self._env(),
+            [*self._prefix, *argv],
+            cwd=Path("/"),
+            env=self._jail.env(
+                PATH="/usr/sbin:/usr/bin:/sbin:/bin",
+                # Image layers are staged here: on the build's volume, not
+                # in a tmpfs that would count against the memory limit.
+                TMPDIR=f"{WORK}/tmp",
+                CONTAINERS_REGISTRIES_CONF=f"{CONFIG}/registries.conf",
+            ),
             log=log,
-            deadline=deadline,
+            deadline=self._jail.deadline,
             memory_mb=self._memory_mb,
         )
 
-    def _namespace(self, context: str) -> list[str]:
-        """The argv prefix that runs a command in the build's namespace."""
-        argv = [
-            sys.executable, "-I", user_namespace.__file__,
-            "--uid-base", str(identities.IMAGE_BUILD_UID_BASE),
-            "--count", str(identities.IMAGE_BUILD_UID_COUNT),
+    async def buildah(self, argv: Sequence[str], log: Callable[[str], None]) -> StepResult:
+        storage = [
+            "--root", f"{WORK}/storage",
+            "--runroot", f"{WORK}/run",
+            "--storage-driver", "vfs",
         ]  # fmt: skip
-        for path in (*SYSTEM_PATHS, "/etc", context):
-            argv += ["--ro", path]
-        argv += ["--rw", str(self.cache_dir.resolve())]
-        for path in ("/tmp", "/var/tmp", "/run"):
-            argv += ["--tmpfs", path]
-        return [*argv, "--cwd", context, "--"]
-
-    def _env(self) -> dict[str, str]:
-        return {
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": str(self.cache_dir / "home"),
-            # Image layers are staged here while pulled: on disk, not in a
-            # tmpfs that would count against the memory limit.
-            "TMPDIR": str(self.cache_dir / "tmp"),
-            "CONTAINERS_REGISTRIES_CONF": str(self.cache_dir / "registries.conf"),
-            **network_env(),
-        }
-
-    def _prepare(self, context_dir: Path) -> None:
-        """The cache folders, owned by the namespace's root, and the context
-        handed over to it (a checkout belongs to the build uid)."""
-        owner = identities.IMAGE_BUILD_UID_BASE
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        for folder in (self.cache_dir, *(self.cache_dir / name for name in _FOLDERS)):
-            folder.mkdir(exist_ok=True)
-            if folder.stat().st_uid != owner:
-                os.chown(folder, owner, owner)
-        os.chmod(self.cache_dir, 0o700)
-        registries = self.cache_dir / "registries.conf"
-        registries.write_text(_registries_conf(self._insecure))
-        identities.hand_over(context_dir, owner)
+        return await self.run([BUILDAH, *storage, *argv], log)
 
 
-#: Folders of the cache, each owned by the namespace's root.
-_FOLDERS = ("storage", "run", "home", "tmp", "work")
+@contextlib.asynccontextmanager
+async def _config_folder() -> AsyncIterator[Path]:
+    """A folder of the server's with registries.conf and the RUN steps'
+    system-call filter, readable inside the namespace."""
+    with tempfile.TemporaryDirectory(prefix="ignite-buildah-") as name:
+        folder = Path(name)
+
+        def write() -> None:
+            (folder / "registries.conf").write_text(REGISTRIES_CONF)
+            profile = seccomp.oci_profile(privilege_bits=True)
+            (folder / "seccomp.json").write_text(json.dumps(profile))
+            folder.chmod(0o755)
+
+        await asyncio.to_thread(write)
+        yield folder
 
 
-def checked_dockerfile(context_dir: Path, dockerfile: str) -> str:
-    """``dockerfile`` as a path inside the context; BuildFailed when it
-    points outside (absolute, ``..``, or a symbolic link leading out)."""
+def checked_dockerfile(context: str, dockerfile: str) -> str:
+    """``dockerfile`` as a path inside ``context`` (a path in the jail);
+    BuildFailed when it is absolute or climbs out with ``..`` (a symbolic
+    link is resolved inside the jail, where it can reach nothing else)."""
     relative = Path(dockerfile or "Dockerfile")
     if relative.is_absolute() or ".." in relative.parts:
         raise BuildFailed(
             f"the Dockerfile path {dockerfile!r} must be relative to the build context, "
             "without '..'"
         )
-    context = context_dir.resolve()
-    target = (context / relative).resolve()
-    if not target.is_relative_to(context):
-        raise BuildFailed(f"the Dockerfile {dockerfile!r} leads outside the build context")
-    if not target.is_file():
-        raise BuildFailed(f"no Dockerfile {dockerfile!r} in the build context")
-    return str(target)
+    return f"{context.rstrip('/')}/{relative.as_posix()}"
 
 
 def _discard(_line: str) -> None:
     pass
 
 
-def _registries_conf(insecure: Sequence[str]) -> str:
-    """buildah's registries.conf: short names are Docker Hub's, and the
-    ``insecure`` hosts are reached over plain HTTP."""
-    lines = [
-        'unqualified-search-registries = ["docker.io"]',
-        'short-name-mode = "permissive"',
-    ]
-    for host in insecure:
-        lines += ["", "[[registry]]", f'location = "{host}"', "insecure = true"]
-    return "\n".join(lines) + "\n"
+#: buildah's registries.conf: short names are Docker Hub's (base images are
+#: loaded before the build, which never pulls).
+REGISTRIES_CONF = 'unqualified-search-registries = ["docker.io"]\nshort-name-mode = "permissive"\n'
 
 
 def _failure(result: StepResult, memory_mb: int) -> str:

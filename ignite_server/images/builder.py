@@ -1,10 +1,13 @@
 """The image builder: the ImageBuilder port (ports/image_builder.py) over
 buildah, skopeo and git.
 
-- ``build``: buildah builds the Dockerfile in the image-build namespace into
-  an OCI layout (buildah.py); skopeo pushes it to the platform registry by
-  its manifest digest and reads its config back (skopeo.py).
-- ``checkout``: git in the build sandbox (git_checkout.py).
+- ``build``: in a jail of the build's own (builds/jail.py, with a range of
+  uids for its user namespace): git clones the repository for a git
+  context (git_checkout.py); the Dockerfile is read inside the jail and the
+  base images its ``FROM`` lines name are fetched by the platform
+  (bases.py); buildah builds (buildah.py) into an OCI layout that leaves the
+  jail as its checked stream; skopeo, outside, pushes it to the platform
+  registry by its manifest digest and reads its config back (skopeo.py).
 - ``import_image``: skopeo resolves the user's reference to a digest and
   copies that manifest, digest unchanged, into the platform registry.
 
@@ -16,20 +19,22 @@ image this builder returns is referenced there by digest.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import uuid
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ignite_server.builds.subprocess_build import DEFAULT_MEMORY_MB, Deadline
+from ignite_server.builds.jail import SRC, BuildJail, BuildSpace
+from ignite_server.builds.subprocess_build import DEFAULT_MEMORY_MB
 from ignite_server.domain.errors import Unavailable
+from ignite_server.images import dockerfile as dockerfiles
 from ignite_server.images import git_checkout, reference
-from ignite_server.images.buildah import Buildah
-from ignite_server.images.skopeo import Skopeo, oci_manifest_digest
+from ignite_server.images.bases import BaseImages
+from ignite_server.images.buildah import IMAGE_LAYOUT, Buildah, checked_dockerfile
+from ignite_server.images.skopeo import LAYOUT_NAME, Skopeo, oci_manifest_digest
+from ignite_server.ports.build_pipeline import BuildFailed
 from ignite_server.ports.image_builder import (
     BuiltImage,
     DockerfileBuild,
-    GitCheckout,
     ImageUnavailable,
     RegistryCredentials,
 )
@@ -37,63 +42,94 @@ from ignite_server.ports.image_builder import (
 
 class ContainerImageBuilder:
     """Builds and imports images into the registry at ``registry_host``
-    (``host[:port]``), keeping buildah's storage under ``cache_dir``.
+    (``host[:port]``), building in ``space``'s jails and keeping fetched base
+    images under ``bases_dir``.
 
     ``registry_credentials`` log in to that registry; ``insecure_registries``
     are hosts reached without TLS verification besides loopback ones (for
-    imports, pushes and Dockerfile base images alike).
+    imports, pushes and base images alike), and the registries on private
+    addresses base images may come from.
     """
 
     def __init__(
         self,
         registry_host: str,
-        cache_dir: Path,
+        space: BuildSpace,
+        bases_dir: Path,
         *,
         registry_credentials: RegistryCredentials | None = None,
         insecure_registries: Sequence[str] = (),
         memory_mb: int = DEFAULT_MEMORY_MB,
     ) -> None:
         self.registry_host = registry_host
+        self._space = space
         self._credentials = registry_credentials
         self._skopeo = Skopeo(insecure_registries)
-        plain_http = [
-            host
-            for host in {registry_host, *insecure_registries}
-            if not self._skopeo.tls_verify(host)
-        ]
-        self._buildah = Buildah(cache_dir, insecure_registries=plain_http, memory_mb=memory_mb)
+        self._bases = BaseImages(
+            bases_dir,
+            self._skopeo,
+            platform_registry=registry_host,
+            platform_credentials=registry_credentials,
+            allowed_private=insecure_registries,
+        )
+        self._buildah = Buildah(memory_mb=memory_mb)
+        #: Where built images are unpacked from their jail before the push.
+        self._scratch = bases_dir.parent / "exports"
+        self._scratch.mkdir(parents=True, exist_ok=True)
 
     async def build(self, request: DockerfileBuild) -> BuiltImage:
         """Build, push by digest, and return the pushed image."""
         destination = self._destination(request.repository)
-        deadline = Deadline(request.timeout_secs)
-        layout = self._buildah.work_dir / uuid.uuid4().hex
-        try:
-            await self._buildah.build(request, layout, deadline)
-            digest = await asyncio.to_thread(oci_manifest_digest, layout)
+        with tempfile.TemporaryDirectory(prefix="image-", dir=self._scratch) as scratch:
+            image = Path(scratch) / "out"
+            await asyncio.to_thread(image.mkdir)
+            async with self._space.jail(
+                request.organization,
+                request.log,
+                request.timeout_secs,
+                source=request.upload_dir,
+                egress_urls=[request.git.url] if request.git else (),
+                image_build=True,
+            ) as jail:
+                context = await self._context(jail, request)
+                dockerfile = checked_dockerfile(context, request.dockerfile)
+                text = await jail.read_text(dockerfile, dockerfiles.MAX_BYTES)
+                bases = [
+                    await self._bases.fetch(named, request.organization)
+                    for named in dockerfiles.base_images(text, request.build_args)
+                ]
+                await self._buildah.build(
+                    jail, context, dockerfile, dict(request.build_args), bases
+                )
+                await jail.export(image)
+            layout = image / Path(IMAGE_LAYOUT).name
             try:
-                async with asyncio.timeout(deadline.remaining()):
-                    await self._skopeo.copy(
-                        f"oci:{layout}",
-                        destination,
-                        digest,
-                        destination_credentials=self._credentials,
-                        log=request.log,
-                    )
-            except TimeoutError:
-                raise deadline.exceeded() from None
-            return await self._pushed(destination, digest)
-        except ImageUnavailable as exc:
-            # The user's build is fine; the platform's registry is not.
-            raise Unavailable(
-                f"the image registry took no image: {exc.message}", reason=exc.reason
-            ) from exc
-        finally:
-            await asyncio.to_thread(shutil.rmtree, layout, True)
+                digest = await asyncio.to_thread(oci_manifest_digest, layout)
+            except (OSError, ValueError, KeyError, IndexError):
+                raise BuildFailed("the build left no image") from None
+            try:
+                await self._skopeo.copy(
+                    f"oci:{layout}:{LAYOUT_NAME}",
+                    destination,
+                    digest,
+                    destination_credentials=self._credentials,
+                    log=request.log,
+                )
+                return await self._pushed(destination, digest)
+            except ImageUnavailable as exc:
+                # The user's build is fine; the platform's registry is not.
+                raise Unavailable(
+                    f"the image registry took no image: {exc.message}", reason=exc.reason
+                ) from exc
 
-    async def checkout(self, request: GitCheckout) -> str:
-        """Clone the repository; returns the commit checked out."""
-        return await git_checkout.checkout(request)
+    async def _context(self, jail: BuildJail, request: DockerfileBuild) -> str:
+        """The build context's path inside the jail: the upload, or the
+        clone's ``context_dir``."""
+        if request.git is None:
+            return SRC
+        await git_checkout.checkout(jail, request.git)
+        context = request.git.context_dir.strip("/")
+        return f"{git_checkout.REPO}/{context}" if context else git_checkout.REPO
 
     async def import_image(
         self, image_ref: str, credentials: RegistryCredentials | None, repository: str

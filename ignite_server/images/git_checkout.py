@@ -1,11 +1,15 @@
 """Checking out a git repository for a Dockerfile build (``from_git``).
 
-git runs in the build sandbox of builds/subprocess_build.py, under the
-build uid with the network on, and sees only the destination folder
-(writable) and, for a ``file://`` URL, the repository (read-only). A
-repository's own hooks never run: a clone copies none, and ``core.hooksPath``
-points at ``/dev/null`` for the checkout besides. Submodules are not
-fetched.
+git runs as a step of the build's jail (builds/jail.py): as the build's uid,
+in the build's network namespace, where the repository's host is reachable
+only through the egress proxy (HTTP(S) through ``http_proxy``; the ``git``
+protocol through ``GIT_PROXY_COMMAND``, a CONNECT through the same proxy),
+and only when the policy allows that host (a public one, or one the operator
+allowed). The clone is ``/build/work/repo``; the server never reads it: the build
+sees its context at ``/build/work/repo/<context_dir>`` inside the jail, where a
+symbolic link can lead nowhere but into the jail's own view. A repository's
+own hooks never run: a clone copies none, and ``core.hooksPath`` points at
+``/dev/null`` besides. Submodules are not fetched.
 
 The clone fetches every branch and tag without checking out, then the ref is
 looked up as a branch, then a tag, then a commit (full or abbreviated), and
@@ -24,25 +28,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ignite_server.builds.subprocess_build import (
-    Deadline,
-    Sandbox,
-    StepResult,
-    network_env,
-    run_step,
-)
+from ignite_server.builds.egress import PROXY_HOST, PROXY_PORT
+from ignite_server.builds.jail import WORK, BuildJail
+from ignite_server.builds.subprocess_build import StepResult
 from ignite_server.ports.build_pipeline import BuildFailed
-from ignite_server.ports.image_builder import GitCheckout
+from ignite_server.ports.image_builder import GitContext
 
 GIT = "/usr/bin/git"
-#: URL schemes a repository may be fetched with (no ``ext::``, no ssh keys of
-#: the server's account).
-SCHEMES = ("https", "http", "file", "git")
+#: URL schemes a repository may be fetched with (no ``ext::``, no ``file://``
+#: naming the server's folders, no ssh keys of the server's account).
+SCHEMES = ("https", "http", "git")
+#: Where the clone is, inside the jail.
+REPO = f"{WORK}/repo"
+#: Where the server's git configuration is, inside the jail.
+CONFIG_DIR = "/ignite/git"
 #: What a ref may look like: git's own rules are looser, but nothing that
 #: could be read as an option or a revision expression gets through.
 _REF = re.compile(r"[A-Za-z0-9._/][A-Za-z0-9._/+@-]{0,254}")
@@ -50,63 +56,56 @@ _COMMIT = re.compile(r"[0-9a-f]{4,64}")
 _FULL_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
-async def checkout(request: GitCheckout) -> str:
-    """Clone ``request.url`` into ``request.dest`` at ``request.ref``;
-    returns the full commit hash. BuildFailed for a bad URL, ref or
-    credentials."""
-    url = _checked_url(request.url)
+async def checkout(jail: BuildJail, source: GitContext) -> str:
+    """Clone ``source`` into REPO at its ref; returns the full commit hash.
+    BuildFailed for a bad URL, ref or credentials."""
+    url = _checked_url(source.url)
     shown = _without_password(url)
-    if not _REF.fullmatch(request.ref) or ".." in request.ref:
-        raise BuildFailed(f"git ref {request.ref!r} not found in {shown}")
-    await asyncio.to_thread(request.dest.mkdir, parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ignite-git-") as config_dir:
-        return await _checkout(request, url, shown, Path(config_dir))
-
-
-async def _checkout(request: GitCheckout, url: str, shown: str, config_dir: Path) -> str:
-    await asyncio.to_thread(_write_config, config_dir)
-    clone = _Clone(request, url, config_dir)
-    cloned = await clone.git("clone", "--no-checkout", "--", url, str(request.dest))
-    if cloned.returncode != 0:
-        raise BuildFailed(f"git clone of {shown} failed: {_last_line(cloned)}")
-    candidates = [f"refs/remotes/origin/{request.ref}", f"refs/tags/{request.ref}"]
-    if _COMMIT.fullmatch(request.ref):
-        candidates.append(request.ref)
-    commit = ""
-    for candidate in candidates:
-        commit = await clone.commit(candidate)
-        if commit:
-            break
-    else:
-        raise BuildFailed(f"git ref {request.ref!r} not found in {shown}")
-    done = await clone.git("checkout", "--quiet", "--detach", commit)
-    if done.returncode != 0:
-        raise BuildFailed(f"git checkout of {commit} failed: {_last_line(done)}")
-    request.log(f"checked out {shown} at {request.ref} ({commit})")
+    if source.ref and (not _REF.fullmatch(source.ref) or ".." in source.ref):
+        raise BuildFailed(f"git ref {source.ref!r} not found in {shown}")
+    async with _config_folder() as config_dir:
+        clone = _Clone(jail, source, url, config_dir)
+        cloned = await clone.git("clone", "--no-checkout", "--", url, REPO)
+        if cloned.returncode != 0:
+            raise BuildFailed(f"git clone of {shown} failed: {_last_line(cloned)}")
+        candidates = [f"refs/remotes/origin/{source.ref}", f"refs/tags/{source.ref}"]
+        if not source.ref:
+            # No ref: the repository's default branch.
+            candidates = ["refs/remotes/origin/HEAD"]
+        elif _COMMIT.fullmatch(source.ref):
+            candidates.append(source.ref)
+        commit = ""
+        for candidate in candidates:
+            commit = await clone.commit(candidate)
+            if commit:
+                break
+        else:
+            raise BuildFailed(f"git ref {source.ref!r} not found in {shown}")
+        done = await clone.git("checkout", "--quiet", "--detach", commit)
+        if done.returncode != 0:
+            raise BuildFailed(f"git checkout of {commit} failed: {_last_line(done)}")
+    jail.log(f"checked out {shown} at {source.ref or 'its default branch'} ({commit})")
     return commit
 
 
 class _Clone:
-    """git commands on one checkout, each a sandboxed build step."""
+    """git commands on one checkout, each a step of the jail."""
 
-    def __init__(self, request: GitCheckout, url: str, config_dir: Path) -> None:
-        self._request = request
-        self._env = _env(request, url, config_dir / "gitconfig")
-        self._deadline = Deadline(request.timeout_secs)
-        local = [urlsplit(url).path] if url.startswith("file://") else []
-        self._sandbox = Sandbox(
-            ro_paths=[*local, config_dir], rw_paths=[request.dest], network=True
-        )
+    def __init__(self, jail: BuildJail, source: GitContext, url: str, config_dir: Path) -> None:
+        self._jail = jail
+        self._env = jail.env(**_env(source, url))
+        self._config = config_dir
 
     async def git(self, *argv: str, quiet: bool = False) -> StepResult:
         """Run git; its output goes to the build log unless ``quiet``."""
-        return await run_step(
+        return await self._jail.run(
+            "git",
             [GIT, *argv],
-            cwd=self._request.dest,
             env=self._env,
-            log=_discard if quiet else self._request.log,
-            deadline=self._deadline,
-            sandbox=self._sandbox,
+            cwd=REPO if argv[0] != "clone" else WORK,
+            ro_binds=[(self._config, CONFIG_DIR)],
+            check=False,
+            log=_discard if quiet else None,
         )
 
     async def commit(self, revision: str) -> str:
@@ -140,18 +139,17 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _env(request: GitCheckout, url: str, global_config: Path) -> dict[str, str]:
+def _env(source: GitContext, url: str) -> dict[str, str]:
     env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": "/tmp",
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": str(global_config),
-        **network_env(),
+        "GIT_CONFIG_GLOBAL": f"{CONFIG_DIR}/gitconfig",
+        # The git protocol knows no HTTP proxy: a CONNECT through it.
+        "GIT_PROXY_COMMAND": f"{CONFIG_DIR}/connect",
     }
-    if request.credentials is not None:
+    if source.credentials is not None:
         parts = urlsplit(url)
-        token = f"{request.credentials.username}:{request.credentials.password}"
+        token = f"{source.credentials.username}:{source.credentials.password}"
         header = "Authorization: Basic " + base64.b64encode(token.encode()).decode()
         env["GIT_CONFIG_COUNT"] = "1"
         env["GIT_CONFIG_KEY_0"] = f"http.{parts.scheme}://{parts.netloc}/.extraHeader"
@@ -159,23 +157,36 @@ def _env(request: GitCheckout, url: str, global_config: Path) -> dict[str, str]:
     return env
 
 
-#: The checkout's git configuration (as the "global" file: git hands the
-#: environment's configuration to neither ``upload-pack`` of a local
-#: repository nor anything else run in another repository).
+#: The checkout's git configuration (as the "global" file).
 GLOBAL_CONFIG = """\
 [core]
 \thooksPath = /dev/null
-[safe]
-\t# A file:// repository belongs to another uid than the sandbox's.
-\tdirectory = *
 [protocol "ext"]
 \tallow = never
+[protocol "file"]
+\tallow = never
 """
+#: git's proxy command for the git protocol: ``connect HOST PORT`` opens a
+#: CONNECT tunnel through the egress proxy (socat speaks it).
+CONNECT = f"""#!/bin/sh
+exec /usr/bin/socat - "PROXY:{PROXY_HOST}:$1:$2,proxyport={PROXY_PORT}"
+"""
+
+
+@contextlib.asynccontextmanager
+async def _config_folder() -> AsyncIterator[Path]:
+    """A folder of the server's with the configuration git runs with."""
+    with tempfile.TemporaryDirectory(prefix="ignite-git-") as name:
+        folder = Path(name)
+        await asyncio.to_thread(_write_config, folder)
+        yield folder
 
 
 def _write_config(folder: Path) -> None:
     (folder / "gitconfig").write_text(GLOBAL_CONFIG)
-    # Readable by the build uid the sandbox runs git as.
+    (folder / "connect").write_text(CONNECT)
+    (folder / "connect").chmod(0o755)
+    # Readable by the build uid git runs as.
     folder.chmod(0o755)
 
 

@@ -43,7 +43,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ignite_common.addresses import is_loopback
-from ignite_server.builds.subprocess_build import network_env
 from ignite_server.images.reference import ImageReference
 from ignite_server.ports.image_builder import ImageConfig, ImageUnavailable, RegistryCredentials
 
@@ -53,6 +52,8 @@ SKOPEO = "/usr/bin/skopeo"
 LOOKUP_TIMEOUT_SECS = 20
 #: Copying an image: large images take a while on a slow link.
 COPY_TIMEOUT_SECS = 900
+#: The image's name inside the OCI layout folders this module writes.
+LAYOUT_NAME = "image"
 #: Extra time skopeo gets to honour its own timeout before it is killed.
 KILL_GRACE_SECS = 5
 #: Manifest media types that list one manifest per platform.
@@ -132,6 +133,28 @@ class Skopeo:
                 argv, home=home, limit_secs=COPY_TIMEOUT_SECS, what=str(destination), log=log
             )
 
+    async def fetch(
+        self,
+        source: ImageReference,
+        digest: str,
+        layout: Path,
+        credentials: RegistryCredentials | None,
+    ) -> None:
+        """Copy the manifest ``digest`` of ``source``'s repository into the
+        OCI layout folder ``layout`` (as its image ``LAYOUT_NAME``)."""
+        with _auth_file(source.host, credentials) as (auth, home):
+            await self._run(
+                [
+                    "copy", "--preserve-digests", "--retry-times", "2",
+                    f"--src-tls-verify={_flag(self.tls_verify(source.host))}",
+                    "--src-authfile", auth,
+                    f"docker://{source.at(digest)}", f"oci:{layout}:{LAYOUT_NAME}",
+                ],
+                home=home,
+                limit_secs=COPY_TIMEOUT_SECS,
+                what=str(source),
+            )  # fmt: skip
+
     async def config(
         self, reference: ImageReference, digest: str, credentials: RegistryCredentials | None
     ) -> ImageConfig:
@@ -170,7 +193,7 @@ class Skopeo:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env={"PATH": "/usr/bin:/bin", "HOME": home, **network_env()},
+            env={"PATH": "/usr/bin:/bin", "HOME": home, **_proxy_env()},
             start_new_session=True,
         )
         try:
@@ -280,6 +303,17 @@ def _auth_file(host: str, credentials: RegistryCredentials | None) -> Iterator[t
         yield path, folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _proxy_env() -> dict[str, str]:
+    """How this host reaches registries (skopeo runs the platform's own
+    fetches on the host, no user code)."""
+    names = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR")
+    return {
+        name: os.environ[name]
+        for name in (*names, *(name.lower() for name in names[:3]))
+        if name in os.environ
+    }
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:

@@ -4,11 +4,15 @@ unprivileged host uids, in a file-system view of the caller's choosing.
 This is the entry point of every image build (buildah.py), run as a script
 by a server that is root, with the standard library only::
 
-    python -I user_namespace.py --uid-base 1900000 --count 65536 \\
-        [--ro PATH]... [--rw PATH]... [--tmpfs PATH]... --cwd DIR -- COMMAND...
+    python -I user_namespace.py --uid-base FIRST --count 65536 [--netns PATH] \\
+        [--ro PATH]... [--rw PATH]... [--ro-at HOST INSIDE]... [--rw-at HOST INSIDE]... \\
+        [--tmpfs PATH]... --cwd DIR -- COMMAND...
 
 How, and why this way:
 
+0. With ``--netns``, the script first joins that network namespace (the
+   build's own, whose only way out is the platform's egress proxy), so
+   everything below, buildah and every ``RUN`` step, is in it.
 1. The script forks. The child unshares a user namespace (with mount, pid,
    ipc and uts namespaces owned by it) and waits; the parent, still host
    root, writes the child's ``uid_map`` and ``gid_map`` (namespace ids
@@ -29,9 +33,10 @@ How, and why this way:
 3. It forks the namespace's pid 1, which builds the view through the
    opened descriptors: a fresh tmpfs with the ``--ro`` paths read-only and
    the ``--rw`` paths writable, each at its own path (a symbolic link is
-   recreated as one), ``/dev`` (with a ``/dev/shm`` of its own) and
-   ``/sys`` as on the host, a new ``/proc`` showing only the namespace's
-   processes, and a tmpfs at each ``--tmpfs`` path. It then
+   recreated as one), or at the path ``--ro-at``/``--rw-at`` give,
+   ``/dev`` (with a ``/dev/shm`` of its own) and ``/sys`` as on the host,
+   a new ``/proc`` showing only the namespace's processes, and a tmpfs at
+   each ``--tmpfs`` path. It then
    ``pivot_root``s into the view and detaches the host's tree, so nothing
    else of the host can be reached by path, not even by a process that
    escapes a ``chroot`` later. With ``no_new_privs`` set it executes the
@@ -55,6 +60,7 @@ CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
@@ -114,8 +120,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="user_namespace")
     parser.add_argument("--uid-base", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--netns", default="")
     parser.add_argument("--ro", action="append", default=[])
     parser.add_argument("--rw", action="append", default=[])
+    parser.add_argument("--ro-at", nargs=2, action="append", default=[])
+    parser.add_argument("--rw-at", nargs=2, action="append", default=[])
     parser.add_argument("--tmpfs", action="append", default=[])
     parser.add_argument("--cwd", default="/")
     parser.add_argument("command", nargs="+")
@@ -125,6 +134,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     """Run the command as described in the module docstring."""
     args = _parse(argv)
+    if args.netns:
+        try:
+            fd = os.open(args.netns, os.O_RDONLY | os.O_CLOEXEC)
+            _check(_libc.setns(fd, CLONE_NEWNET), "setns")
+            os.close(fd)
+        except OSError as exc:
+            print(f"image build namespace: network: {exc}", file=sys.stderr)
+            return SETUP_FAILED
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
     child = os.fork()
@@ -207,14 +224,16 @@ def _open_sources(args: argparse.Namespace) -> list[Source]:
     mounted later through their descriptors, by the namespace's root.
     """
     sources: list[Source] = []
-    for path, writable in [
-        *((path, False) for path in args.ro),
-        *((path, True) for path in (*args.rw, "/dev", "/sys")),
+    for host, inside, writable in [
+        *((path, path, False) for path in args.ro),
+        *((host, inside, False) for host, inside in args.ro_at),
+        *((host, inside, True) for host, inside in args.rw_at),
+        *((path, path, True) for path in (*args.rw, "/dev", "/sys")),
     ]:
-        if os.path.islink(path):
-            sources.append((path, os.readlink(path), writable))
-        elif os.path.exists(path):
-            sources.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC), writable))
+        if os.path.islink(host):
+            sources.append((inside, os.readlink(host), writable))
+        elif os.path.exists(host):
+            sources.append((inside, os.open(host, os.O_PATH | os.O_CLOEXEC), writable))
     return sources
 
 

@@ -1,11 +1,11 @@
 """The build port: one pipeline per managed runtime turns source into an
 artifact directory a pod can run.
 
-The lifecycle extracts the uploaded code (checked by core/archives.py) into
-``source_dir`` and gives each build an empty ``out_dir``; the pipeline writes
-the runnable artifact there and nothing anywhere else except ``cache_dir``,
-a directory shared by every build of that runtime (pip wheels, the Go build
-cache, a Cargo target directory, the Deno cache) so rebuilds are fast.
+The lifecycle extracts the uploaded code (checked by domain/archives.py)
+into ``source_dir`` and gives each build an empty ``out_dir``, both folders
+of the server's that no build can write; the pipeline runs the build in a
+sandbox of its own (builds/jail.py) that sees the source read-only and its
+organization's caches, and unpacks the checked output into ``out_dir``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ class BuildRequest:
     runtime: RuntimeSpec
     source_dir: Path
     out_dir: Path
-    cache_dir: Path
+    #: Whose build it is: caches, quota and the build's sandbox are the
+    #: organization's own.
+    organization: str
     #: Receives the build's output line by line (without trailing newline).
     log: Callable[[str], None]
     build_args: Mapping[str, str] = field(default_factory=dict)

@@ -75,32 +75,34 @@ class ImageUnavailable(Exception):
 
 
 @dataclass(frozen=True)
-class DockerfileBuild:
-    """One Dockerfile build; BuildFailed (ports/build_pipeline.py) for errors
-    in the user's Dockerfile or build context."""
+class GitContext:
+    """A build context cloned from ``url`` at ``ref`` (branch, tag or
+    commit), ``context_dir`` inside the repository."""
 
-    #: The build context (the extracted archive or checked-out repository).
-    context_dir: Path
-    #: The Dockerfile's path relative to ``context_dir``.
+    url: str
+    ref: str
+    context_dir: str = ""
+    credentials: RegistryCredentials | None = None
+
+
+@dataclass(frozen=True)
+class DockerfileBuild:
+    """One Dockerfile build of ``organization``'s, from an uploaded context
+    (``upload_dir``, a folder of the server's) or a git repository
+    (``git``); BuildFailed (ports/build_pipeline.py) for errors in the
+    user's Dockerfile, context or repository."""
+
+    organization: str
+    #: The Dockerfile's path relative to the context.
     dockerfile: str
     build_args: Mapping[str, str]
     #: Repository in the platform registry, e.g. "ignite/acme/web".
     repository: str
     #: Receives the build's output line by line.
     log: Callable[[str], None]
+    upload_dir: Path | None = None
+    git: GitContext | None = None
     timeout_secs: int = 900
-
-
-@dataclass(frozen=True)
-class GitCheckout:
-    """A clone of ``url`` at ``ref`` (branch, tag or commit) into ``dest``."""
-
-    url: str
-    ref: str
-    dest: Path
-    log: Callable[[str], None]
-    credentials: RegistryCredentials | None = None
-    timeout_secs: int = 300
 
 
 class ImageBuilder(Protocol):
@@ -110,12 +112,8 @@ class ImageBuilder(Protocol):
     registry_host: str
 
     async def build(self, request: DockerfileBuild) -> BuiltImage:
-        """Build, push by digest, and return the pushed image."""
-        ...
-
-    async def checkout(self, request: GitCheckout) -> str:
-        """Clone the repository; returns the commit checked out. BuildFailed
-        for a bad URL, ref or credentials."""
+        """Build (cloning the repository first for a git context), push by
+        digest, and return the pushed image."""
         ...
 
     async def import_image(

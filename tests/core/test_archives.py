@@ -9,16 +9,16 @@ import tarfile
 
 import pytest
 
-from ignite_server.core import archives, defaults
+from ignite_server.domain import archives
 from ignite_server.domain.errors import InvalidArgument
 from tests.support import tar_gz
 
 
-def test_unpacked_size_is_counted_from_real_bytes(monkeypatch):
-    monkeypatch.setattr(defaults, "ARCHIVE_MAX_UNPACKED_BYTES", 100_000)
+def test_unpacked_size_is_counted_from_real_bytes():
+    limits = archives.ArchiveLimits(max_entries=10, max_unpacked_bytes=100_000)
     data = tar_gz({"a.bin": os.urandom(60_000), "b.bin": os.urandom(60_000)})
     with pytest.raises(InvalidArgument) as caught:
-        archives.check(data)
+        archives.check(data, limits)
     assert caught.value.reason == "ARCHIVE_TOO_LARGE"
 
 

@@ -148,6 +148,7 @@ class LocalBackend:
         edge_address: tuple[str, int] | None = None,
         apps_domain: str = "ignite.localhost",
         exec_launcher_path: Path | None = exec_launcher.DEFAULT_PATH,
+        uids: identities.UidBlock | None = None,
     ) -> None:
         self.pods_dir = Path(state_dir).resolve() / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +157,10 @@ class LocalBackend:
         self._pool_size = pool_size
         self._start_timeout = start_timeout_secs
         self._privileged = identities.privileged()
-        self._uids = identities.UidRange()
+        #: Pods' uids come from the server's block (or one reserved here).
+        self._block = uids or identities.reserve(Path(state_dir))
+        self._owns_block = uids is None
+        self._uids = self._block.pods
         warnings: list[str] = []
         self._bwrap: str | None = None
         if sandbox != "off":
@@ -254,6 +258,8 @@ class LocalBackend:
             task.cancel()
         await asyncio.gather(*self._reapers, return_exceptions=True)
         self._cgroups.remove()
+        if self._owns_block:
+            self._block.release()
 
     # --- starting ------------------------------------------------------------
 

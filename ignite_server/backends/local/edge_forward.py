@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from ignite_server.backends.local.netns import NetNamespace
+from ignite_server.containment.netns import NetNamespace
 
 log = structlog.get_logger(__name__)
 

@@ -43,11 +43,11 @@ from ignite_server.backends.local.edge_forward import (
     hosts_file,
     routes,
 )
-from ignite_server.backends.local.netns import NetNamespace
 from ignite_server.backends.local.netns_connector import APP_HOST, NamespaceConnector
 from ignite_server.backends.local.oci_spec import ContainerSpec, config
 from ignite_server.backends.local.pod import LocalPod
 from ignite_server.containment import mounts
+from ignite_server.containment.netns import NetNamespace
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import PodStartError
 

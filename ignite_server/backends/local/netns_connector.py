@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
-from ignite_server.backends.local.netns import NetNamespace
+from ignite_server.containment.netns import NetNamespace
 
 if TYPE_CHECKING:
     from aiohttp.client_reqrep import ClientRequest

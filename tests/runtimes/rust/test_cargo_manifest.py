@@ -25,7 +25,7 @@ def test_star_ignite_becomes_the_bundled_sdk_and_defaults_are_added(tmp_path: Pa
     cargo = '[package]\nname = "hello"\nversion = "0.1.0"\n\n[dependencies]\nignite = "*"\n'
     manifest, notes = rewrite(tmp_path, cargo, "src/main.rs")
     assert manifest["dependencies"] == {
-        "ignite": {"path": str(SDK_CRATE)},
+        "ignite": {"path": SDK_CRATE},
         "serde": {"version": "1", "features": ["derive"]},
         "serde_json": "1",
         "tokio": {"version": "1", "features": ["full"]},
@@ -47,7 +47,7 @@ serde_json = "=1.0.100"
     manifest, _ = rewrite(tmp_path, cargo, "src/main.rs")
     assert manifest["dependencies"]["tokio"] == {"version": "1.40", "features": ["rt"]}
     assert manifest["dependencies"]["serde_json"] == "=1.0.100"
-    assert manifest["dependencies"]["ignite"] == {"path": str(SDK_CRATE)}
+    assert manifest["dependencies"]["ignite"] == {"path": SDK_CRATE}
 
 
 def test_workspace_inheritance_is_resolved(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ anyhow = { workspace = true }
     manifest, notes = rewrite(tmp_path, cargo, "src/lib.rs")
     assert manifest["package"] == {"name": "hello", "version": "0.0.0", "edition": "2021"}
     dependencies = manifest["dependencies"]
-    assert dependencies["ignite"] == {"path": str(SDK_CRATE)}
+    assert dependencies["ignite"] == {"path": SDK_CRATE}
     assert dependencies["serde"] == {"version": "1", "features": ["derive"]}
     assert dependencies["anyhow"] == "*"
     assert any("anyhow" in note for note in notes)

@@ -1,16 +1,23 @@
-"""Safe reading of uploaded code archives (ZIP and tar.gz).
+"""Safe reading of archives: uploaded code (ZIP and tar.gz), and the
+plain tar stream a build's output leaves its sandbox as.
 
-The format is recognised by its first bytes, never by a name. One walk over
-the entries serves both checking (SaveDraft: read everything, write nothing)
-and extracting (builds: write under one directory), so what was accepted at
-upload is exactly what is unpacked later. The walk refuses, with a reason:
+The format of an upload is recognised by its first bytes, never by a name.
+One walk over the entries serves checking (SaveDraft: read everything, write
+nothing) and extracting (builds: write under one directory), so what was
+accepted at upload is exactly what is unpacked later; a build's output is
+unpacked by the same walk, so nothing a build wrote reaches the server's
+files but regular files, folders and links that stay inside. The walk
+refuses, with a reason:
 
 - absolute paths, ``..`` components, NUL bytes and backslashes in names;
 - symbolic links whose target leaves the archive's root, and hard links to
   anything but a regular file seen earlier in the archive;
 - device files, FIFOs and other special entries;
-- more than ARCHIVE_MAX_ENTRIES entries, more than ARCHIVE_MAX_UNPACKED_BYTES
-  unpacked, or an unpacked/packed ratio above ARCHIVE_MAX_RATIO (a bomb).
+- more entries or unpacked bytes than its ArchiveLimits allow, or an
+  unpacked/packed ratio above their ``max_ratio`` (a bomb).
+
+Unpacked files are the server's, 0644 or 0755, whatever mode the entry had
+(no setuid, setgid or sticky bit survives).
 
 Sizes are counted from the bytes actually decompressed, not from the sizes
 the archive declares, which a hostile archive can fake.
@@ -32,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ignite_server.core import defaults
 from ignite_server.domain.errors import InvalidArgument
 
 _CHUNK = 64 * 1024
@@ -41,6 +47,32 @@ _CHUNK = 64 * 1024
 class ArchiveFormat(enum.StrEnum):
     ZIP = "zip"
     TAR_GZ = "tar.gz"
+    TAR = "tar"
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """How much an archive may hold."""
+
+    max_entries: int
+    max_unpacked_bytes: int
+    #: Unpacked / packed size above which an archive counts as a bomb, once
+    #: it unpacks to more than ``ratio_floor_bytes`` (0: no ratio check).
+    max_ratio: int = 0
+    ratio_floor_bytes: int = 0
+
+
+#: Uploaded code: small files legitimately compress very well, source trees
+#: stay far below 100:1.
+UPLOADS = ArchiveLimits(
+    max_entries=10_000,
+    max_unpacked_bytes=256 * 1024 * 1024,
+    max_ratio=100,
+    ratio_floor_bytes=1024 * 1024,
+)
+#: A build's output (an artifact: the app and its dependencies, e.g. a
+#: Python app's installed packages); an uncompressed stream, so no ratio.
+BUILD_OUTPUTS = ArchiveLimits(max_entries=200_000, max_unpacked_bytes=2 * 1024 * 1024 * 1024)
 
 
 def sniff(data: bytes) -> ArchiveFormat | None:
@@ -135,9 +167,9 @@ def _zip_entries(data: bytes) -> Iterator[_Entry]:
                 )
 
 
-def _tar_entries(data: bytes) -> Iterator[_Entry]:
+def _tar_entries(stream: IO[bytes], compressed: bool = True) -> Iterator[_Entry]:
     # Stream mode: members are read in order, never by seeking back.
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r|gz") as archive:
+    with tarfile.open(fileobj=stream, mode="r|gz" if compressed else "r|") as archive:
         for member in archive:
             path = _clean_path(member.name)
             if member.isdir():
@@ -169,20 +201,36 @@ def _member_stream(archive: tarfile.TarFile, member: tarfile.TarInfo) -> IO[byte
 _CORRUPT = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError)
 
 
-def _walk(data: bytes, sink: Callable[[_Entry, Iterator[bytes]], None]) -> ArchiveSummary:
+def _walk(
+    data: bytes, sink: Callable[[_Entry, Iterator[bytes]], None], limits: ArchiveLimits
+) -> ArchiveSummary:
     fmt = sniff(data)
     if fmt is None:
         raise _reject("code archive is neither ZIP nor tar.gz", "ARCHIVE_FORMAT_UNKNOWN")
+    entries = _zip_entries(data) if fmt == ArchiveFormat.ZIP else _tar_entries(io.BytesIO(data))
+    return _walk_entries(entries, fmt, len(data), sink, limits)
+
+
+def _walk_entries(
+    entries: Iterator[_Entry],
+    fmt: ArchiveFormat,
+    packed: int,
+    sink: Callable[[_Entry, Iterator[bytes]], None],
+    limits: ArchiveLimits,
+) -> ArchiveSummary:
     try:
-        return _walk_entries(data, fmt, sink)
+        return _walk_checked(entries, fmt, packed, sink, limits)
     except _CORRUPT as err:
         raise _reject(f"not a readable {fmt} archive: {err}", "ARCHIVE_CORRUPT") from None
 
 
-def _walk_entries(
-    data: bytes, fmt: ArchiveFormat, sink: Callable[[_Entry, Iterator[bytes]], None]
+def _walk_checked(
+    entries: Iterator[_Entry],
+    fmt: ArchiveFormat,
+    packed: int,
+    sink: Callable[[_Entry, Iterator[bytes]], None],
+    limits: ArchiveLimits,
 ) -> ArchiveSummary:
-    entries = _zip_entries(data) if fmt == ArchiveFormat.ZIP else _tar_entries(data)
     count = 0
     unpacked = 0
     files: set[str] = set()
@@ -190,18 +238,19 @@ def _walk_entries(
     def account(n: int, path: str) -> None:
         nonlocal unpacked
         unpacked += n
-        if unpacked > defaults.ARCHIVE_MAX_UNPACKED_BYTES:
+        if unpacked > limits.max_unpacked_bytes:
             raise _reject(
-                f"archive unpacks to more than {defaults.ARCHIVE_MAX_UNPACKED_BYTES} bytes",
+                f"archive unpacks to more than {limits.max_unpacked_bytes} bytes",
                 "ARCHIVE_TOO_LARGE",
                 path,
             )
         if (
-            unpacked > defaults.ARCHIVE_RATIO_FLOOR_BYTES
-            and unpacked > defaults.ARCHIVE_MAX_RATIO * len(data)
+            limits.max_ratio
+            and unpacked > limits.ratio_floor_bytes
+            and unpacked > limits.max_ratio * packed
         ):
             raise _reject(
-                f"archive unpacks to more than {defaults.ARCHIVE_MAX_RATIO} times its size"
+                f"archive unpacks to more than {limits.max_ratio} times its size"
                 " (a compression bomb)",
                 "ARCHIVE_BOMB",
                 path,
@@ -209,9 +258,9 @@ def _walk_entries(
 
     for entry in entries:
         count += 1
-        if count > defaults.ARCHIVE_MAX_ENTRIES:
+        if count > limits.max_entries:
             raise _reject(
-                f"archive has more than {defaults.ARCHIVE_MAX_ENTRIES} entries",
+                f"archive has more than {limits.max_entries} entries",
                 "ARCHIVE_TOO_MANY_ENTRIES",
             )
         if not entry.path:
@@ -239,17 +288,17 @@ def _walk_entries(
     return ArchiveSummary(fmt, count, unpacked)
 
 
-def check(data: bytes) -> ArchiveSummary:
+def check(data: bytes, limits: ArchiveLimits = UPLOADS) -> ArchiveSummary:
     """Read the whole archive, writing nothing; raise InvalidArgument if unsafe."""
 
     def drain(entry: _Entry, chunks: Iterator[bytes]) -> None:
         for _ in chunks:
             pass
 
-    return _walk(data, drain)
+    return _walk(data, drain, limits)
 
 
-def read_file(data: bytes, path: str, limit: int) -> bytes | None:
+def read_file(data: bytes, path: str, limit: int, limits: ArchiveLimits = UPLOADS) -> bytes | None:
     """The content of the regular file at ``path`` in the archive (the
     whole archive is checked on the way), or None when there is none;
     raises InvalidArgument when it is larger than ``limit`` bytes."""
@@ -267,12 +316,23 @@ def read_file(data: bytes, path: str, limit: int) -> bytes | None:
                 raise _reject(f"{path} is larger than {limit} bytes", "FILE_TOO_LARGE", path)
         found.append(bytes(content))
 
-    _walk(data, capture)
+    _walk(data, capture, limits)
     return found[-1] if found else None
 
 
-def extract(data: bytes, dest: Path) -> ArchiveSummary:
+def extract(data: bytes, dest: Path, limits: ArchiveLimits = UPLOADS) -> ArchiveSummary:
     """Unpack the archive under ``dest`` (which must exist and be empty)."""
+    return _walk(data, _writer(dest), limits)
+
+
+def extract_tar(stream: IO[bytes], dest: Path, limits: ArchiveLimits) -> ArchiveSummary:
+    """Unpack the plain (uncompressed) tar ``stream`` under ``dest`` (which
+    must exist and be empty), read front to back: a build's output."""
+    entries = _tar_entries(stream, compressed=False)
+    return _walk_entries(entries, ArchiveFormat.TAR, 0, _writer(dest), limits)
+
+
+def _writer(dest: Path) -> Callable[[_Entry, Iterator[bytes]], None]:
     root = dest.resolve()
 
     def write(entry: _Entry, chunks: Iterator[bytes]) -> None:
@@ -304,4 +364,4 @@ def extract(data: bytes, dest: Path) -> ArchiveSummary:
                     out.write(block)
             os.chmod(target, 0o755 if entry.mode & 0o111 else 0o644)
 
-    return _walk(data, write)
+    return write

@@ -1,4 +1,4 @@
-"""Network namespaces the server makes for image pods, and sockets it
+"""Network namespaces the server makes for image pods and builds, and sockets it
 creates inside them.
 
 An image pod's app listens on TCP in a network namespace of its own that
