@@ -1,10 +1,12 @@
 """Build and cold-start times of the compiled runtimes (Go, Rust, Deno).
 
 For each runtime's example app (runtimes/<lang>/examples/hello) this builds
-once with an empty cache ("cold"), edits the handler's source and builds
-again with the same dependencies ("rebuild"), then starts the artifact as
-its launch manifest says and measures exec → first answered request over the
-unix socket (unsandboxed; the pod sandbox adds its own cost).
+once with an empty cache ("cold": an organization's first build), edits the
+handler's source and builds again with the same dependencies ("rebuild":
+the organization's cache), in build jails as the server runs them, then
+starts the artifact as its launch manifest says and measures exec → first
+answered request over the unix socket (unsandboxed; the pod sandbox adds its
+own cost).
 
     .venv/bin/python bench/builds.py [--runs N] [--only go,rust,deno]
 
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from ignite_server.builds.deno import DenoPipeline  # noqa: E402
 from ignite_server.builds.go import GoPipeline  # noqa: E402
+from ignite_server.builds.jail import BuildSpace  # noqa: E402
 from ignite_server.builds.rust import RustPipeline  # noqa: E402
 from ignite_server.domain.models import RuntimeKind, RuntimeSpec  # noqa: E402
 from ignite_server.ports.build_pipeline import BuildPipeline, BuildRequest  # noqa: E402
@@ -46,7 +49,7 @@ class Case:
     """One runtime's example and the one-line edit made before the rebuild."""
 
     kind: RuntimeKind
-    pipeline: Callable[[], BuildPipeline]
+    pipeline: Callable[[BuildSpace], BuildPipeline]
     edited_file: str
     edit: tuple[str, str]
     payload: bytes
@@ -84,17 +87,17 @@ class Result:
     first_response_ms_runs: list[float]
 
 
-async def build(case: Case, source: Path, out: Path, cache: Path) -> float:
+async def build(case: Case, space: BuildSpace, source: Path, out: Path) -> float:
     await asyncio.to_thread(out.mkdir, parents=True)
     request = BuildRequest(
         runtime=RuntimeSpec(kind=case.kind),
         source_dir=source,
         out_dir=out,
-        cache_dir=cache,
+        organization=f"bench-{case.kind.value}",
         log=lambda line: None,
     )
     started = time.perf_counter()
-    await case.pipeline().build(request)
+    await case.pipeline(space).build(request)
     return time.perf_counter() - started
 
 
@@ -140,9 +143,10 @@ async def measure(name: str, case: Case, runs: int) -> Result:
         root = Path(scratch)
         source = root / "src"
         await asyncio.to_thread(shutil.copytree, example, source)
-        cold = await build(case, source, root / "cold", root / "cache")
-        await asyncio.to_thread(_edit, source / case.edited_file, *case.edit)
-        rebuild = await build(case, source, root / "rebuild", root / "cache")
+        with BuildSpace.reserved(root / "state") as space:
+            cold = await build(case, space, source, root / "cold")
+            await asyncio.to_thread(_edit, source / case.edited_file, *case.edit)
+            rebuild = await build(case, space, source, root / "rebuild")
         artifact = root / "rebuild"
         size = await asyncio.to_thread(_tree_size, artifact)
         starts = [await first_response_ms(artifact, case.payload) for _ in range(runs)]

@@ -31,6 +31,7 @@ from floors import FloorRow, answer_frames, floor_table, grpc_floor, interleaved
 from ulid import ULID
 
 from ignite_server.backends.local import LocalBackend
+from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.python import PythonPipeline, default_interpreter
 from ignite_server.core.invoker import Invoker
 from ignite_server.domain.models import (
@@ -153,9 +154,11 @@ async def run(cold_runs: int, warm_calls: int) -> list[Row]:
     src.mkdir()
     (src / "handler.py").write_text(GREET)
     artifact = work / "artifact"
-    await PythonPipeline().build(
-        BuildRequest(RuntimeSpec(RuntimeKind.PYTHON), src, artifact, work / "cache", print)
-    )
+    artifact.mkdir()
+    with BuildSpace.reserved(work / "build-state") as space:
+        await PythonPipeline(space).build(
+            BuildRequest(RuntimeSpec(RuntimeKind.PYTHON), src, artifact, "bench", print)
+        )
     invoker = Invoker(LocalBackend(work / "state"), owns_backend=True)
     rows: list[Row] = []
     try:

@@ -13,6 +13,7 @@ import pytest
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 
 from ignite_launcher import TEMPORARY_STATE_DIRS, LocalPlatform, private_state_dir
+from ignite_server.builds.jail import BuildSpace
 from tests.support import stub_for, unique_name
 
 
@@ -27,6 +28,14 @@ def platform() -> Iterator[LocalPlatform]:
     gateway_port = 0 if _gateway_available() else None
     with LocalPlatform(state, gateway_port=gateway_port) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def build_space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildSpace]:
+    """Where the session's pipeline tests build, as a server's builds do:
+    its own block of uids and organizations' build volumes."""
+    with BuildSpace.reserved(tmp_path_factory.mktemp("build-state")) as space:
+        yield space
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,15 @@ import ctypes
 import secrets
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 from google.rpc import error_details_pb2, status_pb2
+
+from ignite_server.containment import identities
 
 #: Seed 000's handler, the one every test that needs a greeter deploys; what
 #: it prints lands in the app's logs.
@@ -238,3 +241,10 @@ def bcrypt(password: str) -> str:
     hashed = libcrypt.crypt(password.encode(), salt.encode())
     assert hashed and hashed.startswith(b"$2b$"), "libcrypt has no bcrypt"
     return str(hashed.decode())
+
+
+def pod_uids(state_dir: Path) -> range:
+    """The uids the server (or backend) with ``state_dir`` gives its pods."""
+    block = identities.block_of(state_dir)
+    assert block is not None, f"{state_dir} has no block of uids"
+    return range(block.pods.base, block.pods.base + block.pods.count)

@@ -45,8 +45,9 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -160,6 +161,19 @@ class BuildSpace:
     def close(self) -> None:
         """Unmount the build volumes (the server is stopping)."""
         self.volumes.close()
+
+    @classmethod
+    @contextlib.contextmanager
+    def reserved(cls, state_dir: Path, **options: Any) -> Iterator[BuildSpace]:
+        """A space with a block of uids of its own, given back afterwards:
+        for builds outside a server (benchmarks, tests of the pipelines)."""
+        uids = identities.reserve(state_dir)
+        space = cls(state_dir, uids=uids, **options)
+        try:
+            yield space
+        finally:
+            space.close()
+            uids.release()
 
 
 class BuildJail:

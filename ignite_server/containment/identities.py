@@ -143,6 +143,15 @@ class UidBlock:
             self.lock_fd = -1
 
 
+def block_of(state_dir: Path, uid_range: tuple[int, int] = DEFAULT_UID_RANGE) -> UidBlock | None:
+    """The block ``state_dir`` remembers (not reserved: for reading which
+    uids a server there hands out), or None."""
+    index = _remembered(state_dir)
+    if index is None:
+        return None
+    return UidBlock(first=uid_range[0] + index * BLOCK_SIZE, index=index)
+
+
 def parse_range(text: str) -> tuple[int, int]:
     """``FIRST:COUNT`` (``--uid-range``) as numbers; ValueError when it
     cannot hold one block or reaches root's or the 2^31 limit."""

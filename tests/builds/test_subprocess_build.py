@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from ignite_server.builds.subprocess_build import (
-    Deadline,
-    Sandbox,
-    failure_reason,
-    run_step,
-)
-from ignite_server.containment.identities import BUILD_UID
+from ignite_server.builds.subprocess_build import Deadline, failure_reason, run_step
+from ignite_server.containment.sandbox import Policy
 from ignite_server.ports.build_pipeline import BuildFailed
 
 ENV = {"PATH": "/usr/bin:/bin"}
+#: An unprivileged uid for the sandboxed step (below any block's range).
+STEP_UID = 60_123
 #: A host file no sandboxed step was given.
 THIS_FILE = Path(__file__).resolve()
 
@@ -82,10 +78,11 @@ async def test_a_step_over_its_memory_limit_is_reported(tmp_path: Path) -> None:
     assert failure_reason("build", result, 100) == "build ran out of memory (limit 100 MB)"
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 async def test_a_sandboxed_step_sees_only_what_it_is_given(tmp_path: Path) -> None:
     visible = tmp_path / "visible"
     visible.mkdir()
+    if os.geteuid() == 0:
+        os.chown(visible, STEP_UID, STEP_UID)
     logged: list[str] = []
     result = await run_step(
         [
@@ -93,17 +90,33 @@ async def test_a_sandboxed_step_sees_only_what_it_is_given(tmp_path: Path) -> No
             "-c",
             f"touch written; id -u; test -e {THIS_FILE} && echo leaked || echo hidden",
         ],
-        cwd=visible,
+        cwd=Path("/"),
         env=ENV,
         log=logged.append,
         deadline=Deadline(30),
-        sandbox=Sandbox(rw_paths=[visible]),
+        policy=Policy(uid=STEP_UID, tmp_mb=8, rw_binds=[(visible, "/visible")], cwd="/visible"),
     )
     assert result.returncode == 0
     uid, seen = logged
     assert seen == "hidden"
     assert (visible / "written").exists()
     if os.geteuid() == 0:
-        # A root server's build steps run as the build uid, never as root.
-        assert int(uid) == BUILD_UID
-        assert (visible / "written").stat().st_uid == BUILD_UID
+        # A root server's build steps run as the uid they are given, never root.
+        assert int(uid) == STEP_UID
+        assert (visible / "written").stat().st_uid == STEP_UID
+
+
+async def test_a_data_step_hands_stdout_over_and_logs_only_stderr(tmp_path: Path) -> None:
+    logged: list[str] = []
+    data = bytearray()
+    result = await run_step(
+        ["/bin/sh", "-c", "head -c 300000 /dev/zero; echo note >&2"],
+        cwd=tmp_path,
+        env=ENV,
+        log=logged.append,
+        deadline=Deadline(30),
+        stdout=data.extend,
+    )
+    assert result.returncode == 0
+    assert bytes(data) == bytes(300_000)
+    assert logged == ["note"]

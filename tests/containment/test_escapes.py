@@ -20,14 +20,12 @@ from typing import Any
 import pytest
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from ignite_server.containment.identities import POD_UID_BASE, POD_UID_COUNT
-from tests.support import deploy_archive, deploy_python, invoke, tar_gz, unique_name
+from tests.support import deploy_archive, deploy_python, invoke, pod_uids, tar_gz, unique_name
 
 HERE = Path(__file__).resolve().parent
 PYTHON_ESCAPE = (HERE / "escape_python.py").read_bytes()
 GO_ESCAPE = (HERE / "escape_go.go").read_bytes()
 ROOT = os.geteuid() == 0
-POD_UIDS = range(POD_UID_BASE, POD_UID_BASE + POD_UID_COUNT)
 #: Every place a pod may write (the escape apps list the same ones).
 PLACES = ("/dev/shm", "/run/ignite", "/tmp")
 #: Their caps for a SMALL (256 MB) pod, in MiB: /tmp is half the memory.
@@ -76,7 +74,7 @@ def test_escapes_are_refused(platform: Any, stub: Any, apps: Any, runtime: str) 
 
     if ROOT:
         # Each pod runs as an unprivileged uid of its own, in no extra group.
-        assert seen["uid"] in POD_UIDS and seen["gid"] == seen["uid"]
+        assert seen["uid"] in pod_uids(platform.state_dir) and seen["gid"] == seen["uid"]
     assert seen["uid"] != 0
     if runtime == "python":
         assert seen["groups"] == ([] if ROOT else seen["groups"])
@@ -159,7 +157,7 @@ def _status(pid: int) -> dict[str, str]:
     return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
 
 
-def test_pod_processes_are_never_host_root(stub: Any, apps: Any) -> None:
+def test_pod_processes_are_never_host_root(platform: Any, stub: Any, apps: Any) -> None:
     org, app = apps["python"]
     assert _ask(stub, org, app, {"do": "linger"}) == {"started": True}
     deadline = time.monotonic() + 10
@@ -179,7 +177,7 @@ def test_pod_processes_are_never_host_root(stub: Any, apps: Any) -> None:
             real, effective, saved, fs = map(int, status["Uid"].split())
             assert 0 not in (real, effective, saved, fs), status
             if ROOT:
-                assert real in POD_UIDS
+                assert real in pod_uids(platform.state_dir)
             assert status["CapEff"] == "0000000000000000"
             chain = int(status["PPid"])
         os.kill(pid, 9)

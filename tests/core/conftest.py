@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from ulid import ULID
 
+from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.python import PythonPipeline
 from ignite_server.core.invoker import Invoker
 from ignite_server.domain.models import (
@@ -40,17 +41,14 @@ from ignite_server.ports.build_pipeline import BuildRequest
 from ignite_server.ports.pod_backend import PodLogRecord
 from tests.support import local_invoker
 
-REPO = Path(__file__).resolve().parents[2]
-#: Kept between runs (and shared by parallel workers: the pipeline's cache
-#: is safe for that) so that requirements install from cached wheels.
-BUILD_CACHE = REPO / "build" / "test-cache" / "python"
-
 
 @dataclass
 class Builder:
-    """Builds apps from {path: content} with the real Python pipeline."""
+    """Builds apps from {path: content} with the real Python pipeline, as
+    one organization of the session's build space."""
 
     root: Path
+    space: BuildSpace
     logs: list[str] = field(default_factory=list)
 
     async def __call__(self, files: Mapping[str, str | bytes]) -> Path:
@@ -64,14 +62,15 @@ class Builder:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content.encode() if isinstance(content, str) else content)
         staging = self.root / "artifacts" / f".{uuid.uuid4().hex}"
+        staging.mkdir(parents=True)
         request = BuildRequest(
             runtime=RuntimeSpec(RuntimeKind.PYTHON, "3.11"),
             source_dir=src,
             out_dir=staging,
-            cache_dir=BUILD_CACHE,
+            organization="invoker-tests",
             log=self.logs.append,
         )
-        await PythonPipeline().build(request)
+        await PythonPipeline(self.space).build(request)
         staging.rename(out)
         return out
 
@@ -197,8 +196,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def build(workdir: Path) -> Builder:
-    return Builder(workdir)
+def build(workdir: Path, build_space: BuildSpace) -> Builder:
+    return Builder(workdir, build_space)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,15 @@
 """One factory for the fixtures of the compiled runtimes' pipeline tests.
 
 A test module names its runtime once and gets session fixtures that build
-its apps (each at most once per session and test worker) into one build
-cache, as the server's builds of a runtime share one, and start them::
+its apps (each at most once per session and test worker) as one
+organization of the session's build space, whose builds share a cache as
+the server's builds of an organization do, and start them::
 
     builder = builder_fixture(RuntimeKind.GO, GoPipeline)
     seed_artifact = artifact_fixture(SEED_FILES)
     seed_pod = pod_fixture(SEED_FILES)  # that artifact, running
 
-Tests that build apps of their own take ``builder`` (its cache) and
+Tests that build apps of their own take ``builder`` (its organization) and
 ``tmp_path``.
 """
 
@@ -22,9 +23,11 @@ from typing import Any
 
 import pytest
 
+from ignite_server.builds.jail import BuildSpace
 from ignite_server.domain.models import RuntimeKind, RuntimeSpec, RuntimeTarget
 from ignite_server.ports.build_pipeline import BuildFailed, BuildPipeline, BuildRequest
 from tests.runtimes.launch import Pod, launched
+from tests.support import unique_name
 
 #: An app's sources: relative path → text.
 Files = Mapping[str, str]
@@ -46,7 +49,7 @@ def build_request(
     kind: RuntimeKind,
     source_dir: Path,
     out_dir: Path,
-    cache_dir: Path,
+    organization: str,
     *,
     target: RuntimeTarget = RuntimeTarget.UNSPECIFIED,
     build_args: Mapping[str, str] | None = None,
@@ -54,13 +57,12 @@ def build_request(
 ) -> Build:
     """A BuildRequest whose log is collected in memory."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     request = BuildRequest(
         runtime=RuntimeSpec(kind=kind, target=target),
         source_dir=source_dir,
         out_dir=out_dir,
-        cache_dir=cache_dir,
+        organization=organization,
         log=lines.append,
         build_args=dict(build_args or {}),
         timeout_secs=timeout_secs,
@@ -79,12 +81,13 @@ def write_tree(root: Path, files: Files) -> Path:
 
 @dataclass
 class AppBuilder:
-    """Builds one runtime's test apps with a fresh ``pipeline()`` each time,
-    all into the build cache ``cache``, for ``target``."""
+    """Builds one runtime's test apps with a fresh ``pipeline(space)`` each
+    time, all as ``organization`` (so with its cache), for ``target``."""
 
     kind: RuntimeKind
-    pipeline: Callable[[], BuildPipeline]
-    cache: Path
+    pipeline: Callable[[BuildSpace], BuildPipeline]
+    space: BuildSpace
+    organization: str
     #: Where the session's apps (``artifact``) are built.
     workdir: Path
     target: RuntimeTarget = RuntimeTarget.UNSPECIFIED
@@ -95,31 +98,33 @@ class AppBuilder:
     def fresh(
         cls,
         tmp_path_factory: pytest.TempPathFactory,
+        space: BuildSpace,
         kind: RuntimeKind,
-        pipeline: Callable[[], BuildPipeline],
+        pipeline: Callable[[BuildSpace], BuildPipeline],
         target: RuntimeTarget = RuntimeTarget.UNSPECIFIED,
     ) -> AppBuilder:
-        """A builder with an empty cache and work directory of its own."""
-        cache = tmp_path_factory.mktemp(f"{kind.value}-cache")
-        return cls(kind, pipeline, cache, tmp_path_factory.mktemp(f"{kind.value}-apps"), target)
+        """A builder of an organization of its own (an empty cache) with a
+        work directory of its own."""
+        workdir = tmp_path_factory.mktemp(f"{kind.value}-apps")
+        return cls(kind, pipeline, space, unique_name(kind.value), workdir, target)
 
     def request(self, root: Path, files: Files) -> Build:
         """``files`` written under ``root/src`` and a request that builds them
         into ``root/out``."""
         source = write_tree(root / "src", files)
-        return build_request(self.kind, source, root / "out", self.cache, target=self.target)
+        return build_request(self.kind, source, root / "out", self.organization, target=self.target)
 
     async def build(self, root: Path, files: Files) -> Path:
         """Builds ``files`` under ``root``; the artifact directory."""
         build = self.request(root, files)
-        await self.pipeline().build(build.request)
+        await self.pipeline(self.space).build(build.request)
         return build.request.out_dir
 
     async def failure(self, root: Path, files: Files) -> tuple[Build, BuildFailed]:
         """Builds ``files``, which must fail: the build (its log) and why."""
         build = self.request(root, files)
         with pytest.raises(BuildFailed) as failed:
-            await self.pipeline().build(build.request)
+            await self.pipeline(self.space).build(build.request)
         return build, failed.value
 
     async def artifact(self, files: Files) -> Path:
@@ -139,7 +144,7 @@ class AppBuilder:
 
 def builder_fixture(
     kind: RuntimeKind,
-    pipeline: Callable[[], BuildPipeline],
+    pipeline: Callable[[BuildSpace], BuildPipeline],
     target: RuntimeTarget = RuntimeTarget.UNSPECIFIED,
     *,
     first: Sequence[Files] = (),
@@ -148,8 +153,10 @@ def builder_fixture(
     builds the apps ``first``, in that order, before anything else does."""
 
     @pytest.fixture(scope="session")
-    async def builder(tmp_path_factory: pytest.TempPathFactory) -> AppBuilder:
-        made = AppBuilder.fresh(tmp_path_factory, kind, pipeline, target)
+    async def builder(
+        tmp_path_factory: pytest.TempPathFactory, build_space: BuildSpace
+    ) -> AppBuilder:
+        made = AppBuilder.fresh(tmp_path_factory, build_space, kind, pipeline, target)
         for files in first:
             await made.artifact(files)
         return made

@@ -15,8 +15,8 @@ import pytest
 from ignite_server.backends.local import LocalBackend
 from ignite_server.backends.local.backend import SandboxRequired
 from ignite_server.backends.local.pod import LocalPod
+from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.python import RUNTIME_DIR, PythonPipeline
-from ignite_server.containment.identities import POD_UID_BASE, POD_UID_COUNT
 from ignite_server.domain.models import Resources, RuntimeKind, RuntimeSpec
 from ignite_server.ports.build_pipeline import BuildRequest
 from ignite_server.ports.pod_backend import ExitReason, PodSpec
@@ -55,13 +55,14 @@ def handler(payload, ctx):
 SECRET = "IGNITE_TEST_SERVER_SECRET"
 
 
-async def _build(root: Path, name: str, source: str) -> Path:
+async def _build(space: BuildSpace, root: Path, name: str, source: str) -> Path:
     src = root / f"src-{name}"
     src.mkdir()
     (src / "handler.py").write_text(source)
     out = root / f"artifact-{name}"
-    await PythonPipeline().build(
-        BuildRequest(RuntimeSpec(RuntimeKind.PYTHON), src, out, root / "cache", lambda _: None)
+    out.mkdir()
+    await PythonPipeline(space).build(
+        BuildRequest(RuntimeSpec(RuntimeKind.PYTHON), src, out, "sandbox-tests", lambda _: None)
     )
     return out
 
@@ -96,10 +97,10 @@ async def backend(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Loc
 
 
 async def test_sandboxed_code_is_cut_off_from_network_files_and_environment(
-    backend: LocalBackend, tmp_path: Path
+    backend: LocalBackend, tmp_path: Path, build_space: BuildSpace
 ) -> None:
-    probe = await _build(tmp_path, "probe", PROBE)
-    other = await _build(tmp_path, "other", "def handler(p, c):\n    return 'other'\n")
+    probe = await _build(build_space, tmp_path, "probe", PROBE)
+    other = await _build(build_space, tmp_path, "other", "def handler(p, c):\n    return 'other'\n")
     secret_file = backend.pods_dir.parent / "server-secret.txt"
     secret_file.write_text("do not read")
     listener = socket.socket()
@@ -134,7 +135,7 @@ async def test_sandboxed_code_is_cut_off_from_network_files_and_environment(
             "IGNITE_MAX_CONCURRENCY", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
         }  # fmt: skip
         # A root server's pods each run as an unprivileged uid of their own.
-        expected = range(POD_UID_BASE, POD_UID_BASE + POD_UID_COUNT)
+        expected = range(backend._block.pods.base, backend._block.pods.base + 65_536)
         assert seen["uid"] in (expected if os.geteuid() == 0 else [1000])
         assert "hunter2" not in seen["secret_file"]
     finally:
@@ -144,8 +145,10 @@ async def test_sandboxed_code_is_cut_off_from_network_files_and_environment(
     assert pod.exit is not None and pod.exit.reason == ExitReason.STOPPED
 
 
-async def test_production_refuses_unsandboxed_pods_unless_allowed(tmp_path: Path) -> None:
-    artifact = await _build(tmp_path, "plain", "def handler(p, c):\n    return 1\n")
+async def test_production_refuses_unsandboxed_pods_unless_allowed(
+    tmp_path: Path, build_space: BuildSpace
+) -> None:
+    artifact = await _build(build_space, tmp_path, "plain", "def handler(p, c):\n    return 1\n")
     # A production server without a sandbox does not start at all.
     with pytest.raises(SandboxRequired, match="production server needs the pod sandbox"):
         LocalBackend(tmp_path / "a", sandbox="off", production=True)

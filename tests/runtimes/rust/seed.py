@@ -47,12 +47,12 @@ def edited_seed(*branches: str) -> dict[str, str]:
 
 
 async def refused_for_wasm(pipeline: BuildPipeline, root: Path) -> tuple[Build, FailedPrecondition]:
-    """Seed 003 built for wasm32-wasip2 under ``root`` (with a cache of its
-    own) by ``pipeline``, which must refuse it as WASM_TARGET_UNAVAILABLE:
-    the build (its log) and the refusal."""
+    """Seed 003 built for wasm32-wasip2 under ``root`` by ``pipeline``,
+    which must refuse it as WASM_TARGET_UNAVAILABLE: the build (its log)
+    and the refusal."""
     source = write_tree(root / "src", SEED_FILES)
     build = build_request(
-        RuntimeKind.RUST, source, root / "out", root / "cache", target=RuntimeTarget.WASM
+        RuntimeKind.RUST, source, root / "out", "wasm-refused", target=RuntimeTarget.WASM
     )
     with pytest.raises(FailedPrecondition) as refused:
         await pipeline.build(build.request)

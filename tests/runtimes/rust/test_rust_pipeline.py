@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.rust import RustPipeline
 from ignite_server.domain.models import RuntimeKind
 from tests.runtimes.launch import (
@@ -160,8 +161,10 @@ fn handler(req: Request, ctx: Context) -> Result<impl IntoResponse> {
         assert status == 200
 
 
-async def test_wasm_target_without_wasmtime_is_a_failed_precondition(tmp_path: Path) -> None:
-    pipeline = RustPipeline(wasmtime="wasmtime-not-installed")
+async def test_wasm_target_without_wasmtime_is_a_failed_precondition(
+    tmp_path: Path, build_space: BuildSpace
+) -> None:
+    pipeline = RustPipeline(build_space, wasmtime="wasmtime-not-installed")
     _, refused = await refused_for_wasm(pipeline, tmp_path)
     assert "wasm32-wasip2" in refused.message
 

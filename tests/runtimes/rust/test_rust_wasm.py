@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.rust import RustPipeline
 from ignite_server.domain.models import RuntimeKind, RuntimeTarget
 from tests.runtimes.launch import (
@@ -79,11 +80,13 @@ def wasm_target_installed() -> bool:
 
 
 @pytest.fixture(scope="session")
-async def builder(tmp_path_factory: pytest.TempPathFactory) -> AppBuilder:
+async def builder(tmp_path_factory: pytest.TempPathFactory, build_space: BuildSpace) -> AppBuilder:
     """Seed 003 built for wasm with an empty cache, then the edited app."""
-    made = AppBuilder.fresh(tmp_path_factory, RuntimeKind.RUST, RustPipeline, RuntimeTarget.WASM)
+    made = AppBuilder.fresh(
+        tmp_path_factory, build_space, RuntimeKind.RUST, RustPipeline, RuntimeTarget.WASM
+    )
     if not wasm_target_installed():
-        await refused_for_wasm(RustPipeline(), made.workdir)
+        await refused_for_wasm(RustPipeline(build_space), made.workdir)
         pytest.skip("wasm32-wasip2 is not installed here; the refusal was checked instead")
     await made.artifact(SEED_FILES)
     await made.artifact(EDITED_FILES)
@@ -199,12 +202,14 @@ async def test_without_the_precompiled_component_the_host_compiles(
         assert (status, json.loads(body)["message"]) == (200, "compiled")
 
 
-async def test_missing_wasm_target_is_a_failed_precondition(tmp_path: Path) -> None:
+async def test_missing_wasm_target_is_a_failed_precondition(
+    tmp_path: Path, build_space: BuildSpace
+) -> None:
     # A toolchain directory without the wasm32-wasip2 standard library, as on
     # a host where `rustup target add wasm32-wasip2` never ran.
     sysroot = tmp_path / "toolchain"
     (sysroot / "lib" / "rustlib" / "x86_64-unknown-linux-gnu").mkdir(parents=True)
-    build, refused = await refused_for_wasm(RustPipeline(sysroot=sysroot), tmp_path)
+    build, refused = await refused_for_wasm(RustPipeline(build_space, sysroot=sysroot), tmp_path)
     assert "rustup target add wasm32-wasip2" in refused.message
     assert not build.log, "nothing was built"
     assert not list((tmp_path / "out").iterdir())
