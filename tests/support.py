@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import secrets
+import socket
+import subprocess
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +252,37 @@ def pod_uids(state_dir: Path) -> range:
     block = identities.block_of(state_dir)
     assert block is not None, f"{state_dir} has no block of uids"
     return range(block.pods.base, block.pods.base + block.pods.count)
+
+
+@contextlib.contextmanager
+def serve_git(base: Path, port: int) -> Iterator[str]:
+    """``git daemon`` serving the bare repositories in ``base`` read-only on
+    127.0.0.1:``port``; yields ``git://127.0.0.1:port``."""
+    daemon = subprocess.Popen(
+        [
+            "git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
+            f"--port={port}", f"--base-path={base}", str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "git daemon did not start"
+                time.sleep(0.05)
+        yield f"git://127.0.0.1:{port}"
+    finally:
+        daemon.terminate()
+        daemon.wait(10)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -214,6 +214,9 @@ class BuildJail:
         await self._proxy.start(self._netns)
 
     def _make_folders(self) -> None:
+        if self._source is not None:
+            # The server's own folder: the build's uid reads it.
+            os.chmod(self._source, 0o755)
         # builds/ and the build's own folder are root's, so nothing the build
         # runs can swap the folders below for links before the server binds
         # them; the folders it may write are empty when they become its own.

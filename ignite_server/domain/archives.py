@@ -332,6 +332,18 @@ def extract_tar(stream: IO[bytes], dest: Path, limits: ArchiveLimits) -> Archive
     return _walk_entries(entries, ArchiveFormat.TAR, 0, _writer(dest), limits)
 
 
+def _folders(root: Path, folder: Path) -> None:
+    """``folder`` and its parents below ``root``, 0755 whatever the umask (a
+    build's sandbox reads them as another uid)."""
+    missing = []
+    while folder != root and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        os.chmod(path, 0o755)
+
+
 def _writer(dest: Path) -> Callable[[_Entry, Iterator[bytes]], None]:
     root = dest.resolve()
 
@@ -340,7 +352,7 @@ def _writer(dest: Path) -> Callable[[_Entry, Iterator[bytes]], None]:
         # Parents are created by us and links are checked above, but a
         # symlinked directory from an earlier entry could still redirect a
         # later path: refuse anything that resolves outside the root.
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _folders(root, target.parent)
         if not target.parent.resolve().is_relative_to(root):
             raise _reject(
                 f"archive entry {entry.path!r} escapes through a link",
@@ -348,7 +360,7 @@ def _writer(dest: Path) -> Callable[[_Entry, Iterator[bytes]], None]:
                 entry.path,
             )
         if entry.kind == _Kind.DIR:
-            target.mkdir(exist_ok=True)
+            _folders(root, target)
         elif entry.kind == _Kind.SYMLINK:
             if target.is_symlink() or target.exists():
                 target.unlink()

@@ -8,10 +8,10 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
+from ignite_server.builds.jail import BuildSpace
 from ignite_server.images.builder import ContainerImageBuilder
 from ignite_server.images.registry import EmbeddedRegistry
 from ignite_server.ports.image_builder import BuiltImage, DockerfileBuild, RegistryCredentials
@@ -50,15 +50,18 @@ async def auth_registry(
     await running.close()
 
 
-@pytest.fixture(scope="session")
-def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """buildah's storage, shared by the session's builds (base images stay)."""
-    return tmp_path_factory.mktemp("image-cache")
+#: The organization the image tests build as: their images live in the
+#: registry under ignite/test/.
+ORG = "test"
 
 
 @pytest.fixture(scope="session")
-def builder(registry: EmbeddedRegistry, image_cache: Path) -> ContainerImageBuilder:
-    return ContainerImageBuilder(registry.host, image_cache)
+def builder(
+    registry: EmbeddedRegistry, build_space: BuildSpace, tmp_path_factory: pytest.TempPathFactory
+) -> ContainerImageBuilder:
+    return ContainerImageBuilder(
+        registry.host, build_space, tmp_path_factory.mktemp("image-cache") / "bases"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -78,10 +81,11 @@ async def base_image(
     )
     return await builder.build(
         DockerfileBuild(
-            context_dir=context,
+            organization=ORG,
+            upload_dir=context,
             dockerfile="Dockerfile",
             build_args={},
-            repository="ignite/test/base",
+            repository=f"ignite/{ORG}/base",
             log=lambda _line: None,
         )
     )

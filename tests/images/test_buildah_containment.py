@@ -8,11 +8,11 @@ import os
 import secrets
 from pathlib import Path
 
-from ignite_server.containment.identities import IMAGE_BUILD_UID_BASE, IMAGE_BUILD_UID_COUNT
+from ignite_server.builds.jail import BuildSpace
+from ignite_server.containment.identities import IMAGE_RANGE_SIZE, IMAGE_RANGES_START
 from ignite_server.images.builder import ContainerImageBuilder
 from ignite_server.ports.image_builder import BuiltImage, DockerfileBuild
-
-BUILD_UIDS = range(IMAGE_BUILD_UID_BASE, IMAGE_BUILD_UID_BASE + IMAGE_BUILD_UID_COUNT)
+from tests.images.conftest import ORG
 
 
 def _processes_with(marker: bytes, *, exe_only: bool = False) -> dict[int, dict[str, str]]:
@@ -36,7 +36,7 @@ def _processes_with(marker: bytes, *, exe_only: bool = False) -> dict[int, dict[
 
 
 async def test_run_steps_are_not_root_and_cannot_reach_the_state(
-    builder: ContainerImageBuilder, base_image: BuiltImage, tmp_path: Path
+    builder: ContainerImageBuilder, base_image: BuiltImage, tmp_path: Path, build_space: BuildSpace
 ) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
@@ -69,18 +69,25 @@ async def test_run_steps_are_not_root_and_cannot_reach_the_state(
     try:
         await builder.build(
             DockerfileBuild(
-                context_dir=context,
+                organization=ORG,
+                upload_dir=context,
                 dockerfile="Dockerfile",
                 build_args={},
-                repository="ignite/test/contained",
+                repository=f"ignite/{ORG}/contained",
                 log=log.append,
             )
         )
     finally:
         watcher.cancel()
     text = "\n".join(log)
-    # Inside, the step is root of its namespace: host uids from the base on.
-    assert f"{marker} uid_map 0 {IMAGE_BUILD_UID_BASE} {IMAGE_BUILD_UID_COUNT}" in text
+    # Inside, the step is root of its namespace: a range of host uids of the
+    # build's own, from the server's block.
+    mapped = next(line.split() for line in log if line.startswith(f"{marker} uid_map"))
+    first, count = int(mapped[3]), int(mapped[4])
+    block = build_space.uids
+    assert mapped[2] == "0" and count == IMAGE_RANGE_SIZE
+    assert block.first + IMAGE_RANGES_START <= first and block.owns(first + count - 1)
+    build_uids = range(first, first + count)
     assert f"{marker} id 0" in text
     assert f"{marker} state unreadable" in text
     assert canary not in text
@@ -90,6 +97,6 @@ async def test_run_steps_are_not_root_and_cannot_reach_the_state(
     for status in (*seen.values(), *buildah.values()):
         uids = [int(uid) for uid in status["Uid"].split()]
         gids = [int(gid) for gid in status["Gid"].split()]
-        assert all(uid in BUILD_UIDS for uid in uids), status["Uid"]
-        assert all(gid in BUILD_UIDS for gid in gids), status["Gid"]
+        assert all(uid in build_uids for uid in uids), status["Uid"]
+        assert all(gid in build_uids for gid in gids), status["Gid"]
         assert status["NoNewPrivs"].strip() == "1"
