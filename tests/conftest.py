@@ -14,7 +14,7 @@ from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 
 from ignite_launcher import TEMPORARY_STATE_DIRS, LocalPlatform, private_state_dir
 from ignite_server.builds.jail import BuildSpace
-from tests.support import stub_for, unique_name
+from tests.support import allowed_services, stub_for, unique_name
 
 
 def _gateway_available() -> bool:
@@ -26,7 +26,11 @@ def platform() -> Iterator[LocalPlatform]:
     """The whole platform as a user runs it."""
     state = private_state_dir("ignite-test-")
     gateway_port = 0 if _gateway_available() else None
-    with LocalPlatform(state, gateway_port=gateway_port) as running:
+    with LocalPlatform(
+        state,
+        gateway_port=gateway_port,
+        server_args=("--build-egress-allow", allowed_services()),
+    ) as running:
         yield running
 
 

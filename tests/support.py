@@ -286,3 +286,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+#: Loopback ports the tests' own services (a git daemon, a registry that
+#: wants credentials, a package index) listen on, picked once per test
+#: process; the session's platform lets builds reach exactly these (an
+#: operator's allow-list names its private registries the same way).
+SERVICE_PORTS = tuple(free_port() for _ in range(3))
+
+
+def allowed_services() -> str:
+    """``--build-egress-allow`` for a platform the tests' services serve."""
+    return ",".join(["default", *(f"127.0.0.1:{port}" for port in SERVICE_PORTS)])

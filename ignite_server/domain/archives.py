@@ -336,8 +336,10 @@ def _folders(root: Path, folder: Path) -> None:
     """``folder`` and its parents below ``root``, 0755 whatever the umask (a
     build's sandbox reads them as another uid)."""
     missing = []
-    while folder != root and not folder.exists():
+    while not folder.exists():
         missing.append(folder)
+        if folder == root:
+            break
         folder = folder.parent
     for path in reversed(missing):
         path.mkdir(exist_ok=True)

@@ -37,7 +37,7 @@ from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from ignite_launcher import LocalPlatform
 from ignite_server.images.registry import EmbeddedRegistry
 from tests.cli.runner import Dodil
-from tests.support import bcrypt
+from tests.support import SERVICE_PORTS, bcrypt, serve_git
 
 PROBE_SOURCE = Path(__file__).parents[1] / "backends" / "local" / "image_app"
 SCRATCH_DOCKERFILE = """\
@@ -207,9 +207,11 @@ def handler(payload, ctx):
 """
 
 
-def _node_base_image(registry: str, work: Path) -> str:
+def _node_base_image(registry: str, org: str, work: Path) -> str:
     """A base image with the host's node and the libraries it links, made
-    with buildah (no image registry is reachable here) and pushed."""
+    with buildah (no image registry is reachable here) and pushed to the
+    organization's own part of the platform registry, where its builds may
+    start FROM it."""
     node = Path(shutil.which("node") or "/usr/bin/node").resolve()
     listing = subprocess.run(["ldd", str(node)], capture_output=True, text=True, check=True)
     libraries = [
@@ -237,7 +239,7 @@ def _node_base_image(registry: str, work: Path) -> str:
     buildah("copy", container, str(node), "/usr/bin/node")
     for library in libraries:
         buildah("copy", container, str(library.resolve()), str(library))
-    reference = f"{registry}/base/node:20"
+    reference = f"{registry}/ignite/{org}/node-base:20"
     buildah("config", "--env", "PATH=/usr/bin", container)
     buildah("commit", container, "node-base")
     buildah("push", "--tls-verify=false", "node-base", f"docker://{reference}")
@@ -248,7 +250,7 @@ def test_a_node_front_end_serves_its_page_and_proxies_to_another_app(
     ignite: Dodil, platform: LocalPlatform, org: str, tmp_path: Path
 ):
     assert platform.registry, "the platform runs no embedded registry"
-    base = _node_base_image(platform.registry, tmp_path / "buildah")
+    base = _node_base_image(platform.registry, org, tmp_path / "buildah")
 
     backend = tmp_path / "backend"
     backend.mkdir()
@@ -304,28 +306,9 @@ def git_daemon(tmp_path: Path, probe_binary: Path) -> Iterator[str]:
         ["push", "-q", str(bare), "main", "v1"],
     ):
         subprocess.run([*git, *step], cwd=work, check=True)
-    port = _free_port()
-    daemon = subprocess.Popen(
-        [
-            "git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
-            f"--port={port}", f"--base-path={bare.parent}", str(bare.parent),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "git daemon did not start"
-                time.sleep(0.05)
-        yield f"git://127.0.0.1:{port}/probe.git"
-    finally:
-        daemon.terminate()
-        daemon.wait(10)
+    # A port the session's platform lets builds reach (tests/support.py).
+    with serve_git(bare.parent, SERVICE_PORTS[0]) as base:
+        yield f"{base}/probe.git"
 
 
 def test_a_git_repository_builds_and_a_bad_ref_is_a_clear_build_error(
