@@ -192,8 +192,9 @@ class BearerStub:
         return lambda request, **kw: method(request, metadata=self._metadata, **kw)
 
 
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    """A tar.gz archive holding ``files`` (path → content)."""
+def tar_gz(files: dict[str, bytes], executable: frozenset[str] = frozenset()) -> bytes:
+    """A tar.gz archive holding ``files`` (path → content), those named in
+    ``executable`` with mode 0755."""
     import io
     import tarfile
 
@@ -202,7 +203,7 @@ def tar_gz(files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
-            info.mode = 0o644
+            info.mode = 0o755 if name in executable else 0o644
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
 

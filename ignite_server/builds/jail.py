@@ -81,7 +81,7 @@ HOME = f"{WORK}/home"
 #: How the build's own paths are shown in its log: relative to the app's code.
 _SHOWN_RELATIVE = tuple(
     prefix
-    for root in (f"{WORK}/package", f"{WORK}/app", OUT, SRC, WORK)
+    for root in (f"{WORK}/package", f"{WORK}/app", f"{WORK}/repo", OUT, SRC, WORK)
     for prefix in (f"file://{root}/", f"{root}/")
 )
 #: Size of a step's private /tmp: linkers and ``go build`` keep their work
@@ -238,10 +238,7 @@ class BuildJail:
 
     def log(self, line: str) -> None:
         """A line of the build log, the build's own paths relative."""
-        for prefix in _SHOWN_RELATIVE:
-            if prefix in line:
-                line = line.replace(prefix, "")
-        self._log_line(line)
+        self._log_line(_relative(line))
 
     @property
     def netns_path(self) -> str:
@@ -350,8 +347,7 @@ class BuildJail:
             stdout=keep,
         )
         if result.returncode != 0:
-            shown = path.removeprefix(f"{SRC}/")
-            raise BuildFailed(f"no {shown} in the build context")
+            raise BuildFailed(f"no {_relative(path)} in the build context")
         return content.decode("utf-8", "replace")
 
     async def export(
@@ -428,6 +424,14 @@ class BuildJail:
         if self._dir.exists() and not self._space.privileged:
             # A server that is not root owns what its builds wrote.
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _relative(text: str) -> str:
+    """``text`` with the build's own paths shown relative to the app's code."""
+    for prefix in _SHOWN_RELATIVE:
+        if prefix in text:
+            text = text.replace(prefix, "")
+    return text
 
 
 def _discard(_line: str) -> None:
