@@ -38,6 +38,7 @@ from ignite_server.containment import identities
 from ignite_server.core.app_views import AppViews, PublicUrls
 from ignite_server.core.apps import Apps
 from ignite_server.core.artifacts import Artifacts
+from ignite_server.core.capacity import PodCapacity
 from ignite_server.core.draft_builds import DraftBuilds
 from ignite_server.core.executions import ExecutionService
 from ignite_server.core.identity import Identity
@@ -109,7 +110,8 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
             state_dir=config.state_dir,
             image_pull_policy=config.kubernetes_image_pull_policy,
         )
-        return Invoker(KubernetesBackend(settings, log_sink=sink), owns_backend=True)
+        cluster = KubernetesBackend(settings, log_sink=sink)
+        return Invoker(cluster, owns_backend=True, capacity=PodCapacity(None, config.quotas))
     backend = LocalBackend(
         config.state_dir,
         sandbox=config.sandbox,  # type: ignore[arg-type]
@@ -118,8 +120,11 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
         log_sink=sink,
         edge_address=_edge_address(config.apps_edge),
         apps_domain=config.apps_domain,
+        memory_capacity_mb=config.pod_memory_mb,
+        host_memory_reserve_mb=config.host_memory_reserve_mb,
     )
-    return Invoker(backend, owns_backend=True)
+    capacity = PodCapacity(backend.info.memory_capacity_mb, config.quotas)
+    return Invoker(backend, owns_backend=True, capacity=capacity)
 
 
 def _edge_address(edge: str) -> tuple[str, int] | None:
@@ -251,7 +256,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         notifier = Notifier(pool, (WORK_CHANNEL, LOG_CHANNEL))
         await notifier.start()
         stack.push_async_callback(notifier.close)
-        logs = LogService(PostgresLogStore(pool), notifier.wait, config.log_retention_secs)
+        logs = LogService(
+            PostgresLogStore(pool),
+            notifier.wait,
+            config.log_retention_secs,
+            max_log_bytes_per_day=config.quotas.max_log_bytes_per_day,
+        )
         await logs.start()
         stack.push_async_callback(logs.close)
         external = (
@@ -300,10 +310,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             PublicUrls(config.apps_domain, config.apps_url_scheme, config.apps_url_port),
             drafts.compiling,
         )
-        apps = Apps(store, blobs, views, targets, rollout)
-        versions = Versions(store, drafts, rollout, views)
+        apps = Apps(store, blobs, views, targets, rollout, config.quotas, runner.capacity)
+        versions = Versions(store, drafts, rollout, views, runner.capacity)
         execution_store = PostgresExecutionStore(pool)
-        executions = ExecutionService(execution_store, store, targets)
+        executions = ExecutionService(execution_store, store, targets, config.quotas)
         invocations = Invocations(store, targets, runner, executions)
         workers = ExecutionWorkers(
             execution_store,
@@ -312,6 +322,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             notifier.wait,
             workers=config.workers,
             lease_secs=config.execution_lease_secs,
+            per_org_limit=config.quotas.max_running_executions,
         )
         await workers.start()
         stack.push_async_callback(workers.close)

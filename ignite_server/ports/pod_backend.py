@@ -150,6 +150,10 @@ class BackendInfo:
     #: Non-empty when something users should know is degraded (no sandbox,
     #: no memory limits).
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: Memory (MiB) all pods together may have, enforced by the backend
+    #: (the local pods' parent cgroup); None where a scheduler of the
+    #: backend's own decides (a cluster).
+    memory_capacity_mb: int | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ Construction (server start-up)::
         log_sink=store_app_log,       # receives every PodLogRecord
         edge_address=("127.0.0.1", 8080),  # where image pods' calls to
         apps_domain="ignite.localhost",    # other apps' URLs are sent
+        memory_capacity_mb=0,         # all pods together; 0: the host's
+                                      # memory less host_memory_reserve_mb
     )
     ...
     await backend.close()
@@ -74,7 +76,7 @@ from ignite_server.backends.local.pod import LocalPod
 from ignite_server.backends.local.pool import PoolStats, WarmPool
 from ignite_server.containment import identities, mounts, seccomp
 from ignite_server.containment import sandbox as containment
-from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied
+from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied, host_memory_mb
 from ignite_server.domain.models import Resources
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import (
@@ -106,6 +108,23 @@ BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 RUN_TMPFS_KIB = 256
 #: The smallest /tmp a pod gets, whatever its memory.
 MIN_TMP_MB = 16
+#: Memory kept off pods when no reserve is given: the server, PostgreSQL,
+#: builds (up to 4 GiB each) and the host's own need it.
+MIN_HOST_RESERVE_MB = 2048
+HOST_RESERVE_FRACTION = 0.25
+
+
+def pod_memory_capacity_mb(configured_mb: int, reserve_mb: int) -> int:
+    """The memory all local pods together may have: ``configured_mb``, or
+    the host's memory less ``reserve_mb`` (0: a quarter of it, at least
+    MIN_HOST_RESERVE_MB)."""
+    if configured_mb > 0:
+        return configured_mb
+    host = host_memory_mb()
+    if host <= 0:
+        return 0
+    reserve = reserve_mb or max(MIN_HOST_RESERVE_MB, int(host * HOST_RESERVE_FRACTION))
+    return max(host - reserve, 256)
 
 
 class SandboxRequired(RuntimeError):
@@ -148,6 +167,8 @@ class LocalBackend:
         edge_address: tuple[str, int] | None = None,
         apps_domain: str = "ignite.localhost",
         exec_launcher_path: Path | None = exec_launcher.DEFAULT_PATH,
+        memory_capacity_mb: int = 0,
+        host_memory_reserve_mb: int = 0,
     ) -> None:
         self.pods_dir = Path(state_dir).resolve() / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)
@@ -182,12 +203,23 @@ class LocalBackend:
                 "(`make sandbox`), or pass --allow-unsandboxed"
             )
         self._cgroups = CgroupRoot("pods")
+        capacity = pod_memory_capacity_mb(memory_capacity_mb, host_memory_reserve_mb)
         if not self._cgroups.has_memory:
             warnings.append(
                 "no writable memory cgroup: memory limits fall back to RLIMIT_DATA "
                 "and out-of-memory kills are not recognised"
             )
-        self._info = BackendInfo(sandboxed=self._bwrap is not None, warnings=tuple(warnings))
+        elif capacity:
+            try:
+                self._cgroups.limit_memory(capacity)
+            except LimitNotApplied as exc:
+                warnings.append(f"the pods' total memory limit could not be set: {exc}")
+        self._info = BackendInfo(
+            sandboxed=self._bwrap is not None,
+            warnings=tuple(warnings),
+            memory_capacity_mb=capacity or None,
+        )
+        log.info("local pod backend", pod_memory_capacity_mb=capacity or "unknown")
         for warning in warnings:
             log.warning("local pod backend degraded", detail=warning)
         self._pools: dict[tuple[object, ...], WarmPool] = {}
