@@ -57,8 +57,9 @@ class PodGrant:
 def capacity_exhausted(what: str, wanted_mb: int, free_mb: int, total_mb: int) -> ResourceExhausted:
     """The refusal of ``what`` for want of memory on the machine."""
     return ResourceExhausted(
-        f"{what} needs {wanted_mb} MiB of pod memory and the platform has {free_mb} of "
-        f"{total_mb} MiB left; use less memory or fewer pods, or retry when others stop",
+        f"no room for {what}: it wants {wanted_mb} MiB of pod memory and the platform has "
+        f"{free_mb} of {total_mb} MiB left; use less memory or fewer pods, or retry when "
+        "others stop",
         reason=CAPACITY,
         metadata={
             "wanted_mb": str(wanted_mb),
