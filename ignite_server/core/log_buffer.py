@@ -16,9 +16,10 @@ cheap: it runs once per line of a flood) and leave in batches for the store
 - an organization whose lines stored today (UTC) reached its daily quota
   gets no more lines stored until midnight UTC.
 
-Every line dropped is counted for its app, and the next batch carries one
-platform line in that app's own log saying how many were dropped and why,
-so a reader of the log sees the gap.
+Every line dropped is counted for its app, and a batch carries one platform
+line in that app's own log saying how many were dropped and why (at most
+one per app every NOTICE_INTERVAL_SECS, so a flood leaves a few notices, not
+a flood of them), so a reader of the log sees the gap.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ APP_MAX_BUFFERED = 20_000
 MAX_BUFFERED_LINES = 50_000
 #: A log line longer than this is cut (a handler printing a blob).
 MAX_LINE_CHARS = 16 * 1024
+#: An app's drop notices are at least this far apart.
+NOTICE_INTERVAL_SECS = 1.0
 #: Bytes a stored line costs beyond its text (its row, the indexes), for
 #: the daily quota.
 LINE_OVERHEAD_BYTES = 64
@@ -76,6 +79,8 @@ class _AppLog:
     dropped: dict[str, int] = field(default_factory=dict)
     #: The newest version that printed (the notice goes under it).
     version: int = 0
+    #: When the last drop notice was written (monotonic seconds).
+    noticed_at: float = -1e9
 
 
 class LogBuffer:
@@ -111,7 +116,7 @@ class LogBuffer:
         key = (entry.organization, entry.app)
         app = self._apps.get(key)
         if app is None:
-            app = self._apps[key] = _AppLog(entry.organization, entry.app)
+            app = self._apps[key] = _AppLog(entry.organization, entry.app, tokens=self._burst)
         app.version = entry.version or app.version
         if entry.stream != LogStream.PLATFORM:
             if not self._take_token(app):
@@ -138,8 +143,10 @@ class LogBuffer:
         """Up to ``limit`` lines, round-robin across apps, each app's drop
         notice first; apps with nothing left are forgotten."""
         batch: list[LogEntry] = []
+        now = time.monotonic()
         for app in list(self._apps.values()):
-            if app.dropped:
+            if app.dropped and now - app.noticed_at >= NOTICE_INTERVAL_SECS:
+                app.noticed_at = now
                 batch.append(self._notice(app))
         while len(batch) < limit and self._size:
             active = [a for a in self._apps.values() if a.lines]
@@ -148,7 +155,6 @@ class LogBuffer:
                 for _ in range(min(share, len(app.lines), limit - len(batch))):
                     batch.append(app.lines.popleft())
                     self._size -= 1
-        now = time.monotonic()
         for key in [k for k, a in self._apps.items() if not a.lines and not a.dropped]:
             # An idle app is forgotten once its bucket is full again:
             # forgetting a flooding app's bucket would refill it early.

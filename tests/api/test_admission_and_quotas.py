@@ -275,7 +275,9 @@ def test_app_count_and_pending_executions_are_capped_per_organization(limited):
         "5",
         "5",
     )
-    stub.CreateApp(compute.CreateAppRequest(organization_name=b, name="app5", runtime={"python": {}}))
+    stub.CreateApp(
+        compute.CreateAppRequest(organization_name=b, name="app5", runtime={"python": {}})
+    )
 
     # One runs at a time (running cap 1), three may wait (pending cap 3).
     stub.DeleteApp(compute.DeleteAppRequest(organization_name=a, app_name="app0"))

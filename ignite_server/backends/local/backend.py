@@ -43,6 +43,13 @@ read-only at ``/code``); others are started with the artifact mounted at
 
 A pod is specialized once: it serves one app version until it ends.
 
+CPU is shared by organization, not by pod: the pods of one organization
+split CPU_SHARES_PER_ORGANIZATION ``cpu.shares`` between them (rewritten
+whenever one of its pods starts or ends), so an organization running forty
+busy pods weighs on the CPU scheduler as much as one running a single pod,
+and that pod gets its turn at once. Each pod's ``cpu_millicores`` quota
+still caps it.
+
 Image apps (a manifest with an ``image`` entry) run their container with
 crun instead, inside the same containment (image_pod.py); their images are
 unpacked once per digest under ``<state_dir>/images/`` (image_cache.py).
@@ -108,6 +115,11 @@ BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 RUN_TMPFS_KIB = 256
 #: The smallest /tmp a pod gets, whatever its memory.
 MIN_TMP_MB = 16
+#: CPU weight of one organization's pods together (the kernel's default
+#: weight of one group), divided among them; never below the kernel's
+#: minimum of 2.
+CPU_SHARES_PER_ORGANIZATION = 1024
+MIN_CPU_SHARES = 2
 #: Memory kept off pods when no reserve is given: the server, PostgreSQL,
 #: builds (up to 4 GiB each) and the host's own need it.
 MIN_HOST_RESERVE_MB = 2048
@@ -258,10 +270,24 @@ class LocalBackend:
         except ManifestError as exc:
             raise PodStartError(str(exc)) from exc
         if manifest.image is not None:
-            return await self._start_image(spec, manifest.image)
-        if manifest.prestart and (manifest.prestart != EXEC_POOL or self._exec_launcher):
-            return await self._start_pooled(spec, manifest)
-        return await self._start_direct(spec, manifest)
+            pod = await self._start_image(spec, manifest.image)
+        elif manifest.prestart and (manifest.prestart != EXEC_POOL or self._exec_launcher):
+            pod = await self._start_pooled(spec, manifest)
+        else:
+            pod = await self._start_direct(spec, manifest)
+        self._share_cpu(_organization(spec))
+        return pod
+
+    def _share_cpu(self, organization: str) -> None:
+        """Split the organization's CPU weight among its live pods."""
+        pods = [
+            pod
+            for pod in self._pods
+            if pod.spec is not None and pod.exit is None and _organization(pod.spec) == organization
+        ]
+        shares = max(MIN_CPU_SHARES, CPU_SHARES_PER_ORGANIZATION // max(1, len(pods)))
+        for pod in pods:
+            pod.cgroup.write("cpu", "cpu.shares", str(shares), required=False)
 
     def pool_stats(self) -> list[PoolStats]:
         """Every pre-started pool's idle pods and counters."""
@@ -410,6 +436,8 @@ class LocalBackend:
         with contextlib.suppress(asyncio.CancelledError):
             await pod.wait()
         self._pods.discard(pod)
+        if pod.spec is not None and not self._closed:
+            self._share_cpu(_organization(pod.spec))
 
     async def _launch(
         self,
@@ -462,6 +490,10 @@ class LocalBackend:
         finally:
             for fd in pass_fds:
                 os.close(fd)
+
+
+def _organization(spec: PodSpec) -> str:
+    return spec.app_id.partition("/")[0]
 
 
 def _app_env(spec: PodSpec) -> dict[str, str]:

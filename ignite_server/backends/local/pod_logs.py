@@ -23,6 +23,11 @@ from ignite_server.ports.pod_backend import LogSink, PodLogRecord, PodSpec
 
 #: Pipe reader limit: longer lines are split rather than failing the reader.
 MAX_LOG_LINE_BYTES = 256 * 1024
+#: Lines handled before the reader lets other tasks run: a readline that
+#: finds a line already buffered does not suspend, so without this a pod
+#: printing as fast as it can would hold the event loop (and every other
+#: app's requests) for as long as its pipe stays full.
+LINES_PER_TURN = 128
 #: How many untagged output lines are kept to explain a failed start.
 START_LOG_TAIL = 20
 RECORD_SEPARATOR = 0x1E
@@ -53,7 +58,11 @@ class PodLogDemux:
 
     async def read(self, stream: asyncio.StreamReader, kind: LogStream) -> None:
         """Emit every line of one pipe until its end."""
+        lines = 0
         while True:
+            lines += 1
+            if lines % LINES_PER_TURN == 0:
+                await asyncio.sleep(0)
             try:
                 raw = await stream.readline()
             except ValueError:  # a line longer than the limit: take what is there
