@@ -7,6 +7,7 @@ share. The host's OOM killer never strikes meanwhile."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from dodil.ignite.v1 import ignite_identity_pb2 as identity
 from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
 from ignite_launcher import LocalPlatform, private_state_dir
+from tests.cli.runner import Dodil
 from tests.support import (
     SEED_HANDLER,
     BearerStub,
@@ -315,3 +317,23 @@ def test_app_count_and_pending_executions_are_capped_per_organization(limited):
     _publish(stub, b, "sleepy")
     quick = submit(b)
     assert quick
+
+
+def test_the_cli_shows_the_refusal_of_reserved_pods_that_do_not_fit(limited, tmp_path):
+    org = _new_org(limited)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "app").mkdir()
+    (tmp_path / "work" / "app" / "handler.py").write_bytes(SEED_HANDLER)
+    dodil = Dodil(config_home=tmp_path / "xdg", cwd=tmp_path / "work")
+    dodil("ignite", "config", "set", "api_endpoint", limited.grpc_target).ok()
+    dodil("ignite", "config", "set", "organization", org).ok()
+    refused = dodil(
+        "ignite", "app", "deploy", "huge", "--code", "app", "--runtime", "python",
+        "--memory-mb", "8192", "--reserved-capacity", "6",
+    )  # fmt: skip
+    print("\n$ dodil ignite app deploy huge ... --memory-mb 8192 --reserved-capacity 6")
+    print(refused.stderr)
+    assert refused.code != 0
+    assert refused.error_line().startswith("error: RESOURCE_EXHAUSTED (CAPACITY): ")
+    got = json.loads(dodil("ignite", "app", "get", "huge", "-o", "json").ok().stdout)
+    assert got.get("active_version", 0) == 0
