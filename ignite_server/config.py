@@ -337,7 +337,6 @@ def parse(argv: list[str] | None = None) -> Config:
             max_apps=args.quota_apps,
             max_pod_memory_mb=args.quota_pod_memory_mb,
             max_reserved_memory_mb=args.quota_reserved_memory_mb,
-            max_build_cache_bytes=args.quota_build_cache_mb * 1024 * 1024,
             max_log_bytes_per_day=args.quota_log_mb_per_day * 1024 * 1024,
             max_pending_executions=args.quota_pending_executions,
             max_running_executions=args.quota_running_executions,
@@ -374,12 +373,6 @@ def _add_quota_flags(parser: argparse.ArgumentParser) -> None:
         "IGNITE_QUOTA_RESERVED_MEMORY_MB",
         quotas.DEFAULT_MAX_RESERVED_MEMORY_MB,
         "MiB an organization may keep reserved as warm pods (reserved_capacity x memory)",
-    )
-    number(
-        "--quota-build-cache-mb",
-        "IGNITE_QUOTA_BUILD_CACHE_MB",
-        quotas.DEFAULT_MAX_BUILD_CACHE_BYTES // mib,
-        "MiB of build caches per organization",
     )
     number(
         "--quota-log-mb-per-day",

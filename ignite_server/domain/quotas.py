@@ -33,9 +33,6 @@ DEFAULT_MAX_POD_MEMORY_MB = 8 * 1024
 #: Memory (MiB) the organization may keep reserved as warm pods
 #: (reserved_capacity times memory of every published app).
 DEFAULT_MAX_RESERVED_MEMORY_MB = 4 * 1024
-#: Bytes of build caches (dependency downloads, compiler caches) per
-#: organization.
-DEFAULT_MAX_BUILD_CACHE_BYTES = 10 * 1024**3
 #: Bytes of app log lines stored per organization per UTC day; past it,
 #: lines are dropped (with a notice in each app's log) until midnight UTC.
 DEFAULT_MAX_LOG_BYTES_PER_DAY = 1024**3
@@ -53,7 +50,6 @@ class Quotas:
     max_apps: int = DEFAULT_MAX_APPS
     max_pod_memory_mb: int = DEFAULT_MAX_POD_MEMORY_MB
     max_reserved_memory_mb: int = DEFAULT_MAX_RESERVED_MEMORY_MB
-    max_build_cache_bytes: int = DEFAULT_MAX_BUILD_CACHE_BYTES
     max_log_bytes_per_day: int = DEFAULT_MAX_LOG_BYTES_PER_DAY
     max_pending_executions: int = DEFAULT_MAX_PENDING_EXECUTIONS
     max_running_executions: int = DEFAULT_MAX_RUNNING_EXECUTIONS

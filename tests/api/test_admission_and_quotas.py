@@ -41,12 +41,37 @@ SERVER_ARGS = (
     "--quota-running-executions", "1",
 )  # fmt: skip
 
+#: Keeps what it was asked to allocate (MiB), touched, for the pod's life.
+HOLD = b"""KEPT = []
+
+def handler(payload, ctx):
+    block = bytearray(int(payload or b"0") * 1024 * 1024)
+    block[::4096] = b"x" * len(range(0, len(block), 4096))  # touch every page
+    KEPT.append(block)
+    return {"holding_mib": sum(len(k) for k in KEPT) // (1024 * 1024)}
+"""
+
 SLEEPY = b"""import time
 
 def handler(payload, ctx):
     time.sleep(float(payload or b"0"))
     return {"slept": float(payload or b"0")}
 """
+
+
+def _pods_memory_limit_mb(platform: LocalPlatform) -> int:
+    """The memory limit of the server's pods' parent cgroup, read from the
+    kernel."""
+    assert platform.server is not None
+    pid = platform.server.pid
+    own = next(
+        line.split(":", 2)[2]
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        if "memory" in line.split(":", 2)[1].split(",")
+    )
+    parent = Path("/sys/fs/cgroup/memory") / own.lstrip("/")
+    (base,) = parent.glob(f"ignite-pods-{pid}-*")
+    return int((base / "memory.limit_in_bytes").read_text()) // (1024 * 1024)
 
 
 def _oom_kills() -> int:
@@ -111,6 +136,8 @@ def _invoke_refusal(stub, org: str, name: str) -> tuple[grpc.StatusCode, str, di
 def test_reserved_pods_that_do_not_fit_are_refused_and_the_host_never_ooms(limited):
     stub = stub_for(limited.grpc_target)
     oom_before = _oom_kills()
+    # The kernel holds all pods together to the capacity.
+    assert _pods_memory_limit_mb(limited) == POD_MEMORY_MB
     a, b = _new_org(limited), _new_org(limited)
 
     # The issue's example: 6 warm pods of 8 GiB on a platform with 2 GiB.
@@ -128,7 +155,7 @@ def test_reserved_pods_that_do_not_fit_are_refused_and_the_host_never_ooms(limit
 
     # Fits the machine: 3 x 512 MiB reserved, but A's reservation quota is
     # 1 GiB.
-    _create(stub, a, "warm", memory_mb=512, reserved=3)
+    _create(stub, a, "warm", memory_mb=512, reserved=3, code=HOLD)
     code, reason, meta, _ = _refusal(
         stub.PublishDraft, compute.PublishDraftRequest(organization_name=a, app_name="warm")
     )
@@ -148,11 +175,14 @@ def test_reserved_pods_that_do_not_fit_are_refused_and_the_host_never_ooms(limit
     )
     _publish(stub, a, "warm")
     # B reserves the same: together 2 GiB, the whole machine.
-    _create(stub, b, "warm", memory_mb=512, reserved=2)
+    _create(stub, b, "warm", memory_mb=512, reserved=2, code=HOLD)
     _publish(stub, b, "warm")
     _wait_ready(stub, a, "warm", 2)
     _wait_ready(stub, b, "warm", 2)
-    assert invoke(stub, a, "warm", b'{"name": "A"}')[0] == 200
+    # The pods really use memory: 2 x 150 MiB in each organization's.
+    for org in (a, b):
+        for _ in range(2):
+            assert invoke(stub, org, "warm", b"150")[0] == 200
 
     # A third organization's reserved pods no longer fit the machine.
     c = _new_org(limited)
@@ -189,7 +219,7 @@ def test_reserved_pods_that_do_not_fit_are_refused_and_the_host_never_ooms(limit
         except grpc.RpcError:
             assert time.monotonic() < deadline, "the freed memory was never admitted again"
             time.sleep(0.5)
-    assert invoke(stub, a, "warm", b'{"name": "A"}')[0] == 200
+    assert invoke(stub, a, "warm", b"0")[0] == 200
     oom_after = _oom_kills()
     print(f"host oom_kill counter: {oom_before} before, {oom_after} after")
     assert oom_after == oom_before
