@@ -390,7 +390,7 @@ def _add_quota_flags(parser: argparse.ArgumentParser) -> None:
         "--quota-running-executions",
         "IGNITE_QUOTA_RUNNING_EXECUTIONS",
         quotas.DEFAULT_MAX_RUNNING_EXECUTIONS,
-        "executions of one organization running at once, over all servers",
+        "executions of one organization running at once, over all servers; 0: --workers less 4",
     )
     number(
         "--pod-memory-mb",

@@ -322,7 +322,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             notifier.wait,
             workers=config.workers,
             lease_secs=config.execution_lease_secs,
-            per_org_limit=config.quotas.max_running_executions,
+            per_org_limit=config.quotas.running_cap(config.workers),
         )
         await workers.start()
         stack.push_async_callback(workers.close)

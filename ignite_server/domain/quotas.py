@@ -38,9 +38,12 @@ DEFAULT_MAX_RESERVED_MEMORY_MB = 4 * 1024
 DEFAULT_MAX_LOG_BYTES_PER_DAY = 1024**3
 #: Asynchronous executions waiting to run (PENDING) per organization.
 DEFAULT_MAX_PENDING_EXECUTIONS = 10_000
-#: Executions of one organization running at once, over every server: the
-#: rest of the workers stay free for other organizations.
-DEFAULT_MAX_RUNNING_EXECUTIONS = 16
+#: Executions of one organization running at once, over every server; 0:
+#: the server's workers less RUNNING_HEADROOM, so that a few slots are
+#: always free for another organization's next execution while one
+#: organization alone still gets nearly all of them.
+DEFAULT_MAX_RUNNING_EXECUTIONS = 0
+RUNNING_HEADROOM = 4
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,14 @@ class Quotas:
     max_log_bytes_per_day: int = DEFAULT_MAX_LOG_BYTES_PER_DAY
     max_pending_executions: int = DEFAULT_MAX_PENDING_EXECUTIONS
     max_running_executions: int = DEFAULT_MAX_RUNNING_EXECUTIONS
+
+    def running_cap(self, workers: int) -> int:
+        """The running-executions cap in force on a server with ``workers``
+        execution slots."""
+        if self.max_running_executions > 0:
+            return self.max_running_executions
+        # A small pool keeps a quarter of its slots free at most.
+        return max(1, workers - min(RUNNING_HEADROOM, workers // 4))
 
 
 def quota_exceeded(
