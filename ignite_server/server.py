@@ -54,7 +54,6 @@ from ignite_server.core.tokens import TokenAuthority
 from ignite_server.core.versions import Versions
 from ignite_server.core.worker import ExecutionWorkers
 from ignite_server.domain.errors import Unavailable
-from ignite_server.domain.models import LogEntry
 from ignite_server.domain.principal import LOCAL_ADMIN, Principal
 from ignite_server.images.builder import ContainerImageBuilder
 from ignite_server.images.registry import EmbeddedRegistry
@@ -62,7 +61,6 @@ from ignite_server.observability import metrics
 from ignite_server.ports.execution_store import WORK_CHANNEL
 from ignite_server.ports.image_builder import RegistryCredentials
 from ignite_server.ports.log_store import LOG_CHANNEL
-from ignite_server.ports.pod_backend import PodLogRecord
 from ignite_server.store.apps import PostgresAppStore
 from ignite_server.store.blobs import DiskBlobStore
 from ignite_server.store.database import open_pool
@@ -82,19 +80,7 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
     """The pod runner for this platform: sandboxed local pods whose output
     goes to the app logs."""
 
-    def sink(record: PodLogRecord) -> None:
-        organization, _, app = record.app_id.partition("/")
-        logs.emit(
-            LogEntry(
-                timestamp_ms=record.timestamp_ms,
-                organization=organization,
-                app=app,
-                version=record.version,
-                execution_id=record.execution_id,
-                stream=record.stream,
-                message=record.message,
-            )
-        )
+    sink = logs.pod_sink()
 
     if config.backend == "kubernetes":
         settings = KubernetesSettings(

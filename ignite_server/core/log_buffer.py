@@ -139,6 +139,25 @@ class LogBuffer:
                 entry.message
             )
 
+    def admits(self, organization: str, app: str) -> bool:
+        """Whether a line of the app would pass its rate now (its bucket is
+        refilled, not drawn from)."""
+        state = self._apps.get((organization, app))
+        if state is None or state.tokens >= 1:
+            return True
+        now = time.monotonic()
+        state.tokens = min(self._burst, state.tokens + (now - state.refilled) * self._rate)
+        state.refilled = now
+        return state.tokens >= 1
+
+    def drop(self, organization: str, app: str, lines: int) -> None:
+        """Count ``lines`` of the app as dropped for its rate, unread."""
+        key = (organization, app)
+        state = self._apps.get(key)
+        if state is None:
+            state = self._apps[key] = _AppLog(organization, app, tokens=0)
+        state.dropped[RATE] = state.dropped.get(RATE, 0) + lines
+
     def take(self, limit: int) -> list[LogEntry]:
         """Up to ``limit`` lines, round-robin across apps, each app's drop
         notice first; apps with nothing left are forgotten."""

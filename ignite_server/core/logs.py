@@ -25,6 +25,7 @@ from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.models import LogEntry, LogStream
 from ignite_server.domain.quotas import DEFAULT_MAX_LOG_BYTES_PER_DAY
 from ignite_server.ports.log_store import LOG_CHANNEL, LogStore
+from ignite_server.ports.pod_backend import PodLogRecord
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +42,38 @@ DEFAULT_READ_LIMIT = 1000
 MAX_READ_LIMIT = 10_000
 #: Longest a follower sleeps without a notification before looking anyway.
 FOLLOW_POLL_SECS = 1.0
+
+
+class PodLogSink:
+    """Pods' lines into the app logs: a ``LogSink`` that is also a
+    ``LogGate`` (ports/pod_backend.py), so a pod's reader can drop a
+    flood's lines by the chunk, unparsed, while the app is past its rate."""
+
+    def __init__(self, buffer: LogBuffer, emit: Callable[[LogEntry], None]) -> None:
+        self._buffer = buffer
+        self._emit = emit
+
+    def __call__(self, record: PodLogRecord) -> None:
+        organization, _, app = record.app_id.partition("/")
+        self._emit(
+            LogEntry(
+                timestamp_ms=record.timestamp_ms,
+                organization=organization,
+                app=app,
+                version=record.version,
+                execution_id=record.execution_id,
+                stream=record.stream,
+                message=record.message,
+            )
+        )
+
+    def admits(self, app_id: str) -> bool:
+        organization, _, app = app_id.partition("/")
+        return self._buffer.admits(organization, app)
+
+    def dropped(self, app_id: str, lines: int) -> None:
+        organization, _, app = app_id.partition("/")
+        self._buffer.drop(organization, app, lines)
 
 
 class LogService:
@@ -61,6 +94,10 @@ class LogService:
     def emit(self, entry: LogEntry) -> None:
         """Take one line for the store (or count it dropped for its app)."""
         self._buffer.add(entry)
+
+    def pod_sink(self) -> PodLogSink:
+        """What pod backends send their pods' lines to."""
+        return PodLogSink(self._buffer, self.emit)
 
     def platform_event(
         self, organization: str, app: str, version: int, execution_id: str, message: str

@@ -93,3 +93,19 @@ def test_an_organization_past_its_daily_quota_stores_no_more_lines():
     buffer.stored_usage({("b", day): quota})
     buffer.add(_line("b", "app", "past the quota now"))
     assert not [e for e in _drain(buffer) if e.stream == LogStream.STDOUT]
+
+
+def test_a_reader_learns_an_app_is_past_its_rate_and_drops_unread():
+    buffer = LogBuffer(max_log_bytes_per_day=1 << 40, lines_per_sec=10, burst=100)
+    assert buffer.admits("a", "loud") and buffer.admits("b", "quiet")
+    for n in range(100):
+        buffer.add(_line("a", "loud", f"a{n}"))
+    assert not buffer.admits("a", "loud")
+    assert buffer.admits("b", "quiet")
+    buffer.drop("a", "loud", 5000)
+    written = _drain(buffer)
+    assert [e.message for e in written if e.stream == LogStream.PLATFORM] == [
+        "5000 lines dropped (5000 because the app printed more than 10 lines per second)"
+    ]
+    time.sleep(0.15)  # a line's worth of rate comes back
+    assert buffer.admits("a", "loud")
