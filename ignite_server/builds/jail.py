@@ -119,6 +119,8 @@ class BuildSpace:
             self.volumes.forget_all()
         self.egress = egress or EgressPolicy.allowing(["default"])
         self.slots = asyncio.Semaphore(slots)
+        self._sweeps: dict[str, asyncio.Lock] = {}
+        self._swept: set[str] = set()
         self.privileged = identities.privileged()
 
     @contextlib.asynccontextmanager
@@ -143,6 +145,7 @@ class BuildSpace:
         if self.slots.locked():
             log_line("waiting for a build slot")
         async with self.slots, self.volumes.use(organization) as volume:
+            await self._sweep(volume)
             deadline = Deadline(timeout_secs)
             pool = self.uids.image_ranges if image_build else self.uids.builds
             taken = pool.take() if self.privileged else os.geteuid()
@@ -161,6 +164,20 @@ class BuildSpace:
     def close(self) -> None:
         """Unmount the build volumes (the server is stopping)."""
         self.volumes.close()
+
+    async def _sweep(self, volume: Volume) -> None:
+        """Once per organization and server: what builds of a server that
+        died left on the volume (their folders, their cache mounts),
+        emptied from inside a sandbox as the uid that wrote them."""
+        lock = self._sweeps.setdefault(volume.organization, asyncio.Lock())
+        async with lock:
+            if volume.organization in self._swept:
+                return
+            leftovers = await asyncio.to_thread(_leftovers, volume)
+            for folder, owner in leftovers:
+                await _empty(folder, owner)
+                await asyncio.to_thread(_remove_empty, folder)
+            self._swept.add(volume.organization)
 
     @classmethod
     @contextlib.contextmanager
@@ -424,6 +441,57 @@ class BuildJail:
         if self._dir.exists() and not self._space.privileged:
             # A server that is not root owns what its builds wrote.
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _leftovers(volume: Volume) -> list[tuple[Path, int]]:
+    """The build folders on ``volume`` (no build of this server has run on
+    it yet), and the uid each one's writable folders belong to; their cache
+    mounts are detached on the way. builds/ and each build's folder are
+    root's: listing them and reading their entries' owners follows nothing."""
+    found = []
+    for entry in sorted(volume.builds.iterdir()):
+        if entry.name.endswith(".cache"):
+            with contextlib.suppress(OSError):
+                idmap.unmount(entry)
+            with contextlib.suppress(OSError):
+                entry.rmdir()
+        elif entry.is_dir() and not entry.is_symlink():
+            try:
+                owner = (entry / "work").lstat().st_uid
+            except OSError:
+                owner = 0
+            found.append((entry, owner))
+    return found
+
+
+async def _empty(folder: Path, owner: int) -> None:
+    """Empty a dead build's folders from inside a sandbox, as their owner."""
+    if not owner or not identities.privileged():
+        return
+    policy = sandbox.Policy(
+        uid=owner,
+        tmp_mb=1,
+        rw_binds=[(str(folder / "work"), WORK), (str(folder / "out"), OUT)],
+        cwd="/",
+        hostname="build",
+    )
+    with contextlib.suppress(BuildFailed):
+        await run_step(
+            [RM, "-rf", "--one-file-system", f"{WORK}/", f"{OUT}/"],
+            cwd=Path("/"),
+            env={"PATH": "/usr/bin:/bin"},
+            log=_discard,
+            deadline=Deadline(120),
+            policy=policy,
+        )
+
+
+def _remove_empty(folder: Path) -> None:
+    for path in (folder / "work", folder / "out", folder):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+    if folder.exists():
+        log.warning("build.leftover_kept", folder=str(folder))
 
 
 def _relative(text: str) -> str:
