@@ -5,6 +5,7 @@ internal, which nothing done on a tenant's behalf may connect to."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from pathlib import Path
 
 
@@ -75,7 +76,7 @@ def own_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         lines = Path("/proc/net/fib_trie").read_text().splitlines()
     except OSError:
         lines = []
-    for previous, line in zip(lines, lines[1:], strict=False):
+    for previous, line in itertools.pairwise(lines):
         if line.strip() == "/32 host LOCAL":
             candidate = previous.strip().removeprefix("|-- ")
             try:
