@@ -121,6 +121,7 @@ bench: $(STAMP) exec-launcher
 	$(BIN)/python bench/runtimes.py
 
 clean:
+	-for m in .state/build-volumes/*/; do umount -l "$$m" 2>/dev/null; done
 	rm -rf $(VENV) build .state
 
 ## testbed-build: the Kubernetes test bed's Debian packages and its Go builds
