@@ -167,9 +167,11 @@ GLOBAL_CONFIG = """\
 \tallow = never
 """
 #: git's proxy command for the git protocol: ``connect HOST PORT`` opens a
-#: CONNECT tunnel through the egress proxy (socat speaks it).
+#: CONNECT tunnel through the egress proxy (socat speaks it). git closes its
+#: side once it has asked for the pack; ``-t`` keeps socat reading the pack
+#: until the server is done (socat's default is to quit half a second later).
 CONNECT = f"""#!/bin/sh
-exec /usr/bin/socat - "PROXY:{PROXY_HOST}:$1:$2,proxyport={PROXY_PORT}"
+exec /usr/bin/socat -t 3600 - "PROXY:{PROXY_HOST}:$1:$2,proxyport={PROXY_PORT}"
 """
 
 

@@ -22,6 +22,7 @@ from ignite_server.backends.local.pod_client import LOAD_PATH, http_once, load_r
 from ignite_server.backends.local.pool import PoolStats
 from ignite_server.builds.deno import DenoPipeline
 from ignite_server.builds.go import GoPipeline
+from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.rust import RustPipeline
 from ignite_server.domain.models import Resources, RuntimeKind
 from ignite_server.ports.pod_backend import ExitReason, PodSpec, PodStartError
@@ -134,8 +135,10 @@ async def backend(
 
 
 @pytest.fixture(scope="module")
-async def go_builder(tmp_path_factory: pytest.TempPathFactory) -> AppBuilder:
-    return AppBuilder.fresh(tmp_path_factory, RuntimeKind.GO, GoPipeline)
+async def go_builder(
+    tmp_path_factory: pytest.TempPathFactory, build_space: BuildSpace
+) -> AppBuilder:
+    return AppBuilder.fresh(tmp_path_factory, build_space, RuntimeKind.GO, GoPipeline)
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +147,10 @@ async def go_hello(go_builder: AppBuilder) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def deno_builder(tmp_path_factory: pytest.TempPathFactory) -> AppBuilder:
-    return AppBuilder.fresh(tmp_path_factory, RuntimeKind.DENO, DenoPipeline)
+async def deno_builder(
+    tmp_path_factory: pytest.TempPathFactory, build_space: BuildSpace
+) -> AppBuilder:
+    return AppBuilder.fresh(tmp_path_factory, build_space, RuntimeKind.DENO, DenoPipeline)
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +159,8 @@ async def deno_hello(deno_builder: AppBuilder) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def rust_hello(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    builder = AppBuilder.fresh(tmp_path_factory, RuntimeKind.RUST, RustPipeline)
+async def rust_hello(tmp_path_factory: pytest.TempPathFactory, build_space: BuildSpace) -> Path:
+    builder = AppBuilder.fresh(tmp_path_factory, build_space, RuntimeKind.RUST, RustPipeline)
     return await builder.artifact(_files(RUST_HELLO))
 
 
