@@ -77,6 +77,10 @@ class Config:
     registry_password: str = ""
     registry_insecure: bool = False
     apps_edge: str = ""
+    #: The edge's TLS listener for app hosts, and the CA file whose
+    #: certificates image pods trust (local mode: the platform's own CA).
+    apps_edge_tls: str = ""
+    apps_ca_file: Path | None = None
     #: Per-organization caps (docs/limits.md, "Organizations").
     quotas: Quotas = field(default_factory=Quotas)
     #: Memory (MiB) all local pods together may have; 0: the host's memory
@@ -276,6 +280,17 @@ def parse(argv: list[str] | None = None) -> Config:
         default=env("IGNITE_APPS_EDGE", ""),
         help="host:port of the HTTP edge, where local image pods reach other apps' URLs",
     )
+    parser.add_argument(
+        "--apps-edge-tls",
+        default=env("IGNITE_APPS_EDGE_TLS", ""),
+        help="host:port of the edge's TLS listener, for image pods' https:// app URLs",
+    )
+    parser.add_argument(
+        "--apps-ca-file",
+        type=Path,
+        default=env("IGNITE_APPS_CA_FILE") or None,
+        help="PEM CA certificates image pods trust (the CA that signed the edge's certificate)",
+    )
     _add_quota_flags(parser)
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -333,6 +348,8 @@ def parse(argv: list[str] | None = None) -> Config:
         registry_password=env("IGNITE_REGISTRY_PASSWORD", ""),
         registry_insecure=args.registry_insecure,
         apps_edge=args.apps_edge,
+        apps_edge_tls=args.apps_edge_tls,
+        apps_ca_file=args.apps_ca_file,
         quotas=Quotas(
             max_apps=args.quota_apps,
             max_pod_memory_mb=args.quota_pod_memory_mb,
