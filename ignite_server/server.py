@@ -99,7 +99,12 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
             image_pull_policy=config.kubernetes_image_pull_policy,
         )
         cluster = KubernetesBackend(settings, log_sink=sink)
-        return Invoker(cluster, owns_backend=True, capacity=PodCapacity(None, config.quotas))
+        return Invoker(
+            cluster,
+            owns_backend=True,
+            capacity=PodCapacity(None, config.quotas),
+            events=logs.app_event,
+        )
     backend = LocalBackend(
         config.state_dir,
         sandbox=config.sandbox,  # type: ignore[arg-type]
@@ -117,7 +122,7 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
         host_memory_reserve_mb=config.host_memory_reserve_mb,
     )
     capacity = PodCapacity(backend.info.memory_capacity_mb, config.quotas)
-    return Invoker(backend, owns_backend=True, capacity=capacity)
+    return Invoker(backend, owns_backend=True, capacity=capacity, events=logs.app_event)
 
 
 def _edge(config: Config) -> Edge | None:
@@ -313,7 +318,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         versions = Versions(store, drafts, rollout, views, runner.capacity)
         execution_store = PostgresExecutionStore(pool)
         executions = ExecutionService(execution_store, store, targets, config.quotas)
-        invocations = Invocations(store, targets, runner, executions)
+        invocations = Invocations(store, targets, runner, executions, logs.app_event)
         workers = ExecutionWorkers(
             execution_store,
             store,
