@@ -74,7 +74,9 @@ def test_a_burst_reads_back_in_order_with_its_request_line(ignite: Dodil, org: s
         expected = [f"line {n:04d}" for n in range(1, LINES + 1)]
 
         logs = _wait_for(
-            lambda: _messages(ignite("ignite", "logs", "burst", "-o", "json").ok().stdout),
+            lambda: _messages(
+                ignite("ignite", "logs", "burst", "--limit", "5000", "-o", "json").ok().stdout
+            ),
             lambda m: any(x.startswith("REQUEST") for x in m),
             "no request line",
         )
@@ -111,7 +113,9 @@ def test_a_burst_reads_back_in_order_with_its_request_line(ignite: Dodil, org: s
     late = ignite("ignite", "invoke", "burst", "-p", '{"sleep": 5}')
     assert late.code != 0
     logs = _wait_for(
-        lambda: _messages(ignite("ignite", "logs", "burst", "-o", "json").ok().stdout),
+        lambda: _messages(
+            ignite("ignite", "logs", "burst", "--limit", "5000", "-o", "json").ok().stdout
+        ),
         lambda m: (
             any(x.startswith("TIMEOUT") for x in m)
             and any(re.match(r"REQUEST POST / TIMEOUT ", x) for x in m)
