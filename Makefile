@@ -12,7 +12,7 @@ TEST_WORKERS ?= auto
 # Serialises the runs that use the (one per machine) Kubernetes test bed.
 TESTBED_LOCK ?= /tmp/ignite-testbed.lock
 
-.PHONY: run test lock lock-check gen gen-check lint proto-lint proto-breaking fmt bench clean setup sandbox toolchains \
+.PHONY: grpcurl run test lock lock-check gen gen-check lint proto-lint proto-breaking fmt bench clean setup sandbox toolchains \
 	runtime-images console-check test-kubernetes exec-launcher
 
 ## setup: a virtualenv with Ignite and its development tools, exactly as
@@ -95,6 +95,11 @@ test-kubernetes: $(STAMP) testbed-build
 ## toolchains: the external tools the tests drive (grpcurl, the sandbox's).
 toolchains:
 	tools/toolchains.sh
+
+## grpcurl: the gRPC command-line client the README's examples use, from the
+## Go module proxy into $(go env GOPATH)/bin.
+grpcurl:
+	tools/grpcurl.sh
 
 ## sandbox: what the pod and build sandbox needs (bubblewrap, libseccomp).
 sandbox:

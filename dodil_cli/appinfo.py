@@ -219,6 +219,7 @@ def _parse(data: Mapping[str, Any], code_root: Path, environ: Mapping[str, str])
         input_schema=_either_schema(data, "input", "input_schema", code_root),
         output_schema=_either_schema(data, "output", "output_schema", code_root),
         env=_env(data.get("env"), environ),
+        env_names=_env_names(data.get("env")),
     )
     return AppInfo(_string(data, "name"), spec, _test_input(data.get("test_input")))
 
@@ -317,6 +318,15 @@ def read_schema_file(path: Path, what: str) -> str:
     if not isinstance(parsed, dict):
         raise UsageError(f"{what}: {path} is not a JSON (or YAML) schema object")
     return json.dumps(parsed, sort_keys=True)
+
+
+def _env_names(value: Any) -> tuple[str, ...]:
+    """The names ``env`` declares (checked by ``_env``)."""
+    if isinstance(value, list):
+        return tuple(str(item) for item in value)
+    if isinstance(value, dict):
+        return tuple(str(name) for name in value)
+    return ()
 
 
 def _env(value: Any, environ: Mapping[str, str]) -> dict[str, str] | None:

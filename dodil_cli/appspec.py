@@ -38,6 +38,12 @@ class AppSpec:
     tier: str | None = None
     env: Mapping[str, str] | None = None
     unset_env: tuple[str, ...] = ()
+    #: Variable names info.yaml declares, given a value or not.
+    env_names: tuple[str, ...] = ()
+    #: The env given is the app's whole env (``deploy``): a variable it no
+    #: longer names is removed; a declared name with no value keeps the one
+    #: the app has.
+    replace_env: bool = False
     description: str | None = None
     input_schema: str | None = None
     output_schema: str | None = None
@@ -64,6 +70,8 @@ class AppSpec:
         if self.env is not None and base.env is not None:
             merged["env"] = {**base.env, **self.env}
         merged["unset_env"] = tuple(base.unset_env) + tuple(self.unset_env)
+        merged["env_names"] = tuple(base.env_names) + tuple(self.env_names)
+        merged["replace_env"] = self.replace_env or base.replace_env
         return replace(self, **merged)
 
 
@@ -250,7 +258,11 @@ def update_for(spec: AppSpec, current: common.AppMeta) -> Update:
         app.scaling.CopyFrom(scaling)
         update.paths.append("scaling")
     if spec.env is not None or spec.unset_env:
-        env = {**current.env, **(spec.env or {})}
+        if spec.replace_env and spec.env is not None:
+            kept = {name: current.env[name] for name in spec.env_names if name in current.env}
+            env = {**kept, **spec.env}
+        else:
+            env = {**current.env, **(spec.env or {})}
         for name in spec.unset_env:
             env.pop(name, None)
         if env != dict(current.env):

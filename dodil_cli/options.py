@@ -90,12 +90,14 @@ def common_options(func: F) -> F:
     return func
 
 
-def app_settings(*, create: bool) -> Callable[[F], F]:
+def app_settings(*, create: bool, unset_env: bool | None = None) -> Callable[[F], F]:
     """Add the app-settings flags; the command receives ``spec: AppSpec``.
 
     With ``create`` the flags describe a new app; otherwise (update) they
-    change only what is given, and ``--unset-env`` becomes available.
+    change only what is given. ``--unset-env`` is there for updates, and
+    wherever ``unset_env`` says so (``deploy``, which may also update).
     """
+    with_unset = (not create) if unset_env is None else unset_env
 
     def decorate(func: F) -> F:
         opts: list[Callable[[F], F]] = [
@@ -175,7 +177,7 @@ def app_settings(*, create: bool) -> Callable[[F], F]:
                 help="Let callers without a token invoke the active version.",
             ),
         ]
-        if not create:
+        if with_unset:
             opts.append(
                 click.option("--unset-env", multiple=True, metavar="K", help="Remove a variable.")
             )

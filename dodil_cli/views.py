@@ -43,6 +43,23 @@ def runtime_text(runtime: common.Runtime) -> str:
     return text
 
 
+#: How an image app's code kind reads where a runtime would.
+IMAGE_KINDS: dict[int, str] = {
+    common.CODE_KIND_UPLOAD_IMAGE: "image (Dockerfile)",
+    common.CODE_KIND_GIT_IMAGE: "image (git)",
+    common.CODE_KIND_PREBUILT: "image (prebuilt)",
+}
+
+
+def kind_text(runtime: common.Runtime, code_kind: int, deployment_mode: int) -> str:
+    """What runs an app or version: its runtime, or the kind of image."""
+    if code_kind in IMAGE_KINDS:
+        return IMAGE_KINDS[code_kind]
+    if deployment_mode == common.DEPLOYMENT_MODE_IMAGE:
+        return "image"
+    return runtime_text(runtime)
+
+
 def size(n: int) -> str:
     """A byte count for people: ``812 B``, ``3.4 KB``, ``12.0 MB``."""
     if n < 1024:
@@ -85,7 +102,8 @@ def app_detail(app: common.AppMeta, show_env: bool = False) -> str:
     scaling = app.scaling
     pairs = [
         ("App", cli_id(app.id)),
-        ("Runtime", runtime_text(app.runtime)),
+        ("Runtime", kind_text(app.runtime, app.code_kind, app.deployment_mode)),
+        *([("Image", app.image_ref)] if app.image_ref else []),
         ("State", enum_name(common.DeploymentState, app.deployment_state, "DEPLOYMENT_STATE_")),
         ("Active version", str(app.active_version) if app.active_version else "none"),
         ("Public URLs", "\n".join(app.public_urls)),
@@ -115,7 +133,7 @@ def app_detail(app: common.AppMeta, show_env: bool = False) -> str:
 
 APP_COLUMNS = (
     Column("name", lambda a: a.name),
-    Column("runtime", lambda a: runtime_text(a.runtime)),
+    Column("runtime", lambda a: kind_text(a.runtime, a.code_kind, a.deployment_mode)),
     Column(
         "state",
         lambda a: enum_name(common.DeploymentState, a.deployment_state, "DEPLOYMENT_STATE_"),
@@ -136,7 +154,7 @@ def version_detail(version: compute.AppVersionInfo, build_log: str = "") -> str:
     pairs = [
         ("Version", "draft" if version.version == 0 else str(version.version)),
         ("Status", enum_name(common.VersionStatus, version.status, "VERSION_STATUS_")),
-        ("Runtime", runtime_text(version.runtime)),
+        ("Runtime", kind_text(version.runtime, version.code_kind, version.deployment_mode)),
         ("Code hash", version.code_hash),
         ("Code size", size(version.code_size_bytes) if version.code_size_bytes else "-"),
         ("Artifact", version.artifact_digest),
@@ -153,7 +171,7 @@ def version_detail(version: compute.AppVersionInfo, build_log: str = "") -> str:
 VERSION_COLUMNS = (
     Column("version", lambda v: str(v.version)),
     Column("status", lambda v: enum_name(common.VersionStatus, v.status, "VERSION_STATUS_")),
-    Column("runtime", lambda v: runtime_text(v.runtime)),
+    Column("runtime", lambda v: kind_text(v.runtime, v.code_kind, v.deployment_mode)),
     Column("code hash", lambda v: v.code_hash[:12]),
     Column("size", lambda v: size(v.code_size_bytes)),
     Column("created", lambda v: timestamp(v.created_at_ms)),

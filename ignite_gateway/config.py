@@ -59,6 +59,11 @@ class GatewayConfig:
     console_scrape_s: float = 10.0
     #: Request bodies over 1 MiB handled at once (request_body.py).
     max_large_bodies: int = 4
+    #: A second listener serving the same over TLS ("" = none), with its
+    #: certificate chain and key (PEM files).
+    tls_listen: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 def _env_bool(value: str | None) -> bool:
@@ -163,7 +168,26 @@ def parse_args(
         default=int(env.get("IGNITE_GATEWAY_MAX_LARGE_BODIES", defaults.max_large_bodies)),
         help="request bodies over 1 MiB read and sent at once; others wait (default 4)",
     )
+    parser.add_argument(
+        "--tls-listen",
+        default=env.get("IGNITE_GATEWAY_TLS_LISTEN", ""),
+        help="host:port to serve the same over TLS (app hosts' https:// URLs), with --tls-cert",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        default=env.get("IGNITE_GATEWAY_TLS_CERT", ""),
+        help="PEM certificate chain of the TLS listener (env IGNITE_GATEWAY_TLS_CERT)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        default=env.get("IGNITE_GATEWAY_TLS_KEY", ""),
+        help="PEM private key of the TLS listener (env IGNITE_GATEWAY_TLS_KEY)",
+    )
     args = parser.parse_args(argv)
+    if args.tls_listen and not (args.tls_cert and args.tls_key):
+        parser.error("--tls-listen needs --tls-cert and --tls-key")
+    if args.tls_listen:
+        _split_listen(parser, args.tls_listen)
     if args.max_large_bodies < 1:
         parser.error("--max-large-bodies must be at least 1")
     host, port = _split_listen(parser, args.listen)
@@ -185,11 +209,14 @@ def parse_args(
         server_metrics_url=args.server_metrics_url,
         console_scrape_s=args.console_scrape_interval,
         max_large_bodies=args.max_large_bodies,
+        tls_listen=args.tls_listen,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
 
 
 def _split_listen(parser: argparse.ArgumentParser, listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
-        parser.error(f"--listen must be host:port, got {listen!r}")
+        parser.error(f"a listen address must be host:port, got {listen!r}")
     return host.strip("[]") or "0.0.0.0", int(port)

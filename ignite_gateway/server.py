@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 
 import structlog
 from aiohttp import web
@@ -49,12 +50,21 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     port = _bound_port(runner)
+    tls_address = ""
+    if config.tls_listen:
+        tls_host, _, tls_port = config.tls_listen.rpartition(":")
+        tls_site = web.TCPSite(
+            runner, tls_host.strip("[]") or "0.0.0.0", int(tls_port), ssl_context=_tls(config)
+        )
+        await tls_site.start()
+        tls_address = tls_site.name
     admin = await start_admin_listener(config.metrics_listen)
     if config.port_file:
         _write_port_file(config.port_file, port)
     _log.info(
         "gateway.listening",
         address=f"http://{config.host}:{port}",
+        tls_address=tls_address or None,
         grpc_target=config.grpc_target,
         apps_domain=config.apps_domain,
         routes=len(gateway.routes),
@@ -69,6 +79,16 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
         await admin.close()
         tracing.shutdown()
         _log.info("gateway.stopped")
+
+
+def _tls(config: GatewayConfig) -> ssl.SSLContext:
+    """The TLS listener's server context: its certificate, TLS 1.2 and up,
+    HTTP/1.1 (what the plain listener speaks)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _bound_port(runner: web.AppRunner) -> int:

@@ -1,7 +1,8 @@
 """`make run` / ``python -m ignite_launcher``: the platform on fixed local
-ports (gRPC localhost:50051, HTTP localhost:8080, /metrics of server and
-gateway on localhost:9464 and :9465, or IGNITE_GRPC_PORT, IGNITE_HTTP_PORT,
-IGNITE_METRICS_PORT and IGNITE_GATEWAY_METRICS_PORT), state in ./.state
+ports (gRPC localhost:50051, HTTP localhost:8080, HTTPS localhost:8443,
+/metrics of server and gateway on localhost:9464 and :9465, or
+IGNITE_GRPC_PORT, IGNITE_HTTP_PORT, IGNITE_HTTPS_PORT, IGNITE_METRICS_PORT
+and IGNITE_GATEWAY_METRICS_PORT), state in ./.state
 (IGNITE_STATE_DIR), until Ctrl-C."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path, default=Path(env("IGNITE_STATE_DIR", ".state")))
     parser.add_argument("--grpc-port", type=int, default=int(env("IGNITE_GRPC_PORT", "50051")))
     parser.add_argument("--http-port", type=int, default=int(env("IGNITE_HTTP_PORT", "8080")))
+    parser.add_argument("--https-port", type=int, default=int(env("IGNITE_HTTPS_PORT", "8443")))
     parser.add_argument("--metrics-port", type=int, default=int(env("IGNITE_METRICS_PORT", "9464")))
     parser.add_argument(
         "--gateway-metrics-port",
@@ -42,6 +44,7 @@ def main() -> None:
         log_dir=None,
         auth=True,
         metrics_ports=(args.metrics_port, args.gateway_metrics_port),
+        https_port=args.https_port,
     )
     stop = False
 

@@ -33,7 +33,13 @@ def banner(platform: LocalPlatform, *, signed_in: bool) -> str:
         f"{platform.grpc_target})\n"
         f"  HTTP   {platform.http_url}\n"
         f"  apps   http://<app>-<org>.{platform.apps_domain}:{platform.gateway_port}\n"
-        f"  metrics {platform.server_metrics_url} (server), "
+        + (
+            f"         https://<app>-<org>.{platform.apps_domain}:{platform.https_port}"
+            f"   (curl --cacert {platform.ca_file})\n"
+            if platform.https_port is not None
+            else ""
+        )
+        + f"  metrics {platform.server_metrics_url} (server), "
         f"{platform.gateway_metrics_url} (gateway)\n"
         f"  console {platform.http_url}/console\n"
         + (

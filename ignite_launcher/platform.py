@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from ignite_common import local_ca
 from ignite_launcher.state import private_state_dir
 
 #: How long a cold start of the server may take (initdb on a first start).
@@ -52,10 +53,20 @@ class LocalPlatform:
         gateway_args: tuple[str, ...] = (),
         auth: bool = False,
         metrics_ports: tuple[int, int] | None = None,
+        https_port: int | None = 0,
     ) -> None:
         self.state_dir = state_dir
         self.grpc_listen = grpc_listen
         self.gateway_port = free_port() if gateway_port == 0 else gateway_port
+        #: The gateway's TLS listener (app hosts' https:// URLs), signed by
+        #: the state folder's own CA (ignite_common/local_ca.py); None: none.
+        self.https_port = (
+            None
+            if gateway_port is None or https_port is None
+            else free_port()
+            if https_port == 0
+            else https_port
+        )
         self.apps_domain = apps_domain
         self.database_url = database_url
         self.env = {**os.environ, **(env or {})}
@@ -78,6 +89,18 @@ class LocalPlatform:
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The platform's CA certificate, which signed the edge's."""
+        return self.state_dir / "tls" / "ca.crt"
+
+    def _edge_certificate(self) -> local_ca.EdgeCertificate:
+        return local_ca.ensure(self.state_dir / "tls", self.apps_domain)
 
     @property
     def server_metrics_url(self) -> str:
@@ -121,8 +144,14 @@ class LocalPlatform:
             "--shutdown-grace", "5",
             "--auth", "required" if self.auth else "off",
             "--metrics-listen", f"127.0.0.1:{self.server_metrics_port}",
-            *self.server_args,
         ]  # fmt: skip
+        if self.https_port is not None:
+            certificate = self._edge_certificate()
+            argv += [
+                "--apps-edge-tls", f"127.0.0.1:{self.https_port}",
+                "--apps-ca-file", str(certificate.ca_cert),
+            ]  # fmt: skip
+        argv += self.server_args
         if self.database_url:
             argv += ["--database-url", self.database_url]
         self.server = self._spawn("server", argv)
@@ -149,8 +178,15 @@ class LocalPlatform:
             "--apps-domain", self.apps_domain,
             "--metrics-listen", f"127.0.0.1:{self.gateway_metrics_port}",
             "--server-metrics-url", self.server_metrics_url,
-            *self.gateway_args,
         ]  # fmt: skip
+        if self.https_port is not None:
+            certificate = self._edge_certificate()
+            argv += [
+                "--tls-listen", f"127.0.0.1:{self.https_port}",
+                "--tls-cert", str(certificate.cert),
+                "--tls-key", str(certificate.key),
+            ]  # fmt: skip
+        argv += self.gateway_args
         self.gateway = self._spawn("gateway", argv)
         deadline = time.monotonic() + START_TIMEOUT_SECS
         while True:

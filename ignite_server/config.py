@@ -92,6 +92,10 @@ class Config:
     build_slots: int = DEFAULT_SLOTS
     pip_index_url: str = DEFAULT_INDEX_URL
     pip_allow_sdists: bool = False
+    #: The edge's TLS listener for app hosts, and the CA file whose
+    #: certificates image pods trust (local mode: the platform's own CA).
+    apps_edge_tls: str = ""
+    apps_ca_file: Path | None = None
     #: Per-organization caps (docs/limits.md, "Organizations").
     quotas: Quotas = field(default_factory=Quotas)
     #: Memory (MiB) all local pods together may have; 0: the host's memory
@@ -325,6 +329,17 @@ def parse(argv: list[str] | None = None) -> Config:
         default=env("IGNITE_PIP_ALLOW_SDISTS", "") == "1",
         help="let pip build source distributions (their build code runs in the build's jail)",
     )
+    parser.add_argument(
+        "--apps-edge-tls",
+        default=env("IGNITE_APPS_EDGE_TLS", ""),
+        help="host:port of the edge's TLS listener, for image pods' https:// app URLs",
+    )
+    parser.add_argument(
+        "--apps-ca-file",
+        type=Path,
+        default=env("IGNITE_APPS_CA_FILE") or None,
+        help="PEM CA certificates image pods trust (the CA that signed the edge's certificate)",
+    )
     _add_quota_flags(parser)
     args = parser.parse_args(argv)
     try:
@@ -396,6 +411,8 @@ def parse(argv: list[str] | None = None) -> Config:
         build_slots=args.build_slots,
         pip_index_url=args.pip_index_url,
         pip_allow_sdists=args.pip_allow_sdists,
+        apps_edge_tls=args.apps_edge_tls,
+        apps_ca_file=args.apps_ca_file,
         quotas=Quotas(
             max_apps=args.quota_apps,
             max_pod_memory_mb=args.quota_pod_memory_mb,

@@ -32,6 +32,8 @@ from ignite_server.api.identity_service import IdentityService
 from ignite_server.api.rpc_boundary import Authenticate
 from ignite_server.backends.kubernetes import KubernetesBackend, KubernetesSettings
 from ignite_server.backends.local import LocalBackend, oci_runtime
+from ignite_server.backends.local.edge_forward import Edge
+from ignite_server.backends.local.pod_trust import write_trust_dir
 from ignite_server.builds.egress import EgressPolicy
 from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.registry import default_pipelines
@@ -100,28 +102,44 @@ def make_runner(config: Config, logs: LogService, uids: UidBlock | None = None) 
             image_pull_policy=config.kubernetes_image_pull_policy,
         )
         cluster = KubernetesBackend(settings, log_sink=sink)
-        return Invoker(cluster, owns_backend=True, capacity=PodCapacity(None, config.quotas))
+        return Invoker(
+            cluster,
+            owns_backend=True,
+            capacity=PodCapacity(None, config.quotas),
+            events=logs.app_event,
+        )
     backend = LocalBackend(
         config.state_dir,
         sandbox=config.sandbox,  # type: ignore[arg-type]
         production=config.production,
         allow_unsandboxed=config.allow_unsandboxed,
         log_sink=sink,
-        edge_address=_edge_address(config.apps_edge),
+        edge=_edge(config),
         apps_domain=config.apps_domain,
         uids=uids,
+        trust_dir=(
+            write_trust_dir(config.apps_ca_file, config.state_dir / "pod-trust")
+            if config.apps_ca_file is not None
+            else None
+        ),
         memory_capacity_mb=config.pod_memory_mb,
         host_memory_reserve_mb=config.host_memory_reserve_mb,
     )
     capacity = PodCapacity(backend.info.memory_capacity_mb, config.quotas)
-    return Invoker(backend, owns_backend=True, capacity=capacity)
+    return Invoker(backend, owns_backend=True, capacity=capacity, events=logs.app_event)
 
 
-def _edge_address(edge: str) -> tuple[str, int] | None:
-    """``--apps-edge`` ("host:port") as an address; None when unset."""
-    if not edge:
+def _edge(config: Config) -> Edge | None:
+    """``--apps-edge`` and ``--apps-edge-tls`` ("host:port"); None when
+    the first is unset."""
+    if not config.apps_edge:
         return None
-    host, _, port = edge.rpartition(":")
+    tls = _address(config.apps_edge_tls) if config.apps_edge_tls else None
+    return Edge(_address(config.apps_edge), tls)
+
+
+def _address(host_port: str) -> tuple[str, int]:
+    host, _, port = host_port.rpartition(":")
     return host.strip("[]"), int(port)
 
 
@@ -322,7 +340,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         versions = Versions(store, drafts, rollout, views, runner.capacity)
         execution_store = PostgresExecutionStore(pool)
         executions = ExecutionService(execution_store, store, targets, config.quotas)
-        invocations = Invocations(store, targets, runner, executions)
+        invocations = Invocations(store, targets, runner, executions, logs.app_event)
         workers = ExecutionWorkers(
             execution_store,
             store,

@@ -7,7 +7,4 @@ set -euo pipefail
 "$(dirname "$0")/sandbox.sh"
 "$(dirname "$0")/observability.sh"
 "$(dirname "$0")/console.sh"
-gobin=$(go env GOPATH)/bin
-if [ ! -x "$gobin/grpcurl" ] && ! command -v grpcurl >/dev/null; then
-  go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
-fi
+"$(dirname "$0")/grpcurl.sh"

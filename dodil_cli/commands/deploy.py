@@ -10,6 +10,8 @@ version stays, as a Lambda publish of unchanged code does.
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 import grpc
 from dodil.ignite.v1 import ignite_common_pb2 as common
@@ -17,12 +19,10 @@ from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
 from dodil_cli.appinfo import INFO_FILE, read_app_info
 from dodil_cli.appspec import (
-    COMPILED_RUNTIMES,
     AppSpec,
     Update,
     create_request,
     runtime_message,
-    runtime_name,
     update_for,
 )
 from dodil_cli.code import check_code_path
@@ -62,7 +62,7 @@ from dodil_cli.views import app_detail
     help="After publishing, invoke info.yaml's test_input; fail if the app errors.",
 )
 @image_options
-@app_settings(create=True)
+@app_settings(create=True, unset_env=True)
 @common_options
 @pass_session
 def deploy(
@@ -81,6 +81,11 @@ def deploy(
     info.yaml has one. A failed build changes nothing; unchanged code and
     settings publish nothing. Prints the app's URLs when done.
 
+    Env: the variables given (--env, info.yaml's env) are the app's whole
+    env, so one left out is removed (a name info.yaml lists with no value
+    now keeps the value it has); with none given the env stays as it is;
+    --unset-env K removes one.
+
     Container images: --dockerfile-path builds the --code folder's
     Dockerfile, --git-url a repository's, --image runs a prebuilt image
     (docs/runtimes/images.md).
@@ -90,6 +95,8 @@ def deploy(
     app_info = read_app_info(path, warn)
     if app_info is not None:
         spec = spec.over(app_info.spec)
+    # What the deploy declares (--env, info.yaml's env) is the whole env.
+    spec = dataclasses.replace(spec, replace_env=spec.env is not None)
     name = name or (app_info.name if app_info else None)
     if not name:
         raise UsageError(f"no app name: pass NAME or set 'name' in {INFO_FILE}")
@@ -115,7 +122,7 @@ def deploy(
         draft = save_image_draft(session, ref, image_upload(image, path))
         # The image is built (or its tag resolved) first: whether anything
         # changed depends on the digest it comes to.
-        draft = compile_draft(session, ref).draft
+        draft = _build(session, ref, created=existing is None).draft
     else:
         draft = save_draft(session, ref, path, runtime)
 
@@ -133,9 +140,10 @@ def deploy(
         )
     else:
         # Build before anything about the app changes: a draft that fails
-        # leaves the app reporting and serving what it did before.
-        if not image.given and (runtime_name(runtime) in COMPILED_RUNTIMES or existing):
-            compile_draft(session, ref)
+        # leaves the app reporting and serving what it did before, and
+        # fails as a build (exit 12), on a first deploy as on any other.
+        if not image.given:
+            _build(session, ref, created=existing is None)
         if change.paths:
             app = update_app(session, ref, change)
         try:
@@ -148,6 +156,21 @@ def deploy(
     if smoke:
         assert test_input is not None
         _smoke(session, ref, test_input)
+
+
+def _build(session: Session, ref: AppRef, *, created: bool) -> compute.CompileDraftResponse:
+    """Build the draft; on a failed build of an app this deploy created,
+    say that the app is kept and why (AppFailedError, exit 12, follows)."""
+    try:
+        return compile_draft(session, ref)
+    except AppFailedError:
+        if created:
+            warn(
+                f"{ref} was created by this deploy and is kept, with no version, so its "
+                f"build log stays readable (dodil ignite draft get {ref}); deploy again "
+                f"once fixed, or remove it with dodil ignite app delete {ref}"
+            )
+        raise
 
 
 def _existing_app(session: Session, ref: AppRef) -> common.AppMeta | None:

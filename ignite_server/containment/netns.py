@@ -145,6 +145,17 @@ class NetNamespace:
         runtime, which joins it by path)."""
         return f"/proc/{os.getpid()}/fd/{self.fd}"
 
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the switching thread inside the namespace (for what
+        the kernel ties to the caller's namespace, such as
+        ``/proc/sys/net``)."""
+
+        def inside() -> T:
+            _enter(self.fd)
+            return fn()
+
+        return await _switcher.run(inside)
+
     async def open_socket(self, family: int = socket.AF_INET) -> socket.socket:
         """A non-blocking TCP socket created inside the namespace."""
 

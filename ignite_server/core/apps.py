@@ -49,6 +49,7 @@ from ignite_server.domain.models import (
     VersionStatus,
 )
 from ignite_server.domain.quotas import Quotas
+from ignite_server.observability import metrics
 from ignite_server.ports.app_store import AppStore, DraftRecord
 from ignite_server.ports.blob_store import BlobStore
 
@@ -182,6 +183,7 @@ class Apps:
         check_app_ref(organization, name)
         await self._store.delete_app(organization, name)
         await self._rollout.removed(organization, name)
+        metrics.forget_app(f"{organization}/{name}")
         log.info("app.deleted", app=f"{organization}/{name}")
 
     def _prepare_draft(self, code: CodeUpload, settings: AppSettings) -> DraftRecord:

@@ -13,10 +13,14 @@
   asynchronous one is its stored Execution.
 - **Sync or async**: ``run`` streams the answer now; ``submit`` stores a
   PENDING execution the workers (worker.py) run through ``stream``.
+- **Its lines in the app's log**: both pass through ``stream``, which writes
+  the request line and the platform events of every invocation
+  (request_log.py).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import structlog
@@ -24,6 +28,7 @@ from ulid import ULID
 
 from ignite_server.core.apps import stored_app
 from ignite_server.core.executions import ExecutionService
+from ignite_server.core.request_log import PlatformEvent, logged
 from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.validation import is_name
 from ignite_server.domain.errors import InvalidArgument, Unauthenticated, Unavailable
@@ -53,11 +58,13 @@ class Invocations:
         targets: RunTargets,
         runner: AppRunner | None,
         executions: ExecutionService,
+        events: PlatformEvent | None = None,
     ) -> None:
         self._store = store
         self._targets = targets
         self._runner = runner
         self._executions = executions
+        self._events = events
 
     async def run(
         self,
@@ -112,7 +119,10 @@ class Invocations:
         """Run ``request`` on ``target``'s pods."""
         if self._runner is None:
             raise Unavailable("this server runs no pods", reason="NO_POD_BACKEND")
-        return self._runner.invoke(target, request, execution_id)
+        frames = self._runner.invoke(target, request, execution_id)
+        if self._events is None:
+            return frames
+        return logged(frames, target, request, execution_id, self._events, time.monotonic)
 
     async def anonymous_allowed(self, organization: str, app: str) -> bool:
         """Whether an anonymous caller may invoke the app's active version

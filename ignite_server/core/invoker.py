@@ -40,6 +40,7 @@ import aiohttp
 import structlog
 
 from ignite_server.core.capacity import PodCapacity
+from ignite_server.core.request_log import PlatformEvent
 from ignite_server.core.revision import PodSlot, Revision
 from ignite_server.domain.errors import (
     DeadlineExceeded,
@@ -103,8 +104,11 @@ class Invoker:
         activation_timeout_secs: float = DEFAULT_ACTIVATION_TIMEOUT_SECS,
         owns_backend: bool = False,
         capacity: PodCapacity | None = None,
+        events: PlatformEvent | None = None,
     ) -> None:
         self.backend = backend
+        #: Pod exits and failed starts, for the apps' logs (request_log.py).
+        self.events = events
         #: Pod starts are admitted against it (core/capacity.py).
         self.capacity = capacity
         self.queue_depth = queue_depth
@@ -346,6 +350,7 @@ class Invoker:
                 self.backend,
                 queue_depth=self.queue_depth,
                 capacity=self.capacity,
+                events=self.events,
             )
             # The same version with other settings: its old pods drain.
             stale = [k for k in self._revisions if k[:2] == key[:2]]

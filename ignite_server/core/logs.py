@@ -115,6 +115,11 @@ class LogService:
             )
         )
 
+    def app_event(self, app_id: str, version: int, execution_id: str, message: str) -> None:
+        """``platform_event`` for an app named by its id (``org/name``)."""
+        organization, _, app = app_id.partition("/")
+        self.platform_event(organization, app, version, execution_id, message)
+
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._flush_loop(), name="logs-flush"),

@@ -44,6 +44,7 @@ import structlog
 
 from ignite_server.core.autoscaler import Autoscaler, Load
 from ignite_server.core.capacity import PodCapacity, PodGrant
+from ignite_server.core.request_log import PlatformEvent
 from ignite_server.domain.errors import ResourceExhausted, Unavailable
 from ignite_server.domain.models import DeploymentState, Scaling
 from ignite_server.observability import metrics, tracing
@@ -100,9 +101,12 @@ class Revision:
         *,
         queue_depth: int,
         capacity: PodCapacity | None = None,
+        events: PlatformEvent | None = None,
     ) -> None:
         self.spec = spec
         self.capacity = capacity
+        #: Where pod exits and failed starts are told in the app's log.
+        self._events = events
         self._organization = spec.app_id.partition("/")[0]
         self._refusal_logged_at = -1e9
         self.autoscaler = Autoscaler(scaling, spec.max_concurrency)
@@ -366,6 +370,7 @@ class Revision:
 
     def _start_failed(self, message: str) -> None:
         log.warning("pod failed to start", app=self.spec.app_id, error=message)
+        self._event(f"POD START FAILED: {message}")
         if self._ready():
             return
         self.last_error = message
@@ -384,12 +389,18 @@ class Revision:
                 self.capacity.release(slot.grant)
         if end.reason != ExitReason.STOPPED:
             self.last_exit = end
+            if end.reason != ExitReason.START_FAILED:
+                self._event(f"POD EXITED ({end.reason}): the pod {end.message}")
         if slot in self.slots:
             self.slots.remove(slot)
         await slot.session.close()
         if self._waiters:
             self._scale_for_demand(time.monotonic())
         self._changed.set()
+
+    def _event(self, message: str) -> None:
+        if self._events is not None:
+            self._events(self.spec.app_id, self.spec.version, "", message)
 
     def _stop(self, slot: PodSlot) -> None:
         if slot.pod.exit is None and not slot.stopping:

@@ -8,7 +8,8 @@ Names follow Prometheus' conventions: an ``ignite_`` prefix, base units
 docs/observability.md lists each series with its labels.
 
 Label values are bounded: ``app`` is ``org/name`` of an app that exists
-(recorded only after the app was resolved), ``version`` one of its
+(recorded only after the app was resolved; a deleted app's series are
+dropped, ``forget_app``), ``organization`` its first part, ``version`` one of its
 versions, ``path`` one of ``PATHS``, ``outcome`` one of ``OUTCOMES``,
 ``reason`` a stable ErrorInfo reason of ours; never an execution id or
 anything a caller typed.
@@ -21,6 +22,7 @@ a collector reads them from their owners when /metrics is scraped.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -63,12 +65,12 @@ QUEUE_AGE_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.
 INVOCATIONS = Counter(
     "ignite_invocations_total",
     "Invocations run on pods, by app, version, path and outcome.",
-    ("app", "version", "path", "outcome"),
+    ("organization", "app", "version", "path", "outcome"),
 )
 INVOKE_DURATION = Histogram(
     "ignite_invoke_duration_seconds",
     "Time from the server taking an invocation to its last byte, cold starts included.",
-    ("app", "path"),
+    ("organization", "app", "path"),
     buckets=LATENCY_BUCKETS,
 )
 PLATFORM_OVERHEAD = Histogram(
@@ -80,28 +82,28 @@ PLATFORM_OVERHEAD = Histogram(
 COLD_STARTS = Counter(
     "ignite_cold_starts_total",
     "Invocations that found no ready pod and waited for one to start.",
-    ("app",),
+    ("organization", "app"),
 )
 COLD_START_DURATION = Histogram(
     "ignite_cold_start_duration_seconds",
     "How long a cold invocation waited for its pod.",
-    ("app",),
+    ("organization", "app"),
     buckets=COLD_START_BUCKETS,
 )
 ACTIVATIONS = Counter(
     "ignite_activations_total",
     "Times an app version went from no pod to starting one.",
-    ("app",),
+    ("organization", "app"),
 )
 POD_STARTS = Counter(
     "ignite_pod_starts_total",
     "Pods started, by app and outcome (started, failed, refused: no memory or quota).",
-    ("app", "outcome"),
+    ("organization", "app", "outcome"),
 )
 QUEUE_REJECTIONS = Counter(
     "ignite_activation_queue_rejections_total",
     "Invocations refused because the app's activation queue was full (RESOURCE_EXHAUSTED).",
-    ("app",),
+    ("organization", "app"),
 )
 BUILDS = Counter(
     "ignite_builds_total",
@@ -159,12 +161,29 @@ _children: dict[tuple[Any, ...], Any] = {}
 
 
 def _child(metric: Any, *labels: str) -> Any:
-    """``metric.labels(*labels)``, cached: the warm path pays one dict lookup."""
+    """``metric.labels(*labels)``, cached: the warm path pays one dict lookup.
+    Series labelled by ``organization`` and ``app`` are given the app id
+    alone: the organization is its first part."""
     key = (metric, *labels)
     child = _children.get(key)
     if child is None:
-        child = _children[key] = metric.labels(*labels) if labels else metric
+        full = labels
+        if getattr(metric, "_labelnames", ())[:2] == ("organization", "app"):
+            full = (labels[0].partition("/")[0], *labels)
+        child = _children[key] = metric.labels(*full) if full else metric
     return child
+
+
+def forget_app(app: str) -> None:
+    """Drop every series of a deleted app (``org/name``), so a scrape no
+    longer shows it, nor a dashboard sums it."""
+    for key in [k for k in _children if len(k) > 1 and k[1] == app]:
+        metric = key[0]
+        if getattr(metric, "_labelnames", ())[:2] != ("organization", "app"):
+            continue
+        del _children[key]
+        with contextlib.suppress(KeyError):
+            metric.remove(app.partition("/")[0], *key[1:])
 
 
 def path_from_metadata(value: str | None) -> str:
@@ -254,17 +273,17 @@ class _RuntimeCollector(Collector):
             pods = GaugeMetricFamily(
                 "ignite_pods",
                 "Pods of each app by state (ready, starting).",
-                labels=("app", "state"),
+                labels=("organization", "app", "state"),
             )
             queued = GaugeMetricFamily(
                 "ignite_activation_queue_depth",
                 "Invocations waiting for a pod slot, per app.",
-                labels=("app",),
+                labels=("organization", "app"),
             )
             in_flight = GaugeMetricFamily(
                 "ignite_invocations_in_flight",
                 "Invocations running on pods now, per app.",
-                labels=("app",),
+                labels=("organization", "app"),
             )
             totals: dict[str, list[int]] = {}
             for load in self._loads():
@@ -274,10 +293,11 @@ class _RuntimeCollector(Collector):
                 t[2] += load.queued
                 t[3] += load.in_flight
             for app, (ready, starting, waiting, running) in sorted(totals.items()):
-                pods.add_metric((app, "ready"), ready)
-                pods.add_metric((app, "starting"), starting)
-                queued.add_metric((app,), waiting)
-                in_flight.add_metric((app,), running)
+                organization = app.partition("/")[0]
+                pods.add_metric((organization, app, "ready"), ready)
+                pods.add_metric((organization, app, "starting"), starting)
+                queued.add_metric((organization, app), waiting)
+                in_flight.add_metric((organization, app), running)
             yield pods
             yield queued
             yield in_flight

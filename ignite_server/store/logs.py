@@ -33,7 +33,8 @@ class PostgresLogStore:
         self._pool = pool
 
     async def write(self, entries: list[LogEntry]) -> None:
-        """Insert entries; those of apps that no longer exist are dropped."""
+        """Insert entries, their ids in the batch's order (a burst reads back
+        as it was printed); those of apps that no longer exist are dropped."""
         if not entries:
             return
         async with connection(self._pool) as conn:
@@ -43,8 +44,12 @@ class PostgresLogStore:
                 SELECT a.uid, e.version, e.execution_id, e.stream, e.message, e.ts_ms
                 FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[],
                             $6::text[], $7::bigint[])
-                     AS e(organization, name, version, execution_id, stream, message, ts_ms)
+                     WITH ORDINALITY
+                     AS e(organization, name, version, execution_id, stream, message, ts_ms, n)
                 JOIN apps a ON a.organization = e.organization AND a.name = e.name
+                -- A hash join emits rows in no set order, and ids are taken
+                -- in the order rows reach the insert.
+                ORDER BY e.n
                 """,
                 [e.organization for e in entries],
                 [e.app for e in entries],

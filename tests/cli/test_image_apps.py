@@ -6,7 +6,9 @@ apps' READMEs do, against the test platform with its embedded registry:
   app URL and through Invoke, scaled to zero and back;
 - a Node front end whose base image the test makes from the host's ``node``
   and pushes to the embedded registry, ``USER 1000``, ``HOME`` under /tmp,
-  serving a page and proxying ``/api`` to another Ignite app;
+  listening on the very port of its backend's URL (on ``::``, on
+  ``0.0.0.0``), serving a page and proxying ``/api`` to a Python app by its
+  ``http://`` and its ``https://`` URL, opened in a real browser;
 - a git repository served by a loopback ``git daemon``, and a bad ref;
 - prebuilt images: re-tagged, a wrong digest, a registry that wants
   credentials (with and without a secret);
@@ -162,6 +164,11 @@ def test_a_scratch_image_deploys_answers_and_scales_from_zero(
     meta = _app(ignite, "probe")
     assert "@sha256:" in meta["image_ref"]
     assert meta["deployment_mode"] == "DEPLOYMENT_MODE_IMAGE"
+    # What runs it reads where a runtime would, in the detail and the list.
+    detail = ignite("ignite", "app", "get", "probe").ok().stdout
+    assert "image (Dockerfile)" in detail and meta["image_ref"] in detail
+    assert "image (Dockerfile)" in ignite("ignite", "app", "list").ok().stdout
+    assert "image (Dockerfile)" in ignite("ignite", "version", "list", "probe").ok().stdout
     deadline = time.monotonic() + 60
     while _app(ignite, "probe").get("ready_replicas", 0):
         assert time.monotonic() < deadline, "the image app never scaled to zero"
@@ -182,12 +189,17 @@ http.createServer(async (req, res) => {
   if (req.url === "/api" && req.method === "POST") {
     const chunks = [];
     for await (const c of req) chunks.push(c);
-    const upstream = await fetch(backend + "/", {
-      method: "POST", body: Buffer.concat(chunks),
-      headers: { "content-type": "application/json" },
-    });
-    res.writeHead(upstream.status, { "content-type": "application/json" });
-    return res.end(await upstream.text());
+    try {
+      const upstream = await fetch(backend + "/", {
+        method: "POST", body: Buffer.concat(chunks),
+        headers: { "content-type": "application/json" },
+      });
+      res.writeHead(upstream.status, { "content-type": "application/json" });
+      return res.end(await upstream.text());
+    } catch (error) {
+      res.writeHead(502, { "content-type": "application/json" });
+      return res.end(JSON.stringify({ proxy_error: String(error.cause ?? error) }));
+    }
   }
   if (req.url === "/home") {
     await mkdir(process.env.HOME, { recursive: true });
@@ -196,15 +208,25 @@ http.createServer(async (req, res) => {
   }
   res.writeHead(200, { "content-type": "text/html" });
   res.end(await readFile(new URL("./index.html", import.meta.url)));
-}).listen(Number(process.env.PORT));
+}).listen(Number(process.env.PORT), process.env.LISTEN_HOST);
 """
-INDEX_HTML = "<!doctype html><title>desk</title><h1>Support desk</h1>\n"
+INDEX_HTML = """\
+<!doctype html><title>desk</title><h1>Support desk</h1>
+<p id="answer">asking...</p>
+<script>
+fetch("/api", { method: "POST", body: JSON.stringify({ question: "refund?" }) })
+  .then((r) => r.text())
+  .then((text) => { document.getElementById("answer").textContent = text; });
+</script>
+"""
 BACKEND_HANDLER = b"""\
 import json
 
 def handler(payload, ctx):
     return {"backend": "got", "question": json.loads(payload)["question"]}
 """
+BROWSE_MJS = Path(__file__).with_name("open_page.mjs")
+CONSOLE_DIR = Path(__file__).parents[2] / "console"
 
 
 def _node_base_image(registry: str, org: str, work: Path) -> str:
@@ -246,12 +268,43 @@ def _node_base_image(registry: str, org: str, work: Path) -> str:
     return reference
 
 
-def test_a_node_front_end_serves_its_page_and_proxies_to_another_app(
-    ignite: Dodil, platform: LocalPlatform, org: str, tmp_path: Path
-):
+@pytest.fixture
+def node_base(platform: LocalPlatform, org: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The base image, in the test organization's part of the registry
+    (where its builds may start FROM it)."""
     assert platform.registry, "the platform runs no embedded registry"
-    base = _node_base_image(platform.registry, org, tmp_path / "buildah")
+    return _node_base_image(platform.registry, org, tmp_path_factory.mktemp("buildah"))
 
+
+def _open_in_browser(url: str) -> str:
+    """The text of the page's ``#answer`` once its script filled it, as
+    Debian's chromium (headless, driven by playwright-core) shows it."""
+    run = subprocess.run(
+        ["node", str(BROWSE_MJS), url],
+        env={**os.environ, "CONSOLE_DIR": str(CONSOLE_DIR)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    return run.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("scheme", "listen_host"), [("http", "::"), ("https", "0.0.0.0")], ids=["http-v6", "https-v4"]
+)
+def test_a_node_front_end_on_its_backends_port_proxies_to_a_python_backend(
+    ignite: Dodil,
+    platform: LocalPlatform,
+    org: str,
+    tmp_path: Path,
+    node_base: str,
+    scheme: str,
+    listen_host: str,
+):
+    """The front end's BACKEND_URL carries the edge's port, and the front end
+    listens on that same port itself (on every address): both work, and a
+    browser opening the front end's page gets the backend's answer."""
     backend = tmp_path / "backend"
     backend.mkdir()
     (backend / "handler.py").write_bytes(BACKEND_HANDLER)
@@ -259,16 +312,19 @@ def test_a_node_front_end_serves_its_page_and_proxies_to_another_app(
         "ignite", "app", "deploy", "backend", "--code", str(backend), "--runtime", "python",
         "--allow-unauthenticated",
     ).ok()  # fmt: skip
+    port = platform.gateway_port if scheme == "http" else platform.https_port
+    assert port is not None
+    backend_url = f"{scheme}://{platform.app_host(org, 'backend')}:{port}"
 
     web = tmp_path / "web"
     web.mkdir()
     (web / "server.mjs").write_text(SERVER_MJS)
     (web / "index.html").write_text(INDEX_HTML)
     (web / "Dockerfile").write_text(
-        f"FROM {base}\nUSER 1000\nENV HOME=/tmp/web-home\nWORKDIR /app\n"
+        f"FROM {node_base}\nUSER 1000\nENV HOME=/tmp/web-home LISTEN_HOST={listen_host}\n"
+        f"WORKDIR /app\nEXPOSE {port}\n"
         'COPY server.mjs index.html /app/\nCMD ["node", "server.mjs"]\n'
     )
-    backend_url = f"http://{platform.app_host(org, 'backend')}:{platform.gateway_port}"
     deployed = ignite(
         "ignite", "app", "deploy", "web", "--code", str(web), "--dockerfile-path", "Dockerfile",
         "--health-path", "/healthz", "--allow-unauthenticated", "--env",
@@ -285,6 +341,25 @@ def test_a_node_front_end_serves_its_page_and_proxies_to_another_app(
     assert api.json() == {"backend": "got", "question": "refund?"}
     home = _get(platform, org, "web", "/home").json()
     assert home["home"] == "/tmp/web-home" and home["uid"] != 0
+    env = json.loads(ignite("ignite", "app", "get", "web", "-o", "json", "--show-env").ok().stdout)
+    assert env["env"]["BACKEND_URL"] == backend_url
+
+    front = f"http://{platform.app_host(org, 'web')}:{platform.gateway_port}/"
+    shown = _open_in_browser(front)
+    assert json.loads(shown) == {"backend": "got", "question": "refund?"}
+
+    if scheme == "https":
+        # The same https URL from a user's curl, trusting the platform's CA.
+        curl = subprocess.run(
+            [
+                "curl", "-sS", "--cacert", str(platform.ca_file),
+                "--resolve", f"{platform.app_host(org, 'backend')}:{port}:127.0.0.1",
+                "-d", '{"question": "curl?"}', backend_url + "/",
+            ],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert curl.returncode == 0, curl.stderr
+        assert json.loads(curl.stdout) == {"backend": "got", "question": "curl?"}
 
 
 # --- from git ------------------------------------------------------------------

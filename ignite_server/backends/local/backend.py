@@ -9,8 +9,9 @@ Construction (server start-up)::
         production=False,             # production refuses unsandboxed pods ...
         allow_unsandboxed=False,      # ... unless this explicitly allows them
         log_sink=store_app_log,       # receives every PodLogRecord
-        edge_address=("127.0.0.1", 8080),  # where image pods' calls to
-        apps_domain="ignite.localhost",    # other apps' URLs are sent
+        edge=Edge(("127.0.0.1", 8080), ("127.0.0.1", 8443)),  # where image
+        apps_domain="ignite.localhost",    # pods' calls to other apps' URLs go
+        trust_dir=Path(".state/pod-trust"),  # the platform's CA, for https
         memory_capacity_mb=0,         # all pods together; 0: the host's
                                       # memory less host_memory_reserve_mb
     )
@@ -76,6 +77,7 @@ from typing import Literal
 import structlog
 
 from ignite_server.backends.local import exec_launcher, oci_runtime
+from ignite_server.backends.local.edge_forward import Edge
 from ignite_server.backends.local.image_cache import ImageCache
 from ignite_server.backends.local.image_pod import ImagePod
 from ignite_server.backends.local.manifest import EXEC_POOL, LaunchManifest, ManifestError
@@ -176,8 +178,9 @@ class LocalBackend:
         log_sink: LogSink | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
         start_timeout_secs: float = START_TIMEOUT_SECS,
-        edge_address: tuple[str, int] | None = None,
+        edge: Edge | None = None,
         apps_domain: str = "ignite.localhost",
+        trust_dir: Path | None = None,
         exec_launcher_path: Path | None = exec_launcher.DEFAULT_PATH,
         uids: identities.UidBlock | None = None,
         memory_capacity_mb: int = 0,
@@ -244,7 +247,8 @@ class LocalBackend:
         self._ids = itertools.count(1)
         self._closed = False
         self._images = ImageCache(Path(state_dir).resolve() / "images")
-        self._edge = edge_address
+        self._edge = edge
+        self._trust_dir = trust_dir
         self._apps_domain = apps_domain
         self._image_tools_missing = oci_runtime.missing_tools()
         self._exec_launcher = (
@@ -397,6 +401,7 @@ class LocalBackend:
             tmp_mb=tmp_size_mb(spec.resources.memory_mb),
             edge=self._edge,
             apps_domain=self._apps_domain,
+            trust_dir=self._trust_dir,
             rlimit_data_mb=0 if self._cgroups.has_memory else spec.resources.memory_mb,
         )
         await pod.wait_ready(self._start_timeout)

@@ -14,7 +14,7 @@ made safe to keep on the host before any pod sees it:
 - device nodes are removed: a container gets its devices from the OCI
   runtime, never from its image;
 - the mount points every pod needs (``/proc``, ``/dev``, ``/tmp``,
-  ``/etc/hosts``, the cgroup folders) are created, so the runtime never
+  ``/etc/hosts``, ``/etc/ignite/tls``, the cgroup folders) are created, so the runtime never
   writes to the shared tree (it is mounted read-only into each pod).
 
 An image is unpacked into a temporary folder and renamed into place once
@@ -55,7 +55,14 @@ DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 #: The tag the fetched image gets in its temporary OCI layout.
 LAYOUT_TAG = "image"
 #: Folders and files (relative to the rootfs) every container mounts over.
-MOUNT_POINT_DIRS = ("proc", "dev", "tmp", "sys/fs/cgroup/memory", "sys/fs/cgroup/cpu")
+MOUNT_POINT_DIRS = (
+    "proc",
+    "dev",
+    "tmp",
+    "sys/fs/cgroup/memory",
+    "sys/fs/cgroup/cpu",
+    "etc/ignite/tls",
+)
 MOUNT_POINT_FILES = ("etc/hosts",)
 #: How long a fetch and unpack may take: a big image over loopback takes
 #: seconds; past this the registry or the disk is in trouble.
@@ -74,6 +81,9 @@ class ImageCache:
         for leftover in root.glob(f"{PARTIAL_PREFIX}*"):
             shutil.rmtree(leftover, ignore_errors=True)
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Digests whose mount points this process checked: an image
+        #: unpacked by an older server may lack a newer one.
+        self._checked: set[str] = set()
 
     def path(self, digest: str) -> Path:
         """Where the root file system of ``digest`` is (or will be)."""
@@ -87,11 +97,15 @@ class ImageCache:
         time; raises PodStartError when the image cannot be had."""
         rootfs = self.path(image.digest)
         if rootfs.is_dir():
+            if image.digest not in self._checked:
+                await asyncio.to_thread(_make_mount_points, rootfs)
+                self._checked.add(image.digest)
             return rootfs
         lock = self._locks.setdefault(image.digest, asyncio.Lock())
         async with lock:
             if not rootfs.is_dir():
                 await self._fetch(image, rootfs.parent)
+        self._checked.add(image.digest)
         return rootfs
 
     async def _fetch(self, image: ImageLaunch, final: Path) -> None:

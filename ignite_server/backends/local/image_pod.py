@@ -8,9 +8,12 @@ How it starts (``start_container``), on top of what every local pod has
    as for other pods), where ``$HOME`` is created too when it lies below
    ``/tmp`` (an image saying ``HOME=/tmp/app``); the image's own root file
    system, shared by every pod of its digest, is read-only;
-2. a network namespace the server makes (netns.py) with only loopback, and
-   in it the listeners that lead the app's edge URLs to the platform's edge
-   (edge_forward.py, which also writes the pod's ``/etc/hosts``);
+2. a network namespace the server makes (netns.py) with only loopback and,
+   when the app's env names other apps' URLs, a link to an edge namespace of
+   its own whose listeners lead those URLs to the platform's edge
+   (edge_forward.py, which also writes the pod's ``/etc/hosts``); the
+   platform's CA, when it has one, is shown at TRUST_DIR and named by the
+   usual variables, so ``https://`` app URLs verify (``trust_env``);
 3. the container's ``config.json`` (oci_spec.py) and crun, started through
    ``LocalPod.launch`` so it joins the pod's cgroups first (oci_runtime.py).
 
@@ -38,6 +41,7 @@ from pathlib import Path
 
 from ignite_server.backends.local import oci_runtime, pod_client
 from ignite_server.backends.local.edge_forward import (
+    Edge,
     EdgeForwarder,
     EdgeRoutes,
     hosts_file,
@@ -56,11 +60,31 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: The environment crun itself runs with (the app's is in config.json).
 RUNTIME_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
 HOSTNAME = "pod"
+#: Where the platform's CA (``ca.crt``) and the host's CA bundle with it
+#: (``ca-bundle.crt``) appear in the container.
+TRUST_DIR = "/etc/ignite/tls"
 
 
-def container_env(image: ImageLaunch, app_env: Mapping[str, str]) -> dict[str, str]:
-    """The app's environment inside the container (module docstring)."""
-    env = {**image.env}
+def trust_env() -> dict[str, str]:
+    """The variables by which OpenSSL, Python, curl, Go, Node and Deno find
+    the CA bundle (each unless the image or the app sets it)."""
+    bundle = f"{TRUST_DIR}/ca-bundle.crt"
+    return {
+        "SSL_CERT_FILE": bundle,
+        "REQUESTS_CA_BUNDLE": bundle,
+        "CURL_CA_BUNDLE": bundle,
+        # Node and Deno add these to their own built-in roots.
+        "NODE_EXTRA_CA_CERTS": f"{TRUST_DIR}/ca.crt",
+        "DENO_CERT": f"{TRUST_DIR}/ca.crt",
+    }
+
+
+def container_env(
+    image: ImageLaunch, app_env: Mapping[str, str], *, trusted: bool = False
+) -> dict[str, str]:
+    """The app's environment inside the container (module docstring);
+    ``trusted``: the platform's CA is shown at TRUST_DIR."""
+    env = {**(trust_env() if trusted else {}), **image.env}
     platform = {k: v for k, v in app_env.items() if k.startswith("IGNITE_")}
     env.update({k: v for k, v in app_env.items() if k not in platform})
     env["PORT"] = str(image.port)
@@ -96,8 +120,9 @@ class ImagePod(LocalPod):
         rootfs: Path,
         env: Mapping[str, str],
         tmp_mb: int,
-        edge: tuple[str, int] | None,
+        edge: Edge | None,
         apps_domain: str,
+        trust_dir: Path | None = None,
         rlimit_data_mb: int,
     ) -> None:
         """Prepare and start the container; returns at once (see
@@ -107,7 +132,7 @@ class ImagePod(LocalPod):
             raise PodStartError("the image has no ENTRYPOINT or CMD")
         self._port = image.port
         self._health_path = image.health_path
-        full_env = container_env(image, env)
+        full_env = container_env(image, env, trusted=trust_dir is not None)
         edge_routes = routes(full_env, apps_domain) if edge is not None else EdgeRoutes()
         try:
             self._netns = await NetNamespace.create()
@@ -125,6 +150,8 @@ class ImagePod(LocalPod):
                 cgroups=tuple(self.cgroup.paths.items()),
                 hostname=HOSTNAME,
                 netns=self._netns.path,
+                trust_dir=trust_dir,
+                trust_mount=TRUST_DIR,
             )
             await asyncio.to_thread(
                 self._prepare,

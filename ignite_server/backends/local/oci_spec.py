@@ -14,7 +14,8 @@ runtime-spec's terms rather than bubblewrap's.
   shared by every pod of the digest, see image_cache.py), fresh ``/proc``
   and ``/dev``, and as the only writable places a ``/tmp`` that is a
   size-capped host tmpfs owned by the pod's uid and a capped ``/dev/shm``,
-  both ``nosuid,nodev``; ``/etc/hosts`` comes from the server; the pod's
+  both ``nosuid,nodev``; ``/etc/hosts`` and the CA folder come from the
+  server; the pod's
   cgroup folders are shown read-only as in other pods; the kernel files
   runc's default spec masks or makes read-only are so here too;
 - **system calls**: containment/seccomp.py's policy (``oci_profile``), which
@@ -86,6 +87,9 @@ class ContainerSpec:
     #: A path naming the network namespace the server made for the pod
     #: (netns.py); "" for a new, empty one made by the runtime.
     netns: str = ""
+    #: A host folder of CA files to show read-only at ``trust_mount``.
+    trust_dir: Path | None = None
+    trust_mount: str = ""
 
 
 def config(spec: ContainerSpec) -> dict[str, Any]:
@@ -153,6 +157,15 @@ def _mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
             "options": ["bind", "ro", *sealed],
         },
     ]
+    if spec.trust_dir is not None and spec.trust_mount:
+        mounts.append(
+            {
+                "destination": spec.trust_mount,
+                "type": "bind",
+                "source": str(spec.trust_dir),
+                "options": ["rbind", "ro", *sealed],
+            }
+        )
     for controller, host_path in spec.cgroups:
         destination = f"/sys/fs/cgroup/{controller}"
         if destination in CGROUP_MOUNTS:

@@ -2,11 +2,22 @@
 
 Both pipes are read line by line. A line that starts with 0x1E (the ASCII
 record separator) is a tagged record: JSON written by the runtime for one
-print of a handler, naming its execution, its stream and its message. Any
-other line (the runtime's own output, a library writing to fd 1 or 2) is
-attributed to the pod's only in-flight execution when there is exactly one,
-and to none otherwise; the last few such lines are kept to explain a pod
-that fails to start.
+print of a handler, naming its execution, its stream and its message; or a
+mark (``"event": "begin"`` / ``"end"`` with an execution id) that a runtime
+whose handlers print untagged (Go's ``log``, Rust's ``eprintln!``, Deno's
+``console``) writes to both pipes around each handler call. Any other line
+is attributed:
+
+- on a pipe that carries marks, to the one execution begun and not ended
+  on that pipe, when there is exactly one: the marks sit in the pipe's own
+  order, so a line is attributed by where it was printed, however late the
+  reader gets to it (an execution's response may well arrive before its
+  last lines are read);
+- elsewhere (image apps, older runtimes), to the pod's only in-flight
+  execution when there is exactly one;
+
+and to none otherwise. The last few untagged lines are kept to explain a
+pod that fails to start.
 """
 
 from __future__ import annotations
@@ -46,6 +57,9 @@ class PodLogDemux:
         self._sink = sink
         self._spec = spec
         self._executions: list[str] = []
+        #: Per pipe: executions begun and not ended there, once it has
+        #: carried a mark (None before).
+        self._marked: dict[LogStream, list[str] | None] = {}
         #: The last untagged lines, for the message of a failed start.
         self.tail: deque[str] = deque(maxlen=START_LOG_TAIL)
 
@@ -89,14 +103,27 @@ class PodLogDemux:
                     self.emit(raw, kind)
                 await asyncio.sleep(0)
 
+    def _mark(self, pipe: LogStream, execution_id: str, begins: bool) -> None:
+        marked = self._marked.get(pipe)
+        if marked is None:
+            marked = self._marked[pipe] = []
+        if begins:
+            marked.append(execution_id)
+        elif execution_id in marked:
+            marked.remove(execution_id)
+
     def emit(self, raw: bytes, kind: LogStream) -> None:
         """Send one line, read from the pipe of ``kind``, to the sink."""
         execution_id = ""
         text = raw.decode("utf-8", "replace")
+        pipe = kind
         if raw[:1] == bytes([RECORD_SEPARATOR]):
             try:
                 record = json.loads(raw[1:])
                 execution_id = str(record.get("execution_id") or "")
+                if record.get("event") in ("begin", "end"):
+                    self._mark(pipe, execution_id, record["event"] == "begin")
+                    return
                 text = str(record.get("message", ""))
                 if record.get("stream") == "stderr":
                     kind = LogStream.STDERR
@@ -106,7 +133,11 @@ class PodLogDemux:
                 pass
         else:
             self.tail.append(text)
-            if len(self._executions) == 1:
+            marked = self._marked.get(pipe)
+            if marked is not None:
+                if len(marked) == 1:
+                    execution_id = marked[0]
+            elif len(self._executions) == 1:
                 execution_id = self._executions[0]
         spec = self._spec()
         self._sink(

@@ -74,6 +74,7 @@ export function start(handle: Handler): void {
       organizationId,
       headers: request.headers,
     };
+    mark(ctx.executionId, "begin");
     try {
       const payload = new Uint8Array(await request.arrayBuffer());
       return encodeResult(await handle(payload, ctx));
@@ -81,6 +82,8 @@ export function start(handle: Handler): void {
       const message = error instanceof Error ? error.message : String(error);
       console.error(`ignite: execution ${ctx.executionId} failed:`, error);
       return errorResponse(500, message);
+    } finally {
+      mark(ctx.executionId, "end");
     }
   };
 
@@ -123,4 +126,19 @@ function listen(serve: (request: Request) => Promise<Response>): Deno.HttpServer
     return Deno.serve({ port: Number(port), hostname: "0.0.0.0", onListen }, serve);
   }
   throw new Error("neither IGNITE_SOCKET nor IGNITE_PORT is set");
+}
+
+/**
+ * Writes a begin or end mark of an execution to stdout and stderr (the pod
+ * protocol's "Logs"): in each pipe's own order, the lines a handler prints
+ * between the two marks are the execution's, however late the platform
+ * reads them.
+ */
+function mark(executionId: string, event: "begin" | "end"): void {
+  if (!executionId) return;
+  const record = new TextEncoder().encode(
+    `\x1e${JSON.stringify({ execution_id: executionId, event })}\n`,
+  );
+  Deno.stdout.writeSync(record);
+  Deno.stderr.writeSync(record);
 }

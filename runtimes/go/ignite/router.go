@@ -67,6 +67,8 @@ func (rt *router) invoke(w http.ResponseWriter, r *http.Request) {
 		OrganizationID: rt.identity.organizationID,
 		Headers:        r.Header,
 	}
+	mark(ctx.ExecutionID, "begin")
+	defer mark(ctx.ExecutionID, "end")
 	result, err := call(rt.handler, payload, ctx)
 	if err != nil {
 		log.Printf("ignite: execution %s failed: %v", ctx.ExecutionID, err)
@@ -76,6 +78,23 @@ func (rt *router) invoke(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(result)
+}
+
+// mark writes a begin or end mark of an execution to stdout and stderr
+// (docs/pod-protocol.md, "Logs"): in each pipe's own order, the lines the
+// handler prints between the two marks are the execution's, however late
+// the platform reads them.
+func mark(executionID, event string) {
+	if executionID == "" {
+		return
+	}
+	encoded, err := json.Marshal(map[string]string{"execution_id": executionID, "event": event})
+	if err != nil {
+		return
+	}
+	record := append(append([]byte{0x1e}, encoded...), '\n')
+	_, _ = os.Stdout.Write(record)
+	_, _ = os.Stderr.Write(record)
 }
 
 // call runs the handler, turning a panic into an error so one bad request

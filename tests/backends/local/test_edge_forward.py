@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ignite_server.backends.local.edge_forward import EDGE_ALIAS, hosts_file, routes
+from ignite_server.backends.local.edge_forward import EDGE_ADDRESS, hosts_file, routes
 
 
 def test_only_urls_under_the_apps_domain_are_routed() -> None:
@@ -27,8 +27,8 @@ def test_only_urls_under_the_apps_domain_are_routed() -> None:
     assert found.ports == (8080, 443, 9000)
 
 
-def test_hosts_file_maps_edge_names_to_the_alias() -> None:
+def test_hosts_file_maps_edge_names_to_the_edge_address() -> None:
     text = hosts_file(["backend-acme.ignite.localhost"], "pod")
     assert "127.0.0.1\tlocalhost pod" in text
-    assert f"{EDGE_ALIAS}\tbackend-acme.ignite.localhost" in text
-    assert EDGE_ALIAS not in hosts_file([], "pod")
+    assert f"{EDGE_ADDRESS}\tbackend-acme.ignite.localhost" in text
+    assert EDGE_ADDRESS not in hosts_file([], "pod")

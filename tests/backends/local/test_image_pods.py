@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import time
@@ -24,9 +25,12 @@ import pytest
 import structlog.testing
 from aiohttp import web
 
+from ignite_common import local_ca
 from ignite_server.backends.local import LocalBackend
+from ignite_server.backends.local.edge_forward import Edge as EdgeAddresses
 from ignite_server.backends.local.image_pod import ImagePod
 from ignite_server.backends.local.oci_runtime import missing_tools
+from ignite_server.backends.local.pod_trust import write_trust_dir
 from ignite_server.domain.models import Resources
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import ExitReason, PodSpec, PodStartError
@@ -168,18 +172,23 @@ def images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Imag
 @dataclass
 class Edge:
     port: int
+    #: Its TLS listener, with a certificate of a local CA (local_ca.py).
+    tls_port: int
+    ca: Path
     #: Host headers of the requests it received.
     hosts: list[str]
 
 
 @pytest.fixture(scope="module")
-async def edge() -> AsyncIterator[Edge]:
-    """A stand-in for the platform's HTTP edge on host loopback."""
-    seen = Edge(0, [])
+async def edge(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Edge]:
+    """A stand-in for the platform's HTTP edge on host loopback, plain and
+    over TLS."""
+    certificate = local_ca.ensure(tmp_path_factory.mktemp("tls"), "ignite.localhost")
+    seen = Edge(0, 0, certificate.ca_cert, [])
 
     async def answer(request: web.Request) -> web.Response:
         seen.hosts.append(request.host)
-        return web.Response(text=f"edge answered {request.path}")
+        return web.Response(text=f"edge answered {request.path} over {request.scheme}")
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", answer)
@@ -188,6 +197,11 @@ async def edge() -> AsyncIterator[Edge]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     seen.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate.cert, certificate.key)
+    tls_site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await tls_site.start()
+    seen.tls_port = tls_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield seen
     await runner.cleanup()
 
@@ -196,11 +210,13 @@ async def edge() -> AsyncIterator[Edge]:
 async def backend(
     tmp_path_factory: pytest.TempPathFactory, edge: Edge
 ) -> AsyncIterator[LocalBackend]:
+    state = tmp_path_factory.mktemp("image-state")
     local = LocalBackend(
-        tmp_path_factory.mktemp("image-state"),
+        state,
         pool_size=0,
         start_timeout_secs=10,
-        edge_address=("127.0.0.1", edge.port),
+        edge=EdgeAddresses(("127.0.0.1", edge.port), ("127.0.0.1", edge.tls_port)),
+        trust_dir=write_trust_dir(edge.ca, state / "pod-trust"),
     )
     yield local
     await local.close()
@@ -315,8 +331,29 @@ async def test_the_container_is_contained(
         assert refused.startswith("denied")
         # ... but other apps' URLs lead to the edge.
         fetched = await probe("/fetch?env=BACKEND&path=/api/items")
-        assert fetched == {"status": 200, "body": "edge answered /api/items"}
+        assert fetched == {"status": 200, "body": "edge answered /api/items over http"}
         assert edge.hosts[-1] == f"other-acme.ignite.localhost:{edge.port}"
+    finally:
+        await pod.stop(5)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_an_app_on_the_port_of_its_backend_url_reaches_the_edge(
+    backend: LocalBackend, images: Images, edge: Edge, tmp_path: Path, scheme: str
+) -> None:
+    """The probe listens on ``:8080`` (every address, IPv4 and IPv6) and its
+    backend's URL carries port 8080 too: the app starts and its calls reach
+    the edge, over TLS verified against the platform's CA for https."""
+    env = {"BACKEND": f"{scheme}://other-acme.ignite.localhost:8080"}
+    pod = await backend.start(_spec(tmp_path, images.probe, env))
+    try:
+        status, fetched = await _request(pod, "GET", "/fetch?env=BACKEND&path=/api/x")
+        assert status == 200
+        assert fetched == {"status": 200, "body": f"edge answered /api/x over {scheme}"}
+        assert edge.hosts[-1] == "other-acme.ignite.localhost:8080"
+        _, seen = await _request(pod, "GET", "/env")
+        assert seen["env"]["SSL_CERT_FILE"] == "/etc/ignite/tls/ca-bundle.crt"
+        assert seen["env"]["NODE_EXTRA_CA_CERTS"] == "/etc/ignite/tls/ca.crt"
     finally:
         await pod.stop(5)
 

@@ -300,6 +300,7 @@ async fn invoke(request: hyper::Request<Incoming>, state: Shared) -> hyper::Resp
         text_headers(&parts.headers),
         raw,
     );
+    mark(&execution_id, "begin");
     let mut task = spawn_local((state.invoke)(request, context));
 
     // The response starts either when the handler finishes or when it sends
@@ -308,7 +309,7 @@ async fn invoke(request: hyper::Request<Incoming>, state: Shared) -> hyper::Resp
         biased;
         joined = &mut task => {
             let outcome = joined.unwrap_or_else(|e| Err(panic_message(e)));
-            match streamed.try_recv() {
+            let response = match streamed.try_recv() {
                 Ok(first) => {
                     report_after_stream(&execution_id, outcome);
                     streaming_response(first, streamed, &content_type)
@@ -317,12 +318,15 @@ async fn invoke(request: hyper::Request<Incoming>, state: Shared) -> hyper::Resp
                     eprintln!("ignite: execution {execution_id} failed: {message}");
                     Response::error(500, &message)
                 })),
-            }
+            };
+            mark(&execution_id, "end");
+            response
         }
         Some(first) = streamed.recv() => {
             spawn_local(async move {
                 let outcome = task.await.unwrap_or_else(|e| Err(panic_message(e)));
                 report_after_stream(&execution_id, outcome);
+                mark(&execution_id, "end");
                 drop(guard);
             });
             streaming_response(first, streamed, &content_type)
@@ -441,4 +445,21 @@ impl Drop for InFlightGuard {
             self.0.idle.notify_waiters();
         }
     }
+}
+
+/// Writes a begin or end mark of an execution to stdout and stderr
+/// (docs/pod-protocol.md, "Logs"): in each pipe's own order, the lines a
+/// handler prints between the two marks are the execution's, however late
+/// the platform reads them.
+fn mark(execution_id: &str, event: &str) {
+    use std::io::Write;
+    if execution_id.is_empty() {
+        return;
+    }
+    let record = format!(
+        "\u{1e}{}\n",
+        serde_json::json!({"execution_id": execution_id, "event": event})
+    );
+    let _ = io::stdout().lock().write_all(record.as_bytes());
+    let _ = io::stderr().lock().write_all(record.as_bytes());
 }
