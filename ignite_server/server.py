@@ -35,6 +35,7 @@ from ignite_server.backends.local import LocalBackend, oci_runtime
 from ignite_server.builds.registry import default_pipelines
 from ignite_server.config import Config
 from ignite_server.containment import identities
+from ignite_server.core.activator import Activator
 from ignite_server.core.app_views import AppViews, PublicUrls
 from ignite_server.core.apps import Apps
 from ignite_server.core.artifacts import Artifacts
@@ -43,7 +44,6 @@ from ignite_server.core.executions import ExecutionService
 from ignite_server.core.identity import Identity
 from ignite_server.core.image_artifacts import ImageArtifacts
 from ignite_server.core.invocations import Invocations
-from ignite_server.core.invoker import Invoker
 from ignite_server.core.logs import LogService
 from ignite_server.core.oidc import ExternalIssuer
 from ignite_server.core.rollout import Rollout
@@ -77,7 +77,7 @@ from ignite_server.store.supervisor import DatabaseSupervisor
 log = structlog.get_logger("ignite.server")
 
 
-def make_runner(config: Config, logs: LogService) -> Invoker:
+def make_runner(config: Config, logs: LogService) -> Activator:
     """The pod runner for this platform: sandboxed local pods whose output
     goes to the app logs."""
 
@@ -109,7 +109,7 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
             state_dir=config.state_dir,
             image_pull_policy=config.kubernetes_image_pull_policy,
         )
-        return Invoker(KubernetesBackend(settings, log_sink=sink), owns_backend=True)
+        return Activator(KubernetesBackend(settings, log_sink=sink), owns_backend=True)
     backend = LocalBackend(
         config.state_dir,
         sandbox=config.sandbox,  # type: ignore[arg-type]
@@ -119,7 +119,7 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
         edge_address=_edge_address(config.apps_edge),
         apps_domain=config.apps_domain,
     )
-    return Invoker(backend, owns_backend=True)
+    return Activator(backend, owns_backend=True)
 
 
 def _edge_address(edge: str) -> tuple[str, int] | None:
@@ -217,7 +217,7 @@ def _supervise(
     return DatabaseSupervisor(embedded, down, up)
 
 
-async def _observe(config: Config, runner: Invoker, pool: asyncpg.Pool) -> AdminListener:
+async def _observe(config: Config, runner: Activator, pool: asyncpg.Pool) -> AdminListener:
     """/metrics on the admin listener, with the pods and the pool read at
     scrape time; traces to the OTLP collector when one is configured."""
     tracing.configure("ignite-server", config.otlp_endpoint)

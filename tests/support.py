@@ -215,17 +215,17 @@ def invoke(stub, org: str, name: str, body: bytes, timeout: float = 120.0) -> tu
 
 
 def local_invoker(state_dir: Any, **settings: Any) -> Any:
-    """An Invoker on a LocalBackend of its own (closed with it); ``settings``
-    go to the backend, except the invoker's queue and activation limits."""
+    """An Activator on a LocalBackend of its own (closed with it); ``settings``
+    go to the backend, except the activator's queue and activation limits."""
     from ignite_server.backends.local import LocalBackend
-    from ignite_server.core.invoker import Invoker
+    from ignite_server.core.activator import Activator
 
     invoker_settings = {
         key: settings.pop(key)
         for key in ("queue_depth", "activation_timeout_secs")
         if key in settings
     }
-    return Invoker(LocalBackend(state_dir, **settings), owns_backend=True, **invoker_settings)
+    return Activator(LocalBackend(state_dir, **settings), owns_backend=True, **invoker_settings)
 
 
 def bcrypt(password: str) -> str:

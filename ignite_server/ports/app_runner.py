@@ -1,6 +1,6 @@
 """The running side of apps, as the lifecycle and the API see it.
 
-``AppRunner`` is implemented by ``core/invoker.py`` on top of a pod backend;
+``AppRunner`` is implemented by ``core/activator.py`` on top of a pod backend;
 the lifecycle tells it when traffic must move (publish, rollback, delete) and
 the API asks it to invoke and to report what really runs.
 """

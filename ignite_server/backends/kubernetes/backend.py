@@ -39,7 +39,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from ignite_server.backends.kubernetes import objects
 from ignite_server.backends.kubernetes import pod as pods
 from ignite_server.backends.kubernetes.artifact_server import ArtifactServer
-from ignite_server.backends.kubernetes.objects import Artifact, Revision
+from ignite_server.backends.kubernetes.objects import Artifact, ClusterRevision
 from ignite_server.backends.kubernetes.pod import KubernetesPod
 from ignite_server.backends.kubernetes.pod_logs import follow
 from ignite_server.backends.kubernetes.revision_pods import RevisionPods
@@ -261,7 +261,7 @@ class KubernetesBackend:
 
     # --- revisions -------------------------------------------------------------
 
-    async def _revision(self, spec: PodSpec) -> Revision:
+    async def _revision(self, spec: PodSpec) -> ClusterRevision:
         launch = await asyncio.to_thread(_image_launch, spec.artifact_dir)
         if launch is not None:
             return await self._image_revision(spec, launch)
@@ -287,7 +287,7 @@ class KubernetesBackend:
         artifact = Artifact(
             url=self._artifacts.url_of(sha256), token=self._artifacts.token(sha256), sha256=sha256
         )
-        return Revision(
+        return ClusterRevision(
             spec=spec,
             image=image,
             command=command,
@@ -296,12 +296,12 @@ class KubernetesBackend:
             fetch_image=self.settings.python_image,
         )
 
-    async def _image_revision(self, spec: PodSpec, launch: ImageLaunch) -> Revision:
+    async def _image_revision(self, spec: PodSpec, launch: ImageLaunch) -> ClusterRevision:
         """An image app's revision: its pods run the image by digest. The
         artifact (the launch manifest alone) is published all the same, so
         that the revision's name follows the manifest, but never fetched."""
         sha256 = await self._artifacts.publish(spec.artifact_dir)
-        return Revision(
+        return ClusterRevision(
             spec=spec,
             image=launch.reference,
             command=(),
@@ -311,7 +311,7 @@ class KubernetesBackend:
             launch=launch,
         )
 
-    async def _ensure(self, revision: Revision, scaling: Scaling | None) -> None:
+    async def _ensure(self, revision: ClusterRevision, scaling: Scaling | None) -> None:
         """Create the revision's objects once per process (shared by
         concurrent starts); a failure is retried by the next start."""
         task = self._ensured.get(revision.name)
@@ -325,7 +325,7 @@ class KubernetesBackend:
                 f"the cluster refused the app's objects: {exc.status} {exc.reason}"
             ) from None
 
-    async def _rescale(self, revision: Revision, scaling: Scaling) -> None:
+    async def _rescale(self, revision: ClusterRevision, scaling: Scaling) -> None:
         """The app's scaling changed since the ScaledObject was written."""
         self._scaling[revision.name] = scaling
         custom = self._clients()[3]
@@ -350,7 +350,7 @@ class KubernetesBackend:
             self._scaling.pop(revision.name, None)
             log.warning("kubernetes.rescale.failed", revision=revision.name, error=str(exc))
 
-    async def _create(self, revision: Revision, scaling: Scaling | None) -> None:
+    async def _create(self, revision: ClusterRevision, scaling: Scaling | None) -> None:
         core, apps, net, custom = self._clients()
         ns = self.settings.namespace
         app_owner = await self._app_owner(revision.spec.app_id)

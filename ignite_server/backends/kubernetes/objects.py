@@ -125,7 +125,7 @@ class Artifact:
 
 
 @dataclass(frozen=True)
-class Revision:
+class ClusterRevision:
     """One app version with one set of pod settings, as the cluster holds it."""
 
     spec: PodSpec
@@ -237,7 +237,7 @@ def _resources(spec: PodSpec) -> dict[str, Any]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def deployment(rev: Revision, app_owner: Mapping[str, Any], pull_policy: str) -> Manifest:
+def deployment(rev: ClusterRevision, app_owner: Mapping[str, Any], pull_policy: str) -> Manifest:
     """The Deployment of one revision; KEDA sets its replicas (from 0)."""
     pod = _image_pod(rev, rev.launch) if rev.launch is not None else _runtime_pod(rev, pull_policy)
     return {
@@ -275,7 +275,7 @@ def deployment(rev: Revision, app_owner: Mapping[str, Any], pull_policy: str) ->
     }
 
 
-def _ignite_env(rev: Revision) -> dict[str, str]:
+def _ignite_env(rev: ClusterRevision) -> dict[str, str]:
     """The pod protocol's variables that every pod gets."""
     spec = rev.spec
     return {
@@ -291,7 +291,7 @@ def _tmp_volume(spec: PodSpec) -> dict[str, Any]:
     return {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": f"{tmp_mb}Mi"}}
 
 
-def _runtime_pod(rev: Revision, pull_policy: str) -> dict[str, Any]:
+def _runtime_pod(rev: ClusterRevision, pull_policy: str) -> dict[str, Any]:
     """A managed runtime's pod: the runtime image, the artifact fetched into ``code``."""
     spec = rev.spec
     env = {
@@ -360,7 +360,7 @@ def _runtime_pod(rev: Revision, pull_policy: str) -> dict[str, Any]:
     }
 
 
-def _image_pod(rev: Revision, launch: ImageLaunch) -> dict[str, Any]:
+def _image_pod(rev: ClusterRevision, launch: ImageLaunch) -> dict[str, Any]:
     """An image app's pod: its image by digest, as the module docstring says."""
     spec = rev.spec
     # The image's ENV reaches the container from the image itself; only
@@ -396,7 +396,7 @@ def _image_pod(rev: Revision, launch: ImageLaunch) -> dict[str, Any]:
     }
 
 
-def service(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
+def service(rev: ClusterRevision, dep_owner: Mapping[str, Any]) -> Manifest:
     """A headless Service over the revision's ready pods (the server itself
     talks to each pod by its IP, to keep per-pod concurrency)."""
     return {
@@ -415,7 +415,7 @@ def service(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
 SERVER_POD_LABELS = {"app.kubernetes.io/name": "ignite", "app.kubernetes.io/component": "server"}
 
 
-def network_policy(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
+def network_policy(rev: ClusterRevision, dep_owner: Mapping[str, Any]) -> Manifest:
     """Egress only to the artifact listener (the pod fetches its artifact)
     and to cluster DNS (to resolve its URL); ingress on the pod port from
     the server only (its pods, or the address it serves artifacts on when
@@ -456,7 +456,7 @@ def network_policy(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
 
 
 def scaled_object(
-    rev: Revision,
+    rev: ClusterRevision,
     dep_owner: Mapping[str, Any],
     scaler_address: str,
     *,

@@ -27,7 +27,7 @@ import aiohttp
 import structlog
 
 from ignite_server.backends.kubernetes import pod as pods
-from ignite_server.backends.kubernetes.objects import Revision
+from ignite_server.backends.kubernetes.objects import ClusterRevision
 from ignite_server.backends.kubernetes.pod import KubernetesPod
 from ignite_server.backends.kubernetes.scaler import Demand
 from ignite_server.backends.local.pod_logs import PodLogDemux
@@ -52,7 +52,7 @@ class RevisionPods:
 
     def __init__(
         self,
-        revision: Revision,
+        revision: ClusterRevision,
         demand: Demand,
         logs: Callable[[str], PodLogDemux],
         stopper: Callable[[KubernetesPod, float], Awaitable[None]],

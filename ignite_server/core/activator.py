@@ -2,12 +2,12 @@
 
 Construction (server start-up, server.py)::
 
-    invoker = Invoker(backend, owns_backend=True)   # any PodBackend
+    activator = Activator(backend, owns_backend=True)  # any PodBackend
     ...
-    async for frame in invoker.invoke(target, request, execution_id): ...
-    await invoker.close()                            # closes the backend too
+    async for frame in activator.invoke(target, request, execution_id): ...
+    await activator.close()                          # closes the backend too
 
-An invocation finds the ``Revision`` (core/revision.py) of its app
+An invocation finds the ``RevisionThrottler`` (core/revision_throttler.py) of its app
 version, acquires a slot on a ready pod (held while a pod starts, bounded by
 the activation deadline), and sends the request to the pod as a real HTTP
 request with the execution id in ``X-Ignite-Execution-Id``. The response is
@@ -39,7 +39,7 @@ from typing import TypeVar
 import aiohttp
 import structlog
 
-from ignite_server.core.revision import PodSlot, Revision
+from ignite_server.core.revision_throttler import PodSlot, RevisionThrottler
 from ignite_server.domain.errors import (
     DeadlineExceeded,
     IgniteError,
@@ -91,7 +91,7 @@ HOP_HEADERS = frozenset(
 EXECUTION_ID_HEADER = "X-Ignite-Execution-Id"
 
 
-class Invoker:
+class Activator:
     """Runs app invocations on pods of a ``PodBackend``; see the module docstring."""
 
     def __init__(
@@ -106,11 +106,11 @@ class Invoker:
         self.queue_depth = queue_depth
         self.activation_timeout_secs = activation_timeout_secs
         self._owns_backend = owns_backend
-        self._revisions: dict[tuple[str, int, str], Revision] = {}
+        self._throttlers: dict[tuple[str, int, str], RevisionThrottler] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         #: Revisions no longer routed to, whose pods are finishing.
-        self._draining: set[Revision] = set()
+        self._draining: set[RevisionThrottler] = set()
         self._closed = False
 
     # --- AppRunner -------------------------------------------------------------
@@ -120,10 +120,10 @@ class Invoker:
     ) -> AsyncIterator[ResponseFrame]:
         """Run one invocation (see ports/app_runner.py ``AppRunner.invoke``):
         acquire a slot, send the request, stream the answer, then the trailer."""
-        revision = self._revision(target)
+        throttler = self._throttler_for(target)
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        cold = revision.ready_replicas == 0
+        cold = throttler.ready_replicas == 0
         timeout = target.resources.timeout_secs
         cold_start_s: float | None = None
         pod_s = 0.0  # time spent waiting on the pod, for the overhead metric
@@ -137,7 +137,7 @@ class Invoker:
         )
         pod_request: tracing.Handle | None = None
         try:
-            async with revision.slot(loop.time() + self.activation_timeout_secs) as slot:
+            async with throttler.slot(loop.time() + self.activation_timeout_secs) as slot:
                 tracing.end(activation)
                 activation = None
                 if cold:
@@ -184,7 +184,7 @@ class Invoker:
                                 break
                             total += len(data)
                             yield ResponseChunk(data)
-                        revision.served()
+                        throttler.served()
                         usage = slot.pod.stats()
                         failure = ""
                         yield ResponseTrailer(
@@ -221,13 +221,13 @@ class Invoker:
 
     def status(self, app_id: str) -> DeploymentStatus:
         """What runs for ``app_id`` now, with the backend's warnings."""
-        revisions = [r for (a, _, _), r in self._revisions.items() if a == app_id]
+        throttlers = [r for (a, _, _), r in self._throttlers.items() if a == app_id]
         warnings = " ".join(self.backend.info.warnings)
-        versions = frozenset(v for (a, v, _) in self._revisions if a == app_id)
+        versions = frozenset(v for (a, v, _) in self._throttlers if a == app_id)
         observed = self.backend.observed(app_id, versions)
         if observed is not None:
             said = observed.message
-            exits = [r.last_exit for r in revisions if r.last_exit is not None]
+            exits = [r.last_exit for r in throttlers if r.last_exit is not None]
             if not said and exits:
                 said = f"a pod {exits[-1].message}"
             return DeploymentStatus(
@@ -235,10 +235,10 @@ class Invoker:
                 ready_replicas=observed.ready_replicas,
                 message=" ".join(m for m in (said, warnings) if m),
             )
-        if not revisions:
+        if not throttlers:
             return DeploymentStatus(state=None, message=warnings)
-        states = {r.state() for r in revisions}
-        ready = sum(r.ready_replicas for r in revisions)
+        states = {r.state() for r in throttlers}
+        ready = sum(r.ready_replicas for r in throttlers)
         message = ""
         for state in (
             DeploymentState.DEPLOYED,
@@ -249,9 +249,9 @@ class Invoker:
             if state in states:
                 break
         if state == DeploymentState.FAILED:
-            message = next(r.last_error for r in revisions if r.last_error)
+            message = next(r.last_error for r in throttlers if r.last_error)
         else:
-            exits = [r.last_exit for r in revisions if r.last_exit is not None]
+            exits = [r.last_exit for r in throttlers if r.last_exit is not None]
             if exits:
                 message = f"a pod {exits[-1].message}"
         return DeploymentStatus(
@@ -267,8 +267,8 @@ class Invoker:
         their pods drain in the background (requests running or queued on
         them finish first; ``close`` stops whatever is left), so a publish
         never waits for an old version's slow requests."""
-        doomed = [key for key in self._revisions if key[0] == app_id and key[1] != keep_version]
-        drains = [self._spawn_retire(self._revisions.pop(key)) for key in doomed]
+        doomed = [key for key in self._throttlers if key[0] == app_id and key[1] != keep_version]
+        drains = [self._spawn_retire(self._throttlers.pop(key)) for key in doomed]
         if keep_version is None:
             self._track(asyncio.create_task(self._remove(app_id, drains)))
 
@@ -297,8 +297,8 @@ class Invoker:
         for task in list(self._retiring):
             task.cancel()
         await asyncio.gather(*self._retiring, return_exceptions=True)
-        revisions, self._revisions = list(self._revisions.values()), {}
-        await asyncio.gather(*(r.close() for r in [*revisions, *draining]))
+        throttlers, self._throttlers = list(self._throttlers.values()), {}
+        await asyncio.gather(*(r.close() for r in [*throttlers, *draining]))
         if self._owns_backend:
             await self.backend.close()
 
@@ -307,8 +307,8 @@ class Invoker:
     async def warm(self, target: RunTarget) -> None:
         """Prepare ``target`` before its first request: start its
         ``reserved_capacity`` pods (call after publish or rollback)."""
-        revision = self._revision(target)
-        revision.tick(time.monotonic())
+        throttler = self._throttler_for(target)
+        throttler.tick(time.monotonic())
 
     def loads(self) -> list[metrics.RevisionLoad]:
         """What every revision runs and holds now (read when metrics are
@@ -321,41 +321,42 @@ class Invoker:
                 queued=r.waiting,
                 in_flight=r.in_flight,
             )
-            for r in [*self._revisions.values(), *self._draining]
+            for r in [*self._throttlers.values(), *self._draining]
         ]
 
-    def revision(self, target: RunTarget) -> Revision | None:
-        """The live revision serving ``target``, if any (tests, diagnostics)."""
-        return self._revisions.get(target.key)
+    def throttler(self, target: RunTarget) -> RevisionThrottler | None:
+        """The live throttler of the revision serving ``target``, if any (tests,
+        diagnostics); unlike ``_throttler_for`` it never makes one."""
+        return self._throttlers.get(target.key)
 
     # --- internals ------------------------------------------------------------
 
-    def _revision(self, target: RunTarget) -> Revision:
+    def _throttler_for(self, target: RunTarget) -> RevisionThrottler:
         if self._closed:
             raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
         key = target.key
-        revision = self._revisions.get(key)
-        if revision is None:
-            revision = Revision(
+        throttler = self._throttlers.get(key)
+        if throttler is None:
+            throttler = RevisionThrottler(
                 _spec(target), target.app.scaling, self.backend, queue_depth=self.queue_depth
             )
             # The same version with other settings: its old pods drain.
-            stale = [k for k in self._revisions if k[:2] == key[:2]]
+            stale = [k for k in self._throttlers if k[:2] == key[:2]]
             for old in stale:
-                self._spawn_retire(self._revisions.pop(old))
-            self._revisions[key] = revision
+                self._spawn_retire(self._throttlers.pop(old))
+            self._throttlers[key] = throttler
             self._ensure_supervisor()
         else:
-            revision.autoscaler.scaling = target.app.scaling
-            if revision.spec.scaling != target.app.scaling:
-                revision.spec = dataclasses.replace(revision.spec, scaling=target.app.scaling)
-                self._track(asyncio.create_task(self._rescale(revision.spec)))
-        return revision
+            throttler.autoscaler.scaling = target.app.scaling
+            if throttler.spec.scaling != target.app.scaling:
+                throttler.spec = dataclasses.replace(throttler.spec, scaling=target.app.scaling)
+                self._track(asyncio.create_task(self._rescale(throttler.spec)))
+        return throttler
 
-    def _spawn_retire(self, revision: Revision) -> asyncio.Task[None]:
-        self._draining.add(revision)
-        task = self._track(asyncio.create_task(revision.drain()))
-        task.add_done_callback(lambda _: self._draining.discard(revision))
+    def _spawn_retire(self, throttler: RevisionThrottler) -> asyncio.Task[None]:
+        self._draining.add(throttler)
+        task = self._track(asyncio.create_task(throttler.drain()))
+        task.add_done_callback(lambda _: self._draining.discard(throttler))
         return task
 
     def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
@@ -371,11 +372,11 @@ class Invoker:
         while True:
             await asyncio.sleep(TICK_SECS)
             now = time.monotonic()
-            for revision in list(self._revisions.values()):
+            for throttler in list(self._throttlers.values()):
                 try:
-                    revision.tick(now)
+                    throttler.tick(now)
                 except Exception:
-                    log.exception("autoscaler tick failed", app=revision.spec.app_id)
+                    log.exception("autoscaler tick failed", app=throttler.spec.app_id)
 
 
 def _spec(target: RunTarget) -> PodSpec:

@@ -1,4 +1,4 @@
-"""The slot bracket of a Revision, against a pod backend that starts pods
+"""The slot bracket of a RevisionThrottler, against a pod backend that starts pods
 instantly (the port's contract, without processes): given back when the
 block ends, abandoned when a timeout or a cancellation cuts it off, and
 queued when no pod has room."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ignite_server.core.revision import Revision
+from ignite_server.core.revision_throttler import RevisionThrottler
 from ignite_server.domain.errors import Unavailable
 from ignite_server.domain.models import Resources, ScaleMetric, Scaling
 from ignite_server.ports.pod_backend import (
@@ -104,8 +104,8 @@ def _deadline(secs: float = 5.0) -> float:
     return asyncio.get_running_loop().time() + secs
 
 
-async def _revision(backend: InstantBackend) -> Revision:
-    return Revision(SPEC, SCALING, backend, queue_depth=4)
+async def _revision(backend: InstantBackend) -> RevisionThrottler:
+    return RevisionThrottler(SPEC, SCALING, backend, queue_depth=4)
 
 
 async def test_a_slot_is_given_back_when_the_block_ends() -> None:

@@ -1,7 +1,7 @@
 """Holding requests until a pod can take them (the Knative activator /
 KEDA interceptor pattern), for one version of one app.
 
-A ``Revision`` owns the pods of one app version and a FIFO of waiting
+A ``RevisionThrottler`` owns the pods of one app version and a FIFO of waiting
 requests. ``acquire`` hands out a slot on the least-loaded ready pod that is
 below its concurrency limit. When there is none the request waits in the
 queue (bounded: a full queue answers ResourceExhausted) until a slot frees
@@ -77,7 +77,7 @@ class PodSlot:
         return not self.draining and self.pod.exit is None and self.in_flight < self.capacity
 
 
-class Revision:
+class RevisionThrottler:
     """The pods of one app version and the requests waiting for them."""
 
     def __init__(
