@@ -73,8 +73,8 @@ from ignite_server.backends.local.manifest import EXEC_POOL, LaunchManifest, Man
 from ignite_server.backends.local.pod import LocalPod
 from ignite_server.backends.local.pool import PoolStats, WarmPool
 from ignite_server.containment import identities, mounts, seccomp
-from ignite_server.containment import sandbox as containment
 from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied
+from ignite_server.containment.sandbox import Policy, SandboxUnavailable, bubblewrap, command
 from ignite_server.domain.models import Resources
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import (
@@ -161,8 +161,8 @@ class LocalBackend:
         self._bwrap: str | None = None
         if sandbox != "off":
             try:
-                self._bwrap = containment.bubblewrap()
-            except containment.SandboxUnavailable as exc:
+                self._bwrap = bubblewrap()
+            except SandboxUnavailable as exc:
                 if sandbox == "required":
                     raise SandboxRequired(
                         f"the pod sandbox is required but unusable: {exc}"
@@ -393,7 +393,7 @@ class LocalBackend:
         if self._bwrap:
             socket = f"{RUN_MOUNT}/{pod.socket_path.name}"
             scratch = "/tmp"
-            policy = containment.Policy(
+            policy = Policy(
                 uid=pod.uid,
                 tmp_mb=tmp_size_mb(resources.memory_mb),
                 ro_paths=manifest.ro_paths,
@@ -408,7 +408,7 @@ class LocalBackend:
             )
             filter_fd = seccomp.program_fd()
             pass_fds = (filter_fd,)
-            prefix = containment.command(self._bwrap, policy, filter_fd)
+            prefix = command(self._bwrap, policy, filter_fd)
         else:
             socket = str(pod.socket_path)
             scratch = str(pod.dir / "tmp")
