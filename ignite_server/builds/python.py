@@ -32,11 +32,11 @@ from ignite_server.domain import requirements as app_requirements
 from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.models import RuntimeKind
 from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
+from ignite_server.ports.pod_protocol import MANIFEST_NAME as MANIFEST
 
 #: The managed runtime's own files, mounted read-only into every pod.
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtimes" / "python"
 RUNTIME_FILE = "ignite_runtime.py"
-MANIFEST = "ignite-launch.json"
 #: The pool name the local backend pre-starts runtime processes under.
 PRESTART_POOL = "python3.11"
 #: The Python version pods run (the server's own interpreter's).

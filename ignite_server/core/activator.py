@@ -58,6 +58,7 @@ from ignite_server.domain.models import (
 from ignite_server.observability import metrics, tracing
 from ignite_server.ports.app_runner import DeploymentStatus
 from ignite_server.ports.pod_backend import ExitReason, PodBackend, PodSpec
+from ignite_server.ports.pod_protocol import EXECUTION_ID_HEADER
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -88,7 +89,6 @@ HOP_HEADERS = frozenset(
         "trailer", "upgrade", "host", "content-length",
     }
 )  # fmt: skip
-EXECUTION_ID_HEADER = "X-Ignite-Execution-Id"
 
 
 class Activator:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +44,10 @@ from ignite_server.backends.kubernetes.pod_logs import follow
 from ignite_server.backends.kubernetes.revision_pods import RevisionPods
 from ignite_server.backends.kubernetes.scaler import Demand, ScalerServer
 from ignite_server.backends.kubernetes.settings import KubernetesSettings
-from ignite_server.backends.local.manifest import LaunchManifest, ManifestError
-from ignite_server.backends.local.pod_logs import PodLogDemux
+from ignite_server.backends.pod_logs import PodLogDemux
 from ignite_server.domain.models import DeploymentState, Scaling
-from ignite_server.ports.image_launch import MANIFEST_NAME, ImageLaunch
+from ignite_server.ports.image_launch import ImageLaunch
+from ignite_server.ports.launch_manifest import LaunchManifest, ManifestError
 from ignite_server.ports.pod_backend import (
     BackendInfo,
     LogSink,
@@ -56,6 +55,7 @@ from ignite_server.ports.pod_backend import (
     PodSpec,
     PodStartError,
 )
+from ignite_server.ports.pod_protocol import CODE_PLACEHOLDER
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +70,6 @@ PYTHON_COMMAND: tuple[str, ...] = (
     "-B",
     "/opt/ignite/runtime/ignite_runtime.py",
 )
-CODE_PLACEHOLDER = "{code}"
 #: The client would send a dict as a JSON patch (a list of operations).
 MERGE_PATCH = "application/merge-patch+json"
 #: How long a stopping server spends scaling its revisions to zero.
@@ -262,13 +261,12 @@ class KubernetesBackend:
     # --- revisions -------------------------------------------------------------
 
     async def _revision(self, spec: PodSpec) -> ClusterRevision:
-        launch = await asyncio.to_thread(_image_launch, spec.artifact_dir)
-        if launch is not None:
-            return await self._image_revision(spec, launch)
         try:
             manifest = await asyncio.to_thread(LaunchManifest.load, spec.artifact_dir)
         except ManifestError as exc:
             raise PodStartError(str(exc)) from None
+        if manifest.image is not None:
+            return await self._image_revision(spec, manifest.image)
         if manifest.prestart and manifest.prestart.startswith("python"):
             image, command = self.settings.python_image, tuple(PYTHON_COMMAND)
         elif Path(manifest.argv[0]).name == "deno":
@@ -519,16 +517,6 @@ class KubernetesBackend:
             client.NetworkingV1Api(self._api),
             client.CustomObjectsApi(self._api),
         )
-
-
-def _image_launch(artifact_dir: Path) -> ImageLaunch | None:
-    """The ``image`` entry of the artifact's launch manifest, if it has one."""
-    try:
-        raw = json.loads((artifact_dir / MANIFEST_NAME).read_text())
-        entry = raw.get("image") if isinstance(raw, dict) else None
-        return ImageLaunch.from_json(entry) if entry else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise PodStartError(f"unreadable {MANIFEST_NAME} in {artifact_dir}: {exc}") from None
 
 
 def _version(pod: Any) -> int:

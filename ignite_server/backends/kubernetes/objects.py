@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import PodSpec
+from ignite_server.ports.pod_protocol import CODE_DIR_ENV, HEALTH_PATH, PORT_ENV, app_identity_env
 
 Manifest = dict[str, Any]
 
@@ -275,17 +276,6 @@ def deployment(rev: ClusterRevision, app_owner: Mapping[str, Any], pull_policy: 
     }
 
 
-def _ignite_env(rev: ClusterRevision) -> dict[str, str]:
-    """The pod protocol's variables that every pod gets."""
-    spec = rev.spec
-    return {
-        "IGNITE_FUNCTION_ID": spec.app_id,
-        "IGNITE_ORGANIZATION_ID": rev.organization,
-        "IGNITE_VERSION": str(spec.version),
-        "IGNITE_MAX_CONCURRENCY": str(spec.max_concurrency),
-    }
-
-
 def _tmp_volume(spec: PodSpec) -> dict[str, Any]:
     tmp_mb = max(16, spec.resources.memory_mb // 2)
     return {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": f"{tmp_mb}Mi"}}
@@ -298,9 +288,9 @@ def _runtime_pod(rev: ClusterRevision, pull_policy: str) -> dict[str, Any]:
         **rev.runtime_env,
         **spec.env,
         "HOME": TMP_DIR,
-        "IGNITE_PORT": str(POD_PORT),
-        "IGNITE_CODE_DIR": CODE_DIR,
-        **_ignite_env(rev),
+        PORT_ENV: str(POD_PORT),
+        CODE_DIR_ENV: CODE_DIR,
+        **app_identity_env(spec),
     }
     fetch_env = {
         "IGNITE_ARTIFACT_URL": rev.artifact.url,
@@ -344,7 +334,7 @@ def _runtime_pod(rev: ClusterRevision, pull_policy: str) -> dict[str, Any]:
                 "env": [{"name": k, "value": v} for k, v in app_env.items()],
                 "ports": [{"name": "http", "containerPort": POD_PORT}],
                 "readinessProbe": {
-                    "httpGet": {"path": "/_ignite/health", "port": POD_PORT},
+                    "httpGet": {"path": HEALTH_PATH, "port": POD_PORT},
                     "periodSeconds": 1,
                     "failureThreshold": 1,
                 },
@@ -367,7 +357,7 @@ def _image_pod(rev: ClusterRevision, launch: ImageLaunch) -> dict[str, Any]:
     # HOME is decided here, since the runtime would make it "/" for a uid
     # the image's /etc/passwd does not name.
     home = posixpath.normpath({**launch.env, **spec.env}.get("HOME") or TMP_DIR)
-    env = {**spec.env, "HOME": home, "PORT": str(launch.port), **_ignite_env(rev)}
+    env = {**spec.env, "HOME": home, "PORT": str(launch.port), **app_identity_env(spec)}
     mounts = [{"name": "tmp", "mountPath": TMP_DIR}]
     below_tmp = posixpath.relpath(home, TMP_DIR)
     if home.startswith(TMP_DIR + "/") and not below_tmp.startswith(".."):

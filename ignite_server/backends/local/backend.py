@@ -69,7 +69,6 @@ import structlog
 from ignite_server.backends.local import exec_launcher, oci_runtime
 from ignite_server.backends.local.image_cache import ImageCache
 from ignite_server.backends.local.image_pod import ImagePod
-from ignite_server.backends.local.manifest import EXEC_POOL, LaunchManifest, ManifestError
 from ignite_server.backends.local.pod import LocalPod
 from ignite_server.backends.local.pool import PoolStats, WarmPool
 from ignite_server.containment import identities, mounts, seccomp
@@ -77,6 +76,7 @@ from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied
 from ignite_server.containment.sandbox import Policy, SandboxUnavailable, bubblewrap, command
 from ignite_server.domain.models import Resources
 from ignite_server.ports.image_launch import ImageLaunch
+from ignite_server.ports.launch_manifest import LaunchManifest, ManifestError
 from ignite_server.ports.pod_backend import (
     BackendInfo,
     LogSink,
@@ -84,6 +84,13 @@ from ignite_server.ports.pod_backend import (
     PodLogRecord,
     PodSpec,
     PodStartError,
+)
+from ignite_server.ports.pod_protocol import (
+    CODE_DIR_ENV,
+    EXEC_POOL,
+    MAX_CONCURRENCY_ENV,
+    SOCKET_ENV,
+    app_identity_env,
 )
 
 log = structlog.get_logger(__name__)
@@ -307,7 +314,7 @@ class LocalBackend:
         pod = await self._new_pod(spec.resources)
         pod.spec = spec
         code_dir = CODE_MOUNT if self._bwrap else str(spec.artifact_dir)
-        env = {**_app_env(spec), "IGNITE_CODE_DIR": code_dir}
+        env = {**_app_env(spec), CODE_DIR_ENV: code_dir}
         await self._launch(
             pod, manifest, manifest.resolved_argv(code_dir), env, spec.artifact_dir, spec.resources
         )
@@ -419,9 +426,9 @@ class LocalBackend:
             **BASE_ENV,
             "HOME": scratch,
             "TMPDIR": scratch,
-            "IGNITE_SOCKET": socket,
+            SOCKET_ENV: socket,
         }
-        full_env.setdefault("IGNITE_MAX_CONCURRENCY", "1")
+        full_env.setdefault(MAX_CONCURRENCY_ENV, "1")
         rlimit = 0 if self._cgroups.has_memory else resources.memory_mb
         try:
             await pod.launch([*prefix, *argv], full_env, rlimit, pass_fds)
@@ -434,13 +441,7 @@ class LocalBackend:
 
 def _app_env(spec: PodSpec) -> dict[str, str]:
     """The app's env and the platform's variables about it."""
-    return {
-        **spec.env,
-        "IGNITE_FUNCTION_ID": spec.app_id,
-        "IGNITE_ORGANIZATION_ID": spec.app_id.split("/", 1)[0],
-        "IGNITE_VERSION": str(spec.version),
-        "IGNITE_MAX_CONCURRENCY": str(spec.max_concurrency),
-    }
+    return {**spec.env, **app_identity_env(spec)}
 
 
 def _remove_leftovers(pods_dir: Path) -> None:

@@ -27,7 +27,7 @@ import aiohttp
 import structlog
 
 from ignite_server.backends.local import pod_client
-from ignite_server.backends.local.pod_logs import MAX_LOG_LINE_BYTES, PodLogDemux
+from ignite_server.backends.pod_logs import MAX_LOG_LINE_BYTES, PodLogDemux
 from ignite_server.containment import mounts
 from ignite_server.containment.cgroups import LimitNotApplied, SandboxCgroup
 from ignite_server.domain.models import LogStream
