@@ -304,10 +304,11 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         versions = Versions(store, drafts, rollout, views)
         execution_store = PostgresExecutionStore(pool)
         executions = ExecutionService(execution_store, store, targets)
-        invocations = Invocations(store, targets, runner, executions)
+        invocations = Invocations(store, targets, runner)
         workers = ExecutionWorkers(
             execution_store,
             store,
+            targets,
             invocations,
             notifier.wait,
             workers=config.workers,

@@ -20,6 +20,7 @@ from ignite_server.core.logs import LogService
 from ignite_server.core.secrets import Secrets
 from ignite_server.core.versions import Versions
 from ignite_server.domain.errors import InvalidArgument
+from ignite_server.domain.models import Submission
 from ignite_server.domain.principal import Permission
 
 Context = grpc.aio.ServicerContext
@@ -197,12 +198,14 @@ class ComputeService:
     async def InvokeAsync(
         self, request: compute.InvokeAsyncRequest, context: Context
     ) -> compute.InvokeAsyncResponse:
-        execution = await self._invocations.submit(
-            request.organization_name,
-            request.app_name,
-            convert.invocation_from_pb(request.http, request.body),
-            request.version,
-            request.idempotency_key,
+        execution = await self._executions.submit(
+            Submission(
+                organization=request.organization_name,
+                app=request.app_name,
+                request=convert.invocation_from_pb(request.http, request.body),
+                version=request.version,
+                idempotency_key=request.idempotency_key,
+            )
         )
         return compute.InvokeAsyncResponse(
             execution_id=execution.id, execution=convert.execution_to_pb(execution)

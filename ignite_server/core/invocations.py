@@ -6,13 +6,14 @@
   caller learns nothing, not even that it exists.
 - **What runs**: the active version, a given published version, or the
   compiled draft (never both), as run_targets.py resolves it.
-- **Its id**: a ULID minted here for synchronous and asynchronous
-  invocations alike (``new_execution_id``).
+- **Its id**: a ULID (core/execution_ids.py), minted here for a
+  synchronous invocation and by ExecutionService for an asynchronous one.
 - **Its trace**: a synchronous invocation stores no record, so the RPC's
   log line (with the execution id bound here) is its trace; an
   asynchronous one is its stored Execution.
-- **Sync or async**: ``run`` streams the answer now; ``submit`` stores a
-  PENDING execution the workers (worker.py) run through ``stream``.
+- **Sync or async**: ``run`` streams the answer now; an asynchronous one
+  is stored PENDING by ExecutionService (executions.py) and run by the
+  workers (worker.py) through ``stream``.
 """
 
 from __future__ import annotations
@@ -20,43 +21,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import structlog
-from ulid import ULID
 
 from ignite_server.core.apps import stored_app
-from ignite_server.core.executions import ExecutionService
+from ignite_server.core.execution_ids import new_execution_id
 from ignite_server.core.run_targets import RunTargets
 from ignite_server.domain.errors import InvalidArgument, Unauthenticated, Unavailable
-from ignite_server.domain.models import (
-    Execution,
-    InvocationRequest,
-    ResponseFrame,
-    RunTarget,
-)
+from ignite_server.domain.models import InvocationRequest, ResponseFrame, RunTarget
 from ignite_server.domain.principal import Principal
 from ignite_server.observability import tracing
 from ignite_server.ports.app_runner import AppRunner
 from ignite_server.ports.app_store import AppStore
 
 
-def new_execution_id() -> str:
-    """A fresh execution id: a ULID, so ids sort by creation time."""
-    return str(ULID())
-
-
 class Invocations:
-    """Runs invocations now, or stores them for the workers."""
+    """Admits invocations and runs them on the app runner's pods."""
 
-    def __init__(
-        self,
-        store: AppStore,
-        targets: RunTargets,
-        runner: AppRunner | None,
-        executions: ExecutionService,
-    ) -> None:
+    def __init__(self, store: AppStore, targets: RunTargets, runner: AppRunner | None) -> None:
         self._store = store
         self._targets = targets
         self._runner = runner
-        self._executions = executions
 
     async def run(
         self,
@@ -87,23 +70,6 @@ class Invocations:
         )
         async for frame in self.stream(target, request, execution_id):
             yield frame
-
-    async def submit(
-        self,
-        organization: str,
-        app: str,
-        request: InvocationRequest,
-        version: int,
-        idempotency_key: str,
-    ) -> Execution:
-        """An asynchronous invocation: stored PENDING, run by a worker."""
-        return await self._executions.submit(
-            new_execution_id(), organization, app, request, version, idempotency_key
-        )
-
-    async def resolve(self, organization: str, app: str, version: int) -> RunTarget:
-        """What a stored execution runs (the worker's first step)."""
-        return await self._targets.resolve(organization, app, version)
 
     def stream(
         self, target: RunTarget, request: InvocationRequest, execution_id: str

@@ -53,6 +53,7 @@ from ignite_server.core.apps import stored_app
 from ignite_server.core.completions import CompletionWriter
 from ignite_server.core.executions import retention_ms
 from ignite_server.core.invocations import Invocations
+from ignite_server.core.run_targets import RunTargets
 from ignite_server.domain.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -149,6 +150,7 @@ class ExecutionWorkers:
         self,
         store: ExecutionStore,
         apps: AppStore,
+        targets: RunTargets,
         invocations: Invocations,
         wait_for_news: Callable[[str, float], Awaitable[None]],
         *,
@@ -158,6 +160,7 @@ class ExecutionWorkers:
     ) -> None:
         self._store = store
         self._apps = apps
+        self._targets = targets
         self._invocations = invocations
         self._wait = wait_for_news
         self._count = workers
@@ -386,7 +389,7 @@ class ExecutionWorkers:
         execution = claimed.execution
         started = time.monotonic()
         try:
-            target = await self._invocations.resolve(
+            target = await self._targets.resolve(
                 execution.organization, execution.app, execution.requested_version
             )
         except (NotFound, FailedPrecondition, InvalidArgument) as err:

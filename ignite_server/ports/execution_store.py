@@ -12,7 +12,7 @@ from ignite_server.domain.models import (
     Execution,
     ExecutionMetrics,
     ExecutionStatus,
-    InvocationRequest,
+    Submission,
 )
 
 #: The notification channel a store signals when work is submitted.
@@ -40,14 +40,7 @@ class ExecutionStore(Protocol):
     """Executions, their leases and their retention."""
 
     async def submit(
-        self,
-        execution_id: str,
-        organization: str,
-        app: str,
-        request: InvocationRequest,
-        requested_version: int,
-        idempotency_key: str,
-        now_ms: int,
+        self, execution_id: str, submission: Submission, now_ms: int
     ) -> tuple[Execution, bool]:
         """Store a PENDING execution; (it, True) or the idempotent twin, False."""
         ...

@@ -31,6 +31,7 @@ from ignite_server.domain.models import (
     ExecutionMetrics,
     ExecutionStatus,
     InvocationRequest,
+    Submission,
 )
 from ignite_server.ports.execution_store import WORK_CHANNEL, ExecutionEnd
 from ignite_server.store.database import connection
@@ -86,22 +87,17 @@ class PostgresExecutionStore:
         self._pool = pool
 
     async def submit(
-        self,
-        execution_id: str,
-        organization: str,
-        app: str,
-        request: InvocationRequest,
-        requested_version: int,
-        idempotency_key: str,
-        now_ms: int,
+        self, execution_id: str, submission: Submission, now_ms: int
     ) -> tuple[Execution, bool]:
         """Store a PENDING execution; with an idempotency key already used for
         this app, return that execution instead. Returns (execution, created)."""
+        organization, app, request = submission.organization, submission.app, submission.request
+        idempotency_key = submission.idempotency_key
         values = (
             execution_id,
             organization,
             app,
-            requested_version,
+            submission.version,
             _PENDING,
             request.method,
             request.path,
@@ -148,9 +144,7 @@ class PostgresExecutionStore:
                 metadata={"app_id": f"{organization}/{app}"},
             )
         if existing["id"] is None:  # the twin was deleted meanwhile: insert again
-            return await self.submit(
-                execution_id, organization, app, request, requested_version, idempotency_key, now_ms
-            )
+            return await self.submit(execution_id, submission, now_ms)
         return _execution(existing), False
 
     async def get(self, organization: str, execution_id: str) -> Execution:

@@ -17,6 +17,7 @@ import pytest
 from ulid import ULID
 
 from ignite_server.core.invocations import Invocations
+from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.worker import (
     ExecutionWorkers,
     _handler_error,
@@ -41,6 +42,7 @@ from ignite_server.domain.models import (
     ResponseHead,
     ResponseTrailer,
     RunTarget,
+    Submission,
 )
 from ignite_server.ports.execution_store import ExecutionEnd, ExecutionStore
 from ignite_server.store.apps import PostgresAppStore
@@ -168,6 +170,7 @@ async def _workers(
     running = ExecutionWorkers(
         store,
         PostgresAppStore(database),
+        cast(RunTargets, handler),
         cast(Invocations, handler),
         no_news,
         workers=workers,
@@ -187,11 +190,7 @@ async def _submit_all(store: ExecutionStore, org: str, name: str, n: int) -> lis
         *(
             store.submit(
                 str(ULID()),
-                org,
-                name,
-                InvocationRequest("POST", "/", "", {}, b"%d" % i),
-                0,
-                "",
+                Submission(org, name, InvocationRequest("POST", "/", "", {}, b"%d" % i)),
                 now,
             )
             for i in range(n)
