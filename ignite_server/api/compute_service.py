@@ -6,7 +6,8 @@ as domain errors and mapped by api/rpc_boundary.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 
 import grpc
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
@@ -183,7 +184,7 @@ class ComputeService:
 
     async def Invoke(
         self, request: compute.InvokeRequest, context: Context
-    ) -> AsyncIterator[compute.InvokeResponse]:
+    ) -> AsyncGenerator[compute.InvokeResponse, None]:
         frames = self._invocations.run(
             CALLER.get(),
             request.organization_name,
@@ -192,8 +193,9 @@ class ComputeService:
             version=request.version,
             draft=request.draft,
         )
-        async for frame in frames:
-            yield convert.frame_to_pb(frame)
+        async with aclosing(frames):
+            async for frame in frames:
+                yield convert.frame_to_pb(frame)
 
     async def InvokeAsync(
         self, request: compute.InvokeAsyncRequest, context: Context

@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from typing import TypeVar
 
 import aiohttp
@@ -117,7 +117,7 @@ class Activator:
 
     async def invoke(
         self, target: RunTarget, request: InvocationRequest, execution_id: str
-    ) -> AsyncIterator[ResponseFrame]:
+    ) -> AsyncGenerator[ResponseFrame, None]:
         """Run one invocation (see ports/app_runner.py ``AppRunner.invoke``):
         acquire a slot, send the request, stream the answer, then the trailer."""
         throttler = self._throttler_for(target)
@@ -186,8 +186,7 @@ class Activator:
                             yield ResponseChunk(data)
                         throttler.served()
                         usage = slot.pod.stats()
-                        failure = ""
-                        yield ResponseTrailer(
+                        trailer = ResponseTrailer(
                             total_body_bytes=total,
                             duration_ms=int((time.monotonic() - started) * 1000),
                             cold_start_ms=cold_start_ms,
@@ -196,6 +195,10 @@ class Activator:
                         )
                     finally:
                         response.release()
+            # Outside the slot: the pod has answered in full, so a consumer
+            # closing the stream after the trailer cuts nothing off.
+            failure = ""
+            yield trailer
         except TimeoutError:
             # The slot was abandoned on the way out: the handler may still run.
             failure = "timeout"

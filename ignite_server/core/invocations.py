@@ -18,7 +18,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import structlog
 
@@ -50,7 +51,7 @@ class Invocations:
         *,
         version: int = 0,
         draft: bool = False,
-    ) -> AsyncIterator[ResponseFrame]:
+    ) -> AsyncGenerator[ResponseFrame, None]:
         """A synchronous invocation: head, chunks, trailer."""
         if draft and version:
             raise InvalidArgument(
@@ -68,12 +69,13 @@ class Invocations:
         structlog.contextvars.bind_contextvars(
             execution_id=execution_id, app_version=target.version.version
         )
-        async for frame in self.stream(target, request, execution_id):
-            yield frame
+        async with aclosing(self.stream(target, request, execution_id)) as frames:
+            async for frame in frames:
+                yield frame
 
     def stream(
         self, target: RunTarget, request: InvocationRequest, execution_id: str
-    ) -> AsyncIterator[ResponseFrame]:
+    ) -> AsyncGenerator[ResponseFrame, None]:
         """Run ``request`` on ``target``'s pods."""
         if self._runner is None:
             raise Unavailable("this server runs no pods", reason="NO_POD_BACKEND")

@@ -2,8 +2,9 @@
 KEDA interceptor pattern), for one version of one app.
 
 A ``RevisionThrottler`` owns the pods of one app version and a FIFO of waiting
-requests. ``acquire`` hands out a slot on the least-loaded ready pod that is
-below its concurrency limit. When there is none the request waits in the
+requests. ``slot`` hands out a slot on the least-loaded ready pod that is
+below its concurrency limit, for one request, and takes it back however the
+request ends. When there is none the request waits in the
 queue (bounded: a full queue answers ResourceExhausted) until a slot frees
 or a pod becomes ready, or until its deadline (Unavailable).
 
@@ -120,21 +121,26 @@ class RevisionThrottler:
     async def slot(self, deadline: float) -> AsyncIterator[PodSlot]:
         """A slot on a ready pod for one request, held for the ``async
         with`` block (as Knative's ``throttler.Try``): waits until
-        ``deadline`` (loop time) for one, gives it back when the block ends,
-        and abandons it when the block is cut off by a timeout or a
-        cancellation, since the handler may still be running on the pod."""
-        taken = await self.acquire(deadline)
+        ``deadline`` (loop time) for one and gives it back when the block
+        ends, also with an error (the pod answered, badly).
+
+        A block that is cut off abandons the slot instead, since the handler
+        may still be running on the pod: by a timeout, by a cancellation, or
+        by GeneratorExit, when the block is held in an async generator whose
+        consumer stopped reading and closed it (a gRPC client that hung up
+        between frames, a worker that stopped at an oversized result)."""
+        taken = await self._acquire(deadline)
         try:
             yield taken
-        except (TimeoutError, asyncio.CancelledError):
-            self.abandon(taken)
+        except (TimeoutError, asyncio.CancelledError, GeneratorExit):
+            self._abandon(taken)
             raise
         except BaseException:
-            self.release(taken)
+            self._release(taken)
             raise
-        self.release(taken)
+        self._release(taken)
 
-    async def acquire(self, deadline: float) -> PodSlot:
+    async def _acquire(self, deadline: float) -> PodSlot:
         """A slot on a ready pod, waiting until ``deadline`` (loop time)."""
         now = time.monotonic()
         self.autoscaler.request_started(now)
@@ -162,7 +168,7 @@ class RevisionThrottler:
         except BaseException:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 # Cancelled right after a slot was handed over: give it back.
-                self.release(waiter.result())
+                self._release(waiter.result())
             else:
                 self._forget_waiter(waiter)
             raise
@@ -183,7 +189,7 @@ class RevisionThrottler:
             self._waiters.remove(waiter)
         self._changed.set()
 
-    def release(self, slot: PodSlot) -> None:
+    def _release(self, slot: PodSlot) -> None:
         """Give back a slot after its request finished."""
         slot.in_flight -= 1
         self._after_release(slot)
@@ -193,7 +199,7 @@ class RevisionThrottler:
         out-of-memory kill, a crash) is history, no longer the app's status."""
         self.last_exit = None
 
-    def abandon(self, slot: PodSlot) -> None:
+    def _abandon(self, slot: PodSlot) -> None:
         """Give up on a request still running on ``slot`` (it timed out): the
         pod takes nothing new and is stopped once it runs nothing else."""
         slot.stuck += 1

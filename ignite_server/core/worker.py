@@ -401,21 +401,25 @@ class ExecutionWorkers:
         body = bytearray()
         trailer = ResponseTrailer(0, 0)
         try:
-            async for frame in self._invocations.stream(target, claimed.request, execution.id):
-                if isinstance(frame, ResponseHead):
-                    status_code = frame.status_code
-                elif isinstance(frame, ResponseChunk):
-                    body += frame.data
-                    if len(body) > MAX_RESULT_BYTES:
-                        return _Outcome(
-                            ExecutionStatus.FAILED,
-                            error=f"the result is larger than {MAX_RESULT_BYTES} bytes",
-                            error_class="user_code",
-                            function_version=version,
-                            retention_ms=keep,
-                        )
-                elif isinstance(frame, ResponseTrailer):
-                    trailer = frame
+            # Closed on the way out, also when an oversized result ends the
+            # loop early: the invocation is then cut off, its pod abandoned.
+            frames = self._invocations.stream(target, claimed.request, execution.id)
+            async with contextlib.aclosing(frames):
+                async for frame in frames:
+                    if isinstance(frame, ResponseHead):
+                        status_code = frame.status_code
+                    elif isinstance(frame, ResponseChunk):
+                        body += frame.data
+                        if len(body) > MAX_RESULT_BYTES:
+                            return _Outcome(
+                                ExecutionStatus.FAILED,
+                                error=f"the result is larger than {MAX_RESULT_BYTES} bytes",
+                                error_class="user_code",
+                                function_version=version,
+                                retention_ms=keep,
+                            )
+                    elif isinstance(frame, ResponseTrailer):
+                        trailer = frame
         except IgniteError as err:
             status, error_class, retry = failure_outcome(err)
             timed_out = status == ExecutionStatus.TIMEOUT

@@ -165,10 +165,12 @@ class HttpBackend(InstantBackend):
                 pod.running -= 1
 
         application.router.add_route("*", "/{tail:.*}", serve)
-        runner = web.AppRunner(application, handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            application, handle_signals=False, access_log=None, shutdown_timeout=0.1
+        )
         await runner.setup()
         socket_path = self.root / f"{pod_id}.sock"
-        await web.UnixSite(runner, str(socket_path), shutdown_timeout=0.1).start()
+        await web.UnixSite(runner, str(socket_path)).start()
         pod = HttpPod(pod_id, spec, socket_path, runner)
         started.append(pod)
         self.pods.append(pod)
