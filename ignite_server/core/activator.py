@@ -7,19 +7,23 @@ Construction (server start-up, server.py)::
     async for frame in activator.invoke(target, request, execution_id): ...
     await activator.close()                          # closes the backend too
 
-An invocation finds the ``RevisionThrottler`` (core/revision_throttler.py) of its app
-version, acquires a slot on a ready pod (held while a pod starts, bounded by
-the activation deadline), and sends the request to the pod as a real HTTP
-request with the execution id in ``X-Ignite-Execution-Id``. The response is
-streamed back as ``ResponseHead``, ``ResponseChunk``\\ s of at most
-``CHUNK_BYTES`` (never the whole body in memory) and a ``ResponseTrailer``.
+An invocation finds the ``RevisionThrottler`` (core/revision_throttler.py)
+of its app version and takes a slot on a ready pod there (held while a pod
+starts, bounded by the activation deadline); ``pod_proxy.proxy`` sends it
+to that pod as real HTTP and streams the answer back as a ``ResponseHead``
+and ``ResponseChunk``\\ s, then the activator adds the ``ResponseTrailer``;
+an ``InvocationMeter`` records what it cost and how it ended. Each handler
+has one concern, as in Knative's activator: the throttler holds and admits,
+the proxy speaks HTTP, the meter measures.
+
 The app's ``timeout_secs`` bounds the time spent waiting on the pod (not
 on the consumer of the stream); past it the request ends with
 DeadlineExceeded and the pod, which still runs the handler, is stopped as
 soon as it runs nothing else. A pod that dies under a request ends it with
 Unavailable (or ResourceExhausted ``OUT_OF_MEMORY`` when the kernel killed
 it for its memory limit), and is replaced. A cancelled invocation (its caller
-went away, or its execution was cancelled) is cut off like a timed-out one.
+went away, or its execution was cancelled) and one whose consumer closed it
+before the trailer are cut off like a timed-out one.
 
 A revision is keyed by app, version, and everything a pod is started with
 (env, resources, concurrency, artifact): a change of settings starts fresh
@@ -33,35 +37,26 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, Awaitable
-from typing import TypeVar
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
-import aiohttp
 import structlog
 
-from ignite_server.core.revision_throttler import PodSlot, RevisionThrottler
-from ignite_server.domain.errors import (
-    DeadlineExceeded,
-    IgniteError,
-    ResourceExhausted,
-    Unavailable,
-)
+from ignite_server.core.invocation_meter import InvocationMeter
+from ignite_server.core.pod_proxy import proxy
+from ignite_server.core.revision_throttler import RevisionThrottler
+from ignite_server.domain.errors import DeadlineExceeded, Unavailable
 from ignite_server.domain.models import (
     DeploymentState,
     InvocationRequest,
-    ResponseChunk,
     ResponseFrame,
-    ResponseHead,
-    ResponseTrailer,
     RunTarget,
 )
-from ignite_server.observability import metrics, tracing
+from ignite_server.observability import metrics
 from ignite_server.ports.app_runner import DeploymentStatus
-from ignite_server.ports.pod_backend import ExitReason, PodBackend, PodSpec
-from ignite_server.ports.pod_protocol import EXECUTION_ID_HEADER
+from ignite_server.ports.pod_backend import PodBackend, PodSpec
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 #: Per-pod concurrency when an app sets max_concurrency 0. Python handlers
 #: run in threads under one GIL: a handful overlap I/O waits well, many more
@@ -76,19 +71,6 @@ DEFAULT_ACTIVATION_TIMEOUT_SECS = 30.0
 #: Autoscaler period: fine enough that scale-down periods of a few seconds
 #: are honoured closely, coarse enough to cost nothing.
 TICK_SECS = 0.5
-#: Largest response chunk: well below gRPC's 4 MiB message limit.
-CHUNK_BYTES = 64 * 1024
-#: After a connection error, how long to wait for the pod's exit to learn
-#: why it died (the OOM killer's verdict arrives with the exit).
-EXIT_VERDICT_SECS = 2.0
-#: Headers that describe one HTTP hop, not the request (RFC 9110 §7.6.1),
-#: plus the ones aiohttp computes itself.
-HOP_HEADERS = frozenset(
-    {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-        "trailer", "upgrade", "host", "content-length",
-    }
-)  # fmt: skip
 
 
 class Activator:
@@ -119,108 +101,27 @@ class Activator:
         self, target: RunTarget, request: InvocationRequest, execution_id: str
     ) -> AsyncGenerator[ResponseFrame, None]:
         """Run one invocation (see ports/app_runner.py ``AppRunner.invoke``):
-        acquire a slot, send the request, stream the answer, then the trailer."""
+        hold it until a pod has a slot for it, proxy it to that pod
+        (core/pod_proxy.py), meter it (core/invocation_meter.py)."""
         throttler = self._throttler_for(target)
         loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        cold = throttler.ready_replicas == 0
         timeout = target.resources.timeout_secs
-        cold_start_s: float | None = None
-        pod_s = 0.0  # time spent waiting on the pod, for the overhead metric
-        status = 0
-        failure = "cancelled"  # until the answer is complete or its failure known
-        # Pods started while it waits are traced under the activation.
-        activation = (
-            tracing.begin("ignite.activation", {tracing.APP: target.app.id}, attach=True)
-            if cold
-            else None
-        )
-        pod_request: tracing.Handle | None = None
-        try:
-            async with throttler.slot(loop.time() + self.activation_timeout_secs) as slot:
-                tracing.end(activation)
-                activation = None
-                if cold:
-                    cold_start_s = time.monotonic() - started
-                cold_start_ms = int(cold_start_s * 1000) if cold_start_s is not None else 0
-                cpu_before = slot.pod.stats().cpu_used_ms
-                deadline = loop.time() + timeout
-                with slot.pod.executing(execution_id):
-                    headers = _request_headers(request, execution_id)
-                    pod_request = tracing.begin(
-                        "ignite.pod.request",
-                        {tracing.APP: target.app.id, tracing.EXECUTION_ID: execution_id},
-                        client=True,
-                    )
-                    tracing.inject_from(pod_request, headers)
-                    sent = time.monotonic()
-                    response = await _bounded(
-                        slot,
-                        deadline,
-                        slot.session.request(
-                            request.method or "POST",
-                            _url(slot, request),
-                            data=request.body,
-                            headers=headers,
-                            allow_redirects=False,
-                        ),
-                    )
-                    pod_s += time.monotonic() - sent
-                    status = response.status
-                    try:
-                        yield ResponseHead(
-                            status_code=response.status,
-                            headers=_response_headers(response),
-                            execution_id=execution_id,
-                        )
-                        total = 0
-                        while True:
-                            step = time.monotonic()
-                            data = await _bounded(
-                                slot, deadline, response.content.read(CHUNK_BYTES)
-                            )
-                            pod_s += time.monotonic() - step
-                            if not data:
-                                break
-                            total += len(data)
-                            yield ResponseChunk(data)
-                        throttler.served()
-                        usage = slot.pod.stats()
-                        trailer = ResponseTrailer(
-                            total_body_bytes=total,
-                            duration_ms=int((time.monotonic() - started) * 1000),
-                            cold_start_ms=cold_start_ms,
-                            cpu_used_ms=max(0, usage.cpu_used_ms - cpu_before),
-                            memory_used_mb=usage.memory_peak_mb,
-                        )
-                    finally:
-                        response.release()
+        with InvocationMeter(target, execution_id, cold=throttler.ready_replicas == 0) as meter:
+            try:
+                async with throttler.slot(loop.time() + self.activation_timeout_secs) as slot:
+                    meter.slot_taken(slot.pod)
+                    answer = proxy(slot, request, execution_id, loop.time() + timeout, meter)
+                    async with aclosing(answer):
+                        async for frame in answer:
+                            yield frame
+                    throttler.served()
+                    trailer = meter.trailer(slot.pod.stats())
+            except TimeoutError:
+                # The slot was abandoned on the way out: the handler may still run.
+                raise _timeout(timeout) from None
             # Outside the slot: the pod has answered in full, so a consumer
             # closing the stream after the trailer cuts nothing off.
-            failure = ""
             yield trailer
-        except TimeoutError:
-            # The slot was abandoned on the way out: the handler may still run.
-            failure = "timeout"
-            raise _timeout(timeout) from None
-        except IgniteError as err:
-            failure = _failure_outcome(err)
-            raise
-        finally:
-            tracing.end(activation, error=failure)
-            tracing.end(
-                pod_request,
-                error=failure,
-                **({"http.response.status_code": status} if status else {}),
-            )
-            metrics.record_invocation(
-                target.app.id,
-                target.version.version,
-                failure or metrics.outcome_of_status(status),
-                time.monotonic() - started,
-                cold_start_s=cold_start_s,
-                pod_s=pod_s,
-            )
 
     def status(self, app_id: str) -> DeploymentStatus:
         """What runs for ``app_id`` now, with the backend's warnings."""
@@ -394,71 +295,8 @@ def _spec(target: RunTarget) -> PodSpec:
     )
 
 
-def _url(slot: PodSlot, request: InvocationRequest) -> str:
-    path = request.path or "/"
-    if not path.startswith("/"):
-        path = "/" + path
-    return slot.pod.base_url + path + (f"?{request.query}" if request.query else "")
-
-
-def _request_headers(request: InvocationRequest, execution_id: str) -> dict[str, str]:
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
-    headers = {k: v for k, v in headers.items() if k.lower() != EXECUTION_ID_HEADER.lower()}
-    headers[EXECUTION_ID_HEADER] = execution_id
-    return headers
-
-
-def _response_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for name, value in response.headers.items():
-        if name.lower() in HOP_HEADERS:
-            continue
-        # Repeated headers fold into one, as RFC 9110 §5.3 allows.
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return headers
-
-
-async def _bounded(slot: PodSlot, deadline: float, step: Awaitable[T]) -> T:
-    """One step of talking to the pod, by ``deadline`` (TimeoutError past
-    it); a broken connection becomes the error that says why."""
-    try:
-        async with asyncio.timeout_at(deadline):
-            return await step
-    except aiohttp.ClientError as exc:
-        raise await _pod_failure(slot, exc) from None
-
-
-def _failure_outcome(err: IgniteError) -> str:
-    """The metrics outcome of an invocation that got no complete answer."""
-    if isinstance(err, DeadlineExceeded):
-        return "timeout"
-    if err.reason == "QUEUE_FULL":
-        return "queue_full"
-    if err.reason in ("OUT_OF_MEMORY", "POD_EXITED", "POD_CONNECTION_LOST"):
-        return "pod_failure"
-    return "unavailable"
-
-
 def _timeout(timeout_secs: int) -> DeadlineExceeded:
     return DeadlineExceeded(
         f"the handler did not finish within its timeout of {timeout_secs}s",
         reason="EXECUTION_TIMEOUT",
     )
-
-
-async def _pod_failure(slot: PodSlot, exc: Exception) -> IgniteError:
-    """The error for a request whose pod connection broke: why the pod died
-    if it did (waiting briefly for its exit), else a lost connection."""
-    end = slot.pod.exit
-    if end is None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(EXIT_VERDICT_SECS):
-                end = await slot.pod.wait()
-    if end is None:
-        return Unavailable(
-            f"the connection to the app's pod broke: {type(exc).__name__}",
-            reason="POD_CONNECTION_LOST",
-        )
-    if end.reason == ExitReason.OUT_OF_MEMORY:
-        return ResourceExhausted(f"the app's pod was {end.message}", reason="OUT_OF_MEMORY")
-    return Unavailable(f"the app's pod {end.message} during the request", reason="POD_EXITED")

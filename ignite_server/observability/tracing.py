@@ -4,7 +4,7 @@
   ``traceparent`` from the call metadata; an invocation's span carries
   ``ignite.execution_id``;
 - ``ignite.activation`` while a request waits for a pod of a cold app
-  (core/activator.py), with ``ignite.pod.start`` under it for the pod being
+  (core/invocation_meter.py), with ``ignite.pod.start`` under it for the pod being
   started (core/revision_throttler.py);
 - ``ignite.pod.request``, a CLIENT span per request sent to a pod, whose
   context goes to the pod as the ``traceparent`` header;

@@ -12,7 +12,8 @@ import time
 import pytest
 from ulid import ULID
 
-from ignite_server.core.activator import CHUNK_BYTES, Activator
+from ignite_server.core.activator import Activator
+from ignite_server.core.pod_proxy import CHUNK_BYTES
 from ignite_server.domain.errors import DeadlineExceeded, ResourceExhausted, Unavailable
 from ignite_server.domain.models import DeploymentState, LogStream
 from ignite_server.ports.pod_backend import PodLogRecord
