@@ -27,14 +27,14 @@ before the trailer are cut off like a timed-out one.
 
 A revision is keyed by app, version, and everything a pod is started with
 (env, resources, concurrency, artifact): a change of settings starts fresh
-pods and drains the old ones. One supervisor task ticks every revision's
-autoscaler every ``TICK_SECS``.
+pods and drains the old ones. One periodic task ticks every revision's
+autoscaler every ``TICK_SECS``; it and the drains are owned by the
+activator's TaskSupervisor, which ``close`` cancels and awaits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncGenerator
@@ -42,6 +42,7 @@ from contextlib import aclosing
 
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.core.invocation_meter import InvocationMeter
 from ignite_server.core.pod_proxy import proxy
 from ignite_server.core.revision_throttler import RevisionThrottler
@@ -89,8 +90,10 @@ class Activator:
         self.activation_timeout_secs = activation_timeout_secs
         self._owns_backend = owns_backend
         self._throttlers: dict[tuple[str, int, str], RevisionThrottler] = {}
-        self._supervisor: asyncio.Task[None] | None = None
-        self._retiring: set[asyncio.Task[None]] = set()
+        #: The autoscaler's ticks (started with the first revision), drains
+        #: of retired revisions, and changes told to the backend.
+        self._tasks = TaskSupervisor("activator")
+        self._ticking = False
         #: Revisions no longer routed to, whose pods are finishing.
         self._draining: set[RevisionThrottler] = set()
         self._closed = False
@@ -171,10 +174,12 @@ class Activator:
         their pods drain in the background (requests running or queued on
         them finish first; ``close`` stops whatever is left), so a publish
         never waits for an old version's slow requests."""
+        if self._closed:
+            return  # close() stops every pod anyway
         doomed = [key for key in self._throttlers if key[0] == app_id and key[1] != keep_version]
         drains = [self._spawn_retire(self._throttlers.pop(key)) for key in doomed]
         if keep_version is None:
-            self._track(asyncio.create_task(self._remove(app_id, drains)))
+            self._tasks.spawn(self._remove(app_id, drains), name=f"remove {app_id}")
 
     async def _rescale(self, spec: PodSpec) -> None:
         try:
@@ -191,16 +196,10 @@ class Activator:
             log.exception("removing the app from the backend failed", app=app_id)
 
     async def close(self) -> None:
-        """Stop the supervisor and every pod (and the backend, if owned)."""
+        """Stop the ticks, the drains and every pod (and the backend, if owned)."""
         self._closed = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
         draining = list(self._draining)
-        for task in list(self._retiring):
-            task.cancel()
-        await asyncio.gather(*self._retiring, return_exceptions=True)
+        await self._tasks.close()
         throttlers, self._throttlers = list(self._throttlers.values()), {}
         await asyncio.gather(*(r.close() for r in [*throttlers, *draining]))
         if self._owns_backend:
@@ -249,38 +248,32 @@ class Activator:
             for old in stale:
                 self._spawn_retire(self._throttlers.pop(old))
             self._throttlers[key] = throttler
-            self._ensure_supervisor()
+            self._ensure_ticking()
         else:
             throttler.autoscaler.scaling = target.app.scaling
             if throttler.spec.scaling != target.app.scaling:
                 throttler.spec = dataclasses.replace(throttler.spec, scaling=target.app.scaling)
-                self._track(asyncio.create_task(self._rescale(throttler.spec)))
+                self._tasks.spawn(self._rescale(throttler.spec), name=f"rescale {key[0]}")
         return throttler
 
     def _spawn_retire(self, throttler: RevisionThrottler) -> asyncio.Task[None]:
         self._draining.add(throttler)
-        task = self._track(asyncio.create_task(throttler.drain()))
+        task = self._tasks.spawn(throttler.drain(), name=f"drain {throttler.spec.app_id}")
         task.add_done_callback(lambda _: self._draining.discard(throttler))
         return task
 
-    def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
-        return task
+    def _ensure_ticking(self) -> None:
+        if not self._ticking:
+            self._ticking = True
+            self._tasks.every(TICK_SECS, self._tick, name="autoscaler")
 
-    def _ensure_supervisor(self) -> None:
-        if self._supervisor is None or self._supervisor.done():
-            self._supervisor = asyncio.create_task(self._supervise())
-
-    async def _supervise(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_SECS)
-            now = time.monotonic()
-            for throttler in list(self._throttlers.values()):
-                try:
-                    throttler.tick(now)
-                except Exception:
-                    log.exception("autoscaler tick failed", app=throttler.spec.app_id)
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for throttler in list(self._throttlers.values()):
+            try:
+                throttler.tick(now)
+            except Exception:
+                log.exception("autoscaler tick failed", app=throttler.spec.app_id)
 
 
 def _spec(target: RunTarget) -> PodSpec:

@@ -12,13 +12,13 @@ as the store announces them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.core.validation import check_name
 from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.models import LogEntry, LogStream
@@ -56,7 +56,7 @@ class LogService:
         self._buffer: deque[LogEntry] = deque()
         self._dropped = 0
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskSupervisor("logs")
 
     def emit(self, entry: LogEntry) -> None:
         if len(entry.message) > MAX_LINE_CHARS:
@@ -83,17 +83,11 @@ class LogService:
         )
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._flush_loop(), name="logs-flush"),
-            asyncio.create_task(self._janitor_loop(), name="logs-janitor"),
-        ]
+        self._tasks.every(FLUSH_INTERVAL_SECS, self.flush, name="flush")
+        self._tasks.every(JANITOR_INTERVAL_SECS, self._expire, name="janitor", first=True)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.close()
         await self.flush()
 
     async def flush(self) -> None:
@@ -108,21 +102,11 @@ class LogService:
                 log.exception("logs.write_failed", lines=len(batch))
                 return
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_SECS)
-            await self.flush()
-
-    async def _janitor_loop(self) -> None:
-        while True:
-            try:
-                cutoff = int(time.time() * 1000) - self._retention_ms
-                deleted = await self._store.delete_older_than(cutoff)
-                if deleted:
-                    log.info("logs.expired", entries=deleted)
-            except Exception:
-                log.exception("logs.janitor_failed")
-            await asyncio.sleep(JANITOR_INTERVAL_SECS)
+    async def _expire(self) -> None:
+        cutoff = int(time.time() * 1000) - self._retention_ms
+        deleted = await self._store.delete_older_than(cutoff)
+        if deleted:
+            log.info("logs.expired", entries=deleted)
 
     async def read(
         self,

@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.core.autoscaler import Autoscaler, Load
 from ignite_server.domain.errors import ResourceExhausted, Unavailable
 from ignite_server.domain.models import DeploymentState, Scaling
@@ -104,7 +105,8 @@ class RevisionThrottler:
         self._last_error_at = -1e9
         self.last_exit: PodExit | None = None
         self._waiters: deque[asyncio.Future[PodSlot]] = deque()
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Pod starts, watches and stops.
+        self._tasks = TaskSupervisor(f"revision {spec.app_id} v{spec.version}")
         self._changed = asyncio.Event()
 
     # --- requests ------------------------------------------------------------
@@ -285,10 +287,11 @@ class RevisionThrottler:
         self.pods_started += 1
         self._spawn(self._run_start())
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        if self._tasks.closed:
+            work.close()  # closed: every pod was stopped already
+            return
+        self._tasks.spawn(work)
 
     async def _run_start(self) -> None:
         try:
@@ -392,12 +395,13 @@ class RevisionThrottler:
         self.retired = True
         self._fail_waiters(Unavailable("the server is shutting down", reason="SHUTTING_DOWN"))
         await asyncio.gather(*(s.pod.stop(0) for s in self.slots), return_exceptions=True)
-        for task in list(self._tasks):
-            task.cancel()
-        await self._settle()
+        await self._tasks.close()
+        await self._close_sessions()
 
     async def _settle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait()
+        await self._close_sessions()
+
+    async def _close_sessions(self) -> None:
         for slot in list(self.slots):
             await slot.session.close()

@@ -35,6 +35,7 @@ import structlog
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from ignite_common.task_supervisor import Backoff, TaskSupervisor
 from ignite_server.backends.kubernetes import objects
 from ignite_server.backends.kubernetes import pod as pods
 from ignite_server.backends.kubernetes.artifact_server import ArtifactServer
@@ -97,8 +98,8 @@ class KubernetesBackend:
         self._following: dict[str, asyncio.Task[None]] = {}
         #: Every managed pod of the namespace, by app id and pod name.
         self._app_pods: dict[str, dict[str, Any]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._watch: asyncio.Task[None] | None = None
+        #: The pod watch, the log followers and the objects being created.
+        self._tasks = TaskSupervisor("kubernetes")
         self._probe_session: aiohttp.ClientSession | None = None
         self._watch_ready = asyncio.Event()
 
@@ -124,7 +125,9 @@ class KubernetesBackend:
         )
         await self._artifacts.start()
         await self._scaler.start()
-        self._watch = asyncio.create_task(self._watch_pods())
+        # A broken watch (the apiserver restarting) is resumed after a pause.
+        retry = Backoff(first=WATCH_RETRY_SECS, most=WATCH_RETRY_SECS)
+        self._tasks.keep_running(self._watch_pods, name="watch", backoff=retry)
         async with asyncio.timeout(30):
             await self._watch_ready.wait()
         log.info(
@@ -140,11 +143,7 @@ class KubernetesBackend:
         for revision in self._revisions.values():
             revision.close()
         await self._scale_to_zero()
-        tasks = [self._watch, *self._following.values(), *self._tasks, *self._ensured.values()]
-        for task in tasks:
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+        await self._tasks.close()
         await self._scaler.close()
         await self._artifacts.close()
         if self._probe_session is not None:
@@ -314,7 +313,7 @@ class KubernetesBackend:
         concurrent starts); a failure is retried by the next start."""
         task = self._ensured.get(revision.name)
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = asyncio.create_task(self._create(revision, scaling))
+            task = self._tasks.spawn(self._create(revision, scaling), name=revision.name)
             self._ensured[revision.name] = task
         try:
             await asyncio.shield(task)
@@ -438,31 +437,26 @@ class KubernetesBackend:
     async def _watch_pods(self) -> None:
         core = self._clients()[0]
         ns = self.settings.namespace
+        # A watch ends after WATCH_SECS; the next one lists again and resumes.
         while True:
-            try:
-                listed = await core.list_namespaced_pod(ns, label_selector=objects.MANAGED_SELECTOR)
-                present = {p.metadata.name for p in listed.items}
-                for revision in self._revisions.values():
-                    for name in [n for n in revision.cluster if n not in present]:
-                        self._dispatch("DELETED", revision.cluster[name])
-                for item in listed.items:
-                    self._dispatch("MODIFIED", item)
-                self._watch_ready.set()
-                async with watch.Watch() as stream:
-                    async for event in stream.stream(
-                        core.list_namespaced_pod,
-                        ns,
-                        label_selector=objects.MANAGED_SELECTOR,
-                        resource_version=listed.metadata.resource_version,
-                        timeout_seconds=WATCH_SECS,
-                    ):
-                        if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                            self._dispatch(event["type"], event["object"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("kubernetes.watch.broken", error=str(exc))
-                await asyncio.sleep(WATCH_RETRY_SECS)
+            listed = await core.list_namespaced_pod(ns, label_selector=objects.MANAGED_SELECTOR)
+            present = {p.metadata.name for p in listed.items}
+            for revision in self._revisions.values():
+                for name in [n for n in revision.cluster if n not in present]:
+                    self._dispatch("DELETED", revision.cluster[name])
+            for item in listed.items:
+                self._dispatch("MODIFIED", item)
+            self._watch_ready.set()
+            async with watch.Watch() as stream:
+                async for event in stream.stream(
+                    core.list_namespaced_pod,
+                    ns,
+                    label_selector=objects.MANAGED_SELECTOR,
+                    resource_version=listed.metadata.resource_version,
+                    timeout_seconds=WATCH_SECS,
+                ):
+                    if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        self._dispatch(event["type"], event["object"])
 
     def _dispatch(self, event: str, pod: Any) -> None:
         labels = pod.metadata.labels or {}
@@ -481,7 +475,7 @@ class KubernetesBackend:
             and revision is not None
         ):
             demux = self._demux(name, revision.revision.spec)
-            task = asyncio.create_task(
+            task = self._tasks.spawn(
                 follow(
                     self._clients()[0],
                     self.settings.namespace,

@@ -55,7 +55,6 @@ server left in ``pods/`` is removed when the next one starts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import os
@@ -66,6 +65,7 @@ from typing import Literal
 
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.backends.local import exec_launcher, oci_runtime
 from ignite_server.backends.local.image_cache import ImageCache
 from ignite_server.backends.local.image_pod import ImagePod
@@ -199,7 +199,8 @@ class LocalBackend:
             log.warning("local pod backend degraded", detail=warning)
         self._pools: dict[tuple[object, ...], WarmPool] = {}
         self._pods: set[LocalPod] = set()
-        self._reapers: set[asyncio.Task[None]] = set()
+        #: One task per pod, forgetting it once it has ended.
+        self._reapers = TaskSupervisor("local-pods")
         self._ids = itertools.count(1)
         self._closed = False
         self._images = ImageCache(Path(state_dir).resolve() / "images")
@@ -257,9 +258,7 @@ class LocalBackend:
         self._closed = True
         await asyncio.gather(*(pool.close() for pool in self._pools.values()))
         await asyncio.gather(*(pod.close() for pod in list(self._pods)), return_exceptions=True)
-        for task in list(self._reapers):
-            task.cancel()
-        await asyncio.gather(*self._reapers, return_exceptions=True)
+        await self._reapers.close()
         self._cgroups.remove()
 
     # --- starting ------------------------------------------------------------
@@ -369,9 +368,7 @@ class LocalBackend:
             await pod.stop(0)
             raise PodStartError(f"cannot prepare the pod: {exc}") from exc
         self._pods.add(pod)
-        reaper = asyncio.create_task(self._forget(pod))
-        self._reapers.add(reaper)
-        reaper.add_done_callback(self._reapers.discard)
+        self._reapers.spawn(self._forget(pod), name=pod_id)
         return pod
 
     def _make_pod_dir(self, pod_dir: Path, uid: int) -> None:
@@ -382,8 +379,7 @@ class LocalBackend:
             mounts.mount_tmpfs(run_dir, size_kib=RUN_TMPFS_KIB, uid=uid, gid=uid)
 
     async def _forget(self, pod: LocalPod) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await pod.wait()
+        await pod.wait()
         self._pods.discard(pod)
 
     async def _launch(
