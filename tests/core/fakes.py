@@ -119,6 +119,7 @@ class HttpPod(InstantPod):
         super().__init__(pod_id, spec)
         self.socket_path = socket_path
         self._runner = runner
+        self._serving = True
         #: Requests whose handler is running now.
         self.running = 0
         self.cpu_used_ms = 0
@@ -130,11 +131,11 @@ class HttpPod(InstantPod):
         return PodStats(self.cpu_used_ms, 64, 96)
 
     async def stop(self, grace_secs: float = 0) -> PodExit:
-        first = self.exit is None
         end = await super().stop(grace_secs)
-        if first:
+        if self._serving:
             # Stopping the server cancels the handlers still running, as a
             # killed runtime would stop them.
+            self._serving = False
             await self._runner.cleanup()
         return end
 

@@ -1,0 +1,90 @@
+"""The requirements parser (domain/requirements.py): what a server-side
+pip install may be told. Package names with versions, extras, markers and
+hashes pass; whatever would make pip fetch or run something else (paths,
+URLs, options, other files) is refused, naming the line."""
+
+from __future__ import annotations
+
+import pytest
+
+from ignite_server.domain import requirements
+from ignite_server.domain.errors import InvalidArgument
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "requests",
+        "requests==2.31.0",
+        "requests>=2.31,<3",
+        "requests[socks]>=2.31",
+        'requests>=2.31; python_version >= "3.8"',
+        'pywin32; sys_platform == "win32"',
+        "Django~=4.2",
+        "numpy !=1.25.0",
+        "zope.interface",
+        "my_package-name==1.0",
+        "requests==2.31.0 --hash=sha256:" + "a" * 64,
+        "requests==2.31.0 --hash sha256:" + "b" * 64,
+    ],
+)
+def test_a_package_from_the_index_is_accepted(line: str) -> None:
+    assert requirements.check(line + "\n") == [line]
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("-e .", "pip option -e is not allowed"),
+        ("--editable=git+https://example.com/x.git", "pip option --editable"),
+        ("-r other.txt", "pip option -r is not allowed"),
+        ("-c constraints.txt", "pip option -c is not allowed"),
+        ("--index-url https://evil.example/simple", "pip option --index-url"),
+        ("--extra-index-url=https://evil.example/simple", "pip option --extra-index-url"),
+        ("-i https://evil.example/simple", "pip option -i is not allowed"),
+        ("--find-links /tmp", "pip option --find-links"),
+        ("--no-binary :all:", "pip option --no-binary"),
+        ("--trusted-host evil.example", "pip option --trusted-host"),
+        ("./local_package", "only package names"),
+        ("/abs/path/pkg", "only package names"),
+        ("pkg @ https://evil.example/pkg-1.0.tar.gz", "requirements with a URL"),
+        ("pkg @ file:///etc/passwd", "requirements with a URL"),
+        ("git+https://github.com/org/repo.git", "only package names"),
+        ("https://evil.example/pkg-1.0.tar.gz", "only package names"),
+        ("pkg-1.0.tar.gz", "local archives are not allowed"),
+        ("pkg-1.0-py3-none-any.whl", "local archives are not allowed"),
+    ],
+)
+def test_anything_that_is_not_a_package_from_the_index_is_refused(line: str, why: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        requirements.check(f"requests\n{line}\n")
+    assert refused.value.reason == "REQUIREMENT_NOT_ALLOWED"
+    assert why in refused.value.message
+    assert refused.value.metadata == {"field": "requirements.txt", "line": "2"}
+
+
+def test_comments_blank_lines_and_continuations_are_read_as_pip_reads_them() -> None:
+    text = "# the app's dependencies\n\nrequests==2.31.0  # pinned\nattrs \\\n  >=23.1\n   \n"
+    assert requirements.check(text) == [
+        "requests==2.31.0",
+        "attrs    >=23.1",
+    ]
+
+
+def test_a_refused_continued_line_is_named_by_its_first_line() -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        requirements.check("requests\n# note\n--index-url \\\n  https://evil.example\n")
+    assert refused.value.metadata["line"] == "3"
+
+
+def test_a_line_longer_than_the_limit_is_refused_and_shown_shortened() -> None:
+    line = "a" * (requirements.MAX_LINE_CHARS + 1)
+    with pytest.raises(InvalidArgument) as refused:
+        requirements.check(line)
+    assert "the line is too long" in refused.value.message
+    assert "..." in refused.value.message and line not in refused.value.message
+
+
+def test_an_empty_file_has_no_requirements() -> None:
+    assert requirements.check("") == []
+    assert requirements.check("# nothing\n\n") == []
