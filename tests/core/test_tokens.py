@@ -91,7 +91,7 @@ def test_a_forged_signature_or_algorithm_or_type_is_refused() -> None:
     assert authority.signing is not None
     kid = authority.signing.kid
     hs256 = jwt.encode(
-        {"sub": "a"}, "secret", algorithm="HS256", headers={"kid": kid, "typ": "at+jwt"}
+        {"sub": "a"}, "s" * 32, algorithm="HS256", headers={"kid": kid, "typ": "at+jwt"}
     )
     assert _refused(authority, hs256) == "BAD_ALGORITHM"
     id_token = jwt.encode(
