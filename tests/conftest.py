@@ -122,6 +122,22 @@ def platform() -> Iterator[LocalPlatform]:
 
 
 @pytest.fixture(scope="session")
+def auth_platform() -> Iterator[LocalPlatform]:
+    """The platform with authentication required, as a production server
+    runs, one per test worker: shared by the tests of identity, the OAuth,
+    MCP and anonymous edges, the CLI's accounts and the console, each in
+    organizations of its own (the gateway's seed test alone uses the
+    seed's fixed names). Tests that need a platform to themselves start
+    one: fresh counters (observability), other flags (OIDC, tracing), a
+    database they freeze (the token matrix)."""
+    state = private_state_dir("ignite-auth-")
+    # The console's charts read the server's metrics every second.
+    gateway_args = ("--console-scrape-interval", "1")
+    with LocalPlatform(state, auth=True, gateway_args=gateway_args) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def stub(platform: LocalPlatform) -> compute_grpc.ComputeServiceStub:
     return stub_for(platform.grpc_target)
 

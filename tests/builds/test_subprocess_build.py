@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -17,14 +16,11 @@ from ignite_server.builds.subprocess_build import (
 )
 from ignite_server.containment.identities import BUILD_UID
 from ignite_server.ports.build_pipeline import BuildFailed
+from tests.support import require_memory_cgroup, require_tool
 
 ENV = {"PATH": "/usr/bin:/bin"}
 #: A host file no sandboxed step was given.
 THIS_FILE = Path(__file__).resolve()
-
-
-def _memory_cgroup_writable() -> bool:
-    return os.access("/sys/fs/cgroup/memory", os.W_OK)
 
 
 async def test_output_is_streamed_and_consumed_lines_are_not_logged(tmp_path: Path) -> None:
@@ -65,8 +61,8 @@ async def test_a_step_past_the_deadline_is_killed(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.skipif(not _memory_cgroup_writable(), reason="needs a writable memory cgroup")
 async def test_a_step_over_its_memory_limit_is_reported(tmp_path: Path) -> None:
+    require_memory_cgroup()
     logged: list[str] = []
     hog = "x = bytearray(400 * 1024 * 1024); print(len(x))"
     result = await run_step(
@@ -82,8 +78,8 @@ async def test_a_step_over_its_memory_limit_is_reported(tmp_path: Path) -> None:
     assert failure_reason("build", result, 100) == "build ran out of memory (limit 100 MB)"
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 async def test_a_sandboxed_step_sees_only_what_it_is_given(tmp_path: Path) -> None:
+    require_tool("bwrap", "tools/sandbox.sh")
     visible = tmp_path / "visible"
     visible.mkdir()
     logged: list[str] = []

@@ -37,6 +37,7 @@ from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from ignite_launcher import LocalPlatform
 from ignite_server.images.registry import EmbeddedRegistry
 from tests.cli.runner import Dodil
+from tests.eventually import eventually
 from tests.support import bcrypt
 
 PROBE_SOURCE = Path(__file__).parents[1] / "backends" / "local" / "image_app"
@@ -162,10 +163,12 @@ def test_a_scratch_image_deploys_answers_and_scales_from_zero(
     meta = _app(ignite, "probe")
     assert "@sha256:" in meta["image_ref"]
     assert meta["deployment_mode"] == "DEPLOYMENT_MODE_IMAGE"
-    deadline = time.monotonic() + 60
-    while _app(ignite, "probe").get("ready_replicas", 0):
-        assert time.monotonic() < deadline, "the image app never scaled to zero"
-        time.sleep(0.5)
+    eventually(
+        lambda: not _app(ignite, "probe").get("ready_replicas", 0),
+        within=60,
+        every=0.5,
+        what="the image app scaled to zero",
+    )
     again = _get(platform, org, "probe", "/after/zero")
     assert again.status_code == 200 and again.json()["path"] == "/after/zero"
 
@@ -314,14 +317,15 @@ def git_daemon(tmp_path: Path, probe_binary: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while True:
+
+        def listening() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
             except OSError:
-                assert time.monotonic() < deadline, "git daemon did not start"
-                time.sleep(0.05)
+                return False
+            return True
+
+        eventually(listening, every=0.05, what="git daemon listening")
         yield f"git://127.0.0.1:{port}/probe.git"
     finally:
         daemon.terminate()

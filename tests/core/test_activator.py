@@ -18,6 +18,7 @@ from ignite_server.domain.errors import DeadlineExceeded, ResourceExhausted, Una
 from ignite_server.domain.models import DeploymentState, LogStream
 from ignite_server.ports.pod_backend import PodLogRecord
 from tests.core.conftest import Builder, call, make_target
+from tests.eventually import eventually_async
 from tests.support import SEED_HANDLER
 
 MISC_HANDLER = """import os, time
@@ -73,10 +74,7 @@ async def test_seed_greet_answers_with_its_execution_id(
             for r in app_logs
         )
 
-    deadline = time.monotonic() + 5
-    while not logged() and time.monotonic() < deadline:  # noqa: ASYNC110 - no event to wait on
-        await asyncio.sleep(0.01)
-    assert logged()
+    await eventually_async(logged, within=5, every=0.01, what="the greeting in the app's logs")
 
 
 async def test_cold_app_answers_its_first_request(invoker: Activator, build: Builder) -> None:
@@ -231,10 +229,7 @@ async def test_a_cancelled_invocation_is_cut_off_in_its_pod(
     def said(word: str) -> bool:
         return any(r.execution_id == execution_id and r.message == word for r in app_logs)
 
-    deadline = time.monotonic() + 10
-    while not said("start"):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+    await eventually_async(lambda: said("start"), every=0.01, what="the handler started")
     revision = invoker.throttler(target)
     assert revision is not None and len(revision.slots) == 1
     pod = revision.slots[0].pod

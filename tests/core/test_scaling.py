@@ -5,7 +5,6 @@ and retiring versions without failing requests in flight."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from ignite_server.core.activator import Activator
 from ignite_server.domain.errors import ResourceExhausted, Unavailable
 from ignite_server.domain.models import DeploymentState, RunTarget, ScaleMetric
 from tests.core.conftest import Builder, call, make_target
+from tests.eventually import eventually_async
 from tests.support import local_invoker
 
 SLEEPY = """import time
@@ -27,10 +27,7 @@ def handler(payload, ctx):
 
 async def _wait_for(predicate: Callable[[], bool], within: float) -> None:
     # Polling: the state comes from the autoscaler's own clock, no event.
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
+    await eventually_async(predicate, within=within, every=0.05)
 
 
 async def test_load_scales_up_to_max_replicas_never_beyond_and_back_to_zero(

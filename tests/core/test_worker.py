@@ -48,6 +48,7 @@ from ignite_server.ports.execution_store import ExecutionEnd, ExecutionStore
 from ignite_server.store.apps import PostgresAppStore
 from ignite_server.store.executions import PostgresExecutionStore
 from tests.core.conftest import make_target
+from tests.eventually import eventually_async
 from tests.store.postgres import migrated_database
 from tests.support import unique_name
 
@@ -200,10 +201,7 @@ async def _submit_all(store: ExecutionStore, org: str, name: str, n: int) -> lis
 
 
 async def _until(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+    await eventually_async(check, within=within)
 
 
 async def _statuses(store: ExecutionStore, org: str, ids: list[str]) -> dict[str, Any]:
