@@ -43,6 +43,7 @@ from contextlib import aclosing
 import structlog
 
 from ignite_common.task_supervisor import TaskSupervisor
+from ignite_server.core.capacity import PodCapacity
 from ignite_server.core.invocation_meter import InvocationMeter
 from ignite_server.core.pod_proxy import proxy
 from ignite_server.core.revision_throttler import RevisionThrottler
@@ -84,8 +85,11 @@ class Activator:
         queue_depth: int = DEFAULT_QUEUE_DEPTH,
         activation_timeout_secs: float = DEFAULT_ACTIVATION_TIMEOUT_SECS,
         owns_backend: bool = False,
+        capacity: PodCapacity | None = None,
     ) -> None:
         self.backend = backend
+        #: Pod starts are admitted against it (core/capacity.py).
+        self.capacity = capacity
         self.queue_depth = queue_depth
         self.activation_timeout_secs = activation_timeout_secs
         self._owns_backend = owns_backend
@@ -241,7 +245,11 @@ class Activator:
         throttler = self._throttlers.get(key)
         if throttler is None:
             throttler = RevisionThrottler(
-                _spec(target), target.app.scaling, self.backend, queue_depth=self.queue_depth
+                _spec(target),
+                target.app.scaling,
+                self.backend,
+                queue_depth=self.queue_depth,
+                capacity=self.capacity,
             )
             # The same version with other settings: its old pods drain.
             stale = [k for k in self._throttlers if k[:2] == key[:2]]

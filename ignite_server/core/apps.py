@@ -16,6 +16,7 @@ import structlog
 
 from ignite_server.core import archives, defaults, image_sources
 from ignite_server.core.app_views import AppViews
+from ignite_server.core.capacity import PodCapacity, check_app_fits
 from ignite_server.core.paging import decode_token, encode_token
 from ignite_server.core.rollout import Rollout
 from ignite_server.core.run_targets import RunTargets
@@ -47,6 +48,7 @@ from ignite_server.domain.models import (
     Version,
     VersionStatus,
 )
+from ignite_server.domain.quotas import Quotas
 from ignite_server.ports.app_store import AppStore, DraftRecord
 from ignite_server.ports.blob_store import BlobStore
 
@@ -85,8 +87,12 @@ class Apps:
         views: AppViews,
         targets: RunTargets,
         rollout: Rollout,
+        quotas: Quotas | None = None,
+        capacity: PodCapacity | None = None,
     ) -> None:
         self._store = store
+        self._quotas = quotas or Quotas()
+        self._capacity = capacity
         self._blobs = blobs
         self._views = views
         self._targets = targets
@@ -110,7 +116,7 @@ class Apps:
             updated_at_ms=now,
             **{f.name: getattr(settings, f.name) for f in fields(AppSettings)},
         )
-        stored = await self._store.create_app(app, draft)
+        stored = await self._store.create_app(app, draft, self._quotas.max_apps)
         log.info("app.created", app=stored.id)
         return self._views.view(stored)
 
@@ -153,6 +159,9 @@ class Apps:
         update = {
             SETTING_OF_FIELD.get(f, f): getattr(settings, SETTING_OF_FIELD.get(f, f)) for f in mask
         }
+        if current.active_version and {"scaling", "limits", "resource_tier"} & set(mask):
+            # The serving version's pods must still fit with the new sizes.
+            await check_app_fits(self._capacity, self._store, replace(current, **update))
         update["updated_at_ms"] = _now_ms()
         stored = await self._store.update_app(organization, name, update)
         self._targets.forget(organization, name)

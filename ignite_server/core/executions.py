@@ -29,6 +29,7 @@ from ignite_server.domain.models import (
     StorageMode,
     Submission,
 )
+from ignite_server.domain.quotas import Quotas
 from ignite_server.observability import metrics
 from ignite_server.ports.app_store import AppStore
 from ignite_server.ports.execution_store import ExecutionStore
@@ -55,10 +56,17 @@ def retention_ms(app: App) -> int | None:
 
 
 class ExecutionService:
-    def __init__(self, store: ExecutionStore, apps: AppStore, targets: RunTargets) -> None:
+    def __init__(
+        self,
+        store: ExecutionStore,
+        apps: AppStore,
+        targets: RunTargets,
+        quotas: Quotas | None = None,
+    ) -> None:
         self._store = store
         self._apps = apps
         self._targets = targets
+        self._quotas = quotas or Quotas()
 
     async def submit(self, submission: Submission) -> Execution:
         """An asynchronous invocation: checked, stored PENDING under a fresh
@@ -80,7 +88,10 @@ class ExecutionService:
         # a version that does not exist) instead of storing doomed work.
         await self._targets.resolve(submission.organization, submission.app, submission.version)
         execution, created = await self._store.submit(
-            new_execution_id(), submission, int(time.time() * 1000)
+            new_execution_id(),
+            submission,
+            int(time.time() * 1000),
+            self._quotas.max_pending_executions,
         )
         if created:
             metrics.count(metrics.EXECUTIONS_SUBMITTED)

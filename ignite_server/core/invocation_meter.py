@@ -33,6 +33,8 @@ def failure_outcome(err: IgniteError) -> str:
         return "timeout"
     if err.reason == "QUEUE_FULL":
         return "queue_full"
+    if err.reason in ("CAPACITY", "QUOTA_EXCEEDED"):
+        return "no_capacity"
     if err.reason in ("OUT_OF_MEMORY", "POD_EXITED", "POD_CONNECTION_LOST"):
         return "pod_failure"
     return "unavailable"

@@ -14,6 +14,7 @@ import time
 import structlog
 
 from ignite_server.core.app_views import AppViews
+from ignite_server.core.capacity import PodCapacity, check_app_fits
 from ignite_server.core.draft_builds import DraftBuilds
 from ignite_server.core.paging import decode_token, encode_token
 from ignite_server.core.rollout import Rollout
@@ -33,9 +34,15 @@ class Versions:
     """Compiles, publishes, lists and rolls back an app's versions."""
 
     def __init__(
-        self, store: AppStore, drafts: DraftBuilds, rollout: Rollout, views: AppViews
+        self,
+        store: AppStore,
+        drafts: DraftBuilds,
+        rollout: Rollout,
+        views: AppViews,
+        capacity: PodCapacity | None = None,
     ) -> None:
         self._store = store
+        self._capacity = capacity
         self._drafts = drafts
         self._rollout = rollout
         self._views = views
@@ -58,6 +65,11 @@ class Versions:
                 metadata={"app_id": f"{organization}/{name}"},
             ) from None
         draft = await self._drafts.current(draft, publishing=True)
+        # A version whose pods (or reserved pods) cannot run is refused
+        # before it takes traffic.
+        await check_app_fits(
+            self._capacity, self._store, await self._store.get_app(organization, name)
+        )
         version, app = await self._store.publish(
             organization, name, draft.code_hash, draft.artifact_digest, _now_ms()
         )

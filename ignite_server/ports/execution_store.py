@@ -40,9 +40,14 @@ class ExecutionStore(Protocol):
     """Executions, their leases and their retention."""
 
     async def submit(
-        self, execution_id: str, submission: Submission, now_ms: int
+        self,
+        execution_id: str,
+        submission: Submission,
+        now_ms: int,
+        max_pending: int | None = None,
     ) -> tuple[Execution, bool]:
-        """Store a PENDING execution; (it, True) or the idempotent twin, False."""
+        """Store a PENDING execution; (it, True) or the idempotent twin, False.
+        QUOTA_EXCEEDED when the organization has ``max_pending`` waiting."""
         ...
 
     async def get(self, organization: str, execution_id: str) -> Execution: ...
@@ -61,9 +66,17 @@ class ExecutionStore(Protocol):
     ) -> Execution: ...
 
     async def claim(
-        self, owner: str, limit: int, lease_ms: int, now_ms: int, max_attempts: int
+        self,
+        owner: str,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+        max_attempts: int,
+        per_org_limit: int | None = None,
     ) -> list[ClaimedExecution]:
-        """Lease up to ``limit`` runnable executions to ``owner`` in one write."""
+        """Lease up to ``limit`` runnable executions to ``owner`` in one
+        write, round-robin across organizations, none to an organization
+        already running ``per_org_limit``."""
         ...
 
     async def heartbeat(

@@ -3,9 +3,11 @@ contract as the PostgreSQL adapters (store/), which tests/store and the
 end-to-end tests check against a real database, kept in dictionaries.
 
 ``InMemoryExecutionStore`` follows store/executions.py: submissions are
-idempotent per app and key, a claim leases PENDING executions (and RUNNING
-ones whose lease ran out while attempts remain) oldest first, and every
-write after it is conditional on the lease.
+idempotent per app and key and refused past an organization's pending
+quota, a claim leases PENDING executions (and RUNNING ones whose lease ran
+out while attempts remain) round-robin across organizations, each one's
+oldest first, up to its running cap, and every write after it is
+conditional on the lease.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ignite_server.domain.models import (
     ExecutionStatus,
     Submission,
 )
+from ignite_server.domain.quotas import quota_exceeded
 from ignite_server.ports.execution_store import ExecutionEnd
 
 
@@ -57,7 +60,11 @@ class InMemoryExecutionStore:
     # --- ExecutionStore -----------------------------------------------------
 
     async def submit(
-        self, execution_id: str, submission: Submission, now_ms: int
+        self,
+        execution_id: str,
+        submission: Submission,
+        now_ms: int,
+        max_pending: int | None = None,
     ) -> tuple[Execution, bool]:
         key = (submission.organization, submission.app)
         if key not in self.apps:
@@ -67,6 +74,21 @@ class InMemoryExecutionStore:
                 same = (row.submission.organization, row.submission.app) == key
                 if same and row.submission.idempotency_key == submission.idempotency_key:
                     return row.execution, False
+        pending = sum(
+            1
+            for row in self.rows.values()
+            if row.execution.organization == submission.organization
+            and row.execution.status == ExecutionStatus.PENDING
+        )
+        if max_pending is not None and pending >= max_pending:
+            raise quota_exceeded(
+                submission.organization,
+                "pending_executions",
+                max_pending,
+                pending,
+                "executions",
+                "another asynchronous execution",
+            )
         execution = Execution(
             id=execution_id,
             organization=submission.organization,
@@ -127,7 +149,13 @@ class InMemoryExecutionStore:
         return row.execution
 
     async def claim(
-        self, owner: str, limit: int, lease_ms: int, now_ms: int, max_attempts: int
+        self,
+        owner: str,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+        max_attempts: int,
+        per_org_limit: int | None = None,
     ) -> list[ClaimedExecution]:
         self.claims += 1
         runnable = [
@@ -143,8 +171,25 @@ class InMemoryExecutionStore:
                 )
             )
         ]
+        # Each organization's turn n is its n-th oldest, up to its room
+        # under the cap; turns first, then age.
+        turns: list[tuple[int, int, _Row]] = []
+        for organization in {row.execution.organization for row in runnable}:
+            running = sum(
+                1
+                for row in self.rows.values()
+                if row.execution.organization == organization
+                and row.execution.status == ExecutionStatus.RUNNING
+                and row.lease_expires_ms >= now_ms
+            )
+            room = len(runnable) if per_org_limit is None else per_org_limit - running
+            own = sorted(
+                (r for r in runnable if r.execution.organization == organization),
+                key=lambda r: r.run_after_ms,
+            )
+            turns += [(turn, row.run_after_ms, row) for turn, row in enumerate(own[:room])]
         claimed = []
-        for row in sorted(runnable, key=lambda r: r.run_after_ms)[:limit]:
+        for _, _, row in sorted(turns, key=lambda t: t[:2])[:limit]:
             row.lease_owner, row.lease_expires_ms = owner, now_ms + lease_ms
             self._set(
                 row,
