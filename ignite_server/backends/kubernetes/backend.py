@@ -9,7 +9,7 @@ Construction (server.py)::
     await backend.close()
 
 How the platform's pods map onto the cluster: the server's autoscaler and
-activator (core/revision.py) stay the one place that decides how many pods
+activator (core/revision_throttler.py) stay the one place that decides how many pods
 a version runs. ``start(spec)`` makes sure the revision's objects exist
 (objects.py: Deployment, Service, NetworkPolicy, ScaledObject, under the
 app's ConfigMap), then asks for one more pod: the revision's demand rises,
