@@ -12,8 +12,8 @@ TEST_WORKERS ?= auto
 # Serialises the runs that use the (one per machine) Kubernetes test bed.
 TESTBED_LOCK ?= /tmp/ignite-testbed.lock
 
-.PHONY: grpcurl run test lock lock-check gen gen-check lint proto-lint proto-breaking fmt bench clean setup sandbox toolchains \
-	runtime-images console-check test-kubernetes exec-launcher
+.PHONY: grpcurl run test test-fast golden lock lock-check gen gen-check lint proto-lint proto-breaking fmt bench \
+	clean setup sandbox toolchains runtime-images console-check test-kubernetes exec-launcher
 
 ## setup: a virtualenv with Ignite and its development tools, exactly as
 ## uv.lock pins them (hashes checked); uv itself comes pinned and hashed from
@@ -84,6 +84,19 @@ test: $(STAMP) lock-check gen-check lint proto-breaking toolchains exec-launcher
 	@echo "dependencies: uv.lock sha256:$$(sha256sum uv.lock | cut -c1-16)… ($$(grep -c '^name = ' uv.lock) packages), installed by $$($(UV) --version)"
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q
 	$(MAKE) test-kubernetes
+
+## test-fast: the fast tier (tests/conftest.py's FAST_MODULES): core, the
+## gateway, the CLI and the Kubernetes object builders against fakes of the
+## ports; no PostgreSQL, pods or toolchains; under a minute. Prints its time.
+test-fast: $(STAMP)
+	@start=$$(date +%s%N); $(BIN)/python -m pytest -m fast -p no:xdist -q; rc=$$?; \
+	  echo "fast tier: $$(( ($$(date +%s%N) - start) / 1000000 )) ms wall clock (goal: under 60 s)"; \
+	  exit $$rc
+
+## golden: rewrite the Kubernetes objects' expected files from the builders
+## (tests/backends/kubernetes/golden/expected); review and commit the diff.
+golden: $(STAMP)
+	IGNITE_GOLDEN_UPDATE=1 $(BIN)/python -m pytest -q -p no:xdist tests/backends/kubernetes/golden
 
 ## test-kubernetes: the Kubernetes suite against a test bed it brings up and
 ## tears down; in one process, and one run per machine at a time (the bed's

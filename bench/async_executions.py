@@ -38,7 +38,7 @@ from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from floors import FLOOR_EXECUTION_ID
 
 from ignite_launcher import LocalPlatform, private_state_dir
-from ignite_server.core.invoker import EXECUTION_ID_HEADER
+from ignite_server.ports.pod_protocol import EXECUTION_ID_HEADER
 from tests.support import deploy_python, stub_for
 
 HANDLER = b"""

@@ -28,7 +28,8 @@ from aiohttp import web
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 
-from ignite_server.core.invoker import EXECUTION_ID_HEADER, HOP_HEADERS
+from ignite_server.core.pod_proxy import HOP_HEADERS
+from ignite_server.ports.pod_protocol import EXECUTION_ID_HEADER
 
 Call = Callable[[], Awaitable[None]]
 #: The execution id the proxy floor hands the pod on every request.

@@ -3,7 +3,7 @@
 Rows: Python cold start (no pod → first byte of the answer) beside running
 the same handler in a fresh ``python`` process; warm invocation latency and
 throughput at concurrency 1 and 32 beside HTTP sent straight to the pod's
-unix socket. The "Invoker" column drives core/invoker.py in-process
+unix socket. The "Activator" column drives core/activator.py in-process
 (sandboxed pods, pre-started pool); the "gRPC Invoke" column runs the whole
 platform (ignite_launcher.LocalPlatform: embedded PostgreSQL, server)
 and calls ``ComputeService/Invoke`` on a published app. Ratios are against
@@ -33,7 +33,7 @@ from ulid import ULID
 from ignite_server.backends.local import LocalBackend
 from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.python import PythonPipeline, default_interpreter
-from ignite_server.core.invoker import Invoker
+from ignite_server.core.activator import Activator
 from ignite_server.domain.models import (
     App,
     CodeKind,
@@ -88,7 +88,7 @@ def target(artifact: Path, name: str, max_concurrency: int) -> RunTarget:
     return RunTarget(app, version, Resources(256, 1000, 60), artifact)
 
 
-async def first_byte(invoker: Invoker, run: RunTarget) -> float:
+async def first_byte(invoker: Activator, run: RunTarget) -> float:
     request = InvocationRequest("POST", "/", "", {}, BODY)
     started = time.perf_counter()
     elapsed = 0.0
@@ -148,7 +148,7 @@ class Row:
 
 
 async def run(cold_runs: int, warm_calls: int) -> list[Row]:
-    """The Invoker column and the baselines."""
+    """The Activator column and the baselines."""
     work = Path(tempfile.mkdtemp(prefix="ignite-bench-"))
     src = work / "src"
     src.mkdir()
@@ -159,7 +159,7 @@ async def run(cold_runs: int, warm_calls: int) -> list[Row]:
         await PythonPipeline(space).build(
             BuildRequest(RuntimeSpec(RuntimeKind.PYTHON), src, artifact, "bench", print)
         )
-    invoker = Invoker(LocalBackend(work / "state"), owns_backend=True)
+    invoker = Activator(LocalBackend(work / "state"), owns_backend=True)
     rows: list[Row] = []
     try:
         await first_byte(invoker, target(artifact, "warmup", 0))  # fills the pool
@@ -172,7 +172,7 @@ async def run(cold_runs: int, warm_calls: int) -> list[Row]:
 
         warm = target(artifact, "warm", HIGH_CONCURRENCY)
         await first_byte(invoker, warm)
-        revision = invoker.revision(warm)
+        revision = invoker.throttler(warm)
         assert revision is not None and revision.slots
         pod = revision.slots[0].pod
         request = InvocationRequest("POST", "/", "", {}, BODY)
@@ -340,10 +340,10 @@ def main() -> None:
             print(f"gRPC column skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
     header = (
         "measurement (median / p99)",
-        "Invoker",
+        "Activator",
         "gRPC Invoke",
         "baseline",
-        "Invoker ÷ baseline",
+        "Activator ÷ baseline",
         "gRPC ÷ baseline",
     )
     lines = [header] + [

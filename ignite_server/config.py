@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ignite_common.addresses import is_loopback
-from ignite_server.builds.jail import DEFAULT_SLOTS
-from ignite_server.builds.python import DEFAULT_INDEX_URL
-from ignite_server.containment.identities import DEFAULT_UID_RANGE, parse_range
-from ignite_server.containment.volumes import DEFAULT_QUOTA_MB
 from ignite_server.domain import quotas
+from ignite_server.domain.build_settings import (
+    DEFAULT_CACHE_QUOTA_MB,
+    DEFAULT_PIP_INDEX_URL,
+    DEFAULT_SLOTS,
+    DEFAULT_UID_RANGE,
+    BuildSettings,
+    parse_uid_range,
+)
 from ignite_server.domain.quotas import Quotas
 
 
@@ -81,17 +85,8 @@ class Config:
     registry_password: str = ""
     registry_insecure: bool = False
     apps_edge: str = ""
-    #: Builds (docs/builds.md): the host uids this server may reserve a
-    #: block of, where builds may connect (allow-list entries, "default" for
-    #: the package registries), each organization's build-volume size (its
-    #: build-cache quota), builds at once, and pip's index and whether it may
-    #: build source distributions.
-    uid_range: tuple[int, int] = DEFAULT_UID_RANGE
-    build_egress_allow: tuple[str, ...] = ("default",)
-    build_cache_quota_mb: int = DEFAULT_QUOTA_MB
-    build_slots: int = DEFAULT_SLOTS
-    pip_index_url: str = DEFAULT_INDEX_URL
-    pip_allow_sdists: bool = False
+    #: Builds (docs/builds.md).
+    builds: BuildSettings = field(default_factory=BuildSettings)
     #: The edge's TLS listener for app hosts, and the CA file whose
     #: certificates image pods trust (local mode: the platform's own CA).
     apps_edge_tls: str = ""
@@ -309,7 +304,7 @@ def parse(argv: list[str] | None = None) -> Config:
     parser.add_argument(
         "--build-cache-quota-mb",
         type=int,
-        default=int(env("IGNITE_BUILD_CACHE_QUOTA_MB", str(DEFAULT_QUOTA_MB))),
+        default=int(env("IGNITE_BUILD_CACHE_QUOTA_MB", str(DEFAULT_CACHE_QUOTA_MB))),
         help="size of each organization's build volume (its caches and running builds)",
     )
     parser.add_argument(
@@ -320,7 +315,7 @@ def parse(argv: list[str] | None = None) -> Config:
     )
     parser.add_argument(
         "--pip-index-url",
-        default=env("IGNITE_PIP_INDEX_URL", DEFAULT_INDEX_URL),
+        default=env("IGNITE_PIP_INDEX_URL", DEFAULT_PIP_INDEX_URL),
         help="the package index Python builds install requirements from",
     )
     parser.add_argument(
@@ -343,7 +338,7 @@ def parse(argv: list[str] | None = None) -> Config:
     _add_quota_flags(parser)
     args = parser.parse_args(argv)
     try:
-        uid_range = parse_range(args.uid_range)
+        uid_range = parse_uid_range(args.uid_range)
     except ValueError as exc:
         parser.error(str(exc))
     if args.build_cache_quota_mb < 256 or args.build_slots < 1:
@@ -403,14 +398,14 @@ def parse(argv: list[str] | None = None) -> Config:
         registry_password=env("IGNITE_REGISTRY_PASSWORD", ""),
         registry_insecure=args.registry_insecure,
         apps_edge=args.apps_edge,
-        uid_range=uid_range,
-        build_egress_allow=tuple(
-            e.strip() for e in args.build_egress_allow.split(",") if e.strip()
+        builds=BuildSettings(
+            uid_range=uid_range,
+            egress_allow=tuple(e.strip() for e in args.build_egress_allow.split(",") if e.strip()),
+            cache_quota_mb=args.build_cache_quota_mb,
+            slots=args.build_slots,
+            pip_index_url=args.pip_index_url,
+            pip_allow_sdists=args.pip_allow_sdists,
         ),
-        build_cache_quota_mb=args.build_cache_quota_mb,
-        build_slots=args.build_slots,
-        pip_index_url=args.pip_index_url,
-        pip_allow_sdists=args.pip_allow_sdists,
         apps_edge_tls=args.apps_edge_tls,
         apps_ca_file=args.apps_ca_file,
         quotas=Quotas(

@@ -40,6 +40,7 @@ from ignite_server.builds.registry import default_pipelines
 from ignite_server.config import Config
 from ignite_server.containment import identities
 from ignite_server.containment.identities import UidBlock
+from ignite_server.core.activator import Activator
 from ignite_server.core.app_views import AppViews, PublicUrls
 from ignite_server.core.apps import Apps
 from ignite_server.core.artifacts import Artifacts
@@ -49,7 +50,6 @@ from ignite_server.core.executions import ExecutionService
 from ignite_server.core.identity import Identity
 from ignite_server.core.image_artifacts import ImageArtifacts
 from ignite_server.core.invocations import Invocations
-from ignite_server.core.invoker import Invoker
 from ignite_server.core.logs import LogService
 from ignite_server.core.oidc import ExternalIssuer
 from ignite_server.core.rollout import Rollout
@@ -81,7 +81,7 @@ from ignite_server.store.supervisor import DatabaseSupervisor
 log = structlog.get_logger("ignite.server")
 
 
-def make_runner(config: Config, logs: LogService, uids: UidBlock | None = None) -> Invoker:
+def make_runner(config: Config, logs: LogService, uids: UidBlock | None = None) -> Activator:
     """The pod runner for this platform: sandboxed local pods (with uids
     from ``uids``) whose output goes to the app logs."""
 
@@ -102,7 +102,7 @@ def make_runner(config: Config, logs: LogService, uids: UidBlock | None = None) 
             image_pull_policy=config.kubernetes_image_pull_policy,
         )
         cluster = KubernetesBackend(settings, log_sink=sink)
-        return Invoker(
+        return Activator(
             cluster,
             owns_backend=True,
             capacity=PodCapacity(None, config.quotas),
@@ -126,7 +126,7 @@ def make_runner(config: Config, logs: LogService, uids: UidBlock | None = None) 
         host_memory_reserve_mb=config.host_memory_reserve_mb,
     )
     capacity = PodCapacity(backend.info.memory_capacity_mb, config.quotas)
-    return Invoker(backend, owns_backend=True, capacity=capacity, events=logs.app_event)
+    return Activator(backend, owns_backend=True, capacity=capacity, events=logs.app_event)
 
 
 def _edge(config: Config) -> Edge | None:
@@ -235,7 +235,7 @@ def _supervise(
     return DatabaseSupervisor(embedded, down, up)
 
 
-async def _observe(config: Config, runner: Invoker, pool: asyncpg.Pool) -> AdminListener:
+async def _observe(config: Config, runner: Activator, pool: asyncpg.Pool) -> AdminListener:
     """/metrics on the admin listener, with the pods and the pool read at
     scrape time; traces to the OTLP collector when one is configured."""
     tracing.configure("ignite-server", config.otlp_endpoint)
@@ -303,24 +303,20 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         blobs = DiskBlobStore(config.state_dir / "blobs")
         blobs.sweep_scratch()
         secrets = Secrets(PostgresSecretStore(pool, load_secrets_key(config.state_dir)))
-        uids = identities.reserve(config.state_dir, config.uid_range)
+        uids = identities.reserve(config.state_dir, config.builds.uid_range)
         stack.callback(uids.release)
         space = BuildSpace(
             config.state_dir,
             uids=uids,
-            quota_mb=config.build_cache_quota_mb,
-            egress=EgressPolicy.allowing(config.build_egress_allow),
-            slots=config.build_slots,
+            quota_mb=config.builds.cache_quota_mb,
+            egress=EgressPolicy.allowing(config.builds.egress_allow),
+            slots=config.builds.slots,
         )
         stack.callback(space.close)
         images, images_unavailable = await _image_artifacts(config, stack, blobs, secrets, space)
         artifacts = Artifacts(
             blobs,
-            default_pipelines(
-                space,
-                pip_index_url=config.pip_index_url,
-                pip_allow_sdists=config.pip_allow_sdists,
-            ),
+            default_pipelines(space, config.builds),
             images=images,
             images_unavailable=images_unavailable,
         )
@@ -340,10 +336,11 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         versions = Versions(store, drafts, rollout, views, runner.capacity)
         execution_store = PostgresExecutionStore(pool)
         executions = ExecutionService(execution_store, store, targets, config.quotas)
-        invocations = Invocations(store, targets, runner, executions, logs.app_event)
+        invocations = Invocations(store, targets, runner, logs.app_event)
         workers = ExecutionWorkers(
             execution_store,
             store,
+            targets,
             invocations,
             notifier.wait,
             workers=config.workers,

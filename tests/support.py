@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import secrets
+import shutil
 import socket
 import subprocess
 import time
@@ -14,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from ignite_server.containment import identities
+from tests.eventually import eventually
 
 #: Seed 000's handler, the one every test that needs a greeter deploys; what
 #: it prints lands in the app's logs.
@@ -40,6 +44,28 @@ def handler(payload, ctx):
         "received_at": datetime.now(timezone.utc).isoformat(),
     }
 """
+
+
+def require_tool(name: str, installed_by: str) -> str:
+    """The path of a tool the project installs (``make toolchains`` runs
+    ``installed_by``): a test that needs it fails, rather than skips, where
+    it is missing, saying how to get it. Only what cannot be had on these
+    machines skips (README, "Tests")."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is missing: `make toolchains` ({installed_by}) installs it")
+    return path
+
+
+def require_memory_cgroup() -> None:
+    """Pods' and builds' memory limits need the memory cgroup writable, as
+    it is for root on these machines (docs/local-pods.md): a test of those
+    limits fails, rather than skips, where it is not."""
+    if not os.access("/sys/fs/cgroup/memory", os.W_OK):
+        pytest.fail(
+            "/sys/fs/cgroup/memory is not writable: run the tests as root on a cgroup v1 "
+            "host, as the platform itself runs (docs/local-pods.md)"
+        )
 
 
 def unique_name(prefix: str = "t") -> str:
@@ -141,8 +167,6 @@ def deploy_archive(stub, org: str, name: str, runtime: str, archive: bytes) -> N
 
 def wait_terminal(stub, org: str, ids: list[str], timeout: float = 120.0) -> dict[str, Any]:
     """Poll until every execution is terminal; return them by id."""
-    import time
-
     from dodil.ignite.v1 import ignite_common_pb2 as common
 
     terminal = {
@@ -152,8 +176,8 @@ def wait_terminal(stub, org: str, ids: list[str], timeout: float = 120.0) -> dic
         common.EXECUTION_STATUS_CANCELLED,
     }
     done: dict[str, Any] = {}
-    deadline = time.monotonic() + timeout
-    while len(done) < len(ids):
+
+    def all_done() -> bool:
         for execution_id in ids:
             if execution_id in done:
                 continue
@@ -162,9 +186,9 @@ def wait_terminal(stub, org: str, ids: list[str], timeout: float = 120.0) -> dic
             ).execution
             if execution.status in terminal:
                 done[execution_id] = execution
-        if len(done) < len(ids):
-            assert time.monotonic() < deadline, f"{len(ids) - len(done)} executions never finished"
-            time.sleep(0.2)
+        return len(done) == len(ids)
+
+    eventually(all_done, within=timeout, every=0.2, what=f"{len(ids)} executions finished")
     return done
 
 
@@ -223,17 +247,17 @@ def invoke(stub, org: str, name: str, body: bytes, timeout: float = 120.0) -> tu
 
 
 def local_invoker(state_dir: Any, **settings: Any) -> Any:
-    """An Invoker on a LocalBackend of its own (closed with it); ``settings``
-    go to the backend, except the invoker's queue and activation limits."""
+    """An Activator on a LocalBackend of its own (closed with it); ``settings``
+    go to the backend, except the activator's queue and activation limits."""
     from ignite_server.backends.local import LocalBackend
-    from ignite_server.core.invoker import Invoker
+    from ignite_server.core.activator import Activator
 
     invoker_settings = {
         key: settings.pop(key)
         for key in ("queue_depth", "activation_timeout_secs")
         if key in settings
     }
-    return Invoker(LocalBackend(state_dir, **settings), owns_backend=True, **invoker_settings)
+    return Activator(LocalBackend(state_dir, **settings), owns_backend=True, **invoker_settings)
 
 
 def bcrypt(password: str) -> str:

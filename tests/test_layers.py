@@ -51,6 +51,23 @@ def test_the_contracts_hold_and_a_broken_one_fails(tmp_path: Path) -> None:
     assert broken.returncode != 0
     assert "core does not import the local pod backend BROKEN" in broken.stdout
     assert "core reaches the outside only through ports BROKEN" in broken.stdout
+    (tree / "ignite_server" / "core" / "probe.py").unlink()
+
+    # One pod backend borrowing from the other (the pod protocol has a home
+    # of its own), and core reading the server's flags, break theirs.
+    (tree / "ignite_server" / "backends" / "kubernetes" / "probe.py").write_text(
+        "from ignite_server.backends.local.pod_client import http_once\n"
+    )
+    (tree / "ignite_server" / "core" / "settings_probe.py").write_text(
+        "from ignite_server.config import Config\n"
+    )
+    broken = _lint(tree)
+    assert broken.returncode != 0
+    assert "the pod backends are independent of each other BROKEN" in broken.stdout
+    # (import-linter wraps long contract names over lines)
+    said = " ".join(broken.stdout.split())
+    layers = re.search(r"server layers: composition root, config, [a-z, ]*? (KEPT|BROKEN)", said)
+    assert layers is not None and layers.group(1) == "BROKEN", said
 
 
 def _imports(folder: Path, pattern: str) -> list[str]:
@@ -68,3 +85,5 @@ def test_no_forbidden_import_is_written_anywhere() -> None:
     assert not _imports(server / "api", r"ignite_server\.store")
     assert not _imports(server / "domain", r"ignite_server\.(core|store|builds|backends)")
     assert not _imports(server / "domain", r"ignite_server\.(api|ports|containment)")
+    assert not _imports(server / "backends" / "kubernetes", r"ignite_server\.backends\.local")
+    assert not _imports(server / "backends" / "local", r"ignite_server\.backends\.kubernetes")

@@ -20,6 +20,7 @@ def test_production_without_a_sandbox_refuses_to_start() -> None:
             sys.executable, "-m", "ignite_server",
             "--production", "--sandbox", "off", "--insecure",
             "--state-dir", str(state), "--listen", "localhost:0",
+            "--metrics-listen", "127.0.0.1:0",
         ],
         capture_output=True,
         text=True,

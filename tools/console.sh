@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../console"
 if ! command -v npm >/dev/null; then
-  echo "npm is missing: the console's browser tests will skip" >&2
-  exit 0
+  echo "npm is missing: install Node.js (the console's bundle check and browser test need it)" >&2
+  exit 1
 fi
 if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/vite ]; then
   npm ci --no-audit --no-fund --loglevel=error

@@ -2,8 +2,11 @@
 # External tools the platform and its tests use, installed when missing:
 # the sandbox's Debian packages (tools/sandbox.sh), promtool and chromium
 # for the observability and console tests (tools/observability.sh), the
-# console's npm packages (tools/console.sh), grpcurl from the Go module proxy.
+# console's npm packages (tools/console.sh), curl and openssl for the HTTP
+# edge's and TLS tests, grpcurl from the Go module proxy. A test whose tool
+# is missing fails and names the script that installs it.
 set -euo pipefail
+"$(dirname "$0")/apt_install.sh" curl openssl
 "$(dirname "$0")/sandbox.sh"
 "$(dirname "$0")/observability.sh"
 "$(dirname "$0")/console.sh"

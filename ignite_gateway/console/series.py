@@ -14,8 +14,6 @@ apps times ``HISTORY_SECS / SCRAPE_SECS``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import math
 import time
@@ -25,6 +23,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
+
+from ignite_common.task_supervisor import TaskSupervisor
 
 _log = structlog.get_logger("ignite_gateway.console")
 
@@ -98,25 +98,22 @@ class SeriesRing:
         self.metrics_url = metrics_url
         self.scrape_secs = scrape_secs
         self._ring: deque[_Scrape] = deque(maxlen=int(HISTORY_SECS / scrape_secs) + 1)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSupervisor("console-series")
+        self._session: aiohttp.ClientSession | None = None
         self.last_error = ""
 
     async def start(self) -> None:
         if self.metrics_url:
-            self._task = asyncio.create_task(self._loop(), name="console-series")
+            timeout = aiohttp.ClientTimeout(total=max(2.0, self.scrape_secs))
+            session = self._session = aiohttp.ClientSession(timeout=timeout)
+            self._tasks.every(
+                self.scrape_secs, lambda: self.scrape(session), name="scrape", first=True
+            )
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=max(2.0, self.scrape_secs))
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
-                await self.scrape(session)
-                await asyncio.sleep(self.scrape_secs)
+        await self._tasks.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def scrape(self, session: aiohttp.ClientSession) -> None:
         try:

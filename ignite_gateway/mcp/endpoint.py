@@ -32,7 +32,6 @@ HTTP error status; errors of a method are JSON-RPC errors at 200.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.metadata
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -41,6 +40,7 @@ import grpc
 import structlog
 from aiohttp import web
 
+from ignite_common.task_supervisor import cancel_and_wait
 from ignite_gateway import metadata as call_metadata
 from ignite_gateway import telemetry
 from ignite_gateway.config import MAX_PAYLOAD_BYTES
@@ -382,10 +382,7 @@ async def _sse_answer(
         await response.write_eof()
     finally:
         # The client hung up (the handler is cancelled): stop the call too.
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
     return response
 
 

@@ -6,7 +6,8 @@ as domain errors and mapped by api/rpc_boundary.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 
 import grpc
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
@@ -20,6 +21,7 @@ from ignite_server.core.logs import LogService
 from ignite_server.core.secrets import Secrets
 from ignite_server.core.versions import Versions
 from ignite_server.domain.errors import InvalidArgument
+from ignite_server.domain.models import Submission
 from ignite_server.domain.principal import Permission
 
 Context = grpc.aio.ServicerContext
@@ -182,7 +184,7 @@ class ComputeService:
 
     async def Invoke(
         self, request: compute.InvokeRequest, context: Context
-    ) -> AsyncIterator[compute.InvokeResponse]:
+    ) -> AsyncGenerator[compute.InvokeResponse, None]:
         frames = self._invocations.run(
             CALLER.get(),
             request.organization_name,
@@ -191,8 +193,9 @@ class ComputeService:
             version=request.version,
             draft=request.draft,
         )
-        async for frame in frames:
-            yield convert.frame_to_pb(frame)
+        async with aclosing(frames):
+            async for frame in frames:
+                yield convert.frame_to_pb(frame)
 
     async def GetAnonymousAccess(
         self, request: compute.GetAnonymousAccessRequest, context: Context
@@ -208,12 +211,14 @@ class ComputeService:
     async def InvokeAsync(
         self, request: compute.InvokeAsyncRequest, context: Context
     ) -> compute.InvokeAsyncResponse:
-        execution = await self._invocations.submit(
-            request.organization_name,
-            request.app_name,
-            convert.invocation_from_pb(request.http, request.body),
-            request.version,
-            request.idempotency_key,
+        execution = await self._executions.submit(
+            Submission(
+                organization=request.organization_name,
+                app=request.app_name,
+                request=convert.invocation_from_pb(request.http, request.body),
+                version=request.version,
+                idempotency_key=request.idempotency_key,
+            )
         )
         return compute.InvokeAsyncResponse(
             execution_id=execution.id, execution=convert.execution_to_pb(execution)

@@ -22,9 +22,10 @@ generated ``add_*Servicer_to_server``, so that this one place can:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -171,15 +172,19 @@ def _unary(
 def _streaming(
     method: str,
     request_class: type[message.Message],
-    behavior: Callable[..., AsyncIterator[Any]],
+    behavior: Callable[..., AsyncGenerator[Any, None]],
     authenticate: Authenticate,
-) -> Callable[..., AsyncIterator[Any]]:
-    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+) -> Callable[..., AsyncGenerator[Any, None]]:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncGenerator[Any, None]:
         call = _Call(method, request_class, authenticate)
         with tracing.rpc_span(method, context.invocation_metadata()):
             try:
-                async for item in behavior(await call.admit(raw, context), context):
-                    yield item
+                # Closed with this generator: a client that hangs up between
+                # items ends the behavior's work (core/revision_throttler.py).
+                request = await call.admit(raw, context)
+                async with contextlib.aclosing(behavior(request, context)) as items:
+                    async for item in items:
+                        yield item
             except grpc.aio.AbortError:
                 raise
             except Exception as err:

@@ -65,6 +65,7 @@ from ignite_server.containment.identities import UidBlock
 from ignite_server.containment.netns import NetNamespace
 from ignite_server.containment.volumes import BuildVolumes, Volume
 from ignite_server.domain import archives
+from ignite_server.domain.build_settings import DEFAULT_SLOTS
 from ignite_server.domain.errors import InvalidArgument
 from ignite_server.ports.build_pipeline import BuildFailed
 
@@ -87,8 +88,6 @@ _SHOWN_RELATIVE = tuple(
 #: Size of a step's private /tmp: linkers and ``go build`` keep their work
 #: files there; it counts against the step's memory limit.
 TMP_MB = 1024
-#: Builds that run at once by default: compilers use every core they get.
-DEFAULT_SLOTS = 2
 TAR = "/usr/bin/tar"
 RM = "/usr/bin/rm"
 

@@ -8,13 +8,9 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-MANIFEST_NAME = "ignite-launch.json"
-#: Stands for the artifact directory as the pod sees it.
-CODE_PLACEHOLDER = "{code}"
-#: The pre-started pool of compiled apps: the local backend's exec launcher
-#: waits in the pod's sandbox and execs the binary argv names once given
-#: the app (docs/pod-protocol.md). Every such app shares it.
-EXEC_POOL = "exec"
+from ignite_server.ports.pod_protocol import CODE_PLACEHOLDER, EXEC_POOL, MANIFEST_NAME
+
+__all__ = ["CODE_PLACEHOLDER", "EXEC_POOL", "copy_sources", "write_launch_manifest"]
 
 
 def write_launch_manifest(

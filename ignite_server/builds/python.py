@@ -33,20 +33,19 @@ from pathlib import Path
 from ignite_server.builds.egress import PROXY_URL
 from ignite_server.builds.jail import CACHE, OUT, SRC, WORK, BuildJail, BuildSpace
 from ignite_server.domain import requirements as app_requirements
+from ignite_server.domain.build_settings import DEFAULT_PIP_INDEX_URL
 from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.models import RuntimeKind
 from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
+from ignite_server.ports.pod_protocol import MANIFEST_NAME as MANIFEST
 
 #: The managed runtime's own files, mounted read-only into every pod.
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtimes" / "python"
 RUNTIME_FILE = "ignite_runtime.py"
-MANIFEST = "ignite-launch.json"
 #: The pool name the local backend pre-starts runtime processes under.
 PRESTART_POOL = "python3.11"
 #: The Python version pods run (the server's own interpreter's).
 PYTHON_VERSION = "3.11"
-#: Where pip finds packages unless the operator names another index.
-DEFAULT_INDEX_URL = "https://pypi.org/simple"
 #: Where the platform's requirements file is, inside the jail.
 REQUIREMENTS_DIR = "/requirements"
 ENVS = f"{CACHE}/python/envs"
@@ -80,7 +79,7 @@ class PythonPipeline:
         interpreter: Path | None = None,
         pip_python: Path | None = None,
         *,
-        index_url: str = DEFAULT_INDEX_URL,
+        index_url: str = DEFAULT_PIP_INDEX_URL,
         allow_sdists: bool = False,
     ) -> None:
         self.space = space

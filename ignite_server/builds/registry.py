@@ -7,7 +7,7 @@ import importlib
 import structlog
 
 from ignite_server.builds.jail import BuildSpace
-from ignite_server.builds.python import DEFAULT_INDEX_URL
+from ignite_server.domain.build_settings import BuildSettings
 from ignite_server.domain.models import RuntimeKind
 from ignite_server.ports.build_pipeline import BuildPipeline
 
@@ -23,13 +23,18 @@ _PIPELINES: dict[RuntimeKind, tuple[str, str]] = {
 
 
 def default_pipelines(
-    space: BuildSpace, *, pip_index_url: str = DEFAULT_INDEX_URL, pip_allow_sdists: bool = False
+    space: BuildSpace, settings: BuildSettings | None = None
 ) -> dict[RuntimeKind, BuildPipeline]:
-    """Every pipeline whose toolchain is present, building in ``space``; a
-    missing one is logged and its runtime answers RUNTIME_UNAVAILABLE."""
+    """Every pipeline whose toolchain is present, building in ``space`` as
+    ``settings`` say; a missing one is logged and its runtime answers
+    RUNTIME_UNAVAILABLE."""
+    settings = settings or BuildSettings()
     found: dict[RuntimeKind, BuildPipeline] = {}
     options: dict[RuntimeKind, dict[str, object]] = {
-        RuntimeKind.PYTHON: {"index_url": pip_index_url, "allow_sdists": pip_allow_sdists}
+        RuntimeKind.PYTHON: {
+            "index_url": settings.pip_index_url,
+            "allow_sdists": settings.pip_allow_sdists,
+        }
     }
     for kind, (module_name, class_name) in _PIPELINES.items():
         try:

@@ -43,13 +43,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: The host uids Ignite may use, unless configured otherwise
-#: (``--uid-range``): above every range distributions and container engines
-#: hand out (/etc/subuid ranges start at 100,000 and rarely reach 2^24), and
-#: below the 2^31 some tools mishandle.
-DEFAULT_UID_RANGE = (1 << 24, (1 << 31) - (1 << 24))
-#: Uids in one server's block.
-BLOCK_SIZE = 1 << 24
+from ignite_server.domain.build_settings import BLOCK_SIZE, DEFAULT_UID_RANGE
+
 #: Offsets inside a block (see the module docstring).
 CACHE_OWNER_OFFSET = 0
 BUILD_UIDS = (1, 65_535)
@@ -150,19 +145,6 @@ def block_of(state_dir: Path, uid_range: tuple[int, int] = DEFAULT_UID_RANGE) ->
     if index is None:
         return None
     return UidBlock(first=uid_range[0] + index * BLOCK_SIZE, index=index)
-
-
-def parse_range(text: str) -> tuple[int, int]:
-    """``FIRST:COUNT`` (``--uid-range``) as numbers; ValueError when it
-    cannot hold one block or reaches root's or the 2^31 limit."""
-    first_text, _, count_text = text.partition(":")
-    first, count = int(first_text), int(count_text)
-    if first < 65_536 or count < BLOCK_SIZE or first + count > 1 << 31:
-        raise ValueError(
-            f"uid range {text!r}: needs FIRST >= 65536, COUNT >= {BLOCK_SIZE} "
-            "(one block) and FIRST + COUNT <= 2^31"
-        )
-    return first, count
 
 
 def reserve(

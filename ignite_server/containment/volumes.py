@@ -39,9 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ignite_server.containment import identities, mounts
+from ignite_server.domain.build_settings import DEFAULT_CACHE_QUOTA_MB
 
-#: Default size of an organization's volume (its build-cache quota).
-DEFAULT_QUOTA_MB = 10 * 1024
 #: At the start of a build, a volume fuller than this is made anew: the
 #: organization's caches are forgotten (its next builds download again)
 #: rather than letting builds fail for want of space.
@@ -83,7 +82,9 @@ class BuildVolumes:
     """The build volumes below ``root``, ``quota_mb`` each; caches owned by
     ``cache_owner``."""
 
-    def __init__(self, root: Path, *, quota_mb: int = DEFAULT_QUOTA_MB, cache_owner: int) -> None:
+    def __init__(
+        self, root: Path, *, quota_mb: int = DEFAULT_CACHE_QUOTA_MB, cache_owner: int
+    ) -> None:
         self.root = root
         self.quota_mb = quota_mb
         self.cache_owner = cache_owner

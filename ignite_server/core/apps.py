@@ -121,10 +121,6 @@ class Apps:
         log.info("app.created", app=stored.id)
         return self._views.view(stored)
 
-    async def stored_app(self, organization: str, name: str) -> App | None:
-        """The stored app, or None if it is gone (no view, no validation)."""
-        return await stored_app(self._store, organization, name)
-
     async def get_app(self, organization: str, name: str) -> AppView:
         check_app_ref(organization, name)
         return self._views.view(await self._store.get_app(organization, name))

@@ -17,11 +17,11 @@ what it could not, so the hot path logs nothing per execution.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.observability import metrics as platform_metrics
 from ignite_server.ports.execution_store import ExecutionEnd, ExecutionStore
 
@@ -60,19 +60,15 @@ class CompletionWriter:
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSupervisor("execution-completions")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._write_loop(), name="execution-completions")
+        self._tasks.keep_running(self._write_loop, name="writer")
 
     async def close(self) -> None:
         """Stop the loop, then write what is buffered (shutdown keeps the
         work that finished instead of running it again)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._tasks.close()
         while self._buffer:
             await self._write_batch()
 

@@ -49,6 +49,9 @@ SCHEMA_MAX_BYTES = 64 * 1024
 
 #: Code uploads (the source file or the compressed archive).
 MAX_CODE_BYTES = 32 * 1024 * 1024
+#: The body of an asynchronous invocation, stored with its execution until
+#: a worker runs it: the same 32 MiB a synchronous invocation may send.
+MAX_ASYNC_BODY_BYTES = 32 * 1024 * 1024
 #: Unpacked archives: domain/archives.py (UPLOADS).
 
 PAGE_SIZE_DEFAULT = 50

@@ -16,6 +16,7 @@ import time
 
 from ignite_server.core import defaults
 from ignite_server.core.apps import stored_app
+from ignite_server.core.execution_ids import new_execution_id
 from ignite_server.core.paging import decode_token, encode_token
 from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.validation import check_app_ref, check_name, check_page_size
@@ -24,9 +25,9 @@ from ignite_server.domain.models import (
     App,
     Execution,
     ExecutionStatus,
-    InvocationRequest,
     Page,
     StorageMode,
+    Submission,
 )
 from ignite_server.domain.quotas import Quotas
 from ignite_server.observability import metrics
@@ -67,38 +68,28 @@ class ExecutionService:
         self._targets = targets
         self._quotas = quotas or Quotas()
 
-    async def submit(
-        self,
-        execution_id: str,
-        organization: str,
-        app: str,
-        request: InvocationRequest,
-        version: int,
-        idempotency_key: str,
-    ) -> Execution:
-        check_app_ref(organization, app)
-        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
+    async def submit(self, submission: Submission) -> Execution:
+        """An asynchronous invocation: checked, stored PENDING under a fresh
+        execution id (or the idempotent twin returned), run by a worker."""
+        check_app_ref(submission.organization, submission.app)
+        if len(submission.idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
             raise InvalidArgument(
                 f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters",
                 reason="IDEMPOTENCY_KEY_TOO_LONG",
                 metadata={"field": "idempotency_key"},
             )
-        if len(request.body) > defaults.MAX_CODE_BYTES:
+        if len(submission.request.body) > defaults.MAX_ASYNC_BODY_BYTES:
             raise InvalidArgument(
-                f"the body is larger than {defaults.MAX_CODE_BYTES} bytes",
+                f"the body is larger than {defaults.MAX_ASYNC_BODY_BYTES} bytes",
                 reason="BODY_TOO_LARGE",
                 metadata={"field": "body"},
             )
         # Fail fast on what can never run (unknown app, nothing published,
         # a version that does not exist) instead of storing doomed work.
-        await self._targets.resolve(organization, app, version)
+        await self._targets.resolve(submission.organization, submission.app, submission.version)
         execution, created = await self._store.submit(
-            execution_id,
-            organization,
-            app,
-            request,
-            version,
-            idempotency_key,
+            new_execution_id(),
+            submission,
             int(time.time() * 1000),
             self._quotas.max_pending_executions,
         )

@@ -14,8 +14,6 @@ stored, and comparisons run in constant time (also for unknown client ids).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -28,6 +26,7 @@ from pathlib import Path
 import jwt
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.core.oidc import ExternalIssuer
 from ignite_server.core.tokens import LEEWAY_SECS, SigningKey, TokenAuthority
 from ignite_server.core.validation import check_name
@@ -87,7 +86,7 @@ class Identity:
         self.authority = authority
         self.external = external
         self._accounts: dict[str, _Live] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSupervisor("identity")
 
     # --- lifecycle ------------------------------------------------------
 
@@ -100,23 +99,12 @@ class Identity:
         await self.refresh()
         if self.external is not None:
             await self.external.start()
-        self._task = asyncio.create_task(self._refresh_loop(), name="identity-refresh")
+        self._tasks.every(REFRESH_SECS, self.refresh, name="refresh")
 
     async def close(self) -> None:
         if self.external is not None:
             await self.external.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _refresh_loop(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_SECS)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("identity.refresh_failed")
+        await self._tasks.close()
 
     async def refresh(self) -> None:
         records = await self._store.keys()

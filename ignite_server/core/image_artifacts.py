@@ -36,7 +36,8 @@ from ignite_server.ports.image_builder import (
     ImageBuilder,
     ImageUnavailable,
 )
-from ignite_server.ports.image_launch import MANIFEST_NAME, ImageLaunch
+from ignite_server.ports.image_launch import ImageLaunch
+from ignite_server.ports.pod_protocol import MANIFEST_NAME
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 #: Wall-clock limit of one image build.

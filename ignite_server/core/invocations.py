@@ -6,13 +6,14 @@
   caller learns nothing, not even that it exists.
 - **What runs**: the active version, a given published version, or the
   compiled draft (never both), as run_targets.py resolves it.
-- **Its id**: a ULID minted here for synchronous and asynchronous
-  invocations alike (``new_execution_id``).
+- **Its id**: a ULID (core/execution_ids.py), minted here for a
+  synchronous invocation and by ExecutionService for an asynchronous one.
 - **Its trace**: a synchronous invocation stores no record, so the RPC's
   log line (with the execution id bound here) is its trace; an
   asynchronous one is its stored Execution.
-- **Sync or async**: ``run`` streams the answer now; ``submit`` stores a
-  PENDING execution the workers (worker.py) run through ``stream``.
+- **Sync or async**: ``run`` streams the answer now; an asynchronous one
+  is stored PENDING by ExecutionService (executions.py) and run by the
+  workers (worker.py) through ``stream``.
 - **Its lines in the app's log**: both pass through ``stream``, which writes
   the request line and the platform events of every invocation
   (request_log.py).
@@ -21,49 +22,37 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import structlog
-from ulid import ULID
 
 from ignite_server.core.apps import stored_app
-from ignite_server.core.executions import ExecutionService
+from ignite_server.core.execution_ids import new_execution_id
 from ignite_server.core.request_log import PlatformEvent, logged
 from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.validation import is_name
 from ignite_server.domain.errors import InvalidArgument, Unauthenticated, Unavailable
-from ignite_server.domain.models import (
-    Execution,
-    InvocationRequest,
-    ResponseFrame,
-    RunTarget,
-)
+from ignite_server.domain.models import InvocationRequest, ResponseFrame, RunTarget
 from ignite_server.domain.principal import Principal
 from ignite_server.observability import tracing
 from ignite_server.ports.app_runner import AppRunner
 from ignite_server.ports.app_store import AppStore
 
 
-def new_execution_id() -> str:
-    """A fresh execution id: a ULID, so ids sort by creation time."""
-    return str(ULID())
-
-
 class Invocations:
-    """Runs invocations now, or stores them for the workers."""
+    """Admits invocations and runs them on the app runner's pods."""
 
     def __init__(
         self,
         store: AppStore,
         targets: RunTargets,
         runner: AppRunner | None,
-        executions: ExecutionService,
         events: PlatformEvent | None = None,
     ) -> None:
         self._store = store
         self._targets = targets
         self._runner = runner
-        self._executions = executions
         self._events = events
 
     async def run(
@@ -75,7 +64,7 @@ class Invocations:
         *,
         version: int = 0,
         draft: bool = False,
-    ) -> AsyncIterator[ResponseFrame]:
+    ) -> AsyncGenerator[ResponseFrame, None]:
         """A synchronous invocation: head, chunks, trailer."""
         if draft and version:
             raise InvalidArgument(
@@ -93,29 +82,13 @@ class Invocations:
         structlog.contextvars.bind_contextvars(
             execution_id=execution_id, app_version=target.version.version
         )
-        async for frame in self.stream(target, request, execution_id):
-            yield frame
-
-    async def submit(
-        self,
-        organization: str,
-        app: str,
-        request: InvocationRequest,
-        version: int,
-        idempotency_key: str,
-    ) -> Execution:
-        """An asynchronous invocation: stored PENDING, run by a worker."""
-        return await self._executions.submit(
-            new_execution_id(), organization, app, request, version, idempotency_key
-        )
-
-    async def resolve(self, organization: str, app: str, version: int) -> RunTarget:
-        """What a stored execution runs (the worker's first step)."""
-        return await self._targets.resolve(organization, app, version)
+        async with aclosing(self.stream(target, request, execution_id)) as frames:
+            async for frame in frames:
+                yield frame
 
     def stream(
         self, target: RunTarget, request: InvocationRequest, execution_id: str
-    ) -> AsyncIterator[ResponseFrame]:
+    ) -> AsyncGenerator[ResponseFrame, None]:
         """Run ``request`` on ``target``'s pods."""
         if self._runner is None:
             raise Unavailable("this server runs no pods", reason="NO_POD_BACKEND")

@@ -12,13 +12,12 @@ as the store announces them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.core.log_buffer import LogBuffer
 from ignite_server.core.validation import check_name
 from ignite_server.domain.errors import InvalidArgument
@@ -89,7 +88,7 @@ class LogService:
         self._wait = wait_for_news
         self._retention_ms = retention_secs * 1000
         self._buffer = LogBuffer(max_log_bytes_per_day=max_log_bytes_per_day)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskSupervisor("logs")
 
     def emit(self, entry: LogEntry) -> None:
         """Take one line for the store (or count it dropped for its app)."""
@@ -121,17 +120,11 @@ class LogService:
         self.platform_event(organization, app, version, execution_id, message)
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._flush_loop(), name="logs-flush"),
-            asyncio.create_task(self._janitor_loop(), name="logs-janitor"),
-        ]
+        self._tasks.every(FLUSH_INTERVAL_SECS, self.flush, name="flush")
+        self._tasks.every(JANITOR_INTERVAL_SECS, self._expire, name="janitor", first=True)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.close()
         await self.flush()
 
     async def flush(self) -> None:
@@ -153,21 +146,11 @@ class LogService:
             except Exception:
                 log.exception("logs.usage_failed")
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_SECS)
-            await self.flush()
-
-    async def _janitor_loop(self) -> None:
-        while True:
-            try:
-                cutoff = int(time.time() * 1000) - self._retention_ms
-                deleted = await self._store.delete_older_than(cutoff)
-                if deleted:
-                    log.info("logs.expired", entries=deleted)
-            except Exception:
-                log.exception("logs.janitor_failed")
-            await asyncio.sleep(JANITOR_INTERVAL_SECS)
+    async def _expire(self) -> None:
+        cutoff = int(time.time() * 1000) - self._retention_ms
+        deleted = await self._store.delete_older_than(cutoff)
+        if deleted:
+            log.info("logs.expired", entries=deleted)
 
     async def read(
         self,

@@ -25,6 +25,7 @@ import aiohttp
 import jwt
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.core.tokens import LEEWAY_SECS
 from ignite_server.domain.errors import Unauthenticated
 from ignite_server.domain.principal import Principal, Role
@@ -72,7 +73,7 @@ class ExternalIssuer:
         # When an unknown key id last caused a fetch (scheduled loads aside).
         self._last_refetch = float("-inf")
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSupervisor("oidc")
 
     def owns(self, unverified_issuer: object) -> bool:
         return isinstance(unverified_issuer, str) and unverified_issuer.rstrip("/") == self.issuer
@@ -80,19 +81,11 @@ class ExternalIssuer:
     async def start(self) -> None:
         with contextlib.suppress(Exception):
             await self._fetch()
-        self._task = asyncio.create_task(self._refresh_loop(), name="oidc-refresh")
+        # A failed fetch is logged; the keys already fetched stay in use.
+        self._tasks.every(REFRESH_SECS, self._fetch, name="refresh")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _refresh_loop(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_SECS)
-            with contextlib.suppress(Exception):
-                await self._fetch()
+        await self._tasks.close()
 
     async def _fetch(self) -> None:
         timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECS)

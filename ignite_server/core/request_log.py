@@ -25,7 +25,8 @@ waits on the store.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from ignite_server.domain.errors import IgniteError
@@ -59,26 +60,29 @@ class _Outcome:
 
 
 async def logged(
-    frames: AsyncIterator[ResponseFrame],
+    frames: AsyncGenerator[ResponseFrame, None],
     target: RunTarget,
     request: InvocationRequest,
     execution_id: str,
     event: PlatformEvent,
     clock: Callable[[], float],
-) -> AsyncIterator[ResponseFrame]:
+) -> AsyncGenerator[ResponseFrame, None]:
     """``frames`` as they come, with the invocation's lines written to the
     app's log when it ends, however it ends."""
     app_id, version = target.app.id, target.version.version
     outcome = _Outcome()
     started = clock()
     try:
-        async for frame in frames:
-            if isinstance(frame, ResponseHead):
-                outcome.status = frame.status_code
-            elif isinstance(frame, ResponseTrailer):
-                outcome.duration_ms = frame.duration_ms
-                outcome.cold_start_ms = frame.cold_start_ms
-            yield frame
+        # Closed with this generator: the pod's slot knows at once when a
+        # consumer stops reading before the trailer.
+        async with aclosing(frames) as inner:
+            async for frame in inner:
+                if isinstance(frame, ResponseHead):
+                    outcome.status = frame.status_code
+                elif isinstance(frame, ResponseTrailer):
+                    outcome.duration_ms = frame.duration_ms
+                    outcome.cold_start_ms = frame.cold_start_ms
+                yield frame
     except IgniteError as err:
         outcome.failure = FAILURE_EVENTS.get(err.reason, "FAILED")
         event(app_id, version, execution_id, f"{outcome.failure}: {err.message}")

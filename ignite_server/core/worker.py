@@ -56,10 +56,12 @@ from dataclasses import dataclass
 
 import structlog
 
+from ignite_common.task_supervisor import Backoff, TaskSupervisor, cancel_and_wait
 from ignite_server.core.apps import stored_app
 from ignite_server.core.completions import CompletionWriter
 from ignite_server.core.executions import retention_ms
 from ignite_server.core.invocations import Invocations
+from ignite_server.core.run_targets import RunTargets
 from ignite_server.domain.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -156,6 +158,7 @@ class ExecutionWorkers:
         self,
         store: ExecutionStore,
         apps: AppStore,
+        targets: RunTargets,
         invocations: Invocations,
         wait_for_news: Callable[[str, float], Awaitable[None]],
         *,
@@ -166,6 +169,7 @@ class ExecutionWorkers:
     ) -> None:
         self._store = store
         self._apps = apps
+        self._targets = targets
         self._invocations = invocations
         self._wait = wait_for_news
         self._count = workers
@@ -174,7 +178,10 @@ class ExecutionWorkers:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{time.monotonic_ns() % 10**6}"
         self._per_org_limit = per_org_limit
         self._completions = CompletionWriter(store, self._owner, on_written=self._news_arrived)
-        self._tasks: list[asyncio.Task[None]] = []
+        #: The claimer, the listener, the lease keeper and the sweeper.
+        self._tasks = TaskSupervisor("execution-workers")
+        #: The tasks running executions (one each).
+        self._running = TaskSupervisor("executions")
         #: Running executions by id: the task that runs one, and its attempt.
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._attempts: dict[str, asyncio.Task[_Outcome]] = {}
@@ -186,40 +193,32 @@ class ExecutionWorkers:
     async def start(self) -> None:
         self._completions.start()
         if self._count > 0:
-            self._tasks = [
-                asyncio.create_task(self._claim_loop(), name="execution-claimer"),
-                asyncio.create_task(self._listen(), name="execution-news"),
-                asyncio.create_task(self._keep_leases(), name="execution-leases"),
-            ]
-        self._tasks.append(asyncio.create_task(self._sweep(), name="execution-sweeper"))
+            backoff = Backoff(first=POLL_SECS)
+            self._tasks.keep_running(self._claim_loop, name="claimer", backoff=backoff)
+            self._tasks.keep_running(self._listen, name="news", backoff=backoff)
+            heartbeat = min(max(self._lease_ms / 3000, 0.05), 1.0)
+            self._tasks.every(heartbeat, self._keep_leases, name="leases")
+        sweep = min(self._lease_ms / 1000, 10.0)
+        self._tasks.every(sweep, self._sweep, name="sweeper", first=True)
 
     async def close(self) -> None:
         """Stop claiming; executions in flight are abandoned to their leases,
         which another worker (or this server after a restart) takes over.
         Ends already handed to the writer are written."""
-        tasks = [*self._tasks, *self._runs.values()]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.close()
+        await self._running.close()
         await self._completions.close()
 
     def _now_ms(self) -> int:
         return int(time.time() * 1000)
 
     async def _sweep(self) -> None:
-        while True:
-            try:
-                failed = await self._store.fail_exhausted(self._now_ms(), self._max_attempts)
-                if failed:
-                    log.warning("executions.lease_exhausted", count=failed)
-                deleted = await self._store.delete_expired(self._now_ms())
-                if deleted:
-                    log.info("executions.expired", count=deleted)
-            except Exception:
-                log.exception("executions.sweep_failed")
-            await asyncio.sleep(min(self._lease_ms / 1000, 10.0))
+        failed = await self._store.fail_exhausted(self._now_ms(), self._max_attempts)
+        if failed:
+            log.warning("executions.lease_exhausted", count=failed)
+        deleted = await self._store.delete_expired(self._now_ms())
+        if deleted:
+            log.info("executions.expired", count=deleted)
 
     async def _claim_loop(self) -> None:
         while True:
@@ -247,7 +246,7 @@ class ExecutionWorkers:
                 continue
             for one in claimed:
                 execution_id = one.execution.id
-                task = asyncio.create_task(self._run(one), name=f"execution-{execution_id}")
+                task = self._running.spawn(self._run(one), name=execution_id)
                 self._runs[execution_id] = task
                 task.add_done_callback(functools.partial(self._release, execution_id))
             if len(claimed) < wanted:
@@ -271,32 +270,24 @@ class ExecutionWorkers:
         self._room.set()
 
     async def _keep_leases(self) -> None:
-        interval = min(max(self._lease_ms / 3000, 0.05), 1.0)
-        while True:
-            await asyncio.sleep(interval)
-            ids = list(self._attempts)
-            if not ids:
+        """One heartbeat (a failed one is logged by the supervisor: the
+        leases last several heartbeats, the next one may do)."""
+        ids = list(self._attempts)
+        if not ids:
+            return
+        held, cancel = await self._store.heartbeat(self._owner, ids, self._lease_ms, self._now_ms())
+        for execution_id in ids:
+            attempt = self._attempts.get(execution_id)
+            if attempt is None or attempt.done():
+                continue  # it finished meanwhile; its end is being written
+            if execution_id in cancel:
+                self._stops[execution_id] = _CANCELLED
+            elif execution_id not in held:
+                self._stops[execution_id] = _LEASE_LOST
+            else:
                 continue
-            try:
-                held, cancel = await self._store.heartbeat(
-                    self._owner, ids, self._lease_ms, self._now_ms()
-                )
-            except Exception:
-                # The leases last several heartbeats: the next one may do.
-                log.exception("executions.heartbeat_failed")
-                continue
-            for execution_id in ids:
-                attempt = self._attempts.get(execution_id)
-                if attempt is None or attempt.done():
-                    continue  # it finished meanwhile; its end is being written
-                if execution_id in cancel:
-                    self._stops[execution_id] = _CANCELLED
-                elif execution_id not in held:
-                    self._stops[execution_id] = _LEASE_LOST
-                else:
-                    continue
-                # Stop the work in the pod either way.
-                attempt.cancel()
+            # Stop the work in the pod either way.
+            attempt.cancel()
 
     async def _run(self, claimed: ClaimedExecution) -> None:
         execution = claimed.execution
@@ -311,10 +302,7 @@ class ExecutionWorkers:
             await asyncio.wait({attempt})
         finally:
             del self._attempts[execution.id]
-            if not attempt.done():  # the pool is closing
-                attempt.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await attempt
+            await cancel_and_wait(attempt)  # not done: the pool is closing
         stop = self._stops.pop(execution.id, None)
         try:
             await self._conclude(claimed, attempt, stop)
@@ -404,7 +392,7 @@ class ExecutionWorkers:
         execution = claimed.execution
         started = time.monotonic()
         try:
-            target = await self._invocations.resolve(
+            target = await self._targets.resolve(
                 execution.organization, execution.app, execution.requested_version
             )
         except (NotFound, FailedPrecondition, InvalidArgument) as err:
@@ -416,21 +404,25 @@ class ExecutionWorkers:
         body = bytearray()
         trailer = ResponseTrailer(0, 0)
         try:
-            async for frame in self._invocations.stream(target, claimed.request, execution.id):
-                if isinstance(frame, ResponseHead):
-                    status_code = frame.status_code
-                elif isinstance(frame, ResponseChunk):
-                    body += frame.data
-                    if len(body) > MAX_RESULT_BYTES:
-                        return _Outcome(
-                            ExecutionStatus.FAILED,
-                            error=f"the result is larger than {MAX_RESULT_BYTES} bytes",
-                            error_class="user_code",
-                            function_version=version,
-                            retention_ms=keep,
-                        )
-                elif isinstance(frame, ResponseTrailer):
-                    trailer = frame
+            # Closed on the way out, also when an oversized result ends the
+            # loop early: the invocation is then cut off, its pod abandoned.
+            frames = self._invocations.stream(target, claimed.request, execution.id)
+            async with contextlib.aclosing(frames):
+                async for frame in frames:
+                    if isinstance(frame, ResponseHead):
+                        status_code = frame.status_code
+                    elif isinstance(frame, ResponseChunk):
+                        body += frame.data
+                        if len(body) > MAX_RESULT_BYTES:
+                            return _Outcome(
+                                ExecutionStatus.FAILED,
+                                error=f"the result is larger than {MAX_RESULT_BYTES} bytes",
+                                error_class="user_code",
+                                function_version=version,
+                                retention_ms=keep,
+                            )
+                    elif isinstance(frame, ResponseTrailer):
+                        trailer = frame
         except IgniteError as err:
             status, error_class, retry = failure_outcome(err)
             timed_out = status == ExecutionStatus.TIMEOUT

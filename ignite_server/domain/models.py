@@ -303,6 +303,19 @@ class InvocationRequest:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """An asynchronous invocation as InvokeAsync asks for it."""
+
+    organization: str
+    app: str
+    request: InvocationRequest
+    #: The published version to run; 0 = the active one when it runs.
+    version: int = 0
+    #: A second submission with the same key returns the first's execution.
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True)
 class RunTarget:
     """Everything needed to run one version of an app in a pod."""
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.domain.errors import Unavailable
 
 log = structlog.get_logger(__name__)
@@ -59,7 +60,8 @@ class EmbeddedRegistry:
         self._port = port
         self._htpasswd = htpasswd
         self._process: asyncio.subprocess.Process | None = None
-        self._watch: asyncio.Task[None] | None = None
+        #: Watches the process and restarts it when it dies.
+        self._tasks = TaskSupervisor("registry")
         #: Restarts after a crash so far (tests and logs).
         self.restarts = 0
 
@@ -84,15 +86,11 @@ class EmbeddedRegistry:
             self._port = _free_port()
         await asyncio.to_thread(self._write_config)
         await self._spawn()
-        self._watch = asyncio.create_task(self._supervise(), name="registry-supervisor")
+        self._tasks.spawn(self._supervise(), name="watch")
 
     async def close(self) -> None:
         """Stop supervising and stop the registry."""
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
-            self._watch = None
+        await self._tasks.close()
         process, self._process = self._process, None
         if process is not None and process.returncode is None:
             process.terminate()

@@ -1,5 +1,5 @@
 """The server's Prometheus metrics: every series defined here, recorded
-where things happen (core/invoker.py, core/revision.py, core/worker.py,
+where things happen (core/invocation_meter.py, core/revision_throttler.py, core/worker.py,
 core/draft_builds.py, core/identity.py, api/rpc_boundary.py), and served on
 the admin listener (``--metrics-listen``) by ignite_common/admin_http.py.
 

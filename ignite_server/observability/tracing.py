@@ -4,8 +4,8 @@
   ``traceparent`` from the call metadata; an invocation's span carries
   ``ignite.execution_id``;
 - ``ignite.activation`` while a request waits for a pod of a cold app
-  (core/invoker.py), with ``ignite.pod.start`` under it for the pod being
-  started (core/revision.py);
+  (core/invocation_meter.py), with ``ignite.pod.start`` under it for the pod being
+  started (core/revision_throttler.py);
 - ``ignite.pod.request``, a CLIENT span per request sent to a pod, whose
   context goes to the pod as the ``traceparent`` header;
 - ``ignite.build`` per draft build (core/draft_builds.py);
@@ -43,15 +43,6 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractCont
     return _tracing.span(TRACER, name, attributes)
 
 
-def client_span(
-    name: str, attributes: Mapping[str, Any] | None = None
-) -> AbstractContextManager[Any]:
-    """A CLIENT span under the current one (a request to a pod)."""
-    from opentelemetry.trace import SpanKind
-
-    return _tracing.span(TRACER, name, attributes, kind=SpanKind.CLIENT)
-
-
 def rpc_span(method: str, metadata: Any) -> AbstractContextManager[Any]:
     """The SERVER span of one RPC, continuing the caller's trace."""
     service, _, name = method.strip("/").partition("/")
@@ -61,12 +52,6 @@ def rpc_span(method: str, metadata: Any) -> AbstractContextManager[Any]:
         metadata or (),
         {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
     )
-
-
-def headers_with_context(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:
-    """``headers`` plus the current span's ``traceparent`` (when tracing)."""
-    _tracing.inject(headers)
-    return headers
 
 
 def mark_error(description: str) -> None:

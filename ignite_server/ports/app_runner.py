@@ -1,13 +1,13 @@
 """The running side of apps, as the lifecycle and the API see it.
 
-``AppRunner`` is implemented by ``core/invoker.py`` on top of a pod backend;
+``AppRunner`` is implemented by ``core/activator.py`` on top of a pod backend;
 the lifecycle tells it when traffic must move (publish, rollback, delete) and
 the API asks it to invoke and to report what really runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,9 +33,13 @@ class DeploymentStatus:
 class AppRunner(Protocol):
     def invoke(
         self, target: RunTarget, request: InvocationRequest, execution_id: str
-    ) -> AsyncIterator[ResponseFrame]:
+    ) -> AsyncGenerator[ResponseFrame, None]:
         """Run one invocation: yields one ResponseHead, then ResponseChunks,
         then one ResponseTrailer. Holds the request while a pod starts.
+
+        A consumer that stops reading before the trailer closes the
+        generator (``contextlib.aclosing``): the invocation is then cut off
+        like a timed-out one, since its handler may still be running.
 
         Raises core.errors: ResourceExhausted (queue full), Unavailable
         (activation failed or past its deadline), DeadlineExceeded (the

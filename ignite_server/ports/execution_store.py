@@ -12,7 +12,7 @@ from ignite_server.domain.models import (
     Execution,
     ExecutionMetrics,
     ExecutionStatus,
-    InvocationRequest,
+    Submission,
 )
 
 #: The notification channel a store signals when work is submitted.
@@ -42,11 +42,7 @@ class ExecutionStore(Protocol):
     async def submit(
         self,
         execution_id: str,
-        organization: str,
-        app: str,
-        request: InvocationRequest,
-        requested_version: int,
-        idempotency_key: str,
+        submission: Submission,
         now_ms: int,
         max_pending: int | None = None,
     ) -> tuple[Execution, bool]:

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ignite_server.ports.image_builder import BuiltImage
-
-MANIFEST_NAME = "ignite-launch.json"
+from ignite_server.ports.pod_protocol import MANIFEST_NAME
 
 
 @dataclass(frozen=True)

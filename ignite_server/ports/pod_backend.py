@@ -3,7 +3,7 @@
 A backend starts a pod from a built artifact directory (whose
 ``ignite-launch.json`` says how, see docs/pod-protocol.md), reports when it
 is ready and when and why it exits, and stops it. It knows nothing about
-scaling or requests: core/invoker.py decides how many pods run and sends
+scaling or requests: core/activator.py decides how many pods run and sends
 them HTTP through ``Pod.connector()``. Implementations: backends/local
 (sandboxed child processes), backends/kubernetes (Deployments scaled by
 KEDA on the demand ``start`` and ``stop`` express).

@@ -31,6 +31,7 @@ from ignite_server.domain.models import (
     ExecutionMetrics,
     ExecutionStatus,
     InvocationRequest,
+    Submission,
 )
 from ignite_server.domain.quotas import quota_exceeded
 from ignite_server.ports.execution_store import WORK_CHANNEL, ExecutionEnd
@@ -91,11 +92,7 @@ class PostgresExecutionStore:
     async def submit(
         self,
         execution_id: str,
-        organization: str,
-        app: str,
-        request: InvocationRequest,
-        requested_version: int,
-        idempotency_key: str,
+        submission: Submission,
         now_ms: int,
         max_pending: int | None = None,
     ) -> tuple[Execution, bool]:
@@ -103,12 +100,14 @@ class PostgresExecutionStore:
         this app, return that execution instead. Returns (execution, created).
         An organization with ``max_pending`` executions waiting already gets
         QUOTA_EXCEEDED (quota ``pending_executions``)."""
+        organization, app, request = submission.organization, submission.app, submission.request
+        idempotency_key = submission.idempotency_key
         cap = max_pending if max_pending is not None else _NO_CAP
         values = (
             execution_id,
             organization,
             app,
-            requested_version,
+            submission.version,
             _PENDING,
             request.method,
             request.path,
@@ -172,16 +171,7 @@ class PostgresExecutionStore:
                     "another asynchronous execution",
                 )
             # The twin was deleted meanwhile, or the backlog shrank: again.
-            return await self.submit(
-                execution_id,
-                organization,
-                app,
-                request,
-                requested_version,
-                idempotency_key,
-                now_ms,
-                max_pending,
-            )
+            return await self.submit(execution_id, submission, now_ms, max_pending)
         return _execution(existing), False
 
     async def _pending(self, organization: str, cap: int) -> int:

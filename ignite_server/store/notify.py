@@ -17,6 +17,8 @@ from typing import Any
 import asyncpg
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
+
 log = structlog.get_logger(__name__)
 
 #: First pause before reconnecting the listener; doubles up to the maximum.
@@ -30,7 +32,8 @@ class Notifier:
         self._channels = channels
         self._conn: Any = None
         self._events: dict[str, asyncio.Event] = {c: asyncio.Event() for c in channels}
-        self._reconnecting: asyncio.Task[None] | None = None
+        self._tasks = TaskSupervisor("notify")
+        self._reconnecting = False
         self._closing = False
 
     async def start(self) -> None:
@@ -48,10 +51,11 @@ class Notifier:
         self._conn = conn
 
     def _on_lost(self, conn: object) -> None:
-        if self._closing or self._reconnecting is not None:
+        if self._closing or self._reconnecting:
             return
         log.warning("notify.connection_lost")
-        self._reconnecting = asyncio.create_task(self._reconnect(), name="notify-reconnect")
+        self._reconnecting = True
+        self._tasks.spawn(self._reconnect(), name="reconnect")
 
     async def _reconnect(self) -> None:
         lost, self._conn = self._conn, None
@@ -67,7 +71,7 @@ class Notifier:
                 log.debug("notify.reconnect_failed", error=str(err))
             await asyncio.sleep(pause)
             pause = min(pause * 2, MAX_RECONNECT_SECS)
-        self._reconnecting = None
+        self._reconnecting = False
         log.info("notify.reconnected")
         for channel in self._channels:
             self._wake(channel)
@@ -88,11 +92,7 @@ class Notifier:
 
     async def close(self) -> None:
         self._closing = True
-        if self._reconnecting is not None:
-            self._reconnecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnecting
-            self._reconnecting = None
+        await self._tasks.close()
         if self._conn is not None:
             for channel in self._channels:
                 with contextlib.suppress(Exception):

@@ -30,12 +30,12 @@ claim (core/worker.py). The NOTIFY listener reconnects by itself
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.store.embedded import EmbeddedPostgres
 
 log = structlog.get_logger(__name__)
@@ -57,37 +57,32 @@ class DatabaseSupervisor:
         self._cluster = cluster
         self._on_down = on_down
         self._on_up = on_up
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSupervisor("database-supervisor")
         #: Restarts so far (tests and logs).
         self.restarts = 0
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._watch(), name="database-supervisor")
+        self._tasks.every(POLL_SECS, self._check, name="watch")
 
     async def close(self) -> None:
         """Stop watching (before the cluster is stopped on purpose)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._tasks.close()
 
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(POLL_SECS)
-            if await asyncio.to_thread(self._cluster.is_running):
-                continue
-            log.error("postgres.died", pid=self._cluster.postmaster_pid())
-            down_at = time.monotonic()
-            await self._guard(self._on_down, "on_down")
-            await self._restart()
-            self.restarts += 1
-            await self._guard(self._on_up, "on_up")
-            log.warning(
-                "postgres.recovered",
-                downtime_secs=round(time.monotonic() - down_at, 2),
-                restarts=self.restarts,
-            )
+    async def _check(self) -> None:
+        """Look at the postmaster once; restart the cluster if it died."""
+        if await asyncio.to_thread(self._cluster.is_running):
+            return
+        log.error("postgres.died", pid=self._cluster.postmaster_pid())
+        down_at = time.monotonic()
+        await self._guard(self._on_down, "on_down")
+        await self._restart()
+        self.restarts += 1
+        await self._guard(self._on_up, "on_up")
+        log.warning(
+            "postgres.recovered",
+            downtime_secs=round(time.monotonic() - down_at, 2),
+            restarts=self.restarts,
+        )
 
     async def _restart(self) -> None:
         backoff = RESTART_BACKOFF_SECS

@@ -3,12 +3,13 @@ the draft's build log and in the app's logs (stream BUILD)."""
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
 import grpc
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
+from tests.eventually import eventually
 from tests.support import publish_error, python_archive, read_logs, tar_gz
 
 MISSING = "ignite-test-no-such-package-4d1f"
@@ -36,15 +37,14 @@ def test_failed_build_is_reported_everywhere(stub, org):
     # Nothing was published.
     app = stub.GetApp(compute.GetAppRequest(organization_name=org, app_name="broken")).app
     assert app.active_version == 0
-    deadline = time.monotonic() + 10
-    while True:
+
+    def build_logged() -> list[Any] | None:
         build = [
             e
             for e in read_logs(stub, org, app_name="broken")
             if e.stream == compute.LOG_STREAM_BUILD
         ]
-        if any(MISSING in e.message for e in build) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert any(MISSING in e.message for e in build)
+        return build if any(MISSING in e.message for e in build) else None
+
+    build = eventually(build_logged, every=0.2, what="the build's log says what is missing")
     assert {e.version for e in build} == {0}

@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ignite_launcher import LocalPlatform, private_state_dir
 from ignite_server.store.embedded import EmbeddedPostgres, _find_binary
+from tests.eventually import eventually
 from tests.support import deploy_python, error_info, stub_for, unique_name, wait_terminal
 
 ECHO = b"""
@@ -137,19 +138,17 @@ def _busy_backend(cluster: EmbeddedPostgres) -> tuple[subprocess.Popen[bytes], i
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while True:
-        query = (
-            "SELECT pid FROM pg_stat_activity"
-            f" WHERE query LIKE '%{BUSY}%' AND pid <> pg_backend_pid()"
-        )
-        found = subprocess.run(
+    query = (
+        f"SELECT pid FROM pg_stat_activity WHERE query LIKE '%{BUSY}%' AND pid <> pg_backend_pid()"
+    )
+
+    def busy_backends() -> list[str]:
+        return subprocess.run(
             [*psql, "-tAc", query], capture_output=True, text=True, check=True
         ).stdout.split()
-        if found:
-            return loop, int(found[0])
-        assert time.monotonic() < deadline, "the busy backend never started"
-        time.sleep(0.1)
+
+    found = eventually(busy_backends, within=20, every=0.1, what="the busy backend running")
+    return loop, int(found[0])
 
 
 def _alive(pid: int) -> bool:
@@ -235,27 +234,38 @@ def test_killed_postgres_is_restarted_and_nothing_committed_is_lost(supervised):
             killed_at = time.monotonic()
             os.kill(postmaster, signal.SIGKILL)
 
-            deadline = killed_at + BACK_WITHIN_SECS
-            while True:
+            def back(killed_at: float = killed_at) -> bool:
                 try:
                     stub.GetApp(compute.GetAppRequest(organization_name=org, app_name="echo"))
-                    if time.monotonic() > killed_at + 1.0:  # surely after the kill
-                        break
                 except grpc.RpcError as err:
-                    assert err.code() == grpc.StatusCode.UNAVAILABLE, err  # type: ignore[attr-defined]
-                assert time.monotonic() < deadline, f"round {round_}: database not back in time"
-                time.sleep(0.1)
+                    if err.code() != grpc.StatusCode.UNAVAILABLE:  # type: ignore[attr-defined]
+                        raise  # a wrong answer, not one to wait out
+                    return False
+                return time.monotonic() > killed_at + 1.0  # surely after the kill
+
+            eventually(
+                back,
+                within=killed_at + BACK_WITHIN_SECS - time.monotonic(),
+                every=0.1,
+                what=f"round {round_}: the database back",
+            )
+
             # Let the stream run on for a while once health is back.
-            while True:
+            def outage(killed_at: float = killed_at) -> tuple[float, float] | None:
                 down_at = _first(watch.states, killed_at, NOT_SERVING)
                 up_at = _first(watch.states, down_at, SERVING) if down_at else None
                 if up_at is not None and any(t > up_at + 1.0 for t, *_ in watch.invokes):
-                    break
-                assert time.monotonic() < killed_at + 30, "health or invocations never came back"
-                time.sleep(0.1)
+                    return down_at, up_at
+                return None
+
+            down_at, up_at = eventually(
+                outage,
+                within=killed_at + 30 - time.monotonic(),
+                every=0.1,
+                what="health and invocations back",
+            )
         psql.wait(30)
 
-        assert down_at is not None and up_at is not None
         assert down_at - killed_at < NOTICED_WITHIN_SECS
         assert up_at - killed_at < BACK_WITHIN_SECS
         assert not _alive(orphan), "the dead postmaster's busy backend still runs"

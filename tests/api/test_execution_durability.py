@@ -14,6 +14,7 @@ from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
 from ignite_launcher import LocalPlatform, private_state_dir
+from tests.eventually import eventually
 from tests.support import deploy_python, read_logs, stub_for, unique_name, wait_terminal
 
 SLOW_HANDLER = b"""
@@ -47,18 +48,17 @@ def test_server_killed_mid_run_loses_no_execution(durable):
     stub = stub_for(durable.grpc_target)
     deploy_python(stub, org, "slow", SLOW_HANDLER, max_concurrency=4)
     ids = [_submit(stub, org, b"0.02") for _ in range(200)]
+
     # Let some finish, then crash the server in the middle of the run.
-    deadline = time.monotonic() + 60
-    while True:
+    def some_completed() -> bool:
         listed = stub.ListExecutions(
             compute.ListExecutionsRequest(
                 organization_name=org, status=common.EXECUTION_STATUS_COMPLETED, page_size=500
             )
         )
-        if len(listed.executions) >= 30:
-            break
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+        return len(listed.executions) >= 30
+
+    eventually(some_completed, within=60, every=0.05, what="30 executions completed")
     durable.kill_server()
     durable.start_server()
     stub = stub_for(durable.grpc_target)
@@ -149,9 +149,6 @@ def test_ephemeral_and_ttl_executions_are_deleted(durable):
     # EPHEMERAL: read once after completion (wait_terminal did), then gone.
     assert not exists(ephemeral)
     # TTL: gone once ttl_seconds passed and the sweeper ran (every lease, 2 s).
-    deadline = time.monotonic() + 30
-    while exists(ttl):
-        assert time.monotonic() < deadline, "the TTL execution was never deleted"
-        time.sleep(0.5)
+    eventually(lambda: not exists(ttl), within=30, every=0.5, what="the TTL execution deleted")
     # PERSISTENT: kept.
     assert exists(kept)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
+from tests.eventually import eventually
 from tests.support import deploy_python, expect_error, read_logs, wait_terminal
 
 COUNTING_HANDLER = b"""
@@ -44,17 +45,17 @@ def test_thousand_executions_each_run_exactly_once(stub, org):
     for n, execution_id in enumerate(ids):
         assert done[execution_id].result == f'{{"n": {n}}}'.encode()
         assert done[execution_id].function_version == 1
+
     # The handler's own output proves it ran once per execution.
-    deadline = time.monotonic() + 30
-    while True:
+    def every_run_logged() -> Counter[str] | None:
         runs = Counter(
             e.message.split()[1]
             for e in read_logs(stub, org, app_name="count")
             if e.message.startswith("ran ")
         )
-        if sum(runs.values()) >= 1000 or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+        return runs if sum(runs.values()) >= len(ids) else None
+
+    runs = eventually(every_run_logged, within=30, every=0.3, what="a log line per run")
     assert runs == Counter({execution_id: 1 for execution_id in ids})
 
 
@@ -101,12 +102,12 @@ def handler(payload, ctx):
     ids = [_submit(stub, org, "talk", word.encode()) for word in ("alpha", "beta", "gamma")]
     wait_terminal(stub, org, ids)
     expected = ["beta line 0", "beta line 1", "beta line 2", "beta to stderr"]
-    deadline = time.monotonic() + 20
-    while True:
+
+    def logged() -> list[Any] | None:
         entries = read_logs(stub, org, execution_id=ids[1])
-        if len(entries) >= len(expected) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+        return entries if len(entries) >= len(expected) else None
+
+    entries = eventually(logged, within=20, every=0.2, what="the execution's log lines")
     user_lines = [
         e for e in entries if e.stream in (compute.LOG_STREAM_STDOUT, compute.LOG_STREAM_STDERR)
     ]

@@ -11,7 +11,6 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -93,9 +92,8 @@ def issue(platform: LocalPlatform, client_id: str, secret: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def secured() -> Iterator[LocalPlatform]:
-    with LocalPlatform(private_state_dir("ignite-auth-"), gateway_port=None, auth=True) as platform:
-        yield platform
+def secured(auth_platform: LocalPlatform) -> LocalPlatform:
+    return auth_platform
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,11 @@ the state the cancellation leads to."""
 
 from __future__ import annotations
 
-import time
-
 import grpc
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
+from tests.eventually import eventually
 from tests.support import (
     deploy_python,
     error_info,
@@ -93,10 +92,12 @@ def test_cancelling_a_running_execution_answers_cancelled(stub, org):
         compute.InvokeAsyncRequest(organization_name=org, app_name="sleepy", body=b"{}")
     )
     get = compute.GetExecutionRequest(organization_name=org, execution_id=submitted.execution_id)
-    deadline = time.monotonic() + 60
-    while stub.GetExecution(get).execution.status != common.EXECUTION_STATUS_RUNNING:
-        assert time.monotonic() < deadline, "the execution never started"
-        time.sleep(0.05)
+    eventually(
+        lambda: stub.GetExecution(get).execution.status == common.EXECUTION_STATUS_RUNNING,
+        within=60,
+        every=0.05,
+        what="the execution started",
+    )
     answer = stub.CancelExecution(
         compute.CancelExecutionRequest(organization_name=org, execution_id=submitted.execution_id)
     ).execution

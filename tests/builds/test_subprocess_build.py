@@ -11,16 +11,13 @@ import pytest
 from ignite_server.builds.subprocess_build import Deadline, failure_reason, run_step
 from ignite_server.containment.sandbox import Policy
 from ignite_server.ports.build_pipeline import BuildFailed
+from tests.support import require_memory_cgroup, require_tool
 
 ENV = {"PATH": "/usr/bin:/bin"}
 #: An unprivileged uid for the sandboxed step (below any block's range).
 STEP_UID = 60_123
 #: A host file no sandboxed step was given.
 THIS_FILE = Path(__file__).resolve()
-
-
-def _memory_cgroup_writable() -> bool:
-    return os.access("/sys/fs/cgroup/memory", os.W_OK)
 
 
 async def test_output_is_streamed_and_consumed_lines_are_not_logged(tmp_path: Path) -> None:
@@ -61,8 +58,8 @@ async def test_a_step_past_the_deadline_is_killed(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.skipif(not _memory_cgroup_writable(), reason="needs a writable memory cgroup")
 async def test_a_step_over_its_memory_limit_is_reported(tmp_path: Path) -> None:
+    require_memory_cgroup()
     logged: list[str] = []
     hog = "x = bytearray(400 * 1024 * 1024); print(len(x))"
     result = await run_step(
@@ -79,6 +76,7 @@ async def test_a_step_over_its_memory_limit_is_reported(tmp_path: Path) -> None:
 
 
 async def test_a_sandboxed_step_sees_only_what_it_is_given(tmp_path: Path) -> None:
+    require_tool("bwrap", "tools/sandbox.sh")
     visible = tmp_path / "visible"
     visible.mkdir()
     if os.geteuid() == 0:

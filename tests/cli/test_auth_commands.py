@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ignite_launcher import LocalPlatform, private_state_dir
+from ignite_launcher import LocalPlatform
 from tests.cli.runner import Dodil, dodil_for, log_in
 from tests.support import SEED_HANDLER, unique_name
 
@@ -27,13 +26,10 @@ EXIT_PERMISSION_DENIED = 7
 
 
 @pytest.fixture(scope="module")
-def secured() -> Iterator[LocalPlatform]:
-    """A platform of this module's own that refuses calls without a token.
-    No HTTP edge: everything here goes over gRPC, as the CLI does."""
-    with LocalPlatform(
-        private_state_dir("ignite-cli-accounts-"), auth=True, gateway_port=None
-    ) as up:
-        yield up
+def secured(auth_platform: LocalPlatform) -> LocalPlatform:
+    """The shared platform that refuses calls without a token; everything
+    here goes over gRPC, as the CLI does."""
+    return auth_platform
 
 
 @pytest.fixture(scope="module")

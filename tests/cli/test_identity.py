@@ -5,24 +5,22 @@ refused when wrong."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import yaml
 from dodil.ignite.v1 import ignite_identity_pb2 as identity
 from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
-from ignite_launcher import LocalPlatform, private_state_dir
+from ignite_launcher import LocalPlatform
 from tests.cli.runner import Dodil
 from tests.support import SEED_HANDLER, BearerStub, unique_name
 
 
 @pytest.fixture(scope="module")
-def secured() -> Iterator[LocalPlatform]:
-    """A platform of this module's own with authentication required, with its
-    HTTP edge for the OAuth 2.0 token endpoint."""
-    with LocalPlatform(private_state_dir("ignite-cli-auth-"), auth=True) as up:
-        yield up
+def secured(auth_platform: LocalPlatform) -> LocalPlatform:
+    """The shared platform with authentication required, with its HTTP edge
+    for the OAuth 2.0 token endpoint."""
+    return auth_platform
 
 
 @pytest.fixture(scope="module")

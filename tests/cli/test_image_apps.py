@@ -39,6 +39,7 @@ from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from ignite_launcher import LocalPlatform
 from ignite_server.images.registry import EmbeddedRegistry
 from tests.cli.runner import Dodil
+from tests.eventually import eventually
 from tests.support import SERVICE_PORTS, bcrypt, serve_git
 
 PROBE_SOURCE = Path(__file__).parents[1] / "backends" / "local" / "image_app"
@@ -169,10 +170,12 @@ def test_a_scratch_image_deploys_answers_and_scales_from_zero(
     assert "image (Dockerfile)" in detail and meta["image_ref"] in detail
     assert "image (Dockerfile)" in ignite("ignite", "app", "list").ok().stdout
     assert "image (Dockerfile)" in ignite("ignite", "version", "list", "probe").ok().stdout
-    deadline = time.monotonic() + 60
-    while _app(ignite, "probe").get("ready_replicas", 0):
-        assert time.monotonic() < deadline, "the image app never scaled to zero"
-        time.sleep(0.5)
+    eventually(
+        lambda: not _app(ignite, "probe").get("ready_replicas", 0),
+        within=60,
+        every=0.5,
+        what="the image app scaled to zero",
+    )
     again = _get(platform, org, "probe", "/after/zero")
     assert again.status_code == 200 and again.json()["path"] == "/after/zero"
 

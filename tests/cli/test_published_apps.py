@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import yaml
 from dodil.ignite.v1 import ignite_identity_pb2 as identity
 from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
-from ignite_launcher import LocalPlatform, private_state_dir
+from ignite_launcher import LocalPlatform
 from tests.cli.runner import Dodil, dodil_for, log_in
 from tests.gateway.test_mcp import mcp_client
 from tests.support import BearerStub, unique_name
@@ -39,9 +38,8 @@ EXIT_UNAUTHENTICATED = 6
 
 
 @pytest.fixture(scope="module")
-def secured() -> Iterator[LocalPlatform]:
-    with LocalPlatform(private_state_dir("ignite-cli-published-"), auth=True) as up:
-        yield up
+def secured(auth_platform: LocalPlatform) -> LocalPlatform:
+    return auth_platform
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,14 @@ build/screenshots/console/."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from ignite_launcher import temporary_platform
+from ignite_launcher import LocalPlatform
 from tests.observability.workload import ECHO_HANDLER, Api
-from tests.support import unique_name
+from tests.support import require_tool, unique_name
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "console"
@@ -22,52 +21,50 @@ SHOTS = ROOT / "build" / "screenshots" / "console"
 
 
 def _browser() -> str:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium is not installed (tools/observability.sh installs it)")
+    chromium = require_tool("chromium", "tools/observability.sh")
     if not (CONSOLE / "node_modules" / "playwright-core").is_dir():
-        pytest.skip("console/node_modules is missing (tools/console.sh installs it)")
+        pytest.fail(
+            "console/node_modules is missing: `make toolchains` (tools/console.sh) installs it"
+        )
     return chromium
 
 
 @pytest.mark.timeout(300)
-def test_console_in_a_browser() -> None:
+def test_console_in_a_browser(auth_platform: LocalPlatform) -> None:
     chromium = _browser()
     SHOTS.mkdir(parents=True, exist_ok=True)
     for old in SHOTS.glob("*.png"):
         old.unlink()
-    gateway_args = ("--console-scrape-interval", "1")
-    with temporary_platform(auth=True, gateway_args=gateway_args) as platform:
-        api = Api.sign_in(platform)
-        org, app = unique_name("org"), "echo"
-        api.call("POST", "/v1/ignite/org", {"name": org})
-        api.deploy(org, app)
-        api.save(org, app, ECHO_HANDLER + b"\n# version 2\n")
-        api.call("POST", f"/v1/ignite/app/{org}/{app}/draft/publish", {})
-        for n in range(3):
-            assert api.invoke(org, app, {"n": n})[0] == 200
-        execution_id = api.invoke_async(org, app, {"n": 7})
-        api.wait_execution(org, execution_id)
-        client_id, secret = platform.admin_credentials()
-        run = subprocess.run(
-            ["node", str(Path(__file__).with_name("console_e2e.mjs"))],
-            env={
-                **os.environ,
-                "CONSOLE_DIR": str(CONSOLE),
-                "CHROMIUM": chromium,
-                "GATEWAY_URL": platform.http_url,
-                "CLIENT_ID": client_id,
-                "CLIENT_SECRET": secret,
-                "ORG": org,
-                "APP": app,
-                "EXECUTION_ID": execution_id,
-                "SHOTS": str(SHOTS),
-            },
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    api = Api.sign_in(auth_platform)
+    org, app = unique_name("org"), "echo"
+    api.call("POST", "/v1/ignite/org", {"name": org})
+    api.deploy(org, app)
+    api.save(org, app, ECHO_HANDLER + b"\n# version 2\n")
+    api.call("POST", f"/v1/ignite/app/{org}/{app}/draft/publish", {})
+    for n in range(3):
+        assert api.invoke(org, app, {"n": n})[0] == 200
+    execution_id = api.invoke_async(org, app, {"n": 7})
+    api.wait_execution(org, execution_id)
+    client_id, secret = auth_platform.admin_credentials()
+    run = subprocess.run(
+        ["node", str(Path(__file__).with_name("console_e2e.mjs"))],
+        env={
+            **os.environ,
+            "CONSOLE_DIR": str(CONSOLE),
+            "CHROMIUM": chromium,
+            "GATEWAY_URL": auth_platform.http_url,
+            "CLIENT_ID": client_id,
+            "CLIENT_SECRET": secret,
+            "ORG": org,
+            "APP": app,
+            "EXECUTION_ID": execution_id,
+            "SHOTS": str(SHOTS),
+        },
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     names = sorted(p.name for p in SHOTS.glob("*.png"))
     assert names == [
         "01-sign-in.png", "02-apps.png", "03-app.png", "04-confirm-rollback.png",

@@ -3,17 +3,18 @@ removed with what is left inside."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from ignite_server.containment.cgroups import MIB, CgroupRoot, LimitNotApplied
+from tests.support import require_memory_cgroup
 
-pytestmark = pytest.mark.skipif(
-    not os.access("/sys/fs/cgroup/memory", os.W_OK), reason="needs a writable memory cgroup"
-)
+
+@pytest.fixture(autouse=True)
+def _memory_cgroup() -> None:
+    require_memory_cgroup()
 
 
 def test_limits_go_up_and_down_in_the_order_the_kernel_accepts() -> None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
+from tests.eventually import eventually
 from tests.support import deploy_archive, deploy_python, invoke, pod_uids, tar_gz, unique_name
 
 HERE = Path(__file__).resolve().parent
@@ -160,10 +160,11 @@ def _status(pid: int) -> dict[str, str]:
 def test_pod_processes_are_never_host_root(platform: Any, stub: Any, apps: Any) -> None:
     org, app = apps["python"]
     assert _ask(stub, org, app, {"do": "linger"}) == {"started": True}
-    deadline = time.monotonic() + 10
-    while not (pids := _host_processes(b"sleep\x003600.123")):
-        assert time.monotonic() < deadline, "the pod's process never showed up on the host"
-        time.sleep(0.05)
+    pids = eventually(
+        lambda: _host_processes(b"sleep\x003600.123"),
+        every=0.05,
+        what="the pod's process on the host",
+    )
     for pid in pids:
         # The lingering process, and every ancestor up to the sandbox's own
         # supervisor: unprivileged, no capability.

@@ -4,12 +4,12 @@ no pod folder, no socket mount, no cgroup, no process."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from ignite_launcher import temporary_platform
 from ignite_server.containment.cgroups import CGROUP_ROOT
 from ignite_server.containment.mounts import mounts_under
+from tests.eventually import eventually
 from tests.support import deploy_python, invoke, stub_for
 
 ESCAPE = (Path(__file__).resolve().parent / "escape_python.py").read_bytes()
@@ -41,10 +41,9 @@ def test_a_killed_server_leaves_nothing_behind_after_restart() -> None:
 
         assert not mounts_under(pods)
         assert not list(pods.iterdir())
-        deadline = time.monotonic() + 5
-        while _pod_cgroups(old_pid):
-            assert time.monotonic() < deadline, _pod_cgroups(old_pid)
-            time.sleep(0.1)
+        eventually(
+            lambda: not _pod_cgroups(old_pid), within=5, every=0.1, what="the old cgroups gone"
+        )
         # The platform still serves the app (with a fresh pod).
         status, body = invoke(stub, "acme", "lingering", json.dumps({"do": "limits"}).encode())
         assert status == 200 and json.loads(body)["limit"] > 0

@@ -1,5 +1,5 @@
 """Fixtures for the invoker tests: real builds (PythonPipeline), real
-sandboxed pods (LocalBackend) and one Invoker per test worker, shared by the
+sandboxed pods (LocalBackend) and one Activator per test worker, shared by the
 tests; every test uses apps of its own, so they stay independent."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ulid import ULID
 
 from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.python import PythonPipeline
-from ignite_server.core.invoker import Invoker
+from ignite_server.core.activator import Activator
 from ignite_server.domain.models import (
     App,
     CodeKind,
@@ -161,7 +161,7 @@ class Answer:
 
 
 async def call(
-    invoker: Invoker,
+    invoker: Activator,
     target: RunTarget,
     body: bytes = b"",
     *,
@@ -207,7 +207,7 @@ def app_logs() -> list[PodLogRecord]:
 
 
 @pytest.fixture(scope="session")
-async def invoker(workdir: Path, app_logs: list[PodLogRecord]) -> AsyncIterator[Invoker]:
+async def invoker(workdir: Path, app_logs: list[PodLogRecord]) -> AsyncIterator[Activator]:
     """One sandboxed invoker per test worker."""
     inv = local_invoker(workdir / "state", sandbox="required", log_sink=app_logs.append)
     yield inv

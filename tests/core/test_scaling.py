@@ -5,16 +5,16 @@ and retiring versions without failing requests in flight."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ignite_server.core.invoker import Invoker
+from ignite_server.core.activator import Activator
 from ignite_server.domain.errors import ResourceExhausted, Unavailable
 from ignite_server.domain.models import DeploymentState, RunTarget, ScaleMetric
 from tests.core.conftest import Builder, call, make_target
+from tests.eventually import eventually_async
 from tests.support import local_invoker
 
 SLEEPY = """import time
@@ -27,14 +27,11 @@ def handler(payload, ctx):
 
 async def _wait_for(predicate: Callable[[], bool], within: float) -> None:
     # Polling: the state comes from the autoscaler's own clock, no event.
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
+    await eventually_async(predicate, within=within, every=0.05)
 
 
 async def test_load_scales_up_to_max_replicas_never_beyond_and_back_to_zero(
-    invoker: Invoker, build: Builder
+    invoker: Activator, build: Builder
 ) -> None:
     target = make_target(
         await build({"handler.py": SLEEPY}),
@@ -50,7 +47,7 @@ async def test_load_scales_up_to_max_replicas_never_beyond_and_back_to_zero(
     async def sample() -> None:
         nonlocal peak
         while sampling:
-            revision = invoker.revision(target)
+            revision = invoker.throttler(target)
             if revision is not None:
                 peak = max(peak, revision.ready_replicas + revision.starting)
             await asyncio.sleep(0.005)
@@ -61,7 +58,7 @@ async def test_load_scales_up_to_max_replicas_never_beyond_and_back_to_zero(
     await sampler
     assert [a.status for a in answers] == [200] * 12
     assert peak == 3
-    revision = invoker.revision(target)
+    revision = invoker.throttler(target)
     assert revision is not None
     assert revision.pods_started == 3
     assert invoker.status(target.app.id).ready_replicas == 3
@@ -73,7 +70,7 @@ async def test_load_scales_up_to_max_replicas_never_beyond_and_back_to_zero(
     assert revision.activations == 2
 
 
-async def test_reserved_capacity_stays_warm(invoker: Invoker, build: Builder) -> None:
+async def test_reserved_capacity_stays_warm(invoker: Activator, build: Builder) -> None:
     target = make_target(
         await build({"handler.py": SLEEPY}), reserved_capacity=2, scaledown_period_secs=1
     )
@@ -118,7 +115,7 @@ async def test_an_activation_past_its_deadline_answers_unavailable(
 
 
 async def test_an_app_that_cannot_load_fails_its_requests_and_status(
-    invoker: Invoker, build: Builder
+    invoker: Activator, build: Builder
 ) -> None:
     target = make_target(await build({"handler.py": "def handle(payload, ctx):\n    return 1\n"}))
     results = await asyncio.gather(
@@ -131,24 +128,24 @@ async def test_an_app_that_cannot_load_fails_its_requests_and_status(
     status = invoker.status(target.app.id)
     assert status.state == DeploymentState.FAILED
     assert "no function named 'handler'" in status.message
-    revision = invoker.revision(target)
+    revision = invoker.throttler(target)
     assert revision is not None and revision.activations == 1
 
 
 async def test_retire_drains_old_pods_without_failing_requests_in_flight(
-    invoker: Invoker, build: Builder
+    invoker: Activator, build: Builder
 ) -> None:
     artifact = await build({"handler.py": SLEEPY})
     v1 = make_target(artifact, version=1)
     v2: RunTarget = make_target(artifact, name=v1.app.name, version=2)
     assert (await call(invoker, v1, b"0")).status == 200
-    old = invoker.revision(v1)
+    old = invoker.throttler(v1)
     assert old is not None
     slow = asyncio.create_task(call(invoker, v1, b"1"))
     await asyncio.sleep(0.2)
     await invoker.retire(v1.app.id, keep_version=2)  # returns at once
     assert not slow.done()
-    assert invoker.revision(v1) is None
+    assert invoker.throttler(v1) is None
     assert (await call(invoker, v2, b"0")).status == 200
     assert (await slow).status == 200
     # Once idle, the old version's pod is stopped.
@@ -156,7 +153,9 @@ async def test_retire_drains_old_pods_without_failing_requests_in_flight(
     assert invoker.status(v1.app.id).ready_replicas == 1
 
 
-async def test_request_rate_scales_by_requests_per_second(invoker: Invoker, build: Builder) -> None:
+async def test_request_rate_scales_by_requests_per_second(
+    invoker: Activator, build: Builder
+) -> None:
     target = make_target(
         await build({"handler.py": SLEEPY}),
         max_concurrency=50,
@@ -169,5 +168,5 @@ async def test_request_rate_scales_by_requests_per_second(invoker: Invoker, buil
     for _ in range(6):
         await asyncio.gather(*(call(invoker, target, b"0") for _ in range(12)))
     await _wait_for(lambda: invoker.status(target.app.id).ready_replicas == 3, 10)
-    revision = invoker.revision(target)
+    revision = invoker.throttler(target)
     assert revision is not None and revision.pods_started == 3

@@ -17,6 +17,7 @@ import pytest
 from ulid import ULID
 
 from ignite_server.core.invocations import Invocations
+from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.worker import (
     ExecutionWorkers,
     _handler_error,
@@ -41,11 +42,13 @@ from ignite_server.domain.models import (
     ResponseHead,
     ResponseTrailer,
     RunTarget,
+    Submission,
 )
 from ignite_server.ports.execution_store import ExecutionEnd, ExecutionStore
 from ignite_server.store.apps import PostgresAppStore
 from ignite_server.store.executions import PostgresExecutionStore
 from tests.core.conftest import make_target
+from tests.eventually import eventually_async
 from tests.store.postgres import migrated_database
 from tests.support import unique_name
 
@@ -168,6 +171,7 @@ async def _workers(
     running = ExecutionWorkers(
         store,
         PostgresAppStore(database),
+        cast(RunTargets, handler),
         cast(Invocations, handler),
         no_news,
         workers=workers,
@@ -187,11 +191,7 @@ async def _submit_all(store: ExecutionStore, org: str, name: str, n: int) -> lis
         *(
             store.submit(
                 str(ULID()),
-                org,
-                name,
-                InvocationRequest("POST", "/", "", {}, b"%d" % i),
-                0,
-                "",
+                Submission(org, name, InvocationRequest("POST", "/", "", {}, b"%d" % i)),
                 now,
             )
             for i in range(n)
@@ -201,10 +201,7 @@ async def _submit_all(store: ExecutionStore, org: str, name: str, n: int) -> lis
 
 
 async def _until(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+    await eventually_async(check, within=within)
 
 
 async def _statuses(store: ExecutionStore, org: str, ids: list[str]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ with authentication on for the end-to-end ones."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ignite_gateway.app import Gateway
 from ignite_gateway.config import GatewayConfig
-from ignite_launcher import LocalPlatform, temporary_platform
+from ignite_launcher import LocalPlatform
 from tests.gateway.fakes import FakeCompute, start_fake_server
 
 APPS_DOMAIN = "apps.test"
@@ -52,12 +52,11 @@ async def live() -> AsyncIterator[LiveGateway]:
 
 
 @pytest.fixture(scope="session")
-def secured_platform() -> Iterator[LocalPlatform]:
-    """A platform with authentication required, of the gateway tests' own:
-    seed 000's fixed names ("acme-corp", "greet") must not meet other
-    tests', and the shared platform runs without authentication."""
-    with temporary_platform(auth=True) as running:
-        yield running
+def secured_platform(auth_platform: LocalPlatform) -> LocalPlatform:
+    """The shared platform with authentication required (tests/conftest.py),
+    where seed 000's fixed names ("acme-corp", "greet") are the gateway
+    seed test's alone."""
+    return auth_platform
 
 
 def access_token(platform: LocalPlatform) -> str:

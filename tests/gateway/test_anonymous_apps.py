@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
@@ -13,15 +12,14 @@ from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 from dodil.ignite.v1 import ignite_identity_pb2 as identity
 from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
-from ignite_launcher import LocalPlatform, private_state_dir
+from ignite_launcher import LocalPlatform
 from ignite_server.domain.principal import Role
 from tests.support import SEED_HANDLER, BearerStub, python_source, unique_name
 
 
 @pytest.fixture(scope="module")
-def secured() -> Iterator[LocalPlatform]:
-    with LocalPlatform(private_state_dir("ignite-anon-"), auth=True) as platform:
-        yield platform
+def secured(auth_platform: LocalPlatform) -> LocalPlatform:
+    return auth_platform
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
 import time
 
-import pytest
-
 from tests.gateway.conftest import LiveGateway
-
-pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+from tests.support import require_tool
 
 
 def _envelope() -> str:
@@ -28,7 +24,10 @@ def _envelope() -> str:
 async def _curl(*args: str) -> str:
     """Run curl; its standard output."""
     process = await asyncio.create_subprocess_exec(
-        "curl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        require_tool("curl", "tools/toolchains.sh"),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await process.communicate()
     assert process.returncode == 0, stderr

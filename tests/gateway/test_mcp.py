@@ -101,9 +101,8 @@ class Org:
 
 
 @pytest.fixture(scope="module")
-def platform() -> Iterator[LocalPlatform]:
-    with LocalPlatform(private_state_dir("ignite-mcp-"), auth=True) as running:
-        yield running
+def platform(auth_platform: LocalPlatform) -> LocalPlatform:
+    return auth_platform
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from ignite_gateway.config import parse_args
+from tests.eventually import eventually_async
 from tests.gateway.fakes import start_fake_server
 
 
@@ -37,16 +38,23 @@ async def _start_gateway(
         "10",
         "--log-format",
         "json",
+        # Its /metrics listener too: the default port may be a running
+        # platform's (`make run` on the same machine).
+        "--metrics-listen",
+        "127.0.0.1:0",
         stderr=asyncio.subprocess.PIPE,
     )
-    for _ in range(200):
-        if port_file.exists():
-            return process, f"http://127.0.0.1:{port_file.read_text().strip()}"
-        if process.returncode is not None:
-            break
-        await asyncio.sleep(0.05)
-    process.kill()
-    raise AssertionError("the gateway did not write its port file")
+
+    def port_written() -> bool:
+        assert process.returncode is None, "the gateway exited"
+        return port_file.exists()
+
+    try:
+        await eventually_async(port_written, within=10, what="the gateway's port file")
+    except AssertionError:
+        process.kill()
+        raise
+    return process, f"http://127.0.0.1:{port_file.read_text().strip()}"
 
 
 @pytest_asyncio.fixture
@@ -161,13 +169,12 @@ async def test_gateway_reconnects_after_a_server_restart(tmp_path: Path) -> None
             async with session.get(f"{url}/v1/ignite/app/acme/greet") as resp:
                 assert resp.status == 503
             server, _, _, _ = await start_fake_server(int(target.rsplit(":", 1)[1]))
-            deadline = asyncio.get_running_loop().time() + 8
-            while True:
+
+            async def answers() -> bool:
                 async with session.get(f"{url}/v1/ignite/app/acme/greet") as resp:
-                    if resp.status == 200:
-                        break
-                assert asyncio.get_running_loop().time() < deadline, "never reconnected"
-                await asyncio.sleep(0.1)
+                    return resp.status == 200
+
+            await eventually_async(answers, within=8, every=0.1, what="reconnected")
     finally:
         process.send_signal(signal.SIGTERM)
         await process.wait()

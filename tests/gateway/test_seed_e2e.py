@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ import requests
 
 from ignite_launcher import LocalPlatform
 from tests.gateway.conftest import access_token
-from tests.support import SEED_HANDLER, python_source, stub_for, unique_name
+from tests.support import SEED_HANDLER, python_source, require_tool, stub_for, unique_name
 
 SEED_PROGRAM = r'''
 import base64
@@ -222,7 +221,6 @@ def _publish_greeter(platform: LocalPlatform) -> tuple[str, str]:
     return org, app
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.timeout(180)
 def test_curl_against_real_invoke_and_app_url(platform: LocalPlatform) -> None:
     org, app = _publish_greeter(platform)
@@ -230,7 +228,7 @@ def test_curl_against_real_invoke_and_app_url(platform: LocalPlatform) -> None:
         {"http": {"method": "HTTP_METHOD_POST", "path": "/"}, "body": "eyJuYW1lIjogIkFkYSJ9"}
     )  # {"name": "Ada"}
     argv = [
-        "curl", "-sS", "-N", "-i", "--max-time", "120",
+        require_tool("curl", "tools/toolchains.sh"), "-sS", "-N", "-i", "--max-time", "120",
         "-H", "TE: trailers", "-H", "Content-Type: application/json",
         "-d", envelope,
         f"{platform.http_url}/v1/ignite/app/{org}/{app}/invoke",

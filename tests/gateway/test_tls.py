@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import aiohttp
 import grpc
-import pytest
 from aiohttp import web
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 
 from ignite_gateway.app import Gateway
 from ignite_gateway.config import GatewayConfig
 from tests.gateway.fakes import FakeCompute
-
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is missing")
+from tests.support import require_tool
 
 
 def _self_signed(directory: Path) -> tuple[bytes, bytes]:
     key, cert = directory / "key.pem", directory / "cert.pem"
     argv = [
-        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        require_tool("openssl", "tools/toolchains.sh"),
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
         "-subj", "/CN=ignite-test", "-addext", "subjectAltName=DNS:ignite-test",
         "-keyout", str(key), "-out", str(cert),
     ]  # fmt: skip

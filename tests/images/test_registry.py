@@ -15,6 +15,7 @@ import pytest
 
 from ignite_server.images.registry import EmbeddedRegistry
 from ignite_server.ports.image_builder import RegistryCredentials
+from tests.eventually import eventually_async
 
 
 def status(url: str, credentials: RegistryCredentials | None = None) -> int:
@@ -45,11 +46,7 @@ async def test_a_registry_that_dies_is_restarted_on_the_same_port(tmp_path: Path
         host, first = running.host, running.pid
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        for _ in range(100):
-            if running.restarts == 1:
-                break
-            await asyncio.sleep(0.1)
-        assert running.restarts == 1
+        await eventually_async(lambda: running.restarts == 1, what="the registry restarted")
         assert running.host == host and running.pid != first
         assert await asyncio.to_thread(status, f"{running.url}/v2/") == 200
     finally:

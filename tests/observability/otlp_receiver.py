@@ -4,13 +4,14 @@ TraceService, in this process, keeping every span it is sent."""
 from __future__ import annotations
 
 import threading
-import time
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from tests.eventually import eventually
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,13 @@ class OtlpReceiver:
 
     def wait_for(self, predicate: Any, timeout: float = 20.0) -> list[ReceivedSpan]:
         """The spans once ``predicate(spans)`` holds (AssertionError past ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def arrived() -> list[ReceivedSpan] | None:
             with self._lock:
                 spans = list(self.spans)
-            if predicate(spans):
-                return spans
-            assert time.monotonic() < deadline, f"spans never arrived; got {spans}"
-            time.sleep(0.1)
+            return spans if predicate(spans) else None
+
+        return eventually(arrived, within=timeout, every=0.1, what="the spans")
 
     def __enter__(self) -> OtlpReceiver:
         self._server.start()

@@ -4,7 +4,6 @@ series with the value the workload leads to, and `promtool check metrics`
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 
@@ -14,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ignite_launcher import LocalPlatform, temporary_platform
 from tests.observability.workload import Api
-from tests.support import unique_name
+from tests.support import require_tool, unique_name
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +38,7 @@ def _value(samples: dict, name: str, **labels: str) -> float:
 
 
 def _promtool(text: str) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (tools/observability.sh installs it)")
+    promtool = require_tool("promtool", "tools/observability.sh")
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from ignite_launcher import LocalPlatform
+from tests.eventually import eventually
 
 #: Echoes the request headers it saw; fails when asked; prints a line.
 ECHO_HANDLER = b"""import json
@@ -98,13 +98,11 @@ class Api:
         return str(reply["executionId"])
 
     def wait_execution(self, org: str, execution_id: str, timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
+        def finished() -> Any:
             execution = self.call("GET", f"/v1/ignite/execution/{org}/{execution_id}")["execution"]
-            if execution["status"] in (
+            return execution if execution["status"] in (
                 "EXECUTION_STATUS_COMPLETED", "EXECUTION_STATUS_FAILED",
                 "EXECUTION_STATUS_TIMEOUT", "EXECUTION_STATUS_CANCELLED",
-            ):  # fmt: skip
-                return execution
-            assert time.monotonic() < deadline, f"execution {execution_id} never finished"
-            time.sleep(0.1)
+            ) else None  # fmt: skip
+
+        return eventually(finished, within=timeout, every=0.1, what=f"execution {execution_id}")

@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.eventually import eventually_async
+
 FUNCTION_ID = "acme-corp/hello"
 ORGANIZATION_ID = "acme-corp"
 #: How long a pod may take from exec to a healthy socket.
@@ -139,16 +141,14 @@ async def drained_on_sigterm(
 
 
 async def _wait_healthy(pod: Pod) -> None:
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + START_TIMEOUT_SECS
-    while loop.time() < give_up:
+    async def healthy() -> bool:
         if pod.process.returncode is not None:
-            raise AssertionError(f"the pod exited with {pod.process.returncode}: {pod.stderr()}")
+            # Not an AssertionError: an exited pod is not worth waiting for.
+            raise RuntimeError(f"the pod exited with {pod.process.returncode}: {pod.stderr()}")
         try:
             async with pod.session.get("http://pod/_ignite/health") as response:
-                if response.status == 200:
-                    return
+                return response.status == 200
         except aiohttp.ClientError:
-            pass  # the socket is not there yet
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the pod did not become healthy: {pod.stderr()}")
+            return False  # the socket is not there yet
+
+    await eventually_async(healthy, within=START_TIMEOUT_SECS, what="the pod healthy")

@@ -8,13 +8,13 @@ import asyncio
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from ignite_launcher import private_state_dir
 from ignite_server.store.embedded import EmbeddedPostgres, _find_binary
+from tests.eventually import eventually
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +29,7 @@ def _kill_postmaster(cluster: EmbeddedPostgres) -> int:
     pid = cluster.postmaster_pid()
     assert pid is not None and cluster.is_running()
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while cluster.is_running():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    eventually(lambda: not cluster.is_running(), every=0.05, what="the postmaster gone")
     return pid
 
 
@@ -80,12 +77,14 @@ def test_an_orphaned_busy_backend_is_killed_before_the_restart(cluster):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while not _query(
-        cluster, "SELECT pid FROM pg_stat_activity WHERE query LIKE 'DO $$ BEGIN LOOP%'"
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    eventually(
+        lambda: _query(
+            cluster, "SELECT pid FROM pg_stat_activity WHERE query LIKE 'DO $$ BEGIN LOOP%'"
+        ),
+        within=20,
+        every=0.1,
+        what="the busy backend running",
+    )
     _kill_postmaster(cluster)
     asyncio.run(cluster.start())
     assert cluster.is_running()

@@ -13,7 +13,12 @@ import pytest
 from ulid import ULID
 
 from ignite_server.domain.errors import NotFound
-from ignite_server.domain.models import ExecutionMetrics, ExecutionStatus, InvocationRequest
+from ignite_server.domain.models import (
+    ExecutionMetrics,
+    ExecutionStatus,
+    InvocationRequest,
+    Submission,
+)
 from ignite_server.ports.execution_store import ExecutionEnd
 from ignite_server.store.executions import PostgresExecutionStore
 from tests.store.postgres import insert_app, migrated_database
@@ -48,7 +53,7 @@ async def _submit(store: PostgresExecutionStore, app: tuple[str, str], n: int) -
     ids = []
     for i in range(n):
         execution, created = await store.submit(
-            str(ULID()), *app, _request(b"%d" % i), 0, "", _now()
+            str(ULID()), Submission(*app, _request(b"%d" % i)), _now()
         )
         assert created
         ids.append(execution.id)
@@ -132,11 +137,15 @@ async def test_a_dead_owners_batch_is_claimed_again_and_its_late_end_refused(poo
 
 async def test_submit_is_one_statement_and_idempotent(pool, app):
     store = PostgresExecutionStore(pool)
-    first, created = await store.submit(str(ULID()), *app, _request(b"x"), 0, "key-1", _now())
-    twin, again = await store.submit(str(ULID()), *app, _request(b"y"), 0, "key-1", _now())
+    keyed = Submission(*app, _request(b"x"), idempotency_key="key-1")
+    first, created = await store.submit(str(ULID()), keyed, _now())
+    twin, again = await store.submit(
+        str(ULID()), Submission(*app, _request(b"y"), 0, "key-1"), _now()
+    )
     assert created and not again and twin.id == first.id
     assert first.status == ExecutionStatus.PENDING
     with pytest.raises(NotFound):
-        await store.submit(str(ULID()), app[0], "missing", _request(), 0, "", _now())
+        await store.submit(str(ULID()), Submission(app[0], "missing", _request()), _now())
     with pytest.raises(NotFound):
-        await store.submit(str(ULID()), app[0], "missing", _request(), 0, "key-1", _now())
+        missing = Submission(app[0], "missing", _request(), idempotency_key="key-1")
+        await store.submit(str(ULID()), missing, _now())

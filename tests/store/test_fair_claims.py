@@ -13,7 +13,7 @@ import pytest
 from ulid import ULID
 
 from ignite_server.domain.errors import ResourceExhausted
-from ignite_server.domain.models import InvocationRequest
+from ignite_server.domain.models import InvocationRequest, Submission
 from ignite_server.store.executions import PostgresExecutionStore
 from tests.store.postgres import insert_app, migrated_database
 from tests.support import unique_name
@@ -42,7 +42,7 @@ async def _submit(store: PostgresExecutionStore, app: tuple[str, str], n: int) -
     ids = []
     for _ in range(n):
         execution, _ = await store.submit(
-            str(ULID()), *app, InvocationRequest("POST", "/", "", {}, b""), 0, "", _now()
+            str(ULID()), Submission(*app, InvocationRequest("POST", "/", "", {}, b"")), _now()
         )
         ids.append(execution.id)
     return ids
@@ -95,17 +95,17 @@ async def test_the_pending_backlog_of_an_organization_is_capped(pool):
     full, other = await _app(pool), await _app(pool)
     for _ in range(3):
         await store.submit(
-            str(ULID()), *full, InvocationRequest("POST", "/", "", {}, b""), 0, "", _now(), 3
+            str(ULID()), Submission(*full, InvocationRequest("POST", "/", "", {}, b"")), _now(), 3
         )
     with pytest.raises(ResourceExhausted) as refused:
         await store.submit(
-            str(ULID()), *full, InvocationRequest("POST", "/", "", {}, b""), 0, "", _now(), 3
+            str(ULID()), Submission(*full, InvocationRequest("POST", "/", "", {}, b"")), _now(), 3
         )
     assert refused.value.reason == "QUOTA_EXCEEDED"
     assert refused.value.metadata["quota"] == "pending_executions"
     assert refused.value.metadata["limit"] == "3" and refused.value.metadata["used"] == "3"
     # The other organization is not affected by the first one's backlog.
     _, created = await store.submit(
-        str(ULID()), *other, InvocationRequest("POST", "/", "", {}, b""), 0, "", _now(), 3
+        str(ULID()), Submission(*other, InvocationRequest("POST", "/", "", {}, b"")), _now(), 3
     )
     assert created

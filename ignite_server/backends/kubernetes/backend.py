@@ -9,7 +9,7 @@ Construction (server.py)::
     await backend.close()
 
 How the platform's pods map onto the cluster: the server's autoscaler and
-activator (core/revision.py) stay the one place that decides how many pods
+activator (core/revision_throttler.py) stay the one place that decides how many pods
 a version runs. ``start(spec)`` makes sure the revision's objects exist
 (objects.py: Deployment, Service, NetworkPolicy, ScaledObject, under the
 app's ConfigMap), then asks for one more pod: the revision's demand rises,
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +35,20 @@ import structlog
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from ignite_common.task_supervisor import Backoff, TaskSupervisor
 from ignite_server.backends.kubernetes import objects
 from ignite_server.backends.kubernetes import pod as pods
 from ignite_server.backends.kubernetes.artifact_server import ArtifactServer
-from ignite_server.backends.kubernetes.objects import Artifact, Revision
+from ignite_server.backends.kubernetes.objects import Artifact, ClusterRevision
 from ignite_server.backends.kubernetes.pod import KubernetesPod
 from ignite_server.backends.kubernetes.pod_logs import follow
 from ignite_server.backends.kubernetes.revision_pods import RevisionPods
 from ignite_server.backends.kubernetes.scaler import Demand, ScalerServer
 from ignite_server.backends.kubernetes.settings import KubernetesSettings
-from ignite_server.backends.local.manifest import LaunchManifest, ManifestError
-from ignite_server.backends.local.pod_logs import PodLogDemux
+from ignite_server.backends.pod_logs import PodLogDemux
 from ignite_server.domain.models import DeploymentState, Scaling
-from ignite_server.ports.image_launch import MANIFEST_NAME, ImageLaunch
+from ignite_server.ports.image_launch import ImageLaunch
+from ignite_server.ports.launch_manifest import LaunchManifest, ManifestError
 from ignite_server.ports.pod_backend import (
     BackendInfo,
     LogSink,
@@ -56,6 +56,7 @@ from ignite_server.ports.pod_backend import (
     PodSpec,
     PodStartError,
 )
+from ignite_server.ports.pod_protocol import CODE_PLACEHOLDER
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +71,6 @@ PYTHON_COMMAND: tuple[str, ...] = (
     "-B",
     "/opt/ignite/runtime/ignite_runtime.py",
 )
-CODE_PLACEHOLDER = "{code}"
 #: The client would send a dict as a JSON patch (a list of operations).
 MERGE_PATCH = "application/merge-patch+json"
 #: How long a stopping server spends scaling its revisions to zero.
@@ -98,8 +98,8 @@ class KubernetesBackend:
         self._following: dict[str, asyncio.Task[None]] = {}
         #: Every managed pod of the namespace, by app id and pod name.
         self._app_pods: dict[str, dict[str, Any]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._watch: asyncio.Task[None] | None = None
+        #: The pod watch, the log followers and the objects being created.
+        self._tasks = TaskSupervisor("kubernetes")
         self._probe_session: aiohttp.ClientSession | None = None
         self._watch_ready = asyncio.Event()
 
@@ -125,7 +125,9 @@ class KubernetesBackend:
         )
         await self._artifacts.start()
         await self._scaler.start()
-        self._watch = asyncio.create_task(self._watch_pods())
+        # A broken watch (the apiserver restarting) is resumed after a pause.
+        retry = Backoff(first=WATCH_RETRY_SECS, most=WATCH_RETRY_SECS)
+        self._tasks.keep_running(self._watch_pods, name="watch", backoff=retry)
         async with asyncio.timeout(30):
             await self._watch_ready.wait()
         log.info(
@@ -141,11 +143,7 @@ class KubernetesBackend:
         for revision in self._revisions.values():
             revision.close()
         await self._scale_to_zero()
-        tasks = [self._watch, *self._following.values(), *self._tasks, *self._ensured.values()]
-        for task in tasks:
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+        await self._tasks.close()
         await self._scaler.close()
         await self._artifacts.close()
         if self._probe_session is not None:
@@ -261,14 +259,13 @@ class KubernetesBackend:
 
     # --- revisions -------------------------------------------------------------
 
-    async def _revision(self, spec: PodSpec) -> Revision:
-        launch = await asyncio.to_thread(_image_launch, spec.artifact_dir)
-        if launch is not None:
-            return await self._image_revision(spec, launch)
+    async def _revision(self, spec: PodSpec) -> ClusterRevision:
         try:
             manifest = await asyncio.to_thread(LaunchManifest.load, spec.artifact_dir)
         except ManifestError as exc:
             raise PodStartError(str(exc)) from None
+        if manifest.image is not None:
+            return await self._image_revision(spec, manifest.image)
         if manifest.prestart and manifest.prestart.startswith("python"):
             image, command = self.settings.python_image, tuple(PYTHON_COMMAND)
         elif Path(manifest.argv[0]).name == "deno":
@@ -287,7 +284,7 @@ class KubernetesBackend:
         artifact = Artifact(
             url=self._artifacts.url_of(sha256), token=self._artifacts.token(sha256), sha256=sha256
         )
-        return Revision(
+        return ClusterRevision(
             spec=spec,
             image=image,
             command=command,
@@ -296,12 +293,12 @@ class KubernetesBackend:
             fetch_image=self.settings.python_image,
         )
 
-    async def _image_revision(self, spec: PodSpec, launch: ImageLaunch) -> Revision:
+    async def _image_revision(self, spec: PodSpec, launch: ImageLaunch) -> ClusterRevision:
         """An image app's revision: its pods run the image by digest. The
         artifact (the launch manifest alone) is published all the same, so
         that the revision's name follows the manifest, but never fetched."""
         sha256 = await self._artifacts.publish(spec.artifact_dir)
-        return Revision(
+        return ClusterRevision(
             spec=spec,
             image=launch.reference,
             command=(),
@@ -311,12 +308,12 @@ class KubernetesBackend:
             launch=launch,
         )
 
-    async def _ensure(self, revision: Revision, scaling: Scaling | None) -> None:
+    async def _ensure(self, revision: ClusterRevision, scaling: Scaling | None) -> None:
         """Create the revision's objects once per process (shared by
         concurrent starts); a failure is retried by the next start."""
         task = self._ensured.get(revision.name)
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = asyncio.create_task(self._create(revision, scaling))
+            task = self._tasks.spawn(self._create(revision, scaling), name=revision.name)
             self._ensured[revision.name] = task
         try:
             await asyncio.shield(task)
@@ -325,7 +322,7 @@ class KubernetesBackend:
                 f"the cluster refused the app's objects: {exc.status} {exc.reason}"
             ) from None
 
-    async def _rescale(self, revision: Revision, scaling: Scaling) -> None:
+    async def _rescale(self, revision: ClusterRevision, scaling: Scaling) -> None:
         """The app's scaling changed since the ScaledObject was written."""
         self._scaling[revision.name] = scaling
         custom = self._clients()[3]
@@ -350,7 +347,7 @@ class KubernetesBackend:
             self._scaling.pop(revision.name, None)
             log.warning("kubernetes.rescale.failed", revision=revision.name, error=str(exc))
 
-    async def _create(self, revision: Revision, scaling: Scaling | None) -> None:
+    async def _create(self, revision: ClusterRevision, scaling: Scaling | None) -> None:
         core, apps, net, custom = self._clients()
         ns = self.settings.namespace
         app_owner = await self._app_owner(revision.spec.app_id)
@@ -440,31 +437,26 @@ class KubernetesBackend:
     async def _watch_pods(self) -> None:
         core = self._clients()[0]
         ns = self.settings.namespace
+        # A watch ends after WATCH_SECS; the next one lists again and resumes.
         while True:
-            try:
-                listed = await core.list_namespaced_pod(ns, label_selector=objects.MANAGED_SELECTOR)
-                present = {p.metadata.name for p in listed.items}
-                for revision in self._revisions.values():
-                    for name in [n for n in revision.cluster if n not in present]:
-                        self._dispatch("DELETED", revision.cluster[name])
-                for item in listed.items:
-                    self._dispatch("MODIFIED", item)
-                self._watch_ready.set()
-                async with watch.Watch() as stream:
-                    async for event in stream.stream(
-                        core.list_namespaced_pod,
-                        ns,
-                        label_selector=objects.MANAGED_SELECTOR,
-                        resource_version=listed.metadata.resource_version,
-                        timeout_seconds=WATCH_SECS,
-                    ):
-                        if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                            self._dispatch(event["type"], event["object"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("kubernetes.watch.broken", error=str(exc))
-                await asyncio.sleep(WATCH_RETRY_SECS)
+            listed = await core.list_namespaced_pod(ns, label_selector=objects.MANAGED_SELECTOR)
+            present = {p.metadata.name for p in listed.items}
+            for revision in self._revisions.values():
+                for name in [n for n in revision.cluster if n not in present]:
+                    self._dispatch("DELETED", revision.cluster[name])
+            for item in listed.items:
+                self._dispatch("MODIFIED", item)
+            self._watch_ready.set()
+            async with watch.Watch() as stream:
+                async for event in stream.stream(
+                    core.list_namespaced_pod,
+                    ns,
+                    label_selector=objects.MANAGED_SELECTOR,
+                    resource_version=listed.metadata.resource_version,
+                    timeout_seconds=WATCH_SECS,
+                ):
+                    if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        self._dispatch(event["type"], event["object"])
 
     def _dispatch(self, event: str, pod: Any) -> None:
         labels = pod.metadata.labels or {}
@@ -483,7 +475,7 @@ class KubernetesBackend:
             and revision is not None
         ):
             demux = self._demux(name, revision.revision.spec)
-            task = asyncio.create_task(
+            task = self._tasks.spawn(
                 follow(
                     self._clients()[0],
                     self.settings.namespace,
@@ -519,16 +511,6 @@ class KubernetesBackend:
             client.NetworkingV1Api(self._api),
             client.CustomObjectsApi(self._api),
         )
-
-
-def _image_launch(artifact_dir: Path) -> ImageLaunch | None:
-    """The ``image`` entry of the artifact's launch manifest, if it has one."""
-    try:
-        raw = json.loads((artifact_dir / MANIFEST_NAME).read_text())
-        entry = raw.get("image") if isinstance(raw, dict) else None
-        return ImageLaunch.from_json(entry) if entry else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise PodStartError(f"unreadable {MANIFEST_NAME} in {artifact_dir}: {exc}") from None
 
 
 def _version(pod: Any) -> int:

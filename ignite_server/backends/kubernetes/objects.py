@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import PodSpec
+from ignite_server.ports.pod_protocol import CODE_DIR_ENV, HEALTH_PATH, PORT_ENV, app_identity_env
 
 Manifest = dict[str, Any]
 
@@ -125,7 +126,7 @@ class Artifact:
 
 
 @dataclass(frozen=True)
-class Revision:
+class ClusterRevision:
     """One app version with one set of pod settings, as the cluster holds it."""
 
     spec: PodSpec
@@ -237,7 +238,7 @@ def _resources(spec: PodSpec) -> dict[str, Any]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def deployment(rev: Revision, app_owner: Mapping[str, Any], pull_policy: str) -> Manifest:
+def deployment(rev: ClusterRevision, app_owner: Mapping[str, Any], pull_policy: str) -> Manifest:
     """The Deployment of one revision; KEDA sets its replicas (from 0)."""
     pod = _image_pod(rev, rev.launch) if rev.launch is not None else _runtime_pod(rev, pull_policy)
     return {
@@ -275,32 +276,21 @@ def deployment(rev: Revision, app_owner: Mapping[str, Any], pull_policy: str) ->
     }
 
 
-def _ignite_env(rev: Revision) -> dict[str, str]:
-    """The pod protocol's variables that every pod gets."""
-    spec = rev.spec
-    return {
-        "IGNITE_FUNCTION_ID": spec.app_id,
-        "IGNITE_ORGANIZATION_ID": rev.organization,
-        "IGNITE_VERSION": str(spec.version),
-        "IGNITE_MAX_CONCURRENCY": str(spec.max_concurrency),
-    }
-
-
 def _tmp_volume(spec: PodSpec) -> dict[str, Any]:
     tmp_mb = max(16, spec.resources.memory_mb // 2)
     return {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": f"{tmp_mb}Mi"}}
 
 
-def _runtime_pod(rev: Revision, pull_policy: str) -> dict[str, Any]:
+def _runtime_pod(rev: ClusterRevision, pull_policy: str) -> dict[str, Any]:
     """A managed runtime's pod: the runtime image, the artifact fetched into ``code``."""
     spec = rev.spec
     env = {
         **rev.runtime_env,
         **spec.env,
         "HOME": TMP_DIR,
-        "IGNITE_PORT": str(POD_PORT),
-        "IGNITE_CODE_DIR": CODE_DIR,
-        **_ignite_env(rev),
+        PORT_ENV: str(POD_PORT),
+        CODE_DIR_ENV: CODE_DIR,
+        **app_identity_env(spec),
     }
     fetch_env = {
         "IGNITE_ARTIFACT_URL": rev.artifact.url,
@@ -344,7 +334,7 @@ def _runtime_pod(rev: Revision, pull_policy: str) -> dict[str, Any]:
                 "env": [{"name": k, "value": v} for k, v in app_env.items()],
                 "ports": [{"name": "http", "containerPort": POD_PORT}],
                 "readinessProbe": {
-                    "httpGet": {"path": "/_ignite/health", "port": POD_PORT},
+                    "httpGet": {"path": HEALTH_PATH, "port": POD_PORT},
                     "periodSeconds": 1,
                     "failureThreshold": 1,
                 },
@@ -360,14 +350,14 @@ def _runtime_pod(rev: Revision, pull_policy: str) -> dict[str, Any]:
     }
 
 
-def _image_pod(rev: Revision, launch: ImageLaunch) -> dict[str, Any]:
+def _image_pod(rev: ClusterRevision, launch: ImageLaunch) -> dict[str, Any]:
     """An image app's pod: its image by digest, as the module docstring says."""
     spec = rev.spec
     # The image's ENV reaches the container from the image itself; only
     # HOME is decided here, since the runtime would make it "/" for a uid
     # the image's /etc/passwd does not name.
     home = posixpath.normpath({**launch.env, **spec.env}.get("HOME") or TMP_DIR)
-    env = {**spec.env, "HOME": home, "PORT": str(launch.port), **_ignite_env(rev)}
+    env = {**spec.env, "HOME": home, "PORT": str(launch.port), **app_identity_env(spec)}
     mounts = [{"name": "tmp", "mountPath": TMP_DIR}]
     below_tmp = posixpath.relpath(home, TMP_DIR)
     if home.startswith(TMP_DIR + "/") and not below_tmp.startswith(".."):
@@ -396,7 +386,7 @@ def _image_pod(rev: Revision, launch: ImageLaunch) -> dict[str, Any]:
     }
 
 
-def service(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
+def service(rev: ClusterRevision, dep_owner: Mapping[str, Any]) -> Manifest:
     """A headless Service over the revision's ready pods (the server itself
     talks to each pod by its IP, to keep per-pod concurrency)."""
     return {
@@ -415,7 +405,7 @@ def service(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
 SERVER_POD_LABELS = {"app.kubernetes.io/name": "ignite", "app.kubernetes.io/component": "server"}
 
 
-def network_policy(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
+def network_policy(rev: ClusterRevision, dep_owner: Mapping[str, Any]) -> Manifest:
     """Egress only to the artifact listener (the pod fetches its artifact)
     and to cluster DNS (to resolve its URL); ingress on the pod port from
     the server only (its pods, or the address it serves artifacts on when
@@ -456,7 +446,7 @@ def network_policy(rev: Revision, dep_owner: Mapping[str, Any]) -> Manifest:
 
 
 def scaled_object(
-    rev: Revision,
+    rev: ClusterRevision,
     dep_owner: Mapping[str, Any],
     scaler_address: str,
     *,

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from ignite_server.backends.kubernetes.objects import APP_CONTAINER, FETCH_CONTAINER
-from ignite_server.backends.local.pod_logs import PodLogDemux
+from ignite_server.backends.pod_logs import PodLogDemux
 from ignite_server.ports.pod_backend import ExitReason, PodExit, PodSpec, PodStats
 
 #: Waiting reasons of a container that will not start by itself soon.

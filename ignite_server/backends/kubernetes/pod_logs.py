@@ -18,7 +18,7 @@ import structlog
 from kubernetes_asyncio import client
 
 from ignite_server.backends.kubernetes.objects import APP_CONTAINER
-from ignite_server.backends.local.pod_logs import MAX_LOG_LINE_BYTES, PodLogDemux
+from ignite_server.backends.pod_logs import MAX_LOG_LINE_BYTES, PodLogDemux
 from ignite_server.domain.models import LogStream
 
 log = structlog.get_logger(__name__)

@@ -27,11 +27,12 @@ import aiohttp
 import structlog
 
 from ignite_server.backends.kubernetes import pod as pods
-from ignite_server.backends.kubernetes.objects import Revision
+from ignite_server.backends.kubernetes.objects import ClusterRevision
 from ignite_server.backends.kubernetes.pod import KubernetesPod
 from ignite_server.backends.kubernetes.scaler import Demand
-from ignite_server.backends.local.pod_logs import PodLogDemux
+from ignite_server.backends.pod_logs import PodLogDemux
 from ignite_server.ports.pod_backend import ExitReason, PodExit, PodStartError
+from ignite_server.ports.pod_protocol import HEALTH_PATH
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +43,6 @@ START_TIMEOUT_SECS = 90.0
 #: its container starts, so polling every few ms keeps it off the cold start.
 PROBE_EVERY_SECS = 0.02
 PROBE_TIMEOUT_SECS = 1.0
-HEALTH_PATH = "/_ignite/health"
 
 _handles = itertools.count(1)
 
@@ -52,7 +52,7 @@ class RevisionPods:
 
     def __init__(
         self,
-        revision: Revision,
+        revision: ClusterRevision,
         demand: Demand,
         logs: Callable[[str], PodLogDemux],
         stopper: Callable[[KubernetesPod, float], Awaitable[None]],

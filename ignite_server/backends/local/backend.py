@@ -65,7 +65,6 @@ server left in ``pods/`` is removed when the next one starts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import os
@@ -76,18 +75,19 @@ from typing import Literal
 
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.backends.local import exec_launcher, oci_runtime
 from ignite_server.backends.local.edge_forward import Edge
 from ignite_server.backends.local.image_cache import ImageCache
 from ignite_server.backends.local.image_pod import ImagePod
-from ignite_server.backends.local.manifest import EXEC_POOL, LaunchManifest, ManifestError
 from ignite_server.backends.local.pod import LocalPod
 from ignite_server.backends.local.pool import PoolStats, WarmPool
 from ignite_server.containment import identities, mounts, seccomp
-from ignite_server.containment import sandbox as containment
 from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied, host_memory_mb
+from ignite_server.containment.sandbox import Policy, SandboxUnavailable, bubblewrap, command
 from ignite_server.domain.models import Resources
 from ignite_server.ports.image_launch import ImageLaunch
+from ignite_server.ports.launch_manifest import LaunchManifest, ManifestError
 from ignite_server.ports.pod_backend import (
     BackendInfo,
     LogSink,
@@ -95,6 +95,13 @@ from ignite_server.ports.pod_backend import (
     PodLogRecord,
     PodSpec,
     PodStartError,
+)
+from ignite_server.ports.pod_protocol import (
+    CODE_DIR_ENV,
+    EXEC_POOL,
+    MAX_CONCURRENCY_ENV,
+    SOCKET_ENV,
+    app_identity_env,
 )
 
 log = structlog.get_logger(__name__)
@@ -201,8 +208,8 @@ class LocalBackend:
         self._bwrap: str | None = None
         if sandbox != "off":
             try:
-                self._bwrap = containment.bubblewrap()
-            except containment.SandboxUnavailable as exc:
+                self._bwrap = bubblewrap()
+            except SandboxUnavailable as exc:
                 if sandbox == "required":
                     raise SandboxRequired(
                         f"the pod sandbox is required but unusable: {exc}"
@@ -243,7 +250,8 @@ class LocalBackend:
             log.warning("local pod backend degraded", detail=warning)
         self._pools: dict[tuple[object, ...], WarmPool] = {}
         self._pods: set[LocalPod] = set()
-        self._reapers: set[asyncio.Task[None]] = set()
+        #: One task per pod, forgetting it once it has ended.
+        self._reapers = TaskSupervisor("local-pods")
         self._ids = itertools.count(1)
         self._closed = False
         self._images = ImageCache(Path(state_dir).resolve() / "images")
@@ -316,9 +324,7 @@ class LocalBackend:
         self._closed = True
         await asyncio.gather(*(pool.close() for pool in self._pools.values()))
         await asyncio.gather(*(pod.close() for pod in list(self._pods)), return_exceptions=True)
-        for task in list(self._reapers):
-            task.cancel()
-        await asyncio.gather(*self._reapers, return_exceptions=True)
+        await self._reapers.close()
         self._cgroups.remove()
         if self._owns_block:
             self._block.release()
@@ -375,7 +381,7 @@ class LocalBackend:
         pod = await self._new_pod(spec.resources)
         pod.spec = spec
         code_dir = CODE_MOUNT if self._bwrap else str(spec.artifact_dir)
-        env = {**_app_env(spec), "IGNITE_CODE_DIR": code_dir}
+        env = {**_app_env(spec), CODE_DIR_ENV: code_dir}
         await self._launch(
             pod, manifest, manifest.resolved_argv(code_dir), env, spec.artifact_dir, spec.resources
         )
@@ -431,9 +437,7 @@ class LocalBackend:
             await pod.stop(0)
             raise PodStartError(f"cannot prepare the pod: {exc}") from exc
         self._pods.add(pod)
-        reaper = asyncio.create_task(self._forget(pod))
-        self._reapers.add(reaper)
-        reaper.add_done_callback(self._reapers.discard)
+        self._reapers.spawn(self._forget(pod), name=pod_id)
         return pod
 
     def _make_pod_dir(self, pod_dir: Path, uid: int) -> None:
@@ -444,8 +448,7 @@ class LocalBackend:
             mounts.mount_tmpfs(run_dir, size_kib=RUN_TMPFS_KIB, uid=uid, gid=uid)
 
     async def _forget(self, pod: LocalPod) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await pod.wait()
+        await pod.wait()
         self._pods.discard(pod)
         if pod.spec is not None and not self._closed:
             self._share_cpu(_organization(pod.spec))
@@ -464,7 +467,7 @@ class LocalBackend:
         if self._bwrap:
             socket = f"{RUN_MOUNT}/{pod.socket_path.name}"
             scratch = "/tmp"
-            policy = containment.Policy(
+            policy = Policy(
                 uid=pod.uid,
                 tmp_mb=tmp_size_mb(resources.memory_mb),
                 ro_paths=manifest.ro_paths,
@@ -479,7 +482,7 @@ class LocalBackend:
             )
             filter_fd = seccomp.program_fd()
             pass_fds = (filter_fd,)
-            prefix = containment.command(self._bwrap, policy, filter_fd)
+            prefix = command(self._bwrap, policy, filter_fd)
         else:
             socket = str(pod.socket_path)
             scratch = str(pod.dir / "tmp")
@@ -490,9 +493,9 @@ class LocalBackend:
             **BASE_ENV,
             "HOME": scratch,
             "TMPDIR": scratch,
-            "IGNITE_SOCKET": socket,
+            SOCKET_ENV: socket,
         }
-        full_env.setdefault("IGNITE_MAX_CONCURRENCY", "1")
+        full_env.setdefault(MAX_CONCURRENCY_ENV, "1")
         rlimit = 0 if self._cgroups.has_memory else resources.memory_mb
         try:
             await pod.launch([*prefix, *argv], full_env, rlimit, pass_fds)
@@ -509,13 +512,7 @@ def _organization(spec: PodSpec) -> str:
 
 def _app_env(spec: PodSpec) -> dict[str, str]:
     """The app's env and the platform's variables about it."""
-    return {
-        **spec.env,
-        "IGNITE_FUNCTION_ID": spec.app_id,
-        "IGNITE_ORGANIZATION_ID": spec.app_id.split("/", 1)[0],
-        "IGNITE_VERSION": str(spec.version),
-        "IGNITE_MAX_CONCURRENCY": str(spec.max_concurrency),
-    }
+    return {**spec.env, **app_identity_env(spec)}
 
 
 def _remove_leftovers(pods_dir: Path) -> None:

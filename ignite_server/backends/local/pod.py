@@ -26,8 +26,9 @@ from pathlib import Path
 import aiohttp
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.backends.local import pod_client
-from ignite_server.backends.local.pod_logs import MAX_LOG_LINE_BYTES, PodLogDemux
+from ignite_server.backends.pod_logs import MAX_LOG_LINE_BYTES, PodLogDemux
 from ignite_server.containment import mounts
 from ignite_server.containment.cgroups import LimitNotApplied, SandboxCgroup
 from ignite_server.domain.models import LogStream
@@ -84,7 +85,8 @@ class LocalPod:
         self._logs = PodLogDemux(pod_id, sink, lambda: self.spec)
         self._proc: asyncio.subprocess.Process | None = None
         self._exit: asyncio.Future[PodExit] = asyncio.get_running_loop().create_future()
-        self._tasks: list[asyncio.Task[None]] = []
+        #: The readers of the pod's output and the watch of its process.
+        self._tasks = TaskSupervisor(f"pod {pod_id}")
         self._stopping = False
         self._oom_before = 0
         #: An O_PATH descriptor of run/ when its socket path is too long.
@@ -174,10 +176,10 @@ class LocalPod:
         assert self._proc is not None
         assert self._proc.stdout is not None and self._proc.stderr is not None
         readers = [
-            asyncio.create_task(self._logs.read(self._proc.stdout, LogStream.STDOUT)),
-            asyncio.create_task(self._logs.read(self._proc.stderr, LogStream.STDERR)),
+            self._tasks.spawn(self._logs.read(self._proc.stdout, LogStream.STDOUT), name="stdout"),
+            self._tasks.spawn(self._logs.read(self._proc.stderr, LogStream.STDERR), name="stderr"),
         ]
-        self._tasks = [*readers, asyncio.create_task(self._watch(readers))]
+        self._tasks.spawn(self._watch(readers), name="watch")
 
     async def wait_ready(self, wait_secs: float) -> None:
         """Return once the runtime's health probe answers 200."""
@@ -290,9 +292,7 @@ class LocalPod:
     async def close(self) -> None:
         """Stop at once and wait for the helper tasks (backend shutdown)."""
         await self.stop(0)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
 
     def _signal_runtime(self, sig: signal.Signals) -> None:
         assert self._proc is not None

@@ -16,9 +16,7 @@ import json
 from pathlib import Path
 
 from ignite_server.ports.pod_backend import PodSpec, PodStartError
-
-HEALTH_PATH = "/_ignite/health"
-LOAD_PATH = "/_ignite/load"
+from ignite_server.ports.pod_protocol import HEALTH_PATH, LOAD_PATH, load_request
 
 
 async def http_once(
@@ -68,21 +66,6 @@ async def health_status(socket_path: Path) -> int:
     except (OSError, ConnectionError, TimeoutError):
         return 0
     return status
-
-
-def load_request(spec: PodSpec, code_dir: str) -> bytes:
-    """The body of ``POST /_ignite/load`` that specializes a pod for ``spec``
-    with its code at ``code_dir`` (as the pod sees it)."""
-    return json.dumps(
-        {
-            "code_dir": code_dir,
-            "function_id": spec.app_id,
-            "organization_id": spec.app_id.split("/", 1)[0],
-            "version": spec.version,
-            "max_concurrency": spec.max_concurrency,
-            "env": dict(spec.env),
-        }
-    ).encode()
 
 
 async def load(socket_path: Path, spec: PodSpec, code_dir: str, wait_secs: float) -> bool:

@@ -15,12 +15,12 @@ then falls back to fresh starts, which cost no more than without a pool.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.backends.local.pod import LocalPod
 from ignite_server.ports.pod_backend import PodStartError
 
@@ -54,7 +54,8 @@ class WarmPool:
         self.size = size
         self._start = start
         self._idle: list[LocalPod] = []
-        self._refill: asyncio.Task[None] | None = None
+        self._tasks = TaskSupervisor(f"pool {name}")
+        self._refilling = False
         self._closed = False
         self._warm_hits = 0
         self._cold_starts = 0
@@ -75,21 +76,25 @@ class WarmPool:
     def _ensure_refill(self) -> None:
         if self._closed or self.size <= 0:
             return
-        if self._refill is None or self._refill.done():
-            self._refill = asyncio.create_task(self._fill())
+        if not self._refilling:
+            self._refilling = True
+            self._tasks.spawn(self._fill(), name="refill")
 
     async def _fill(self) -> None:
-        await asyncio.sleep(REFILL_DELAY_SECS)
-        while not self._closed and len(self._idle) < self.size:
-            try:
-                pod = await self._start()
-            except PodStartError as exc:
-                log.warning("cannot pre-start a pod", pool=self.name, error=exc.message)
-                return
-            if self._closed:
-                await pod.close()
-                return
-            self._idle.append(pod)
+        try:
+            await asyncio.sleep(REFILL_DELAY_SECS)
+            while not self._closed and len(self._idle) < self.size:
+                try:
+                    pod = await self._start()
+                except PodStartError as exc:
+                    log.warning("cannot pre-start a pod", pool=self.name, error=exc.message)
+                    return
+                if self._closed:
+                    await pod.close()
+                    return
+                self._idle.append(pod)
+        finally:
+            self._refilling = False
 
     def stats(self) -> PoolStats:
         """The pool's idle pods and counters."""
@@ -105,9 +110,6 @@ class WarmPool:
     async def close(self) -> None:
         """Stop filling, and stop the idle pods."""
         self._closed = True
-        if self._refill is not None:
-            self._refill.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refill
+        await self._tasks.close()
         idle, self._idle = self._idle, []
         await asyncio.gather(*(pod.close() for pod in idle), return_exceptions=True)

@@ -34,6 +34,7 @@ from ignite_server.backends.local.pod_trust import write_trust_dir
 from ignite_server.domain.models import Resources
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import ExitReason, PodSpec, PodStartError
+from tests.eventually import eventually
 
 HERE = Path(__file__).parent
 TOOLS = ("buildah", "docker-registry", "go")
@@ -76,12 +77,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     with (root / "registry.log").open("wb") as out:
         proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=out, stderr=out)
     try:
-        deadline = time.monotonic() + 10
-        while True:
+
+        def listening() -> bool:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            assert time.monotonic() < deadline, (root / "registry.log").read_text()
-            time.sleep(0.05)
+                return True
+            return False
+
+        eventually(listening, every=0.05, what="the registry listening")
         yield Registry(port)
     finally:
         proc.terminate()

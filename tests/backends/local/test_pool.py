@@ -18,7 +18,7 @@ import pytest
 
 from ignite_server.backends.local import LocalBackend
 from ignite_server.backends.local.pod import LocalPod
-from ignite_server.backends.local.pod_client import LOAD_PATH, http_once, load_request
+from ignite_server.backends.local.pod_client import http_once
 from ignite_server.backends.local.pool import PoolStats
 from ignite_server.builds.deno import DenoPipeline
 from ignite_server.builds.go import GoPipeline
@@ -26,6 +26,7 @@ from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.rust import RustPipeline
 from ignite_server.domain.models import Resources, RuntimeKind
 from ignite_server.ports.pod_backend import ExitReason, PodSpec, PodStartError
+from ignite_server.ports.pod_protocol import LOAD_PATH, load_request
 from tests.runtimes.pipeline_fixtures import AppBuilder
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ignite_server.backends.local.manifest import LaunchManifest
 from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.python import PythonPipeline
 from ignite_server.domain.models import RuntimeKind, RuntimeSpec
 from ignite_server.ports.build_pipeline import BuildFailed, BuildRequest
+from ignite_server.ports.launch_manifest import LaunchManifest
 
 
 async def _build(

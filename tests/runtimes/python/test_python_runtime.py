@@ -14,6 +14,7 @@ import pytest
 
 from ignite_server.backends.local.pod_client import http_once
 from ignite_server.builds.python import RUNTIME_DIR, RUNTIME_FILE
+from tests.eventually import eventually_async
 
 HANDLER = """import asyncio
 
@@ -47,14 +48,16 @@ async def _start(tmp_path: Path, env: dict[str, str]) -> tuple[asyncio.subproces
         env={"IGNITE_SOCKET": str(sock), **env},
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    for _ in range(500):
+
+    async def serving() -> bool:
         try:
             await http_once(sock, "GET", "/_ignite/health")
         except OSError:  # not bound or not listening yet
-            await asyncio.sleep(0.01)
-        else:
-            return proc, sock
-    raise AssertionError("the runtime did not start serving")
+            return False
+        return True
+
+    await eventually_async(serving, within=5, every=0.01, what="the runtime serving")
+    return proc, sock
 
 
 def _app(tmp_path: Path, source: str) -> Path:

@@ -1,4 +1,4 @@
-"""The slot bracket of a Revision, against a pod backend that starts pods
+"""The slot bracket of a RevisionThrottler, against a pod backend that starts pods
 instantly (the port's contract, without processes): given back when the
 block ends, abandoned when a timeout or a cancellation cuts it off, and
 queued when no pod has room."""
@@ -6,23 +6,16 @@ queued when no pod has room."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from ignite_server.core.revision import Revision
+from ignite_server.core.revision_throttler import RevisionThrottler
 from ignite_server.domain.errors import Unavailable
 from ignite_server.domain.models import Resources, ScaleMetric, Scaling
-from ignite_server.ports.pod_backend import (
-    BackendInfo,
-    ExitReason,
-    PodExit,
-    PodSpec,
-    PodStats,
-)
+from ignite_server.ports.pod_backend import PodSpec
+from tests.core.fakes import InstantBackend
+from tests.eventually import eventually_async
 
 SPEC = PodSpec(
     app_id="acme/unit",
@@ -41,71 +34,12 @@ SCALING = Scaling(
 )
 
 
-class InstantPod:
-    """A pod that is ready at once and ends when stopped."""
-
-    def __init__(self, pod_id: str) -> None:
-        self.id = pod_id
-        self.spec = SPEC
-        self.stops = 0
-        self._end: asyncio.Future[PodExit] = asyncio.get_running_loop().create_future()
-
-    def connector(self) -> aiohttp.BaseConnector:
-        return aiohttp.TCPConnector()
-
-    @property
-    def base_url(self) -> str:
-        return "http://pod"
-
-    @property
-    def exit(self) -> PodExit | None:
-        return self._end.result() if self._end.done() else None
-
-    async def wait(self) -> PodExit:
-        return await asyncio.shield(self._end)
-
-    @contextlib.contextmanager
-    def executing(self, execution_id: str) -> Iterator[None]:
-        yield
-
-    def stats(self) -> PodStats:
-        return PodStats(0, 0, 0)
-
-    async def stop(self, grace_secs: float = 0) -> PodExit:
-        self.stops += 1
-        if not self._end.done():
-            self._end.set_result(PodExit(ExitReason.STOPPED, 0, "stopped"))
-        return self._end.result()
-
-
-class InstantBackend:
-    """Starts InstantPods, or never finishes starting when ``stuck``."""
-
-    def __init__(self, *, stuck: bool = False) -> None:
-        self.pods: list[InstantPod] = []
-        self.stuck = stuck
-
-    @property
-    def info(self) -> BackendInfo:
-        return BackendInfo(sandboxed=True)
-
-    async def start(self, spec: PodSpec) -> InstantPod:
-        if self.stuck:
-            await asyncio.sleep(3600)
-        pod = InstantPod(f"pod{len(self.pods)}")
-        self.pods.append(pod)
-        return pod
-
-    async def close(self) -> None:
-        return None
-
-
 def _deadline(secs: float = 5.0) -> float:
     return asyncio.get_running_loop().time() + secs
 
 
-async def _revision(backend: InstantBackend) -> Revision:
-    return Revision(SPEC, SCALING, backend, queue_depth=4)
+async def _revision(backend: InstantBackend) -> RevisionThrottler:
+    return RevisionThrottler(SPEC, SCALING, backend, queue_depth=4)
 
 
 async def test_a_slot_is_given_back_when_the_block_ends() -> None:
@@ -125,7 +59,9 @@ async def test_a_slot_is_given_back_when_the_block_ends() -> None:
         await revision.close()
 
 
-@pytest.mark.parametrize("cut_off", [TimeoutError, asyncio.CancelledError])
+#: How a block is cut off: its deadline, its caller's cancellation, or its
+#: consumer closing the generator the block is held in (GeneratorExit).
+@pytest.mark.parametrize("cut_off", [TimeoutError, asyncio.CancelledError, GeneratorExit])
 async def test_a_slot_cut_off_is_abandoned_and_its_pod_stopped(cut_off: type) -> None:
     backend = InstantBackend()
     revision = await _revision(backend)
@@ -136,11 +72,7 @@ async def test_a_slot_cut_off_is_abandoned_and_its_pod_stopped(cut_off: type) ->
         # The handler may still run: the pod takes nothing new and, running
         # nothing else, is stopped.
         assert slot.stuck == 1 and slot.draining
-        for _ in range(100):
-            if backend.pods[0].stops:
-                break
-            await asyncio.sleep(0.01)
-        assert backend.pods[0].stops == 1
+        await eventually_async(lambda: backend.pods[0].stops == 1, what="the pod stopped")
         # The next request gets a fresh pod.
         async with revision.slot(_deadline()) as fresh:
             assert fresh is not slot

@@ -1,9 +1,10 @@
 """Holding requests until a pod can take them (the Knative activator /
 KEDA interceptor pattern), for one version of one app.
 
-A ``Revision`` owns the pods of one app version and a FIFO of waiting
-requests. ``acquire`` hands out a slot on the least-loaded ready pod that is
-below its concurrency limit. When there is none the request waits in the
+A ``RevisionThrottler`` owns the pods of one app version and a FIFO of waiting
+requests. ``slot`` hands out a slot on the least-loaded ready pod that is
+below its concurrency limit, for one request, and takes it back however the
+request ends. When there is none the request waits in the
 queue (bounded: a full queue answers ResourceExhausted) until a slot frees
 or a pod becomes ready, or until its deadline (Unavailable).
 
@@ -42,6 +43,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.core.autoscaler import Autoscaler, Load
 from ignite_server.core.capacity import PodCapacity, PodGrant
 from ignite_server.core.request_log import PlatformEvent
@@ -90,7 +92,7 @@ class PodSlot:
         return not self.draining and self.pod.exit is None and self.in_flight < self.capacity
 
 
-class Revision:
+class RevisionThrottler:
     """The pods of one app version and the requests waiting for them."""
 
     def __init__(
@@ -123,7 +125,8 @@ class Revision:
         self._last_error_at = -1e9
         self.last_exit: PodExit | None = None
         self._waiters: deque[asyncio.Future[PodSlot]] = deque()
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Pod starts, watches and stops.
+        self._tasks = TaskSupervisor(f"revision {spec.app_id} v{spec.version}")
         self._changed = asyncio.Event()
 
     # --- requests ------------------------------------------------------------
@@ -140,21 +143,26 @@ class Revision:
     async def slot(self, deadline: float) -> AsyncIterator[PodSlot]:
         """A slot on a ready pod for one request, held for the ``async
         with`` block (as Knative's ``throttler.Try``): waits until
-        ``deadline`` (loop time) for one, gives it back when the block ends,
-        and abandons it when the block is cut off by a timeout or a
-        cancellation, since the handler may still be running on the pod."""
-        taken = await self.acquire(deadline)
+        ``deadline`` (loop time) for one and gives it back when the block
+        ends, also with an error (the pod answered, badly).
+
+        A block that is cut off abandons the slot instead, since the handler
+        may still be running on the pod: by a timeout, by a cancellation, or
+        by GeneratorExit, when the block is held in an async generator whose
+        consumer stopped reading and closed it (a gRPC client that hung up
+        between frames, a worker that stopped at an oversized result)."""
+        taken = await self._acquire(deadline)
         try:
             yield taken
-        except (TimeoutError, asyncio.CancelledError):
-            self.abandon(taken)
+        except (TimeoutError, asyncio.CancelledError, GeneratorExit):
+            self._abandon(taken)
             raise
         except BaseException:
-            self.release(taken)
+            self._release(taken)
             raise
-        self.release(taken)
+        self._release(taken)
 
-    async def acquire(self, deadline: float) -> PodSlot:
+    async def _acquire(self, deadline: float) -> PodSlot:
         """A slot on a ready pod, waiting until ``deadline`` (loop time)."""
         now = time.monotonic()
         self.autoscaler.request_started(now)
@@ -182,7 +190,7 @@ class Revision:
         except BaseException:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 # Cancelled right after a slot was handed over: give it back.
-                self.release(waiter.result())
+                self._release(waiter.result())
             else:
                 self._forget_waiter(waiter)
             raise
@@ -203,7 +211,7 @@ class Revision:
             self._waiters.remove(waiter)
         self._changed.set()
 
-    def release(self, slot: PodSlot) -> None:
+    def _release(self, slot: PodSlot) -> None:
         """Give back a slot after its request finished."""
         slot.in_flight -= 1
         self._after_release(slot)
@@ -213,7 +221,7 @@ class Revision:
         out-of-memory kill, a crash) is history, no longer the app's status."""
         self.last_exit = None
 
-    def abandon(self, slot: PodSlot) -> None:
+    def _abandon(self, slot: PodSlot) -> None:
         """Give up on a request still running on ``slot`` (it timed out): the
         pod takes nothing new and is stopped once it runs nothing else."""
         slot.stuck += 1
@@ -299,10 +307,11 @@ class Revision:
         self.pods_started += 1
         self._spawn(self._run_start())
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        if self._tasks.closed:
+            work.close()  # closed: every pod was stopped already
+            return
+        self._tasks.spawn(work)
 
     async def _run_start(self) -> None:
         grant = None
@@ -446,12 +455,13 @@ class Revision:
         self.retired = True
         self._fail_waiters(Unavailable("the server is shutting down", reason="SHUTTING_DOWN"))
         await asyncio.gather(*(s.pod.stop(0) for s in self.slots), return_exceptions=True)
-        for task in list(self._tasks):
-            task.cancel()
-        await self._settle()
+        await self._tasks.close()
+        await self._close_sessions()
 
     async def _settle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait()
+        await self._close_sessions()
+
+    async def _close_sessions(self) -> None:
         for slot in list(self.slots):
             await slot.session.close()

@@ -1,4 +1,5 @@
-"""Reading ``ignite-launch.json``, the artifact manifest of docs/pod-protocol.md.
+"""Reading ``ignite-launch.json``, the artifact manifest of docs/pod-protocol.md,
+as both pod backends do (the build pipelines write it).
 
 An image app's manifest has an ``image`` entry (ports/image_launch.py) and
 an empty argv: its pod runs the image's own command in a container.
@@ -13,12 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ignite_server.ports.image_launch import ImageLaunch
+from ignite_server.ports.pod_protocol import CODE_PLACEHOLDER, MANIFEST_NAME
 
-MANIFEST_NAME = "ignite-launch.json"
-CODE_PLACEHOLDER = "{code}"
-#: The pool whose pre-started process is the backend's exec launcher
-#: (runtimes/exec), which runs ``argv`` once it is given the app.
-EXEC_POOL = "exec"
 #: The most a manifest's ``prestart_files`` may hold together: they are
 #: read on every start and kept in memory by the pool.
 MAX_PRESTART_FILES_BYTES = 1024 * 1024

@@ -1,4 +1,4 @@
-"""Invocations end to end through the Invoker, real sandboxed pods and real
+"""Invocations end to end through the Activator, real sandboxed pods and real
 builds: seed 000's handler, errors, timeouts, memory kills, big bodies,
 archive apps with dependencies."""
 
@@ -12,11 +12,13 @@ import time
 import pytest
 from ulid import ULID
 
-from ignite_server.core.invoker import CHUNK_BYTES, Invoker
+from ignite_server.core.activator import Activator
+from ignite_server.core.pod_proxy import CHUNK_BYTES
 from ignite_server.domain.errors import DeadlineExceeded, ResourceExhausted, Unavailable
 from ignite_server.domain.models import DeploymentState, LogStream
 from ignite_server.ports.pod_backend import PodLogRecord
 from tests.core.conftest import Builder, call, make_target
+from tests.eventually import eventually_async
 from tests.support import SEED_HANDLER
 
 MISC_HANDLER = """import os, time
@@ -47,7 +49,7 @@ def handler(payload, ctx):
 
 
 async def test_seed_greet_answers_with_its_execution_id(
-    invoker: Invoker, build: Builder, app_logs: list[PodLogRecord]
+    invoker: Activator, build: Builder, app_logs: list[PodLogRecord]
 ) -> None:
     target = make_target(await build({"handler.py": SEED_HANDLER}), name="greet")
     execution_id = str(ULID())
@@ -72,13 +74,10 @@ async def test_seed_greet_answers_with_its_execution_id(
             for r in app_logs
         )
 
-    deadline = time.monotonic() + 5
-    while not logged() and time.monotonic() < deadline:  # noqa: ASYNC110 - no event to wait on
-        await asyncio.sleep(0.01)
-    assert logged()
+    await eventually_async(logged, within=5, every=0.01, what="the greeting in the app's logs")
 
 
-async def test_cold_app_answers_its_first_request(invoker: Invoker, build: Builder) -> None:
+async def test_cold_app_answers_its_first_request(invoker: Activator, build: Builder) -> None:
     target = make_target(await build({"handler.py": SEED_HANDLER}))
     assert invoker.status(target.app.id).state is None
     first = asyncio.create_task(call(invoker, target, b"{}"))
@@ -96,7 +95,7 @@ async def test_cold_app_answers_its_first_request(invoker: Invoker, build: Build
 
 
 async def test_fifty_concurrent_cold_requests_share_one_activation(
-    invoker: Invoker, build: Builder
+    invoker: Activator, build: Builder
 ) -> None:
     target = make_target(await build({"handler.py": SEED_HANDLER}))
     answers = await asyncio.gather(
@@ -104,13 +103,13 @@ async def test_fifty_concurrent_cold_requests_share_one_activation(
     )
     assert [a.status for a in answers] == [200] * 50
     assert {a.json()["greeting"] for a in answers} == {f"Hello, n{i}!" for i in range(50)}  # type: ignore[index]
-    revision = invoker.revision(target)
+    revision = invoker.throttler(target)
     assert revision is not None
     assert revision.activations == 1
 
 
 async def test_handler_exception_is_a_500_and_the_pod_keeps_serving(
-    invoker: Invoker, build: Builder
+    invoker: Activator, build: Builder
 ) -> None:
     target = make_target(await build({"handler.py": MISC_HANDLER}))
     failed = await call(invoker, target, b"fail")
@@ -123,11 +122,11 @@ async def test_handler_exception_is_a_500_and_the_pod_keeps_serving(
     spun = await call(invoker, target, b"spin")
     assert spun.body == b"spun"
     assert spun.trailer.cpu_used_ms >= 250
-    revision = invoker.revision(target)
+    revision = invoker.throttler(target)
     assert revision is not None and revision.pods_started == 1
 
 
-async def test_a_handler_past_its_timeout_is_cut_off(invoker: Invoker, build: Builder) -> None:
+async def test_a_handler_past_its_timeout_is_cut_off(invoker: Activator, build: Builder) -> None:
     target = make_target(await build({"handler.py": MISC_HANDLER}), timeout_secs=1)
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded) as caught:
@@ -140,7 +139,7 @@ async def test_a_handler_past_its_timeout_is_cut_off(invoker: Invoker, build: Bu
 
 
 async def test_memory_limit_kill_is_reported_and_other_apps_are_unharmed(
-    invoker: Invoker, build: Builder
+    invoker: Activator, build: Builder
 ) -> None:
     hog = make_target(await build({"handler.py": MISC_HANDLER}), memory_mb=64)
     other = make_target(await build({"handler.py": SEED_HANDLER}))
@@ -152,7 +151,7 @@ async def test_memory_limit_kill_is_reported_and_other_apps_are_unharmed(
     assert "memory limit" in invoker.status(hog.app.id).message
     # The other app's pod lived through it; the hog gets a fresh pod.
     assert (await call(invoker, other, b"{}")).status == 200
-    other_revision = invoker.revision(other)
+    other_revision = invoker.throttler(other)
     assert other_revision is not None and other_revision.pods_started == 1
     assert (await call(invoker, hog, b"alloc 8")).body == b"allocated"
     # Served again: the old kill is no longer the app's status.
@@ -160,7 +159,7 @@ async def test_memory_limit_kill_is_reported_and_other_apps_are_unharmed(
 
 
 async def test_a_pod_dying_mid_request_fails_it_clearly_and_is_replaced(
-    invoker: Invoker, build: Builder
+    invoker: Activator, build: Builder
 ) -> None:
     target = make_target(await build({"handler.py": MISC_HANDLER}))
     with pytest.raises(Unavailable) as caught:
@@ -170,7 +169,7 @@ async def test_a_pod_dying_mid_request_fails_it_clearly_and_is_replaced(
     assert (await call(invoker, target, b"text")).status == 200
 
 
-async def test_ten_megabyte_bodies_pass_intact(invoker: Invoker, build: Builder) -> None:
+async def test_ten_megabyte_bodies_pass_intact(invoker: Activator, build: Builder) -> None:
     target = make_target(await build({"handler.py": MISC_HANDLER}))
     payload = os.urandom(10 * 1024 * 1024)
     answer = await call(invoker, target, payload)
@@ -197,7 +196,7 @@ ARCHIVE_APP = {
 
 
 async def test_archive_app_with_its_own_package_and_a_dependency_runs(
-    invoker: Invoker, build: Builder
+    invoker: Activator, build: Builder
 ) -> None:
     artifact = await build(ARCHIVE_APP)
     answer = await call(invoker, make_target(artifact), b"Ada")
@@ -221,7 +220,7 @@ def handler(payload, ctx):
 
 
 async def test_a_cancelled_invocation_is_cut_off_in_its_pod(
-    invoker: Invoker, build: Builder, app_logs: list[PodLogRecord]
+    invoker: Activator, build: Builder, app_logs: list[PodLogRecord]
 ) -> None:
     target = make_target(await build({"handler.py": CHATTY}))
     execution_id = str(ULID())
@@ -230,11 +229,8 @@ async def test_a_cancelled_invocation_is_cut_off_in_its_pod(
     def said(word: str) -> bool:
         return any(r.execution_id == execution_id and r.message == word for r in app_logs)
 
-    deadline = time.monotonic() + 10
-    while not said("start"):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
-    revision = invoker.revision(target)
+    await eventually_async(lambda: said("start"), every=0.01, what="the handler started")
+    revision = invoker.throttler(target)
     assert revision is not None and len(revision.slots) == 1
     pod = revision.slots[0].pod
     running.cancel()

@@ -1,4 +1,5 @@
-"""A pod's stdout and stderr, demultiplexed into PodLogRecords.
+"""A pod's stdout and stderr, demultiplexed into PodLogRecords (both pod
+backends read their pods' output through it).
 
 Both pipes are read line by line. A line that starts with 0x1E (the ASCII
 record separator) is a tagged record: JSON written by the runtime for one
@@ -31,6 +32,7 @@ from collections.abc import Callable, Iterator
 
 from ignite_server.domain.models import LogStream
 from ignite_server.ports.pod_backend import LogGate, LogSink, PodLogRecord, PodSpec
+from ignite_server.ports.pod_protocol import LOG_RECORD_SEPARATOR
 
 #: Pipe reader limit: longer lines are split rather than failing the reader.
 MAX_LOG_LINE_BYTES = 256 * 1024
@@ -43,7 +45,6 @@ READ_BYTES = 64 * 1024
 LINES_PER_TURN = 128
 #: How many untagged output lines are kept to explain a failed start.
 START_LOG_TAIL = 20
-RECORD_SEPARATOR = 0x1E
 
 
 class PodLogDemux:
@@ -117,7 +118,7 @@ class PodLogDemux:
         execution_id = ""
         text = raw.decode("utf-8", "replace")
         pipe = kind
-        if raw[:1] == bytes([RECORD_SEPARATOR]):
+        if raw[:1] == bytes([LOG_RECORD_SEPARATOR]):
             try:
                 record = json.loads(raw[1:])
                 execution_id = str(record.get("execution_id") or "")
