@@ -12,7 +12,7 @@ TEST_WORKERS ?= auto
 # Serialises the runs that use the (one per machine) Kubernetes test bed.
 TESTBED_LOCK ?= /tmp/ignite-testbed.lock
 
-.PHONY: grpcurl run test test-fast golden lock lock-check gen gen-check lint proto-lint proto-breaking fmt bench \
+.PHONY: grpcurl run test test-fast test-load golden lock lock-check gen gen-check lint proto-lint proto-breaking fmt bench \
 	clean setup sandbox toolchains runtime-images console-check test-kubernetes exec-launcher
 
 ## setup: a virtualenv with Ignite and its development tools, exactly as
@@ -82,8 +82,15 @@ console-check: toolchains
 ## test: everything, from a fresh clone.
 test: $(STAMP) lock-check gen-check lint proto-breaking toolchains exec-launcher console-check testbed-build
 	@echo "dependencies: uv.lock sha256:$$(sha256sum uv.lock | cut -c1-16)… ($$(grep -c '^name = ' uv.lock) packages), installed by $$($(UV) --version)"
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q -m "not load"
+	$(MAKE) test-load
 	$(MAKE) test-kubernetes
+
+## test-load: tests that compare latencies quiet and under a flood, one at a
+## time with nothing else on the machine's cores: a parallel neighbour's
+## CPU would be measured as the flood's.
+test-load: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:xdist -m load
 
 ## test-fast: the fast tier (tests/conftest.py's FAST_MODULES): core, the
 ## gateway, the CLI and the Kubernetes object builders against fakes of the

@@ -34,6 +34,8 @@ from tests.support import (
     unique_name,
 )
 
+pytestmark = pytest.mark.load
+
 FLOOD_EXECUTIONS = 300
 EXECUTION_SECS = 5
 LOG_FLOODERS = 4

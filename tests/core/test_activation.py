@@ -60,6 +60,7 @@ def _count(target: RunTarget, outcome: str) -> float:
     value = REGISTRY.get_sample_value(
         "ignite_invocations_total",
         {
+            "organization": target.app.organization,
             "app": target.app.id,
             "version": str(target.version.version),
             "path": "grpc",
@@ -160,7 +161,9 @@ async def test_the_first_request_is_a_cold_start_and_the_next_is_warm(
     cold = await call(activator, target)
     warm = await call(activator, target)
     assert cold.trailer.cold_start_ms >= 0
-    cold_count = REGISTRY.get_sample_value("ignite_cold_starts_total", {"app": target.app.id})
+    cold_count = REGISTRY.get_sample_value(
+        "ignite_cold_starts_total", {"organization": target.app.organization, "app": target.app.id}
+    )
     assert cold_count == 1
     assert warm.trailer.cold_start_ms == 0
     throttler = activator.throttler(target)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ignite_server.backends.local.pod_logs import PodLogDemux
+from ignite_server.backends.pod_logs import PodLogDemux
 from ignite_server.domain.models import LogStream, Resources
 from ignite_server.ports.pod_backend import PodLogRecord, PodSpec
 
