@@ -33,7 +33,9 @@ def since_ms(text: str, now: datetime | None = None) -> int:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new entries until Ctrl-C.")
 @click.option("--since", metavar="DURATION", help="Only entries newer than this, e.g. 10m.")
 @click.option(
-    "--limit", type=click.IntRange(1), help="At most this many past entries (default 1000)."
+    "--limit",
+    type=click.IntRange(1),
+    help="At most this many past entries (default 1000; an execution's whole log with --execution, up to 10000).",
 )
 @common_options
 @pass_session

@@ -36,7 +36,9 @@ WRITE_BATCH = 2000
 DEFAULT_RETENTION_SECS = 7 * 86_400
 #: How often the janitor deletes expired entries.
 JANITOR_INTERVAL_SECS = 600
-#: Past entries returned by default before following.
+#: Past entries returned by default before following. One execution's log
+#: is read whole by default (up to MAX_READ_LIMIT): it is one unit, and its
+#: request and platform lines would otherwise push its first lines out.
 DEFAULT_READ_LIMIT = 1000
 MAX_READ_LIMIT = 10_000
 #: Longest a follower sleeps without a notification before looking anyway.
@@ -170,7 +172,8 @@ class LogService:
             raise InvalidArgument(
                 "limit must not be negative", reason="OUT_OF_RANGE", metadata={"field": "limit"}
             )
-        limit = min(limit or DEFAULT_READ_LIMIT, MAX_READ_LIMIT)
+        default = MAX_READ_LIMIT if execution_id else DEFAULT_READ_LIMIT
+        limit = min(limit or default, MAX_READ_LIMIT)
         last_id = 0
         for row_id, entry in await self._store.read(
             organization, app, execution_id, since_ms, 0, limit, newest=True

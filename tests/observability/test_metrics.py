@@ -34,6 +34,9 @@ def _scrape(url: str) -> tuple[str, dict[tuple[str, frozenset[tuple[str, str]]],
 
 
 def _value(samples: dict, name: str, **labels: str) -> float:
+    if "app" in labels:
+        # Per-app series carry their organization too (the app id's first part).
+        labels.setdefault("organization", labels["app"].partition("/")[0])
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
