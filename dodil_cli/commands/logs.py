@@ -35,7 +35,10 @@ def since_ms(text: str, now: datetime | None = None) -> int:
 @click.option(
     "--limit",
     type=click.IntRange(1),
-    help="At most this many past entries (default 1000; an execution's whole log with --execution, up to 10000).",
+    help=(
+        "At most this many past entries (default 1000; with --execution, "
+        "the execution's whole log, up to 10000)."
+    ),
 )
 @common_options
 @pass_session
