@@ -38,7 +38,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ignite_server.builds.deno_config import SDK_IN_ARTIFACT, prepare_project
-from ignite_server.builds.jail import CACHE, OUT, SRC, BuildJail
+from ignite_server.builds.jail import CACHE, OUT, SRC, BuildJail, Step
 from ignite_server.builds.launch_manifest import CODE_PLACEHOLDER, write_launch_manifest
 from ignite_server.builds.toolchain_pipeline import ToolchainPipeline
 from ignite_server.domain.models import RuntimeKind
@@ -97,13 +97,14 @@ class DenoPipeline(ToolchainPipeline[str]):
             if name in os.environ:
                 env[name] = os.environ[name]
         deno = str(self.tool)
-        await jail.run("copying the project", ["/bin/sh", "-c", f"cp -R {SRC}/. {OUT}/"], env=env)
-        steps = [("deno install", [deno, "install", "--entrypoint", entry])]
+        steps = [Step("copying the project", ["/bin/cp", "-R", f"{SRC}/.", f"{OUT}/"], OUT)]
+        commands = [("deno install", [deno, "install", "--entrypoint", entry])]
         if request.build_args.get("check", "true").lower() != "false":
-            steps.append(("deno check", [deno, "check", entry]))
-        for name, argv in steps:
-            request.log(f"$ deno {' '.join(argv[1:])}")
-            await self.run(jail, name, argv, env=env, cwd=OUT)
+            commands.append(("deno check", [deno, "check", entry]))
+        steps += [
+            Step(name, argv, OUT, shown=f"$ deno {' '.join(argv[1:])}") for name, argv in commands
+        ]
+        await self.run_steps(jail, steps, env=env)
 
     async def finish(self, request: BuildRequest, entry: str) -> None:
         out = request.out_dir

@@ -29,7 +29,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ignite_server.builds.jail import CACHE, OUT, SRC, WORK, BuildJail
+from ignite_server.builds.jail import CACHE, OUT, SRC, WORK, BuildJail, Step
 from ignite_server.builds.launch_manifest import (
     CODE_PLACEHOLDER,
     EXEC_POOL,
@@ -95,12 +95,11 @@ class GoPipeline(ToolchainPipeline[None]):
             if name in os.environ:
                 env[name] = os.environ[name]
         go = str(self.tool)
-        steps: list[tuple[str, list[str]]] = [
-            ("copying the project", ["/bin/sh", "-c", f"cp -R {SRC}/. {WORK}/"]),
-        ]
+        steps = [Step("copying the project", ["/bin/cp", "-R", f"{SRC}/.", f"{WORK}/"], WORK)]
+        commands: list[tuple[str, list[str]]] = []
         if not (request.source_dir / "go.mod").exists():
-            steps.append(("go mod init", [go, "mod", "init", "app"]))
-        steps += [
+            commands.append(("go mod init", [go, "mod", "init", "app"]))
+        commands += [
             (
                 "go mod edit",
                 [
@@ -116,10 +115,10 @@ class GoPipeline(ToolchainPipeline[None]):
                 [go, "build", "-trimpath", "-ldflags=-s -w", "-o", f"{OUT}/{BINARY}", "."],
             ),
         ]  # fmt: skip
-        for name, argv in steps:
-            if argv[0] == go:
-                jail.log("$ go " + " ".join(argv[1:]))
-            await self.run(jail, name, argv, env=env, cwd=project if argv[0] == go else WORK)
+        steps += [
+            Step(name, argv, project, shown="$ go " + " ".join(argv[1:])) for name, argv in commands
+        ]
+        await self.run_steps(jail, steps, env=env)
 
     async def finish(self, request: BuildRequest, plan: None) -> None:
         write_launch_manifest(request.out_dir, [f"{CODE_PLACEHOLDER}/{BINARY}"], prestart=EXEC_POOL)

@@ -42,12 +42,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -90,6 +91,19 @@ _SHOWN_RELATIVE = tuple(
 TMP_MB = 1024
 TAR = "/usr/bin/tar"
 RM = "/usr/bin/rm"
+#: Starts the lines a batch of steps (``BuildJail.run_steps``) prints about
+#: its own progress: "<mark> start N" and "<mark> failed N STATUS".
+_STEP_MARK = "\x1eignite-step"
+
+
+class Step(NamedTuple):
+    """One step of a batch: its name (for a failure), its command, the
+    folder it runs in, and the line shown in the build log before it."""
+
+    name: str
+    argv: Sequence[str]
+    cwd: str
+    shown: str | None = None
 
 
 class BuildSpace:
@@ -341,6 +355,55 @@ class BuildJail:
         if check and result.returncode != 0:
             raise BuildFailed(failure_reason(step, result, memory_mb))
         return result
+
+    async def run_steps(
+        self,
+        steps: Sequence[Step],
+        *,
+        env: Mapping[str, str],
+        ro_paths: Sequence[Path | str] = (),
+        memory_mb: int = DEFAULT_MEMORY_MB,
+    ) -> None:
+        """Run ``steps`` one after another in one sandbox, as ``run`` runs
+        one: a sandbox starts once for all of them (a cached rebuild is
+        mostly sandbox starts otherwise). The first that fails ends the
+        batch with BuildFailed, named as ``run`` names a failed step."""
+        script = []
+        for index, step in enumerate(steps):
+            script.append(f"printf '%s\\n' {shlex.quote(f'{_STEP_MARK} start {index}')}")
+            if step.shown is not None:
+                script.append(f"printf '%s\\n' {shlex.quote(step.shown)}")
+            script.append(
+                f"cd {shlex.quote(step.cwd)} && {shlex.join(step.argv)}"
+                f" || {{ printf '%s %s\\n' {shlex.quote(f'{_STEP_MARK} failed {index}')} $?;"
+                " exit 1; }"
+            )
+        current, status = 0, 0
+
+        def progress(line: str) -> bool:
+            nonlocal current, status
+            if not line.startswith(_STEP_MARK):
+                return False
+            words = line[len(_STEP_MARK) :].split()
+            if len(words) >= 2 and words[1].isdigit() and int(words[1]) < len(steps):
+                current = int(words[1])
+                if words[0] == "failed" and len(words) == 3 and words[2].isdigit():
+                    status = int(words[2])
+            return True
+
+        result = await self.run(
+            steps[0].name,
+            ["/bin/sh", "-c", "\n".join(script)],
+            env=env,
+            cwd=steps[0].cwd,
+            ro_paths=ro_paths,
+            memory_mb=memory_mb,
+            on_line=progress,
+            check=False,
+        )
+        if result.returncode != 0:
+            failed = StepResult(status or result.returncode, result.tail, result.out_of_memory)
+            raise BuildFailed(failure_reason(steps[current].name, failed, memory_mb))
 
     async def read_text(self, path: str, max_bytes: int) -> str:
         """The text of the file at ``path`` in the jail (read there, as the

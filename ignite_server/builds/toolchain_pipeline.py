@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from ignite_server.builds.jail import BuildJail, BuildSpace
+from ignite_server.builds.jail import BuildJail, BuildSpace, Step
 from ignite_server.builds.subprocess_build import DEFAULT_MEMORY_MB, installed_tool, require_tool
 from ignite_server.ports.build_pipeline import BuildRequest
 
@@ -128,6 +128,15 @@ class ToolchainPipeline(Generic[Plan]):
             ro_paths=[*self.toolchain_paths(), *ro_paths],
             memory_mb=self.memory_mb,
             on_line=on_line,
+        )
+
+    async def run_steps(
+        self, jail: BuildJail, steps: Sequence[Step], *, env: dict[str, str]
+    ) -> None:
+        """Runs build steps in one sandbox (BuildJail.run_steps) with the
+        toolchain visible; BuildFailed naming the first that fails."""
+        await jail.run_steps(
+            steps, env=env, ro_paths=self.toolchain_paths(), memory_mb=self.memory_mb
         )
 
     def toolchain_paths(self) -> list[Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ignite_server.builds.jail import CACHE, OUT, WORK, BuildSpace
+from ignite_server.builds.jail import CACHE, OUT, WORK, BuildSpace, Step
 from ignite_server.containment import identities, idmap
 from ignite_server.ports.build_pipeline import BuildFailed
 
@@ -83,6 +83,26 @@ async def test_links_out_and_special_files_do_not_leave_the_jail(
     assert tool.read_text() == "x\n"
     assert tool.stat().st_mode & 0o7777 == 0o755 and tool.stat().st_uid == 0
     assert os.readlink(dest2 / "inside") == "bin/tool"
+
+
+async def test_a_batch_of_steps_stops_at_the_first_failure_and_names_it(
+    space: BuildSpace,
+) -> None:
+    lines: list[str] = []
+    async with space.jail("acme", lines.append, 60) as jail:
+        steps = [
+            Step("first", ["/bin/sh", "-c", "echo one > made"], WORK, shown="$ first"),
+            Step("second", ["/bin/sh", "-c", "echo error: broke; exit 3"], OUT, shown="$ second"),
+            Step("third", ["/bin/sh", "-c", "echo three > made"], WORK),
+        ]
+        with pytest.raises(BuildFailed) as failed:
+            await jail.run_steps(steps, env=jail.env())
+        made = await _lines(jail, f"cat {WORK}/made")
+        await jail.run_steps(steps[:1], env=jail.env())  # a batch that passes
+    assert failed.value.message == "second failed: error: broke"
+    assert made == ["one"]  # the third never ran
+    assert lines[:3] == ["$ first", "$ second", "error: broke"]
+    assert not any("ignite-step" in line for line in lines)
 
 
 async def test_waiting_for_a_slot_does_not_count_against_the_deadline(
