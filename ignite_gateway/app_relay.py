@@ -92,6 +92,7 @@ class AppRelay:
         for ref in refs:
             envelope.organization_name = ref.org  # type: ignore[attr-defined]
             envelope.app_name = ref.app  # type: ignore[attr-defined]
+            envelope.tag = ref.tag  # type: ignore[attr-defined]
             call = stub(envelope, metadata=call_metadata, timeout=self._invoke_timeout_s)
             try:
                 try:

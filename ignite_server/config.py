@@ -75,6 +75,9 @@ class Config:
     registry_password: str = ""
     registry_insecure: bool = False
     apps_edge: str = ""
+    #: How long a version may take to become ready before a publish,
+    #: rollback or traffic change fails (core/readiness.py).
+    readiness_timeout_secs: float = 60.0
 
 
 def parse(argv: list[str] | None = None) -> Config:
@@ -266,6 +269,12 @@ def parse(argv: list[str] | None = None) -> Config:
         default=env("IGNITE_APPS_EDGE", ""),
         help="host:port of the HTTP edge, where local image pods reach other apps' URLs",
     )
+    parser.add_argument(
+        "--readiness-timeout-secs",
+        type=float,
+        default=float(env("IGNITE_READINESS_TIMEOUT_SECS", "60")),
+        help="how long a new version may take to become ready before its publish fails",
+    )
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -322,4 +331,5 @@ def parse(argv: list[str] | None = None) -> Config:
         registry_password=env("IGNITE_REGISTRY_PASSWORD", ""),
         registry_insecure=args.registry_insecure,
         apps_edge=args.apps_edge,
+        readiness_timeout_secs=args.readiness_timeout_secs,
     )

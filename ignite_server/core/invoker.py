@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Collection
 from typing import TypeVar
 
 import aiohttp
@@ -260,14 +260,16 @@ class Invoker:
             message=" ".join(m for m in (message, warnings) if m),
         )
 
-    async def retire(self, app_id: str, keep_version: int | None) -> None:
-        """Move the app's traffic off every version but ``keep_version``.
+    async def retire(self, app_id: str, keep_version: int | Collection[int] | None) -> None:
+        """Move the app's traffic off every version but ``keep_version``
+        (one version, or the versions of a traffic split).
 
         Returns at once: new requests no longer reach those versions, and
         their pods drain in the background (requests running or queued on
         them finish first; ``close`` stops whatever is left), so a publish
         never waits for an old version's slow requests."""
-        doomed = [key for key in self._revisions if key[0] == app_id and key[1] != keep_version]
+        keep = {keep_version} if isinstance(keep_version, int) else set(keep_version or ())
+        doomed = [key for key in self._revisions if key[0] == app_id and key[1] not in keep]
         drains = [self._spawn_retire(self._revisions.pop(key)) for key in doomed]
         if keep_version is None:
             self._track(asyncio.create_task(self._remove(app_id, drains)))
@@ -303,6 +305,16 @@ class Invoker:
             await self.backend.close()
 
     # --- beyond AppRunner -----------------------------------------------------
+
+    async def prepare(self, target: RunTarget, timeout_secs: float) -> None:
+        """The readiness gate's half here: one pod of ``target`` started and
+        answering its health check, within ``timeout_secs``. It is taken and
+        given back as a request's slot would be, so a cold version starts
+        one pod (shared with requests arriving meanwhile) and the autoscaler
+        keeps it for the scale-down period, as after a request."""
+        revision = self._revision(target)
+        async with revision.slot(asyncio.get_running_loop().time() + timeout_secs):
+            pass
 
     async def warm(self, target: RunTarget) -> None:
         """Prepare ``target`` before its first request: start its
