@@ -238,3 +238,94 @@ def bcrypt(password: str) -> str:
     hashed = libcrypt.crypt(password.encode(), salt.encode())
     assert hashed and hashed.startswith(b"$2b$"), "libcrypt has no bcrypt"
     return str(hashed.decode())
+
+
+class InvokeLoop:
+    """Invokes an app over and over on a thread of its own while a test
+    changes the app, bounded in count and in time: what each call got,
+    by the version that served it (``InvokeHead.version``), and every call
+    that failed (an RPC error, or an HTTP 5xx from the pod)."""
+
+    def __init__(
+        self,
+        stub: Any,
+        org: str,
+        name: str,
+        *,
+        body: bytes = b"{}",
+        max_calls: int = 50_000,
+        max_secs: float = 300.0,
+    ) -> None:
+        import collections
+        import threading
+
+        self._stub, self._org, self._name, self._body = stub, org, name, body
+        self._max_calls, self._max_secs = max_calls, max_secs
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        #: Calls answered, by version and HTTP status.
+        self.answers: collections.Counter[tuple[int, int]] = collections.Counter()
+        #: Calls that got no answer: "STATUS REASON: message".
+        self.errors: list[str] = []
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return sum(self.answers.values()) + len(self.errors)
+
+    def served(self, version: int) -> int:
+        """Calls ``version`` answered (any status)."""
+        with self._lock:
+            return sum(n for (v, _), n in self.answers.items() if v == version)
+
+    @property
+    def failures(self) -> list[str]:
+        """RPC errors and 5xx answers, each said once per kind with its count."""
+        with self._lock:
+            bad = [f"v{v} HTTP {s} x{n}" for (v, s), n in self.answers.items() if s >= 500]
+            return bad + self.errors
+
+    def wait_for(self, calls: int, timeout: float = 60.0) -> None:
+        """Return once ``calls`` more calls were made."""
+        import time
+
+        goal = self.calls + calls
+        deadline = time.monotonic() + timeout
+        while self.calls < goal:
+            assert time.monotonic() < deadline, f"the loop made {self.calls}, not {goal} calls"
+            assert self._thread.is_alive(), "the invoke loop stopped"
+            time.sleep(0.05)
+
+    def _run(self) -> None:
+        import time
+
+        deadline = time.monotonic() + self._max_secs
+        request = compute.InvokeRequest(
+            organization_name=self._org, app_name=self._name, body=self._body
+        )
+        for _ in range(self._max_calls):
+            if self._stop.is_set() or time.monotonic() > deadline:
+                return
+            version = status = 0
+            try:
+                for frame in self._stub.Invoke(request, timeout=60):
+                    if frame.HasField("head"):
+                        version, status = frame.head.version, frame.head.status_code
+            except grpc.RpcError as err:
+                info = error_info(err)
+                with self._lock:
+                    self.errors.append(
+                        f"{err.code().name} {info.reason if info else ''}: {err.details()}"  # type: ignore[attr-defined]
+                    )
+                continue
+            with self._lock:
+                self.answers[(version, status)] += 1
+
+    def __enter__(self) -> InvokeLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(90)

@@ -138,8 +138,9 @@ class Apps:
 
     async def get_app(self, organization: str, name: str) -> AppView:
         check_app_ref(organization, name)
-        view = self._views.view(await self._store.get_app(organization, name))
-        return replace(view, rollout=await self._rollouts.status(organization, name))
+        return await self._rollouts.shown(
+            self._views.view(await self._store.get_app(organization, name))
+        )
 
     async def list_apps(self, organization: str, page_size: int, page_token: str) -> Page[AppView]:
         check_name(organization, "organization_name")
@@ -193,7 +194,7 @@ class Apps:
             fields=",".join(sorted(mask)),
             version=version.version if version else stored.active_version,
         )
-        return self._views.view(stored)
+        return await self._rollouts.shown(self._views.view(stored))
 
     async def delete_app(self, organization: str, name: str) -> None:
         check_app_ref(organization, name)

@@ -38,6 +38,7 @@ from ignite_server.core.rollout_judge import StepWindow, judge
 from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.models import (
     App,
+    AppView,
     RolloutPolicy,
     RolloutState,
     RolloutStatus,
@@ -150,6 +151,10 @@ class GradualRollouts:
 
     async def status(self, organization: str, name: str) -> RolloutStatus | None:
         return await self._rollouts.get(organization, name)
+
+    async def shown(self, view: AppView) -> AppView:
+        """``view`` with the app's rollout, as GetApp shows it."""
+        return replace(view, rollout=await self.status(view.app.organization, view.app.name))
 
     async def begin(self, app: App, to_version: int, policy: RolloutPolicy) -> App:
         """Give ``to_version`` (ready) the first step's share of ``app``'s traffic."""

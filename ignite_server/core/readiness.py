@@ -52,8 +52,9 @@ class ReadinessGate:
         self._logs = logs
         self.timeout_secs = timeout_secs
 
-    async def ready(self, target: RunTarget) -> None:
-        """Return once ``target``'s version serves; VERSION_NOT_READY if not."""
+    async def ready(self, target: RunTarget, serving: int = 0) -> None:
+        """Return once ``target``'s version serves; VERSION_NOT_READY if not
+        (saying that version ``serving``, if any, keeps serving)."""
         if self._runner is None:
             return  # a server without pods proves nothing and runs nothing
         app, number = target.app, target.version.version
@@ -64,8 +65,9 @@ class ReadinessGate:
             why = self._why(err, target)
             self._note(target, f"version {number} did not become ready: {why}")
             log.info("version.not_ready", app=app.id, version=number, reason=err.reason)
+            keeps = f" (version {serving} keeps serving)" if serving and serving != number else ""
             raise FailedPrecondition(
-                f"version {number} did not become ready: {why}",
+                f"version {number} did not become ready{keeps}: {why}",
                 reason="VERSION_NOT_READY",
                 metadata={"app_id": app.id, "version": str(number)},
             ) from None

@@ -141,7 +141,7 @@ class TrafficSplits:
             for target in split:
                 version = await self._store.get_version(organization, name, target.version)
                 check_servable(version)
-                await self._gate.ready(self._targets.target_of(app, version))
+                await self._gate.ready(self._targets.target_of(app, version), app.active_version)
             primary = primary_of(split, app.active_version)
             shares = ", ".join(f"v{t.version} {t.percent}%" for t in split)
             await self._rollouts.cancel(app, f"the traffic was set to {shares}")
@@ -150,7 +150,7 @@ class TrafficSplits:
             )
             await self._mover.moved(app)
         log.info("app.traffic_set", app=app.id, traffic=shares, active=primary)
-        return self._views.view(app)
+        return await self._rollouts.shown(self._views.view(app))
 
     async def tag(self, organization: str, name: str, tag: str, version: int) -> AppView:
         check_app_ref(organization, name)

@@ -148,7 +148,8 @@ class Versions:
                     app = await self._store.update_app(
                         organization, name, {**app_wide(update), "updated_at_ms": _now_ms()}
                     )
-                return Published(version, self._views.view(app), unchanged=True)
+                view = await self._rollouts.shown(self._views.view(app))
+                return Published(version, view, unchanged=True)
             await self._make_ready(app, version)
             if app_wide(update):
                 app = await self._store.update_app(
@@ -164,15 +165,20 @@ class Versions:
             await self._mover.moved(app)
         version = await self._store.get_version(organization, name, version.version)
         log.info("draft.published", app=app.id, version=version.version, rollout=policy is not None)
-        return Published(version, self._views.view(app))
+        return Published(version, await self._rollouts.shown(self._views.view(app)))
 
     async def publish_settings(
         self, app: App, settings: VersionSettings, published_by: str
     ) -> Version | None:
         """A version of the active version's code with new ``settings``,
         made ready (the caller holds the app's lock and activates it); None
-        when the settings are the active version's already."""
+        when the settings are the active version's already, but for scaling
+        (which changes in place)."""
         active = await self._store.get_version(app.organization, app.name, app.active_version)
+        if active.settings is not None and (
+            replace(settings, scaling=active.settings.scaling) == active.settings
+        ):
+            return None  # scaling alone applies in place to the active version
         new = NewVersion(
             source=active.version,
             code_hash=active.code_hash,
@@ -193,15 +199,13 @@ class Versions:
         """Pass ``version`` (STARTING) through the readiness gate: READY, or
         FAILED with the reason (and the error raised)."""
         try:
-            await self._gate.ready(self._targets.target_of(app, version))
+            await self._gate.ready(self._targets.target_of(app, version), app.active_version)
         except IgniteError as err:
             await self._store.finish_start(
                 app.organization, app.name, version.version, VersionStatus.FAILED, err.message
             )
             # The failed version's pods (if any started) go; what served stays.
             await self._mover.moved(app)
-            if app.active_version:
-                err.message += f"; version {app.active_version} keeps serving"
             raise
         await self._store.finish_start(
             app.organization, app.name, version.version, VersionStatus.READY
@@ -240,12 +244,12 @@ class Versions:
             app = await self._store.get_app(organization, name)
             target = await self._store.get_version(organization, name, version)
             check_servable(target)
-            await self._gate.ready(self._targets.target_of(app, target))
+            await self._gate.ready(self._targets.target_of(app, target), app.active_version)
             await self._rollouts.cancel(app, f"the app was rolled back to version {version}")
             app = await self._store.activate(organization, name, version, _now_ms())
             await self._mover.moved(app)
         log.info("app.rolled_back", app=app.id, version=version)
-        return self._views.view(app)
+        return await self._rollouts.shown(self._views.view(app))
 
 
 def _check_message(message: str) -> None:
