@@ -116,6 +116,8 @@ def publish_draft(
         request.app.CopyFrom(change.app)
         request.update_mask.CopyFrom(change.mask())
     what = "with a rollout" if policy is not None else "(it takes traffic once ready)"
+    if change is not None and change.paths:
+        what = f"with new {', '.join(change.paths)} {what}"
     with session.progress.step(f"Publishing {ref} {what}"):
         response: compute.PublishDraftResponse = session.client.call(
             "PublishDraft", request, timeout=BUILD_TIMEOUT_SECONDS
