@@ -329,3 +329,40 @@ class InvokeLoop:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(90)
+
+
+#: A handler that says which code it is and what its env holds.
+MARKED = """import os
+
+def handler(payload, ctx):
+    return {"marker": %r, "greeting": os.environ.get("GREETING", "")}
+"""
+#: Fails every other call it gets (50 %).
+HALF_FAILING = b"""import itertools
+
+_calls = itertools.count()
+
+def handler(payload, ctx):
+    if next(_calls) % 2:
+        raise RuntimeError("every other call fails")
+    return {"marker": "half"}
+"""
+
+
+def marked(marker: str) -> bytes:
+    return (MARKED % marker).encode()
+
+
+def served_by(stub: Any, org: str, name: str, **fields: Any) -> tuple[int, Any]:
+    """Invoke once (a 200 answer expected): (the version that served, its JSON)."""
+    import json
+
+    version, body = 0, b""
+    request = compute.InvokeRequest(organization_name=org, app_name=name, body=b"{}", **fields)
+    for frame in stub.Invoke(request, timeout=120):
+        if frame.HasField("head"):
+            assert frame.head.status_code == 200
+            version = frame.head.version
+        elif frame.HasField("chunk"):
+            body += frame.chunk.data
+    return version, json.loads(body)

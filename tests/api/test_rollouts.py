@@ -8,7 +8,6 @@ server restart."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,35 +20,17 @@ from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
 from ignite_launcher import LocalPlatform, temporary_platform
 from tests.support import (
+    HALF_FAILING,
     InvokeLoop,
     deploy_python,
     expect_error,
+    marked,
     python_source,
     read_logs,
+    served_by,
     stub_for,
     unique_name,
 )
-
-#: A handler that says which code it is and what its env holds.
-MARKED = """import os
-
-def handler(payload, ctx):
-    return {"marker": %r, "greeting": os.environ.get("GREETING", "")}
-"""
-#: Fails every other call it gets (50 %).
-HALF_FAILING = b"""import itertools
-
-_calls = itertools.count()
-
-def handler(payload, ctx):
-    if next(_calls) % 2:
-        raise RuntimeError("every other call fails")
-    return {"marker": "half"}
-"""
-
-
-def marked(marker: str) -> bytes:
-    return (MARKED % marker).encode()
 
 
 def _save(stub, org: str, name: str, code: bytes) -> None:
@@ -71,19 +52,6 @@ def _app(stub, org: str, name: str) -> common.AppMeta:
 def _versions(stub, org: str, name: str) -> dict[int, compute.AppVersionInfo]:
     listed = stub.ListVersions(compute.ListVersionsRequest(organization_name=org, app_name=name))
     return {v.version: v for v in listed.versions}
-
-
-def _call(stub, org: str, name: str, **fields) -> tuple[int, dict]:
-    """(version that served, the JSON answer)."""
-    version, body = 0, b""
-    request = compute.InvokeRequest(organization_name=org, app_name=name, body=b"{}", **fields)
-    for frame in stub.Invoke(request, timeout=60):
-        if frame.HasField("head"):
-            assert frame.head.status_code == 200
-            version = frame.head.version
-        elif frame.HasField("chunk"):
-            body += frame.chunk.data
-    return version, json.loads(body)
 
 
 def _set_traffic(stub, org: str, name: str, **shares: int) -> common.AppMeta:
@@ -124,7 +92,7 @@ def _app_url(platform: LocalPlatform, host_label: str, **headers: str) -> reques
 
 def test_a_version_carries_its_settings_and_a_rollback_restores_them(stub, org):
     deploy_python(stub, org, "env", marked("one"), env={"GREETING": "first"})
-    assert _call(stub, org, "env")[1]["greeting"] == "first"
+    assert served_by(stub, org, "env")[1]["greeting"] == "first"
 
     # A settings change of a published app is a new version of the same code.
     updated = stub.UpdateApp(
@@ -137,7 +105,7 @@ def test_a_version_carries_its_settings_and_a_rollback_restores_them(stub, org):
         timeout=120,
     ).app
     assert updated.active_version == 2
-    assert _call(stub, org, "env") == (2, {"marker": "one", "greeting": "second"})
+    assert served_by(stub, org, "env") == (2, {"marker": "one", "greeting": "second"})
     versions = _versions(stub, org, "env")
     assert versions[2].code_hash == versions[1].code_hash
     assert dict(versions[2].settings.env) == {"GREETING": "second"}
@@ -154,7 +122,7 @@ def test_a_version_carries_its_settings_and_a_rollback_restores_them(stub, org):
     assert rolled.active_version == 1
     assert dict(rolled.env) == {"GREETING": "first"}
     assert rolled.max_concurrency == 0
-    assert _call(stub, org, "env") == (1, {"marker": "one", "greeting": "first"})
+    assert served_by(stub, org, "env") == (1, {"marker": "one", "greeting": "first"})
 
     # Settings equal to the active version's make no version; scaling
     # applies in place to the version serving.
@@ -196,7 +164,7 @@ def test_publishing_an_unchanged_draft_makes_no_version_unless_forced(stub, org)
     assert published.published_version == 3
     assert dict(published.version.settings.env) == {"GREETING": "with it"}
     assert published.app.description == "two"
-    assert _call(stub, org, "same") == (3, {"marker": "two", "greeting": "with it"})
+    assert served_by(stub, org, "same") == (3, {"marker": "two", "greeting": "with it"})
     assert sorted(_versions(stub, org, "same")) == [1, 2, 3]
 
 
@@ -210,7 +178,7 @@ def test_a_90_10_split_routes_by_weight_and_a_sticky_key_stays(stub, org, platfo
     assert shares == {1: 90, 2: 10}
 
     def one(_: int) -> tuple[int, str]:
-        version, answer = _call(stub, org, "split")
+        version, answer = served_by(stub, org, "split")
         return version, answer["marker"]
 
     with ThreadPoolExecutor(4) as pool:
@@ -222,7 +190,7 @@ def test_a_90_10_split_routes_by_weight_and_a_sticky_key_stays(stub, org, platfo
 
     # A sticky key always reaches the same version, as the field or the header.
     for key in ("user-1", "user-2", "user-3", "user-4"):
-        seen = {_call(stub, org, "split", sticky_key=key)[0] for _ in range(15)}
+        seen = {served_by(stub, org, "split", sticky_key=key)[0] for _ in range(15)}
         header = compute.InvokeRequest(
             organization_name=org,
             app_name="split",
@@ -267,8 +235,8 @@ def test_tags_and_split_changes_never_fail_a_request(stub, org, platform):
         loop.wait_for(200)
     assert loop.failures == []
     assert loop.served(1) > 0 and loop.served(2) > 0
-    assert {_call(stub, org, "tags")[0] for _ in range(100)} == {1}
-    assert _call(stub, org, "tags", tag="canary")[0] == 2
+    assert {served_by(stub, org, "tags")[0] for _ in range(100)} == {1}
+    assert served_by(stub, org, "tags", tag="canary")[0] == 2
 
     missing = compute.InvokeRequest(organization_name=org, app_name="tags", tag="nope")
     assert expect_error(lambda r: list(stub.Invoke(r)), missing) == (
@@ -305,8 +273,14 @@ def test_bad_traffic_tags_and_policies_are_refused_and_change_nothing(stub, org)
         grpc.StatusCode.NOT_FOUND,
         "VERSION_NOT_FOUND",
     )
-    for tag, reason in (("Canary", "INVALID_TAG"), ("a--b", "INVALID_TAG"), ("x" * 60, "TAG_TOO_LONG_FOR_URL")):
-        request = compute.TagVersionRequest(organization_name=org, app_name="bad", tag=tag, version=1)
+    for tag, reason in (
+        ("Canary", "INVALID_TAG"),
+        ("a--b", "INVALID_TAG"),
+        ("x" * 60, "TAG_TOO_LONG_FOR_URL"),
+    ):
+        request = compute.TagVersionRequest(
+            organization_name=org, app_name="bad", tag=tag, version=1
+        )
         assert expect_error(stub.TagVersion, request) == (invalid, reason)
     for steps, reason in (([], "ROLLOUT_STEPS_REQUIRED"), ([50, 10], "INVALID_ROLLOUT_STEPS")):
         request = compute.PublishDraftRequest(
@@ -427,7 +401,7 @@ def test_one_organizations_slow_publish_holds_up_no_other(stub, org):
         # Meanwhile the other organization publishes and is served at once.
         _save(stub, other, "quick", marked("two"))
         assert _publish(stub, other, "quick").published_version == 2
-        assert _call(stub, other, "quick")[1]["marker"] == "two"
+        assert served_by(stub, other, "quick")[1]["marker"] == "two"
         assert not slow.done()
         assert slow.result(timeout=60).published_version == 2
     # Neither sees the other's versions or traffic.

@@ -104,12 +104,14 @@ def test_a_go_binary_that_exits_at_start_fails_its_deploy(cli, gated):
     dodil, org = cli
     project = dodil.cwd / "hello"
     shutil.copytree(GO_EXAMPLE, project)
-    dodil("ignite", "app", "deploy", "hello", "-c", str(project), "--runtime", "go", timeout=900).ok()
+    dodil(
+        "ignite", "app", "deploy", "hello", "-c", str(project), "--runtime", "go", timeout=900
+    ).ok()
     main = (project / "main.go").read_text()
     exits = main.replace(
         "func main() {\n",
         'func main() {\n\tprintln("no database configured: giving up")\n\tos.Exit(3)\n',
-    ).replace('import (\n', 'import (\n\t"os"\n')
+    ).replace("import (\n", 'import (\n\t"os"\n')
     with InvokeLoop(stub_for(gated.grpc_target), org, "hello", body=b'{"name": "Go"}') as loop:
         loop.wait_for(20)
         (project / "main.go").write_text(exits)

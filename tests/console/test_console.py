@@ -77,6 +77,6 @@ def test_console_in_a_browser() -> None:
     names = sorted(p.name for p in SHOTS.glob("*.png"))
     assert names == [
         "01-sign-in.png", "02-apps.png", "03-app.png", "04-confirm-rollback.png",
-        "05-rolled-back.png", "05b-promoted.png", "05c-traffic.png", "06-chart.png", "07-live-logs.png", "08-execution.png",
-        "09-error.png",
+        "05-rolled-back.png", "05b-promoted.png", "05c-traffic.png", "06-chart.png",
+        "07-live-logs.png", "08-execution.png", "09-error.png",
     ]  # fmt: skip

@@ -24,7 +24,7 @@ def _window(new: list[tuple[bool, float]], old: list[tuple[bool, float]]) -> Ste
 
 
 def test_policy_defaults_and_a_final_100():
-    assert POLICY == RolloutPolicy((10, 50, 100), 60, 5, 50, 10)
+    assert RolloutPolicy((10, 50, 100), 60, 5, 50, 10) == POLICY
     for steps, reason in (((), "ROLLOUT_STEPS_REQUIRED"), ((100,), "ROLLOUT_STEPS_REQUIRED"),
                           ((50, 10), "INVALID_ROLLOUT_STEPS"), ((0, 50), "INVALID_ROLLOUT_STEPS"),
                           (tuple(range(1, 12)), "TOO_MANY_STEPS")):  # fmt: skip

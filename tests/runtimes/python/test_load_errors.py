@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "runtimes" / "python"))
-import ignite_runtime  # noqa: E402
+import ignite_runtime
 
 
 def _error(tmp_path: Path, files: dict[str, str]) -> str:
