@@ -12,10 +12,16 @@ decided once per RPC when the gateway starts:
 * an HTTP response carried as frames, relayed as it streams, and any other
   server stream as JSON lines (:mod:`ignite_gateway.streaming`);
 * everything else: one unary call, its answer as proto3 JSON.
+
+A request without a token is refused (401 ``TOKEN_REQUIRED``) before its
+body is read unless the server admits tokenless calls of its kind
+(:mod:`ignite_gateway.anonymous_access`); a large body is read, transcoded
+and sent on one of the gateway's turns (:class:`ignite_gateway.request_body.BodyGate`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,10 +31,11 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from ignite_gateway import access_log, metadata, oauth
+from ignite_gateway.anonymous_access import AnonymousAccess
 from ignite_gateway.channel import UpstreamChannel
 from ignite_gateway.config import MAX_JSON_BODY_BYTES, GatewayConfig
 from ignite_gateway.errors import GatewayError
-from ignite_gateway.request_body import read_body
+from ignite_gateway.request_body import BodyGate, read_body, token_required
 from ignite_gateway.routes import Route, RouteTable
 from ignite_gateway.streaming import (
     is_http_frames,
@@ -37,6 +44,10 @@ from ignite_gateway.streaming import (
     relay_json_lines,
 )
 from ignite_gateway.transcode import build_request, message_class, to_json_bytes
+
+#: The largest body of a token request: a form or JSON with a client id and
+#: secret. Anyone may call the token endpoint, so it reads no more.
+MAX_TOKEN_BODY_BYTES = 64 * 1024
 
 #: A route's path variables, by field path, as :meth:`RouteTable.match` gives them.
 PathValues = dict[tuple[str, ...], str]
@@ -54,9 +65,13 @@ class ApiCalls:
         upstream: UpstreamChannel,
         config: GatewayConfig,
         draining: Callable[[], bool],
+        anonymous: AnonymousAccess | None = None,
+        bodies: BodyGate | None = None,
     ) -> None:
         self.routes = routes
         self._upstream = upstream
+        self._anonymous = anonymous or AnonymousAccess()
+        self._bodies = bodies or BodyGate(config.max_large_bodies)
         self._rpc_timeout_s = config.rpc_timeout_s
         self._invoke_timeout_s = config.invoke_timeout_s
         self._draining = draining
@@ -166,7 +181,7 @@ class ApiCalls:
     async def _token(
         self, request: web.Request, route: Route, values: PathValues
     ) -> web.StreamResponse:
-        body = await read_body(request, MAX_JSON_BODY_BYTES)
+        body = await read_body(request, MAX_TOKEN_BODY_BYTES)
         authorization = request.headers.get("Authorization")
         message = oauth.token_request(
             message_class(route.method.input_type), request.content_type, body, authorization
@@ -195,12 +210,41 @@ class ApiCalls:
         self, request: web.Request, route: Route, values: PathValues, *, deadline_s: float | None
     ) -> tuple[Any, str]:
         """Transcode the request and start its call: the call and the request id."""
-        body = await read_body(request, MAX_JSON_BODY_BYTES) if route.body else b""
-        message = build_request(route, values, request.rel_url.query.items(), body)
+        await self._check_token(request, route, values)
         rid = access_log.request_id(request)
         call_metadata = metadata.call_metadata(request, rid)
         stub = self._upstream.stub(route.method)
-        return stub(message, metadata=call_metadata, timeout=deadline_s), rid
+        async with self._bodies.turn(request) as large:
+            body = await read_body(request, MAX_JSON_BODY_BYTES) if route.body else b""
+            message = build_request(route, values, request.rel_url.query.items(), body)
+            del body
+            call = stub(message, metadata=call_metadata, timeout=deadline_s)
+            del message
+            if large:
+                # The turn lasts until the message is on its way: only then
+                # is the memory it holds given back. A failed call raises
+                # its error where the caller reads the answer.
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await call.wait_for_connection()
+        return call, rid
+
+    async def _check_token(self, request: web.Request, route: Route, values: PathValues) -> None:
+        """401 before the body is read when a tokenless request would be
+        refused anyway: any call of a server that needs tokens, but the
+        Invoke of an app that allows unauthenticated calls. The token
+        endpoint and the key set are everyone's."""
+        if "Authorization" in request.headers:
+            return
+        if oauth.is_token_endpoint(route.method) or oauth.is_jwks_endpoint(route.method):
+            return
+        if is_http_frames(route.method):
+            allowed = await self._anonymous.may_invoke(
+                values.get(("organization_name",), ""), values.get(("app_name",), "")
+            )
+        else:
+            allowed = await self._anonymous.may_call()
+        if allowed is False:
+            raise token_required()
 
 
 def _render(route: Route, reply: Message) -> bytes:

@@ -29,6 +29,7 @@ from aiohttp import web
 from google.protobuf.descriptor import FileDescriptor
 
 from ignite_gateway import access_log, oauth
+from ignite_gateway.anonymous_access import AnonymousAccess
 from ignite_gateway.api_calls import ApiCalls
 from ignite_gateway.app_relay import AppRelay
 from ignite_gateway.channel import UpstreamChannel
@@ -38,6 +39,7 @@ from ignite_gateway.console.series import SeriesRing
 from ignite_gateway.health import HEALTHZ_PATH, READYZ_PATH, Readiness, healthz
 from ignite_gateway.mcp import MCP_PATH, McpEndpoint
 from ignite_gateway.openapi import build_openapi
+from ignite_gateway.request_body import BodyGate
 from ignite_gateway.routes import Route, RouteTable, build_route_table
 
 #: Where the OpenAPI document of the API is served.
@@ -59,8 +61,13 @@ class Gateway:
         self._openapi_bytes = json.dumps(build_openapi(self.routes)).encode()
         self.upstream = UpstreamChannel(config)
         self.draining = False
-        self.api = ApiCalls(self.routes, self.upstream, config, lambda: self.draining)
-        self.apps = AppRelay(self.routes, self.upstream, config)
+        #: Shared by the API and app URLs: one set of answers, one gate.
+        self.anonymous = AnonymousAccess()
+        self.bodies = BodyGate(config.max_large_bodies)
+        self.api = ApiCalls(
+            self.routes, self.upstream, config, lambda: self.draining, self.anonymous, self.bodies
+        )
+        self.apps = AppRelay(self.routes, self.upstream, config, self.anonymous, self.bodies)
         self.readiness = Readiness(lambda: self.upstream.channel, lambda: self.draining)
         self.series = SeriesRing(config.server_metrics_url, scrape_secs=config.console_scrape_s)
         self.console = ConsoleRoutes(self.routes, self.upstream, self.series, config.rpc_timeout_s)
@@ -100,6 +107,8 @@ class Gateway:
 
         async def _open(_: web.Application) -> None:
             await self.upstream.open(route.method for route in self.routes)
+            assert self.upstream.channel is not None
+            self.anonymous.bind(self.upstream.channel)
             await self.series.start()
 
         async def _close(_: web.Application) -> None:

@@ -10,11 +10,18 @@ start a pod, :mod:`ignite_gateway.cors`); any other request becomes one
 (see :mod:`ignite_gateway.app_urls` for which errors move on to the next),
 and the pod's response is relayed as it streams
 (:func:`ignite_gateway.streaming.relay_http_frames`).
+
+A request without a token for a label none of whose apps allows
+unauthenticated calls is answered 401 ``TOKEN_REQUIRED`` before its body is
+read (:mod:`ignite_gateway.anonymous_access`); a large body is read and sent
+on one of the gateway's turns (:class:`ignite_gateway.request_body.BodyGate`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -22,10 +29,11 @@ from google.protobuf.descriptor import Descriptor, MethodDescriptor
 from google.protobuf.message import Message
 
 from ignite_gateway import access_log, app_urls, cors, metadata, telemetry
+from ignite_gateway.anonymous_access import AnonymousAccess
 from ignite_gateway.channel import UpstreamChannel
 from ignite_gateway.config import MAX_PAYLOAD_BYTES, GatewayConfig
 from ignite_gateway.errors import GatewayError, error_reason
-from ignite_gateway.request_body import read_body
+from ignite_gateway.request_body import BodyGate, read_body, token_required
 from ignite_gateway.routes import RouteTable
 from ignite_gateway.streaming import is_http_frames, read_head, relay_http_frames
 from ignite_gateway.transcode import message_class
@@ -48,9 +56,16 @@ class AppRelay:
     """Direct app URLs of one gateway, and which split of a host is which app."""
 
     def __init__(
-        self, routes: RouteTable, upstream: UpstreamChannel, config: GatewayConfig
+        self,
+        routes: RouteTable,
+        upstream: UpstreamChannel,
+        config: GatewayConfig,
+        anonymous: AnonymousAccess | None = None,
+        bodies: BodyGate | None = None,
     ) -> None:
         self._upstream = upstream
+        self._anonymous = anonymous or AnonymousAccess()
+        self._bodies = bodies or BodyGate(config.max_large_bodies)
         self._apps_domain = config.apps_domain
         self._invoke_timeout_s = config.invoke_timeout_s
         self.resolver = app_urls.AppHostResolver()
@@ -83,17 +98,24 @@ class AppRelay:
         refs = self.resolver.order(label)
         if not refs:
             raise GatewayError(404, "NOT_FOUND", APP_NOT_FOUND, f"no app answers at {label}")
-        body = await read_body(request, MAX_PAYLOAD_BYTES)
+        if "Authorization" not in request.headers:
+            answers = [await self._anonymous.may_invoke(ref.org, ref.app) for ref in refs]
+            if all(answer is False for answer in answers):
+                raise token_required()
         rid = access_log.request_id(request)
         call_metadata = metadata.call_metadata(request, rid, via="app_url")
-        envelope = _app_envelope(self._invoke.input_type, request, body, rid)
         stub = self._upstream.stub(self._invoke)
         first_error: grpc.aio.AioRpcError | None = None
-        for ref in refs:
-            envelope.organization_name = ref.org  # type: ignore[attr-defined]
-            envelope.app_name = ref.app  # type: ignore[attr-defined]
-            envelope.tag = ref.tag  # type: ignore[attr-defined]
-            call = stub(envelope, metadata=call_metadata, timeout=self._invoke_timeout_s)
+        async with self._bodies.turn(request) as large:
+            body = await read_body(request, MAX_PAYLOAD_BYTES)
+            envelope = _app_envelope(self._invoke.input_type, request, body, rid)
+            del body
+            first = self._call(stub, envelope, refs[0], call_metadata)
+            if large:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await first.wait_for_connection()
+        for n, ref in enumerate(refs):
+            call = first if n == 0 else self._call(stub, envelope, ref, call_metadata)
             try:
                 try:
                     head = await read_head(call)
@@ -114,6 +136,15 @@ class AppRelay:
                 call.cancel()
         assert first_error is not None
         raise first_error
+
+    def _call(
+        self, stub: Callable[..., Any], envelope: Message, ref: app_urls.AppRef, metadata: Any
+    ) -> Any:
+        """Start the Invoke of ``ref`` with ``envelope``."""
+        envelope.organization_name = ref.org  # type: ignore[attr-defined]
+        envelope.app_name = ref.app  # type: ignore[attr-defined]
+        envelope.tag = ref.tag  # type: ignore[attr-defined]
+        return stub(envelope, metadata=metadata, timeout=self._invoke_timeout_s)
 
 
 def find_app_invoke(routes: RouteTable) -> MethodDescriptor | None:

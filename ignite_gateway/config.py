@@ -57,6 +57,8 @@ class GatewayConfig:
     server_metrics_url: str = ""
     #: How often the console's chart data is read from it, seconds.
     console_scrape_s: float = 10.0
+    #: Request bodies over 1 MiB handled at once (request_body.py).
+    max_large_bodies: int = 4
 
 
 def _env_bool(value: str | None) -> bool:
@@ -155,7 +157,15 @@ def parse_args(
         default=float(env.get("IGNITE_GATEWAY_CONSOLE_SCRAPE_INTERVAL", defaults.console_scrape_s)),
         help="seconds between two reads of the server's metrics for the console",
     )
+    parser.add_argument(
+        "--max-large-bodies",
+        type=int,
+        default=int(env.get("IGNITE_GATEWAY_MAX_LARGE_BODIES", defaults.max_large_bodies)),
+        help="request bodies over 1 MiB read and sent at once; others wait (default 4)",
+    )
     args = parser.parse_args(argv)
+    if args.max_large_bodies < 1:
+        parser.error("--max-large-bodies must be at least 1")
     host, port = _split_listen(parser, args.listen)
     return GatewayConfig(
         host=host,
@@ -174,6 +184,7 @@ def parse_args(
         otlp_endpoint=args.otlp_endpoint,
         server_metrics_url=args.server_metrics_url,
         console_scrape_s=args.console_scrape_interval,
+        max_large_bodies=args.max_large_bodies,
     )
 
 

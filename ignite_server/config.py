@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ignite_common.addresses import is_loopback
+from ignite_server.domain import quotas
+from ignite_server.domain.quotas import Quotas
 
 
 def _default_state_dir() -> Path:
@@ -78,6 +80,14 @@ class Config:
     #: How long a version may take to become ready before a publish,
     #: rollback or traffic change fails (core/readiness.py).
     readiness_timeout_secs: float = 60.0
+    #: Per-organization caps (docs/limits.md, "Organizations").
+    quotas: Quotas = field(default_factory=Quotas)
+    #: Memory (MiB) all local pods together may have; 0: the host's memory
+    #: less ``host_memory_reserve_mb`` (docs/limits.md, "The machine").
+    pod_memory_mb: int = 0
+    #: Memory (MiB) kept for the server, PostgreSQL, builds and the host
+    #: when ``pod_memory_mb`` is 0; 0: a quarter of the host, at least 2 GiB.
+    host_memory_reserve_mb: int = 0
 
 
 def parse(argv: list[str] | None = None) -> Config:
@@ -275,6 +285,7 @@ def parse(argv: list[str] | None = None) -> Config:
         default=float(env("IGNITE_READINESS_TIMEOUT_SECS", "60")),
         help="how long a new version may take to become ready before its publish fails",
     )
+    _add_quota_flags(parser)
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -332,4 +343,74 @@ def parse(argv: list[str] | None = None) -> Config:
         registry_insecure=args.registry_insecure,
         apps_edge=args.apps_edge,
         readiness_timeout_secs=args.readiness_timeout_secs,
+        quotas=Quotas(
+            max_apps=args.quota_apps,
+            max_pod_memory_mb=args.quota_pod_memory_mb,
+            max_reserved_memory_mb=args.quota_reserved_memory_mb,
+            max_log_bytes_per_day=args.quota_log_mb_per_day * 1024 * 1024,
+            max_pending_executions=args.quota_pending_executions,
+            max_running_executions=args.quota_running_executions,
+        ),
+        pod_memory_mb=args.pod_memory_mb,
+        host_memory_reserve_mb=args.host_memory_reserve_mb,
+    )
+
+
+def _add_quota_flags(parser: argparse.ArgumentParser) -> None:
+    """The per-organization quotas and the machine's pod capacity; each flag
+    also reads an IGNITE_* variable (docs/limits.md)."""
+    env = os.environ.get
+    mib = 1024 * 1024
+
+    def number(flag: str, variable: str, default: int, text: str) -> None:
+        parser.add_argument(
+            flag,
+            type=int,
+            default=int(env(variable, str(default))),
+            metavar="N",
+            help=f"{text} (env {variable}; default {default})",
+        )
+
+    number("--quota-apps", "IGNITE_QUOTA_APPS", quotas.DEFAULT_MAX_APPS, "apps per organization")
+    number(
+        "--quota-pod-memory-mb",
+        "IGNITE_QUOTA_POD_MEMORY_MB",
+        quotas.DEFAULT_MAX_POD_MEMORY_MB,
+        "MiB of memory limits an organization's running pods may hold at once",
+    )
+    number(
+        "--quota-reserved-memory-mb",
+        "IGNITE_QUOTA_RESERVED_MEMORY_MB",
+        quotas.DEFAULT_MAX_RESERVED_MEMORY_MB,
+        "MiB an organization may keep reserved as warm pods (reserved_capacity x memory)",
+    )
+    number(
+        "--quota-log-mb-per-day",
+        "IGNITE_QUOTA_LOG_MB_PER_DAY",
+        quotas.DEFAULT_MAX_LOG_BYTES_PER_DAY // mib,
+        "MiB of app log lines stored per organization per UTC day",
+    )
+    number(
+        "--quota-pending-executions",
+        "IGNITE_QUOTA_PENDING_EXECUTIONS",
+        quotas.DEFAULT_MAX_PENDING_EXECUTIONS,
+        "asynchronous executions an organization may have waiting",
+    )
+    number(
+        "--quota-running-executions",
+        "IGNITE_QUOTA_RUNNING_EXECUTIONS",
+        quotas.DEFAULT_MAX_RUNNING_EXECUTIONS,
+        "executions of one organization running at once, over all servers; 0: --workers less 4",
+    )
+    number(
+        "--pod-memory-mb",
+        "IGNITE_POD_MEMORY_MB",
+        0,
+        "MiB of memory all local pods together may have; 0: the host's less the reserve",
+    )
+    number(
+        "--host-memory-reserve-mb",
+        "IGNITE_HOST_MEMORY_RESERVE_MB",
+        0,
+        "MiB kept off pods for the server, database and builds; 0: a quarter, at least 2048",
     )

@@ -40,6 +40,7 @@ from ignite_server.core.app_locks import AppLocks
 from ignite_server.core.app_views import AppViews, PublicUrls
 from ignite_server.core.apps import Apps
 from ignite_server.core.artifacts import Artifacts
+from ignite_server.core.capacity import PodCapacity
 from ignite_server.core.draft_builds import DraftBuilds
 from ignite_server.core.executions import ExecutionService
 from ignite_server.core.gradual_rollouts import GradualRollouts
@@ -58,7 +59,6 @@ from ignite_server.core.traffic import TrafficSplits
 from ignite_server.core.versions import Versions
 from ignite_server.core.worker import ExecutionWorkers
 from ignite_server.domain.errors import Unavailable
-from ignite_server.domain.models import LogEntry
 from ignite_server.domain.principal import LOCAL_ADMIN, Principal
 from ignite_server.images.builder import ContainerImageBuilder
 from ignite_server.images.registry import EmbeddedRegistry
@@ -66,7 +66,6 @@ from ignite_server.observability import metrics
 from ignite_server.ports.execution_store import WORK_CHANNEL
 from ignite_server.ports.image_builder import RegistryCredentials
 from ignite_server.ports.log_store import LOG_CHANNEL
-from ignite_server.ports.pod_backend import PodLogRecord
 from ignite_server.store.apps import PostgresAppStore
 from ignite_server.store.blobs import DiskBlobStore
 from ignite_server.store.database import open_pool
@@ -88,19 +87,7 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
     """The pod runner for this platform: sandboxed local pods whose output
     goes to the app logs."""
 
-    def sink(record: PodLogRecord) -> None:
-        organization, _, app = record.app_id.partition("/")
-        logs.emit(
-            LogEntry(
-                timestamp_ms=record.timestamp_ms,
-                organization=organization,
-                app=app,
-                version=record.version,
-                execution_id=record.execution_id,
-                stream=record.stream,
-                message=record.message,
-            )
-        )
+    sink = logs.pod_sink()
 
     if config.backend == "kubernetes":
         settings = KubernetesSettings(
@@ -116,7 +103,8 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
             state_dir=config.state_dir,
             image_pull_policy=config.kubernetes_image_pull_policy,
         )
-        return Invoker(KubernetesBackend(settings, log_sink=sink), owns_backend=True)
+        cluster = KubernetesBackend(settings, log_sink=sink)
+        return Invoker(cluster, owns_backend=True, capacity=PodCapacity(None, config.quotas))
     backend = LocalBackend(
         config.state_dir,
         sandbox=config.sandbox,  # type: ignore[arg-type]
@@ -125,8 +113,11 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
         log_sink=sink,
         edge_address=_edge_address(config.apps_edge),
         apps_domain=config.apps_domain,
+        memory_capacity_mb=config.pod_memory_mb,
+        host_memory_reserve_mb=config.host_memory_reserve_mb,
     )
-    return Invoker(backend, owns_backend=True)
+    capacity = PodCapacity(backend.info.memory_capacity_mb, config.quotas)
+    return Invoker(backend, owns_backend=True, capacity=capacity)
 
 
 def _edge_address(edge: str) -> tuple[str, int] | None:
@@ -262,7 +253,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         notifier = Notifier(pool, (WORK_CHANNEL, LOG_CHANNEL))
         await notifier.start()
         stack.push_async_callback(notifier.close)
-        logs = LogService(PostgresLogStore(pool), notifier.wait, config.log_retention_secs)
+        logs = LogService(
+            PostgresLogStore(pool),
+            notifier.wait,
+            config.log_retention_secs,
+            max_log_bytes_per_day=config.quotas.max_log_bytes_per_day,
+        )
         await logs.start()
         stack.push_async_callback(logs.close)
         external = (
@@ -321,11 +317,24 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             locks,
             owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         )
-        versions = Versions(store, drafts, rollout, views, targets, gate, rollouts, locks)
-        apps = Apps(store, blobs, views, targets, rollout, versions, rollouts, locks)
+        versions = Versions(
+            store, drafts, rollout, views, targets, gate, rollouts, locks, runner.capacity
+        )
+        apps = Apps(
+            store,
+            blobs,
+            views,
+            targets,
+            rollout,
+            versions,
+            rollouts,
+            locks,
+            config.quotas,
+            runner.capacity,
+        )
         traffic = TrafficSplits(store, targets, gate, rollout, rollouts, locks, views)
         execution_store = PostgresExecutionStore(pool)
-        executions = ExecutionService(execution_store, store, targets)
+        executions = ExecutionService(execution_store, store, targets, config.quotas)
         invocations = Invocations(store, targets, runner, executions, on_served=rollouts.observe)
         rollouts.start()
         stack.push_async_callback(rollouts.close)
@@ -336,6 +345,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             notifier.wait,
             workers=config.workers,
             lease_secs=config.execution_lease_secs,
+            per_org_limit=config.quotas.running_cap(config.workers),
         )
         await workers.start()
         stack.push_async_callback(workers.close)

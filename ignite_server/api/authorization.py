@@ -53,6 +53,9 @@ POLICY: dict[str, Rule] = {
     "/dodil.ignite.v1.ComputeService/UntagVersion": Rule(Permission.APPS_WRITE),
     "/dodil.ignite.v1.ComputeService/Invoke": Rule(Access.INVOKE),
     "/dodil.ignite.v1.ComputeService/InvokeAsync": Rule(Permission.APPS_INVOKE),
+    # Says only what a tokenless caller may do, the same for a missing app
+    # and a private one.
+    "/dodil.ignite.v1.ComputeService/GetAnonymousAccess": Rule(Access.PUBLIC),
     "/dodil.ignite.v1.ComputeService/GetExecution": Rule(Permission.EXECUTIONS_READ),
     "/dodil.ignite.v1.ComputeService/ListExecutions": Rule(Permission.EXECUTIONS_READ),
     "/dodil.ignite.v1.ComputeService/CancelExecution": Rule(Permission.EXECUTIONS_CANCEL),

@@ -244,6 +244,17 @@ class ComputeService:
         async for frame in frames:
             yield convert.frame_to_pb(frame)
 
+    async def GetAnonymousAccess(
+        self, request: compute.GetAnonymousAccessRequest, context: Context
+    ) -> compute.GetAnonymousAccessResponse:
+        # Asked without a token: a server that needs none makes the caller
+        # someone (the platform admin), not anonymous.
+        all_calls = not CALLER.get().anonymous
+        invoke = all_calls or await self._invocations.anonymous_allowed(
+            request.organization_name, request.app_name
+        )
+        return compute.GetAnonymousAccessResponse(invoke=invoke, all_calls=all_calls)
+
     async def InvokeAsync(
         self, request: compute.InvokeAsyncRequest, context: Context
     ) -> compute.InvokeAsyncResponse:

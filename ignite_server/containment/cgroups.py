@@ -14,6 +14,12 @@ below ``memory.limit_in_bytes``, so a raise writes memsw first and a cut
 writes it last; a limit that cannot be applied raises ``LimitNotApplied``
 rather than leaving the sandbox with some other limit.
 
+An owner's memory directory can carry a limit of its own
+(``CgroupRoot.limit_memory``): the pod backend's is the machine's pod
+capacity, so that whatever its pods use together, the kernel reclaims and,
+at worst, OOM-kills inside that directory, never the host's global OOM
+killer reaching for the server or the database.
+
 A server that dies leaves its directories behind; the next owner created
 under the same parent removes those whose server process is gone, killing
 anything still inside.
@@ -82,6 +88,15 @@ class CgroupRoot:
     def has_memory(self) -> bool:
         return "memory" in self.bases
 
+    def limit_memory(self, total_mb: int) -> bool:
+        """Cap what every sandbox of this owner uses together (memory plus
+        swap too, where accounted); False without a writable memory group."""
+        base = self.bases.get("memory")
+        if base is None:
+            return False
+        SandboxCgroup({"memory": base}).limit_memory(total_mb)
+        return True
+
     def group(self, name: str) -> SandboxCgroup:
         """Make the groups of one sandbox."""
         paths: dict[str, Path] = {}
@@ -100,6 +115,17 @@ class CgroupRoot:
         """Remove the owner's directories, killing what is left inside."""
         for base in self.bases.values():
             _remove_tree(base)
+
+
+def host_memory_mb() -> int:
+    """The machine's memory (MemTotal) in MiB; 0 where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def remove_stale(parent: Path, prefix: str) -> None:

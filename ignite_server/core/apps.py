@@ -24,6 +24,7 @@ import structlog
 from ignite_server.core import archives, defaults, image_sources
 from ignite_server.core.app_locks import AppLocks
 from ignite_server.core.app_views import AppViews
+from ignite_server.core.capacity import PodCapacity, check_app_fits
 from ignite_server.core.gradual_rollouts import GradualRollouts
 from ignite_server.core.paging import decode_token, encode_token
 from ignite_server.core.rollout import Rollout
@@ -59,6 +60,7 @@ from ignite_server.domain.models import (
     Version,
     VersionStatus,
 )
+from ignite_server.domain.quotas import Quotas
 from ignite_server.ports.app_store import AppStore, DraftRecord
 from ignite_server.ports.blob_store import BlobStore
 
@@ -100,8 +102,12 @@ class Apps:
         versions: Versions,
         rollouts: GradualRollouts,
         locks: AppLocks,
+        quotas: Quotas | None = None,
+        capacity: PodCapacity | None = None,
     ) -> None:
         self._store = store
+        self._quotas = quotas or Quotas()
+        self._capacity = capacity
         self._blobs = blobs
         self._views = views
         self._targets = targets
@@ -128,7 +134,7 @@ class Apps:
             updated_at_ms=now,
             **{f.name: getattr(settings, f.name) for f in fields(AppSettings)},
         )
-        stored = await self._store.create_app(app, draft)
+        stored = await self._store.create_app(app, draft, self._quotas.max_apps)
         log.info("app.created", app=stored.id)
         return self._views.view(stored)
 
@@ -165,6 +171,9 @@ class Apps:
         async with self._locks.hold(organization, name):
             current = await self._store.get_app(organization, name)
             update = changed_settings(current, changes, mask)
+            if current.active_version and {"scaling", "limits", "resource_tier"} & set(mask):
+                # The serving version's pods must still fit with the new sizes.
+                await check_app_fits(self._capacity, self._store, replace(current, **update))
             update["updated_at_ms"] = _now_ms()
             version = None
             if current.active_version and VERSION_FIELDS & set(mask):

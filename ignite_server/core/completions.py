@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import structlog
 
@@ -47,8 +48,11 @@ class CompletionWriter:
         *,
         linger_secs: float = LINGER_SECS,
         max_batch: int = MAX_BATCH,
+        on_written: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
+        #: Told after each batch is written (the claimer: shares freed).
+        self._on_written = on_written
         self._owner = owner
         self._linger = linger_secs
         self._max_batch = max_batch
@@ -99,6 +103,8 @@ class CompletionWriter:
             return
         finally:
             self._room.set()
+        if self._on_written is not None:
+            self._on_written()
         for end in batch:
             if end.execution_id in recorded:
                 platform_metrics.count(

@@ -28,6 +28,7 @@ from ignite_server.domain.models import (
     Page,
     StorageMode,
 )
+from ignite_server.domain.quotas import Quotas
 from ignite_server.observability import metrics
 from ignite_server.ports.app_store import AppStore
 from ignite_server.ports.execution_store import ExecutionStore
@@ -54,10 +55,17 @@ def retention_ms(app: App) -> int | None:
 
 
 class ExecutionService:
-    def __init__(self, store: ExecutionStore, apps: AppStore, targets: RunTargets) -> None:
+    def __init__(
+        self,
+        store: ExecutionStore,
+        apps: AppStore,
+        targets: RunTargets,
+        quotas: Quotas | None = None,
+    ) -> None:
         self._store = store
         self._apps = apps
         self._targets = targets
+        self._quotas = quotas or Quotas()
 
     async def submit(
         self,
@@ -92,6 +100,7 @@ class ExecutionService:
             version,
             idempotency_key,
             int(time.time() * 1000),
+            self._quotas.max_pending_executions,
         )
         if created:
             metrics.count(metrics.EXECUTIONS_SUBMITTED)

@@ -32,6 +32,7 @@ from ulid import ULID
 from ignite_server.core.apps import stored_app
 from ignite_server.core.executions import ExecutionService
 from ignite_server.core.run_targets import RunTargets
+from ignite_server.core.validation import is_name
 from ignite_server.domain.errors import InvalidArgument, Unauthenticated, Unavailable
 from ignite_server.domain.models import (
     Execution,
@@ -186,12 +187,20 @@ class Invocations:
                 failed = not complete or status >= 500
                 self._on_served(target.app.id, version, failed, time.monotonic() - started)
 
+    async def anonymous_allowed(self, organization: str, app: str) -> bool:
+        """Whether an anonymous caller may invoke the app's active version
+        (False for a missing app, a private one, and names that are not
+        names)."""
+        if not (is_name(organization) and is_name(app)):
+            return False
+        stored = await stored_app(self._store, organization, app)
+        return stored is not None and stored.allow_unauthenticated
+
     async def _admit_anonymous(
         self, organization: str, app: str, version: int, draft: bool
     ) -> None:
         """Anonymous callers may invoke the active version of public apps only."""
-        stored = await stored_app(self._store, organization, app)
-        if stored is None or not stored.allow_unauthenticated or draft or version:
+        if draft or version or not await self.anonymous_allowed(organization, app):
             raise Unauthenticated(
                 "this call needs 'Authorization: Bearer <token>'", reason="TOKEN_REQUIRED"
             )

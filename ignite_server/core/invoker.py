@@ -39,6 +39,7 @@ from typing import TypeVar
 import aiohttp
 import structlog
 
+from ignite_server.core.capacity import PodCapacity
 from ignite_server.core.revision import PodSlot, Revision
 from ignite_server.domain.errors import (
     DeadlineExceeded,
@@ -101,8 +102,11 @@ class Invoker:
         queue_depth: int = DEFAULT_QUEUE_DEPTH,
         activation_timeout_secs: float = DEFAULT_ACTIVATION_TIMEOUT_SECS,
         owns_backend: bool = False,
+        capacity: PodCapacity | None = None,
     ) -> None:
         self.backend = backend
+        #: Pod starts are admitted against it (core/capacity.py).
+        self.capacity = capacity
         self.queue_depth = queue_depth
         self.activation_timeout_secs = activation_timeout_secs
         self._owns_backend = owns_backend
@@ -349,7 +353,11 @@ class Invoker:
         revision = self._revisions.get(key)
         if revision is None:
             revision = Revision(
-                _spec(target), target.app.scaling, self.backend, queue_depth=self.queue_depth
+                _spec(target),
+                target.app.scaling,
+                self.backend,
+                queue_depth=self.queue_depth,
+                capacity=self.capacity,
             )
             # The same version with other settings: its old pods drain.
             stale = [k for k in self._revisions if k[:2] == key[:2]]
@@ -442,6 +450,8 @@ def _failure_outcome(err: IgniteError) -> str:
         return "timeout"
     if err.reason == "QUEUE_FULL":
         return "queue_full"
+    if err.reason in ("CAPACITY", "QUOTA_EXCEEDED"):
+        return "no_capacity"
     if err.reason in ("OUT_OF_MEMORY", "POD_EXITED", "POD_CONNECTION_LOST"):
         return "pod_failure"
     return "unavailable"

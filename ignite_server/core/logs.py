@@ -1,11 +1,12 @@
 """App logs: collection from pods and reading, with follow.
 
 Pods' output arrives line by line through ``emit`` (a plain call, cheap
-enough for a pod's output reader) into a bounded buffer that a background
-task writes to the store in batches every FLUSH_INTERVAL_SECS. If the store
-falls behind and the buffer fills, the oldest lines are dropped and a
-platform entry says how many, so a log flood from one app cannot exhaust the
-server's memory. Readers get past entries first, then (with follow) new ones
+enough for a pod's output reader) into a ``LogBuffer`` (core/log_buffer.py:
+per-app rate limits and FIFOs, the organizations' daily quotas) that a
+background task writes to the store in batches every FLUSH_INTERVAL_SECS,
+round-robin across apps. A flood from one app loses that app's own lines,
+with a notice in that app's log, never another app's; the server's memory
+stays bounded. Readers get past entries first, then (with follow) new ones
 as the store announces them.
 """
 
@@ -14,24 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 
+from ignite_server.core.log_buffer import LogBuffer
 from ignite_server.core.validation import check_name
 from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.models import LogEntry, LogStream
+from ignite_server.domain.quotas import DEFAULT_MAX_LOG_BYTES_PER_DAY
 from ignite_server.ports.log_store import LOG_CHANNEL, LogStore
+from ignite_server.ports.pod_backend import PodLogRecord
 
 log = structlog.get_logger(__name__)
 
 #: How often buffered lines are written: low enough that `logs -f` feels live.
 FLUSH_INTERVAL_SECS = 0.1
-#: Lines held in memory at most while the store catches up.
-MAX_BUFFERED_LINES = 50_000
-#: A log line longer than this is cut (a handler printing a blob).
-MAX_LINE_CHARS = 16 * 1024
+#: Lines per write: one statement each.
+WRITE_BATCH = 2000
 #: Default retention of log entries (docs/logs.md).
 DEFAULT_RETENTION_SECS = 7 * 86_400
 #: How often the janitor deletes expired entries.
@@ -43,28 +44,60 @@ MAX_READ_LIMIT = 10_000
 FOLLOW_POLL_SECS = 1.0
 
 
+class PodLogSink:
+    """Pods' lines into the app logs: a ``LogSink`` that is also a
+    ``LogGate`` (ports/pod_backend.py), so a pod's reader can drop a
+    flood's lines by the chunk, unparsed, while the app is past its rate."""
+
+    def __init__(self, buffer: LogBuffer, emit: Callable[[LogEntry], None]) -> None:
+        self._buffer = buffer
+        self._emit = emit
+
+    def __call__(self, record: PodLogRecord) -> None:
+        organization, _, app = record.app_id.partition("/")
+        self._emit(
+            LogEntry(
+                timestamp_ms=record.timestamp_ms,
+                organization=organization,
+                app=app,
+                version=record.version,
+                execution_id=record.execution_id,
+                stream=record.stream,
+                message=record.message,
+            )
+        )
+
+    def admits(self, app_id: str) -> bool:
+        organization, _, app = app_id.partition("/")
+        return self._buffer.admits(organization, app)
+
+    def dropped(self, app_id: str, lines: int) -> None:
+        organization, _, app = app_id.partition("/")
+        self._buffer.drop(organization, app, lines)
+
+
 class LogService:
     def __init__(
         self,
         store: LogStore,
         wait_for_news: Callable[[str, float], Awaitable[None]],
         retention_secs: int = DEFAULT_RETENTION_SECS,
+        *,
+        max_log_bytes_per_day: int = DEFAULT_MAX_LOG_BYTES_PER_DAY,
     ) -> None:
         self._store = store
         self._wait = wait_for_news
         self._retention_ms = retention_secs * 1000
-        self._buffer: deque[LogEntry] = deque()
-        self._dropped = 0
-        self._wake = asyncio.Event()
+        self._buffer = LogBuffer(max_log_bytes_per_day=max_log_bytes_per_day)
         self._tasks: list[asyncio.Task[None]] = []
 
     def emit(self, entry: LogEntry) -> None:
-        if len(entry.message) > MAX_LINE_CHARS:
-            entry = LogEntry(**{**entry.__dict__, "message": entry.message[:MAX_LINE_CHARS] + "…"})
-        if len(self._buffer) >= MAX_BUFFERED_LINES:
-            self._buffer.popleft()
-            self._dropped += 1
-        self._buffer.append(entry)
+        """Take one line for the store (or count it dropped for its app)."""
+        self._buffer.add(entry)
+
+    def pod_sink(self) -> PodLogSink:
+        """What pod backends send their pods' lines to."""
+        return PodLogSink(self._buffer, self.emit)
 
     def platform_event(
         self, organization: str, app: str, version: int, execution_id: str, message: str
@@ -97,16 +130,23 @@ class LogService:
         await self.flush()
 
     async def flush(self) -> None:
-        if self._dropped:
-            log.warning("logs.dropped", lines=self._dropped)
-            self._dropped = 0
-        while self._buffer:
-            batch = [self._buffer.popleft() for _ in range(min(len(self._buffer), 2000))]
+        """Write what is buffered (what arrives meanwhile waits for the next
+        flush), then add the bytes accepted to the organizations' counts."""
+        for _ in range(len(self._buffer) // WRITE_BATCH + 1):
+            batch = self._buffer.take(WRITE_BATCH)
+            if not batch:
+                break
             try:
                 await self._store.write(batch)
             except Exception:
                 log.exception("logs.write_failed", lines=len(batch))
-                return
+                break
+        usage = self._buffer.unreported_usage()
+        if usage:
+            try:
+                self._buffer.stored_usage(await self._store.add_usage(usage))
+            except Exception:
+                log.exception("logs.usage_failed")
 
     async def _flush_loop(self) -> None:
         while True:

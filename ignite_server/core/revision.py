@@ -16,6 +16,12 @@ start fails the waiting requests with its reason, and for
 ``FAILED_RETRY_SECS`` new requests fail fast instead of restarting a broken
 app in a loop.
 
+Every pod start is admitted first (core/capacity.py): a start the machine
+or the organization's quota has no memory for is not tried; with no pod
+ready, the waiting requests fail with that RESOURCE_EXHAUSTED (``CAPACITY``
+or ``QUOTA_EXCEEDED``), and with pods ready they wait for those. A pod's
+memory is given back when it has exited.
+
 Periodically ``tick`` compares the pods with the autoscaler's target: it
 starts missing pods (replacing pods that died) and drains surplus ones (no
 new requests; stopped once idle). A request that ran past its timeout
@@ -37,6 +43,7 @@ import aiohttp
 import structlog
 
 from ignite_server.core.autoscaler import Autoscaler, Load
+from ignite_server.core.capacity import PodCapacity, PodGrant
 from ignite_server.domain.errors import ResourceExhausted, Unavailable
 from ignite_server.domain.models import DeploymentState, Scaling
 from ignite_server.observability import metrics, tracing
@@ -52,6 +59,9 @@ FAILED_RETRY_SECS = 2.0
 #: Grace given to a drained pod to exit on SIGTERM before it is killed; it
 #: is idle by then, so this only covers the runtime's own shutdown.
 STOP_GRACE_SECS = 5.0
+#: A refused pod start is logged at most this often per version (the
+#: autoscaler asks again every tick while reserved pods are missing).
+REFUSAL_LOG_SECS = 30.0
 #: aiohttp must not add headers of its own: the pod sees the user's request.
 SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
@@ -71,6 +81,8 @@ class PodSlot:
     #: A stop was requested.
     stopping: bool = False
     started_at: float = field(default_factory=time.monotonic)
+    #: The memory the pod was admitted with, given back when it exits.
+    grant: PodGrant | None = None
 
     @property
     def free(self) -> bool:
@@ -87,8 +99,12 @@ class Revision:
         backend: PodBackend,
         *,
         queue_depth: int,
+        capacity: PodCapacity | None = None,
     ) -> None:
         self.spec = spec
+        self.capacity = capacity
+        self._organization = spec.app_id.partition("/")[0]
+        self._refusal_logged_at = -1e9
         self.autoscaler = Autoscaler(scaling, spec.max_concurrency)
         self.backend = backend
         self.queue_depth = queue_depth
@@ -285,16 +301,32 @@ class Revision:
         task.add_done_callback(self._tasks.discard)
 
     async def _run_start(self) -> None:
+        grant = None
+        if self.capacity is not None:
+            try:
+                grant = self.capacity.admit(
+                    self._organization,
+                    self.spec.resources.memory_mb,
+                    f"a pod of {self.spec.app_id}",
+                )
+            except ResourceExhausted as exc:
+                self.starting -= 1
+                metrics.count(metrics.POD_STARTS, self.spec.app_id, "refused")
+                self._start_refused(exc)
+                return
         try:
             with tracing.span("ignite.pod.start", {tracing.APP: self.spec.app_id}):
                 pod = await self.backend.start(self.spec)
-        except _PodStartError as exc:
+        except BaseException as exc:
             self.starting -= 1
-            metrics.count(metrics.POD_STARTS, self.spec.app_id, "failed")
-            self._start_failed(exc.message)
-            return
-        except Exception as exc:
-            self.starting -= 1
+            if grant is not None and self.capacity is not None:
+                self.capacity.release(grant)
+            if isinstance(exc, _PodStartError):
+                metrics.count(metrics.POD_STARTS, self.spec.app_id, "failed")
+                self._start_failed(exc.message)
+                return
+            if not isinstance(exc, Exception):
+                raise
             metrics.count(metrics.POD_STARTS, self.spec.app_id, "failed")
             log.exception("pod start crashed", app=self.spec.app_id)
             self._start_failed(f"internal error starting the pod: {type(exc).__name__}")
@@ -307,7 +339,7 @@ class Revision:
             skip_auto_headers=SKIP_AUTO_HEADERS,
             timeout=aiohttp.ClientTimeout(total=None),
         )
-        slot = PodSlot(pod=pod, session=session, capacity=self.spec.max_concurrency)
+        slot = PodSlot(pod=pod, session=session, capacity=self.spec.max_concurrency, grant=grant)
         self.slots.append(slot)
         self.last_error = ""
         self._last_error_at = -1e9
@@ -317,6 +349,19 @@ class Revision:
             self._stop(slot)
         self._dispatch()
         self._scale_for_demand(time.monotonic())
+        self._changed.set()
+
+    def _start_refused(self, error: ResourceExhausted) -> None:
+        """No memory for another pod: requests wait for the pods there are,
+        or, with none ready, fail with the refusal."""
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= REFUSAL_LOG_SECS:
+            self._refusal_logged_at = now
+            log.warning(
+                "pod start refused", app=self.spec.app_id, reason=error.reason, error=error.message
+            )
+        if not self._ready() and self.starting == 0:
+            self._fail_waiters(error)
         self._changed.set()
 
     def _start_failed(self, message: str) -> None:
@@ -332,7 +377,11 @@ class Revision:
         self._changed.set()
 
     async def _watch(self, slot: PodSlot) -> None:
-        end = await slot.pod.wait()
+        try:
+            end = await slot.pod.wait()
+        finally:
+            if slot.grant is not None and self.capacity is not None:
+                self.capacity.release(slot.grant)
         if end.reason != ExitReason.STOPPED:
             self.last_exit = end
         if slot in self.slots:

@@ -39,6 +39,11 @@ def _invalid(field: str, message: str, reason: str) -> InvalidArgument:
     return InvalidArgument(message, reason=reason, metadata={"field": field})
 
 
+def is_name(value: str) -> bool:
+    """Whether ``value`` is a DNS label, as names of organizations and apps are."""
+    return _DNS_LABEL.fullmatch(value) is not None
+
+
 def check_name(value: str, field: str) -> str:
     """An organization or app name: a DNS label."""
     if not value:

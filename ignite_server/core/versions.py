@@ -29,6 +29,7 @@ import structlog
 
 from ignite_server.core.app_locks import AppLocks
 from ignite_server.core.app_views import AppViews
+from ignite_server.core.capacity import PodCapacity, check_app_fits
 from ignite_server.core.draft_builds import DraftBuilds
 from ignite_server.core.gradual_rollouts import GradualRollouts, check_policy
 from ignite_server.core.paging import decode_token, encode_token
@@ -82,8 +83,10 @@ class Versions:
         gate: ReadinessGate,
         rollouts: GradualRollouts,
         locks: AppLocks,
+        capacity: PodCapacity | None = None,
     ) -> None:
         self._store = store
+        self._capacity = capacity
         self._drafts = drafts
         self._mover = mover
         self._views = views
@@ -130,6 +133,9 @@ class Versions:
         async with self._locks.hold(organization, name):
             app = await self._store.get_app(organization, name)
             update = changed_settings(app, changes or {}, paths) if paths else {}
+            # A version whose pods (or reserved pods) cannot run is refused
+            # before it is made.
+            await check_app_fits(self._capacity, self._store, replace(app, **update))
             new = NewVersion(
                 source=0,
                 code_hash=draft.code_hash,

@@ -8,6 +8,13 @@ run at once) and one lease owner (``<host>:<pid>:<n>``):
   a claim is in flight, more slots free up, so a busy pool claims in
   batches; an idle one sleeps until a NOTIFY announces new work (or
   POLL_SECS pass); one that arrived during the claim wakes it at once.
+- Fair shares: a claim takes executions round-robin across organizations
+  (the oldest of each, then the second of each, …) and none of an
+  organization that already runs ``per_org_limit`` executions on all
+  servers, so one organization's backlog never holds every slot and
+  another's single execution starts at the next free slot. An execution
+  that ends (its end written) may free its organization's share, so the
+  claimer looks again then rather than at the next poll.
 - The lease keeper extends the leases of every running execution in one
   statement a few times per lease (at most a second apart). An execution a
   caller asked to cancel, or whose lease went to another worker, is stopped
@@ -155,6 +162,7 @@ class ExecutionWorkers:
         workers: int = 4,
         lease_secs: float = DEFAULT_LEASE_SECS,
         max_attempts: int = MAX_ATTEMPTS,
+        per_org_limit: int | None = None,
     ) -> None:
         self._store = store
         self._apps = apps
@@ -164,7 +172,8 @@ class ExecutionWorkers:
         self._lease_ms = int(lease_secs * 1000)
         self._max_attempts = max_attempts
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{time.monotonic_ns() % 10**6}"
-        self._completions = CompletionWriter(store, self._owner)
+        self._per_org_limit = per_org_limit
+        self._completions = CompletionWriter(store, self._owner, on_written=self._news_arrived)
         self._tasks: list[asyncio.Task[None]] = []
         #: Running executions by id: the task that runs one, and its attempt.
         self._runs: dict[str, asyncio.Task[None]] = {}
@@ -225,7 +234,12 @@ class ExecutionWorkers:
             self._news.clear()
             try:
                 claimed = await self._store.claim(
-                    self._owner, wanted, self._lease_ms, self._now_ms(), self._max_attempts
+                    self._owner,
+                    wanted,
+                    self._lease_ms,
+                    self._now_ms(),
+                    self._max_attempts,
+                    self._per_org_limit,
                 )
             except Exception:
                 log.exception("executions.claim_failed")
@@ -247,6 +261,10 @@ class ExecutionWorkers:
         while True:
             await self._wait(WORK_CHANNEL, POLL_SECS)
             self._news.set()
+
+    def _news_arrived(self) -> None:
+        """Ends were written: their organizations may have room again."""
+        self._news.set()
 
     def _release(self, execution_id: str, _: asyncio.Task[None]) -> None:
         del self._runs[execution_id]

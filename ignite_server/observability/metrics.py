@@ -39,10 +39,11 @@ VIA_METADATA = "x-ignite-via"
 #: What became of an invocation: the handler's answer by HTTP status class
 #: (``ok`` 1xx-3xx, ``client_error`` 4xx, ``handler_error`` 5xx), or why it
 #: got none (``timeout``, ``queue_full``, ``unavailable``: no pod could take
-#: it, ``pod_failure``: the pod died under it, ``cancelled``).
+#: it, ``no_capacity``: no memory or quota for a pod, ``pod_failure``: the
+#: pod died under it, ``cancelled``).
 OUTCOMES = (
     "ok", "client_error", "handler_error", "timeout", "queue_full", "unavailable",
-    "pod_failure", "cancelled",
+    "no_capacity", "pod_failure", "cancelled",
 )  # fmt: skip
 
 #: Latency buckets, seconds: from a warm call (~1 ms) to a slow handler.
@@ -94,7 +95,7 @@ ACTIVATIONS = Counter(
 )
 POD_STARTS = Counter(
     "ignite_pod_starts_total",
-    "Pods started, by app and outcome (started, failed).",
+    "Pods started, by app and outcome (started, failed, refused: no memory or quota).",
     ("app", "outcome"),
 )
 QUEUE_REJECTIONS = Counter(

@@ -66,11 +66,21 @@ class NewVersion:
 
 
 class AppStore(Protocol):
-    async def create_app(self, app: App, draft: DraftRecord | None) -> App: ...
+    async def create_app(
+        self, app: App, draft: DraftRecord | None, max_apps: int | None = None
+    ) -> App:
+        """Store a new app (and its draft); QUOTA_EXCEEDED (quota ``apps``)
+        when its organization has ``max_apps`` already."""
+        ...
 
     async def get_app(self, organization: str, name: str) -> App: ...
 
     async def list_apps(self, organization: str, after_name: str, limit: int) -> list[App]: ...
+
+    async def reserved_apps(self) -> list[App]:
+        """Every app, of every organization, that serves a version and keeps
+        reserved capacity (the reservations admission checks against)."""
+        ...
 
     async def update_app(self, organization: str, name: str, changes: Mapping[str, Any]) -> App:
         """``changes`` maps App field names to new values."""

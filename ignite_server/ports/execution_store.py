@@ -48,8 +48,10 @@ class ExecutionStore(Protocol):
         requested_version: int,
         idempotency_key: str,
         now_ms: int,
+        max_pending: int | None = None,
     ) -> tuple[Execution, bool]:
-        """Store a PENDING execution; (it, True) or the idempotent twin, False."""
+        """Store a PENDING execution; (it, True) or the idempotent twin, False.
+        QUOTA_EXCEEDED when the organization has ``max_pending`` waiting."""
         ...
 
     async def get(self, organization: str, execution_id: str) -> Execution: ...
@@ -68,9 +70,17 @@ class ExecutionStore(Protocol):
     ) -> Execution: ...
 
     async def claim(
-        self, owner: str, limit: int, lease_ms: int, now_ms: int, max_attempts: int
+        self,
+        owner: str,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+        max_attempts: int,
+        per_org_limit: int | None = None,
     ) -> list[ClaimedExecution]:
-        """Lease up to ``limit`` runnable executions to ``owner`` in one write."""
+        """Lease up to ``limit`` runnable executions to ``owner`` in one
+        write, round-robin across organizations, none to an organization
+        already running ``per_org_limit``."""
         ...
 
     async def heartbeat(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import aiohttp
 
@@ -92,6 +92,21 @@ class PodLogRecord:
 LogSink = Callable[[PodLogRecord], None]
 
 
+@runtime_checkable
+class LogGate(Protocol):
+    """A log sink that can say, before a line is even parsed, that its app
+    is printing past its rate: a pod's reader then counts a flood's lines
+    as dropped by the chunk instead of handling each (core/logs.py)."""
+
+    def admits(self, app_id: str) -> bool:
+        """Whether lines of ``app_id`` would be taken now."""
+        ...
+
+    def dropped(self, app_id: str, lines: int) -> None:
+        """``lines`` of ``app_id`` were dropped unread for its rate."""
+        ...
+
+
 class PodStartError(Exception):
     """A pod could not be started or never became ready; ``message`` says why
     in words fit for the app's owner (the load error, the exit status)."""
@@ -150,6 +165,10 @@ class BackendInfo:
     #: Non-empty when something users should know is degraded (no sandbox,
     #: no memory limits).
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: Memory (MiB) all pods together may have, enforced by the backend
+    #: (the local pods' parent cgroup); None where a scheduler of the
+    #: backend's own decides (a cluster).
+    memory_capacity_mb: int | None = None
 
 
 @dataclass(frozen=True)

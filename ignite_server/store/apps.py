@@ -39,6 +39,7 @@ from ignite_server.domain.models import (
     VersionStatus,
     deployment_mode_of,
 )
+from ignite_server.domain.quotas import quota_exceeded
 from ignite_server.ports.app_store import BuildOutcome, DraftRecord, NewVersion
 from ignite_server.store.database import connection
 from ignite_server.store.sealing import EnvSealer
@@ -244,12 +245,16 @@ class PostgresAppStore:
 
     # --- apps -----------------------------------------------------------
 
-    async def create_app(self, app: App, draft: DraftRecord | None) -> App:
+    async def create_app(
+        self, app: App, draft: DraftRecord | None, max_apps: int | None = None
+    ) -> App:
         columns = sorted(_APP_COLUMNS)
         values = [_encode(c, getattr(app, c), self._sealer) for c in columns]
         names = ", ".join([*columns, "organization", "name", "created_at_ms", "updated_at_ms"])
         params = ", ".join(f"${i}" for i in range(1, len(columns) + 5))
         async with connection(self._pool) as conn, conn.transaction():
+            if max_apps is not None:
+                await self._check_app_quota(conn, app.organization, max_apps)
             try:
                 uid = await conn.fetchval(
                     f"INSERT INTO apps ({names}) VALUES ({params}) RETURNING uid",
@@ -269,6 +274,28 @@ class PostgresAppStore:
                 await self._write_draft(conn, uid, draft, app.created_at_ms)
             row = await conn.fetchrow(_APP_SELECT + " WHERE a.uid = $1", uid)
         return self._app_row(row)
+
+    @staticmethod
+    async def _check_app_quota(conn: asyncpg.Connection, organization: str, max_apps: int) -> None:
+        """Refuse a new app past the organization's quota. Creates in one
+        organization take turns on an advisory lock (held to the end of the
+        transaction), so concurrent ones cannot all pass one count."""
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('ignite-apps:' || $1))", organization
+        )
+        count = await conn.fetchval(
+            "SELECT count(*) FROM apps WHERE organization = $1", organization
+        )
+        if count >= max_apps:
+            raise quota_exceeded(organization, "apps", max_apps, count, "apps", "another app")
+
+    async def reserved_apps(self) -> list[App]:
+        async with connection(self._pool) as conn:
+            rows = await conn.fetch(
+                _APP_SELECT + " WHERE a.active_version > 0"
+                " AND (a.scaling->>'reserved_capacity')::int > 0"
+            )
+        return [self._app_row(r) for r in rows]
 
     async def get_app(self, organization: str, name: str) -> App:
         async with connection(self._pool) as conn:

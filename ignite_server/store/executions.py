@@ -32,11 +32,14 @@ from ignite_server.domain.models import (
     ExecutionStatus,
     InvocationRequest,
 )
+from ignite_server.domain.quotas import quota_exceeded
 from ignite_server.ports.execution_store import WORK_CHANNEL, ExecutionEnd
 from ignite_server.store.database import connection
 
 _PENDING = int(ExecutionStatus.PENDING)
 _RUNNING = int(ExecutionStatus.RUNNING)
+#: "No cap" for counts that take one (an int4 parameter).
+_NO_CAP = 2**31 - 1
 
 
 def _execution(row: Any) -> Execution:
@@ -94,9 +97,13 @@ class PostgresExecutionStore:
         requested_version: int,
         idempotency_key: str,
         now_ms: int,
+        max_pending: int | None = None,
     ) -> tuple[Execution, bool]:
         """Store a PENDING execution; with an idempotency key already used for
-        this app, return that execution instead. Returns (execution, created)."""
+        this app, return that execution instead. Returns (execution, created).
+        An organization with ``max_pending`` executions waiting already gets
+        QUOTA_EXCEEDED (quota ``pending_executions``)."""
+        cap = max_pending if max_pending is not None else _NO_CAP
         values = (
             execution_id,
             organization,
@@ -111,17 +118,23 @@ class PostgresExecutionStore:
             idempotency_key or None,
             now_ms,
             WORK_CHANNEL,
+            cap,
         )
         async with connection(self._pool) as conn:
-            # One statement: the app lookup, the insert and the wake-up of
-            # the workers (the notification is sent when it commits).
+            # One statement: the app lookup, the quota, the insert and the
+            # wake-up of the workers (the notification is sent when it
+            # commits). The count stops at the cap, so a deep backlog costs
+            # at most ``cap`` index entries to count.
             row = await conn.fetchrow(
-                """
+                f"""
                 INSERT INTO executions (id, app_uid, organization, app_name, requested_version,
                     status, method, path, query, headers, body, idempotency_key,
                     run_after_ms, created_at_ms)
                 SELECT $1, uid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12
                 FROM apps WHERE organization = $2 AND name = $3
+                  AND (SELECT count(*) FROM (
+                        SELECT 1 FROM executions
+                        WHERE organization = $2 AND status = {_PENDING} LIMIT $14) p) < $14
                 ON CONFLICT (app_uid, idempotency_key) WHERE idempotency_key IS NOT NULL
                 DO NOTHING
                 RETURNING *, pg_notify($13, '')
@@ -147,11 +160,43 @@ class PostgresExecutionStore:
                 reason="APP_NOT_FOUND",
                 metadata={"app_id": f"{organization}/{app}"},
             )
-        if existing["id"] is None:  # the twin was deleted meanwhile: insert again
+        if existing["id"] is None:
+            pending = await self._pending(organization, cap)
+            if pending >= cap:
+                raise quota_exceeded(
+                    organization,
+                    "pending_executions",
+                    cap,
+                    pending,
+                    "executions",
+                    "another asynchronous execution",
+                )
+            # The twin was deleted meanwhile, or the backlog shrank: again.
             return await self.submit(
-                execution_id, organization, app, request, requested_version, idempotency_key, now_ms
+                execution_id,
+                organization,
+                app,
+                request,
+                requested_version,
+                idempotency_key,
+                now_ms,
+                max_pending,
             )
         return _execution(existing), False
+
+    async def _pending(self, organization: str, cap: int) -> int:
+        """The organization's PENDING executions, counted up to ``cap``."""
+        async with connection(self._pool) as conn:
+            return int(
+                await conn.fetchval(
+                    f"""
+                    SELECT count(*) FROM (SELECT 1 FROM executions
+                        WHERE organization = $1 AND status = {_PENDING} LIMIT $2) p
+                    """,
+                    organization,
+                    cap,
+                )
+            )
 
     async def get(self, organization: str, execution_id: str) -> Execution:
         async with connection(self._pool) as conn:
@@ -236,28 +281,67 @@ class PostgresExecutionStore:
         return int(result.split()[-1])
 
     async def claim(
-        self, owner: str, limit: int, lease_ms: int, now_ms: int, max_attempts: int
+        self,
+        owner: str,
+        limit: int,
+        lease_ms: int,
+        now_ms: int,
+        max_attempts: int,
+        per_org_limit: int | None = None,
     ) -> list[ClaimedExecution]:
-        """Take up to ``limit`` runnable executions under a lease for ``owner``."""
+        """Take up to ``limit`` runnable executions under a lease for
+        ``owner``, round-robin across organizations (each organization's
+        oldest first, then every organization's second, …), leaving out
+        organizations that already run ``per_org_limit`` (None: no cap)."""
+        cap = _NO_CAP if per_org_limit is None else per_org_limit
         async with connection(self._pool) as conn:
             # The statuses are literals: a generic plan must still match
-            # the partial index executions_claimable.
+            # the partial indexes executions_claimable(_by_org).
             rows = await conn.fetch(
                 f"""
-                UPDATE executions e SET status = $2, attempts = e.attempts + 1,
-                    lease_owner = $1, lease_expires_ms = $3 + $4, started_at_ms = $3
-                WHERE e.id IN (
-                    -- Oldest first along executions_claimable: the scan stops
-                    -- after ``limit`` rows instead of sorting the backlog (a
-                    -- RUNNING row was claimed after its run_after_ms, so the
-                    -- bound holds for it too).
-                    SELECT id FROM executions
-                    WHERE status IN ({_PENDING}, {_RUNNING}) AND run_after_ms <= $3
-                      AND (status = $5 OR (lease_expires_ms < $3 AND attempts < $7))
-                    ORDER BY run_after_ms
-                    FOR UPDATE SKIP LOCKED
+                WITH RECURSIVE orgs(organization) AS (
+                    -- The organizations with work, one index probe each
+                    -- (a skip scan: a deep backlog of one is not read).
+                    (SELECT organization FROM executions
+                     WHERE status IN ({_PENDING}, {_RUNNING})
+                     ORDER BY organization LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT e.organization FROM executions e
+                            WHERE e.status IN ({_PENDING}, {_RUNNING})
+                              AND e.organization > o.organization
+                            ORDER BY e.organization LIMIT 1)
+                    FROM orgs o WHERE o.organization IS NOT NULL
+                ),
+                picked AS (
+                    SELECT c.id FROM orgs o
+                    CROSS JOIN LATERAL (
+                        SELECT count(*) AS n FROM executions r
+                        WHERE r.organization = o.organization AND r.status = {_RUNNING}
+                          AND r.lease_expires_ms >= $3
+                    ) running
+                    CROSS JOIN LATERAL (
+                        SELECT y.id, y.run_after_ms,
+                               row_number() OVER (ORDER BY y.run_after_ms) AS turn
+                        FROM (
+                            -- Oldest first along executions_claimable_by_org
+                            -- (a RUNNING row was claimed after its
+                            -- run_after_ms, so the order holds for it too).
+                            SELECT id, run_after_ms FROM executions
+                            WHERE organization = o.organization
+                              AND status IN ({_PENDING}, {_RUNNING}) AND run_after_ms <= $3
+                              AND (status = $5 OR (lease_expires_ms < $3 AND attempts < $7))
+                            ORDER BY run_after_ms
+                            LIMIT $6
+                            FOR UPDATE SKIP LOCKED
+                        ) y
+                    ) c
+                    WHERE o.organization IS NOT NULL AND c.turn <= $8 - running.n
+                    ORDER BY c.turn, c.run_after_ms
                     LIMIT $6
                 )
+                UPDATE executions e SET status = $2, attempts = e.attempts + 1,
+                    lease_owner = $1, lease_expires_ms = $3 + $4, started_at_ms = $3
+                WHERE e.id IN (SELECT id FROM picked)
                 RETURNING e.*
                 """,
                 owner,
@@ -267,6 +351,7 @@ class PostgresExecutionStore:
                 _PENDING,
                 limit,
                 max_attempts,
+                cap,
             )
         return [ClaimedExecution(_execution(r), _request(r)) for r in rows]
 

@@ -4,6 +4,7 @@ them without polling hard."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import asyncpg
@@ -91,7 +92,26 @@ class PostgresLogStore:
         pairs = [(r["id"], _entry(r)) for r in rows]
         return list(reversed(pairs)) if newest else pairs
 
+    async def add_usage(self, usage: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+        """One upsert for every (organization, day) of the batch."""
+        keys = sorted(usage)
+        async with connection(self._pool) as conn:
+            rows = await conn.fetch(
+                """
+                INSERT INTO log_usage AS u (organization, day, bytes)
+                SELECT * FROM unnest($1::text[], $2::date[], $3::bigint[])
+                ON CONFLICT (organization, day) DO UPDATE SET bytes = u.bytes + EXCLUDED.bytes
+                RETURNING organization, to_char(day, 'YYYY-MM-DD') AS day, bytes
+                """,
+                [k[0] for k in keys],
+                [datetime.date.fromisoformat(k[1]) for k in keys],
+                [usage[k] for k in keys],
+            )
+        return {(r["organization"], r["day"]): r["bytes"] for r in rows}
+
     async def delete_older_than(self, ts_ms: int) -> int:
+        cutoff = datetime.datetime.fromtimestamp(ts_ms / 1000, datetime.UTC).date()
         async with connection(self._pool) as conn:
             result = await conn.execute("DELETE FROM logs WHERE ts_ms < $1", ts_ms)
+            await conn.execute("DELETE FROM log_usage WHERE day < $1", cutoff)
         return int(result.split()[-1])

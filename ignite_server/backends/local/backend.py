@@ -11,6 +11,8 @@ Construction (server start-up)::
         log_sink=store_app_log,       # receives every PodLogRecord
         edge_address=("127.0.0.1", 8080),  # where image pods' calls to
         apps_domain="ignite.localhost",    # other apps' URLs are sent
+        memory_capacity_mb=0,         # all pods together; 0: the host's
+                                      # memory less host_memory_reserve_mb
     )
     ...
     await backend.close()
@@ -40,6 +42,13 @@ read-only at ``/code``); others are started with the artifact mounted at
   these pods start directly.
 
 A pod is specialized once: it serves one app version until it ends.
+
+CPU is shared by organization, not by pod: the pods of one organization
+split CPU_SHARES_PER_ORGANIZATION ``cpu.shares`` between them (rewritten
+whenever one of its pods starts or ends), so an organization running forty
+busy pods weighs on the CPU scheduler as much as one running a single pod,
+and that pod gets its turn at once. Each pod's ``cpu_millicores`` quota
+still caps it.
 
 Image apps (a manifest with an ``image`` entry) run their container with
 crun instead, inside the same containment (image_pod.py); their images are
@@ -74,7 +83,7 @@ from ignite_server.backends.local.pod import LocalPod
 from ignite_server.backends.local.pool import PoolStats, WarmPool
 from ignite_server.containment import identities, mounts, seccomp
 from ignite_server.containment import sandbox as containment
-from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied
+from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied, host_memory_mb
 from ignite_server.domain.models import Resources
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import (
@@ -106,6 +115,28 @@ BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 RUN_TMPFS_KIB = 256
 #: The smallest /tmp a pod gets, whatever its memory.
 MIN_TMP_MB = 16
+#: CPU weight of one organization's pods together (the kernel's default
+#: weight of one group), divided among them; never below the kernel's
+#: minimum of 2.
+CPU_SHARES_PER_ORGANIZATION = 1024
+MIN_CPU_SHARES = 2
+#: Memory kept off pods when no reserve is given: the server, PostgreSQL,
+#: builds (up to 4 GiB each) and the host's own need it.
+MIN_HOST_RESERVE_MB = 2048
+HOST_RESERVE_FRACTION = 0.25
+
+
+def pod_memory_capacity_mb(configured_mb: int, reserve_mb: int) -> int:
+    """The memory all local pods together may have: ``configured_mb``, or
+    the host's memory less ``reserve_mb`` (0: a quarter of it, at least
+    MIN_HOST_RESERVE_MB)."""
+    if configured_mb > 0:
+        return configured_mb
+    host = host_memory_mb()
+    if host <= 0:
+        return 0
+    reserve = reserve_mb or max(MIN_HOST_RESERVE_MB, int(host * HOST_RESERVE_FRACTION))
+    return max(host - reserve, 256)
 
 
 class SandboxRequired(RuntimeError):
@@ -148,6 +179,8 @@ class LocalBackend:
         edge_address: tuple[str, int] | None = None,
         apps_domain: str = "ignite.localhost",
         exec_launcher_path: Path | None = exec_launcher.DEFAULT_PATH,
+        memory_capacity_mb: int = 0,
+        host_memory_reserve_mb: int = 0,
     ) -> None:
         self.pods_dir = Path(state_dir).resolve() / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)
@@ -182,12 +215,23 @@ class LocalBackend:
                 "(`make sandbox`), or pass --allow-unsandboxed"
             )
         self._cgroups = CgroupRoot("pods")
+        capacity = pod_memory_capacity_mb(memory_capacity_mb, host_memory_reserve_mb)
         if not self._cgroups.has_memory:
             warnings.append(
                 "no writable memory cgroup: memory limits fall back to RLIMIT_DATA "
                 "and out-of-memory kills are not recognised"
             )
-        self._info = BackendInfo(sandboxed=self._bwrap is not None, warnings=tuple(warnings))
+        elif capacity:
+            try:
+                self._cgroups.limit_memory(capacity)
+            except LimitNotApplied as exc:
+                warnings.append(f"the pods' total memory limit could not be set: {exc}")
+        self._info = BackendInfo(
+            sandboxed=self._bwrap is not None,
+            warnings=tuple(warnings),
+            memory_capacity_mb=capacity or None,
+        )
+        log.info("local pod backend", pod_memory_capacity_mb=capacity or "unknown")
         for warning in warnings:
             log.warning("local pod backend degraded", detail=warning)
         self._pools: dict[tuple[object, ...], WarmPool] = {}
@@ -226,10 +270,24 @@ class LocalBackend:
         except ManifestError as exc:
             raise PodStartError(str(exc)) from exc
         if manifest.image is not None:
-            return await self._start_image(spec, manifest.image)
-        if manifest.prestart and (manifest.prestart != EXEC_POOL or self._exec_launcher):
-            return await self._start_pooled(spec, manifest)
-        return await self._start_direct(spec, manifest)
+            pod = await self._start_image(spec, manifest.image)
+        elif manifest.prestart and (manifest.prestart != EXEC_POOL or self._exec_launcher):
+            pod = await self._start_pooled(spec, manifest)
+        else:
+            pod = await self._start_direct(spec, manifest)
+        self._share_cpu(_organization(spec))
+        return pod
+
+    def _share_cpu(self, organization: str) -> None:
+        """Split the organization's CPU weight among its live pods."""
+        pods = [
+            pod
+            for pod in self._pods
+            if pod.spec is not None and pod.exit is None and _organization(pod.spec) == organization
+        ]
+        shares = max(MIN_CPU_SHARES, CPU_SHARES_PER_ORGANIZATION // max(1, len(pods)))
+        for pod in pods:
+            pod.cgroup.write("cpu", "cpu.shares", str(shares), required=False)
 
     def pool_stats(self) -> list[PoolStats]:
         """Every pre-started pool's idle pods and counters."""
@@ -378,6 +436,8 @@ class LocalBackend:
         with contextlib.suppress(asyncio.CancelledError):
             await pod.wait()
         self._pods.discard(pod)
+        if pod.spec is not None and not self._closed:
+            self._share_cpu(_organization(pod.spec))
 
     async def _launch(
         self,
@@ -430,6 +490,10 @@ class LocalBackend:
         finally:
             for fd in pass_fds:
                 os.close(fd)
+
+
+def _organization(spec: PodSpec) -> str:
+    return spec.app_id.partition("/")[0]
 
 
 def _app_env(spec: PodSpec) -> dict[str, str]:

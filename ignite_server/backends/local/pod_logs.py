@@ -19,10 +19,17 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 from ignite_server.domain.models import LogStream
-from ignite_server.ports.pod_backend import LogSink, PodLogRecord, PodSpec
+from ignite_server.ports.pod_backend import LogGate, LogSink, PodLogRecord, PodSpec
 
 #: Pipe reader limit: longer lines are split rather than failing the reader.
 MAX_LOG_LINE_BYTES = 256 * 1024
+#: Bytes read from a pipe at once.
+READ_BYTES = 64 * 1024
+#: Lines handled before the reader lets other tasks run: a read that finds
+#: data already buffered does not suspend, so without this a pod printing
+#: as fast as it can would hold the event loop (and every other app's
+#: requests) for as long as its pipe stays full.
+LINES_PER_TURN = 128
 #: How many untagged output lines are kept to explain a failed start.
 START_LOG_TAIL = 20
 RECORD_SEPARATOR = 0x1E
@@ -52,15 +59,35 @@ class PodLogDemux:
             self._executions.remove(execution_id)
 
     async def read(self, stream: asyncio.StreamReader, kind: LogStream) -> None:
-        """Emit every line of one pipe until its end."""
+        """Emit every line of one pipe until its end.
+
+        The pipe is read by the chunk and split into lines here. Every
+        LINES_PER_TURN lines the reader lets other tasks run and asks the
+        sink, when it is a ``LogGate``, whether the app is printing past its
+        rate; while it is, the rest of the chunk is counted as dropped
+        without being parsed, so a flood costs the server a split and a
+        count per chunk rather than work per line."""
+        gate = self._sink if isinstance(self._sink, LogGate) else None
+        tail = b""
         while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than the limit: take what is there
-                raw = await stream.read(MAX_LOG_LINE_BYTES)
-            if not raw:
+            chunk = await stream.read(READ_BYTES)
+            if not chunk:
+                if tail:
+                    self.emit(tail, kind)
                 return
-            self.emit(raw.rstrip(b"\n"), kind)
+            lines = (tail + chunk if tail else chunk).split(b"\n")
+            tail = lines.pop()
+            if len(tail) > MAX_LOG_LINE_BYTES:  # a line past the limit is cut here
+                lines.append(tail)
+                tail = b""
+            for start in range(0, len(lines), LINES_PER_TURN):
+                spec = self._spec()
+                if gate is not None and spec is not None and not gate.admits(spec.app_id):
+                    gate.dropped(spec.app_id, len(lines) - start)
+                    break
+                for raw in lines[start : start + LINES_PER_TURN]:
+                    self.emit(raw, kind)
+                await asyncio.sleep(0)
 
     def emit(self, raw: bytes, kind: LogStream) -> None:
         """Send one line, read from the pipe of ``kind``, to the sink."""

@@ -453,6 +453,22 @@ class UntagVersionResponse(_message.Message):
     app: _ignite_common_pb2.AppMeta
     def __init__(self, app: _Optional[_Union[_ignite_common_pb2.AppMeta, _Mapping]] = ...) -> None: ...
 
+class GetAnonymousAccessRequest(_message.Message):
+    __slots__ = ("organization_name", "app_name")
+    ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
+    APP_NAME_FIELD_NUMBER: _ClassVar[int]
+    organization_name: str
+    app_name: str
+    def __init__(self, organization_name: _Optional[str] = ..., app_name: _Optional[str] = ...) -> None: ...
+
+class GetAnonymousAccessResponse(_message.Message):
+    __slots__ = ("invoke", "all_calls")
+    INVOKE_FIELD_NUMBER: _ClassVar[int]
+    ALL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    invoke: bool
+    all_calls: bool
+    def __init__(self, invoke: _Optional[bool] = ..., all_calls: _Optional[bool] = ...) -> None: ...
+
 class InvokeRequest(_message.Message):
     __slots__ = ("organization_name", "app_name", "http", "body", "version", "draft", "tag", "sticky_key")
     ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]

@@ -115,6 +115,11 @@ class ComputeServiceStub:
                 request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.InvokeRequest.SerializeToString,
                 response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.InvokeResponse.FromString,
                 _registered_method=True)
+        self.GetAnonymousAccess = channel.unary_unary(
+                '/dodil.ignite.v1.ComputeService/GetAnonymousAccess',
+                request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.GetAnonymousAccessRequest.SerializeToString,
+                response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.GetAnonymousAccessResponse.FromString,
+                _registered_method=True)
         self.InvokeAsync = channel.unary_unary(
                 '/dodil.ignite.v1.ComputeService/InvokeAsync',
                 request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.InvokeAsyncRequest.SerializeToString,
@@ -296,6 +301,18 @@ class ComputeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAnonymousAccess(self, request, context):
+        """GetAnonymousAccess tells what a caller without a token may do: invoke
+        the named app's active version, or make any call at all (a server run
+        without authentication). The HTTP edge asks before it reads a request
+        body, so that a request refused for want of a token is refused without
+        reading it. A missing app and a private one answer the same. It needs
+        no token and has no HTTP route.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def InvokeAsync(self, request, context):
         """InvokeAsync stores a PENDING Execution and returns its id at once.
         """
@@ -436,6 +453,11 @@ def add_ComputeServiceServicer_to_server(servicer, server):
                     servicer.Invoke,
                     request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.InvokeRequest.FromString,
                     response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.InvokeResponse.SerializeToString,
+            ),
+            'GetAnonymousAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAnonymousAccess,
+                    request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.GetAnonymousAccessRequest.FromString,
+                    response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.GetAnonymousAccessResponse.SerializeToString,
             ),
             'InvokeAsync': grpc.unary_unary_rpc_method_handler(
                     servicer.InvokeAsync,
@@ -911,6 +933,33 @@ class ComputeService:
             '/dodil.ignite.v1.ComputeService/Invoke',
             dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.InvokeRequest.SerializeToString,
             dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.InvokeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAnonymousAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dodil.ignite.v1.ComputeService/GetAnonymousAccess',
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.GetAnonymousAccessRequest.SerializeToString,
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.GetAnonymousAccessResponse.FromString,
             options,
             channel_credentials,
             insecure,
