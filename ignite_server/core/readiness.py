@@ -14,7 +14,11 @@ When the version is not ready within ``timeout_secs``, the change fails
 with FAILED_PRECONDITION ``VERSION_NOT_READY`` and the pod's reason (how it
 exited, out of memory, the timeout, the health check; for a Python import
 error the file:line in the app and the traceback's last frame), and the
-caller moves no traffic. Both outcomes are written to the app's logs.
+caller moves no traffic. When its pod may not even start, because the
+machine's pod memory or the organization's quota is used up (capacity.py),
+the refusal keeps its own RESOURCE_EXHAUSTED ``CAPACITY`` or
+``QUOTA_EXCEEDED``: nothing is wrong with the version, and retrying once
+memory is free can succeed. Both outcomes are written to the app's logs.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import time
 import structlog
 
 from ignite_server.core.logs import LogService
-from ignite_server.domain.errors import FailedPrecondition, IgniteError
+from ignite_server.domain.errors import FailedPrecondition, IgniteError, ResourceExhausted
 from ignite_server.domain.models import RunTarget
 from ignite_server.ports.app_runner import AppRunner
 
@@ -37,6 +41,8 @@ log = structlog.get_logger(__name__)
 DEFAULT_READINESS_TIMEOUT_SECS = 60.0
 #: What the activator prefixes a failed start with; the gate says it itself.
 _STARTED_PREFIX = "the app could not be started: "
+#: Admission's refusals (core/capacity.py): the platform's, not the version's.
+_NO_ROOM = ("CAPACITY", "QUOTA_EXCEEDED")
 
 
 class ReadinessGate:
@@ -66,6 +72,12 @@ class ReadinessGate:
             self._note(target, f"version {number} did not become ready: {why}")
             log.info("version.not_ready", app=app.id, version=number, reason=err.reason)
             keeps = f" (version {serving} keeps serving)" if serving and serving != number else ""
+            if isinstance(err, ResourceExhausted) and err.reason in _NO_ROOM:
+                raise ResourceExhausted(
+                    f"version {number} cannot start{keeps}: {why}",
+                    reason=err.reason,
+                    metadata={**err.metadata, "app_id": app.id, "version": str(number)},
+                ) from None
             raise FailedPrecondition(
                 f"version {number} did not become ready{keeps}: {why}",
                 reason="VERSION_NOT_READY",
