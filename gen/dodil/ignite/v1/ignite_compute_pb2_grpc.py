@@ -232,10 +232,12 @@ class ComputeServiceServicer:
         fails the call with FAILED_PRECONDITION VERSION_NOT_READY and the pod's
         reason (its exit, out of memory, a timeout, the health check, the
         file:line of a Python import error); the version is recorded FAILED and
-        the previous one keeps serving. A draft whose code and settings equal
-        the active version's publishes nothing: the answer is the active
-        version with unchanged set, unless force. With rollout, the new version
-        takes traffic in steps instead of at once (see RolloutPolicy).
+        the previous one keeps serving. A version whose first pod has no room
+        (the machine's pod memory, the organization's quota) is refused with
+        RESOURCE_EXHAUSTED CAPACITY or QUOTA_EXCEEDED. A draft whose code and
+        settings equal the active version's publishes nothing: the answer is the
+        active version with unchanged set, unless force. With rollout, the new
+        version takes traffic in steps instead of at once (see RolloutPolicy).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
