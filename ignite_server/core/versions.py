@@ -54,6 +54,9 @@ log = structlog.get_logger(__name__)
 
 #: Longest publish message kept with a version.
 MAX_MESSAGE_CHARS = 1000
+#: Beyond the readiness bound, how old a STARTING version must be before the
+#: next publish of its app marks it FAILED (its server stopped mid-gate).
+ABANDONED_SLACK_SECS = 10
 
 
 def _now_ms() -> int:
@@ -144,6 +147,7 @@ class Versions:
                 published_by=published_by,
                 message=message,
                 force=force,
+                abandoned_before_ms=self._abandoned_before_ms(),
             )
             version, unchanged = await self._store.create_version(
                 organization, name, new, _now_ms()
@@ -192,6 +196,7 @@ class Versions:
             settings=settings,
             published_by=published_by,
             message=f"settings changed (from version {active.version})",
+            abandoned_before_ms=self._abandoned_before_ms(),
         )
         version, unchanged = await self._store.create_version(
             app.organization, app.name, new, _now_ms()
@@ -200,6 +205,12 @@ class Versions:
             return None
         await self._make_ready(app, version)
         return version
+
+    def _abandoned_before_ms(self) -> int:
+        """Publishes of an app take turns (its lock), so a STARTING version
+        older than the readiness bound (and some slack) has no
+        publish waiting for it any more."""
+        return _now_ms() - int((self._gate.timeout_secs + ABANDONED_SLACK_SECS) * 1000)
 
     async def _make_ready(self, app: App, version: Version) -> None:
         """Pass ``version`` (STARTING) through the readiness gate: READY, or

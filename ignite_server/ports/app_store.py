@@ -63,6 +63,9 @@ class NewVersion:
     message: str
     #: Make it even when it equals the active version.
     force: bool = False
+    #: STARTING versions of the app made before this time were left by a
+    #: server that stopped while making them ready: they become FAILED.
+    abandoned_before_ms: int = 0
 
 
 class AppStore(Protocol):

@@ -511,6 +511,16 @@ class PostgresAppStore:
                 )
                 if active is not None and self._same(active, source, new):
                     return self._version(active), True
+            if new.abandoned_before_ms:
+                await conn.execute(
+                    "UPDATE versions SET status = $2, error = $3 WHERE app_uid = $1"
+                    " AND status = $4 AND created_at_ms < $5",
+                    uid,
+                    int(VersionStatus.FAILED),
+                    "the server stopped while this version was being made ready",
+                    int(VersionStatus.STARTING),
+                    new.abandoned_before_ms,
+                )
             number = app["next_version"]
             await conn.execute(
                 """

@@ -363,7 +363,8 @@ def test_a_failing_canary_rolls_back_by_itself_and_a_healthy_one_completes(stub,
 
 
 def test_a_rollout_goes_on_after_the_server_restarts():
-    with temporary_platform(gateway_port=None) as platform:
+    server_args = ("--readiness-timeout-secs", "3")
+    with temporary_platform(gateway_port=None, server_args=server_args) as platform:
         stub = stub_for(platform.grpc_target)
         org = unique_name("org")
         deploy_python(stub, org, "steady", marked("one"))
@@ -379,6 +380,28 @@ def test_a_rollout_goes_on_after_the_server_restarts():
         assert rollout.state == common.ROLLOUT_STATE_COMPLETED, rollout.decision
         assert _app(stub, org, "steady").active_version == 2
         _logged(stub, org, "steady", "taken over by this server")
+
+        # A server that dies while a version is being made ready leaves it
+        # STARTING; the app's next publish, once the readiness bound (and
+        # its slack) is past, marks it FAILED.
+        _save(stub, org, "steady", SLOW_IMPORT.replace(b"sleep(4)", b"sleep(60)"))
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(_publish, stub, org, "steady")
+            time.sleep(1.0)
+            platform.kill_server()
+            with pytest.raises(grpc.RpcError):
+                pending.result(timeout=60)
+        platform.restart_server()
+        stub = stub_for(platform.grpc_target)
+        assert _versions(stub, org, "steady")[3].status == common.VERSION_STATUS_STARTING
+        assert _app(stub, org, "steady").active_version == 2
+        time.sleep(3 + 10 + 1)
+        _save(stub, org, "steady", marked("four"))
+        assert _publish(stub, org, "steady").published_version == 4
+        versions = _versions(stub, org, "steady")
+        assert versions[3].status == common.VERSION_STATUS_FAILED
+        assert "the server stopped" in versions[3].error
+        assert versions[4].status == common.VERSION_STATUS_ACTIVE
 
 
 SLOW_IMPORT = b"""import time
