@@ -366,3 +366,23 @@ def served_by(stub: Any, org: str, name: str, **fields: Any) -> tuple[int, Any]:
         elif frame.HasField("chunk"):
             body += frame.chunk.data
     return version, json.loads(body)
+
+
+def app_meta(stub: Any, org: str, name: str) -> Any:
+    """GetApp's AppMeta."""
+    return stub.GetApp(compute.GetAppRequest(organization_name=org, app_name=name)).app
+
+
+def wait_rollout(stub: Any, org: str, name: str, limit: float = 60.0) -> Any:
+    """The app's rollout once it no longer runs (RolloutStatus)."""
+    import time
+
+    from dodil.ignite.v1 import ignite_common_pb2 as common
+
+    deadline = time.monotonic() + limit
+    while True:
+        rollout = app_meta(stub, org, name).rollout
+        if rollout.state != common.ROLLOUT_STATE_RUNNING:
+            return rollout
+        assert time.monotonic() < deadline, f"the rollout is still running: {rollout.decision}"
+        time.sleep(0.25)

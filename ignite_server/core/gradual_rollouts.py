@@ -248,25 +248,13 @@ class GradualRollouts:
                     f"rolled back at {at}: {verdict.summary}; v{status.from_version}"
                     " serves all traffic"
                 )
-                app = await self._store.activate(
-                    status.organization, status.app, status.from_version, now
-                )
-                await self._rollouts.finish(
-                    status.organization, status.app, RolloutState.ROLLED_BACK, decision, now
-                )
-                self._windows.pop(status.app_id, None)
+                app = await self._end(status, RolloutState.ROLLED_BACK, decision, now)
             elif steps[status.step + 1] >= 100:
                 decision = (
                     f"completed after {at}: {verdict.summary}; v{status.to_version}"
                     " serves all traffic"
                 )
-                app = await self._store.activate(
-                    status.organization, status.app, status.to_version, now
-                )
-                await self._rollouts.finish(
-                    status.organization, status.app, RolloutState.COMPLETED, decision, now
-                )
-                self._windows.pop(status.app_id, None)
+                app = await self._end(status, RolloutState.COMPLETED, decision, now)
             else:
                 following = status.step + 1
                 decision = (
@@ -295,6 +283,19 @@ class GradualRollouts:
             await self._mover.moved(app)
         log.info("rollout.decided", app=status.app_id, decision=decision)
         self._note(status, decision)
+
+    async def _end(
+        self, status: RolloutStatus, state: RolloutState, decision: str, now: int
+    ) -> App:
+        """All traffic to the old version (ROLLED_BACK) or the new one
+        (COMPLETED), then the rollout ends (in this order: a server that
+        stops between the two starts the step again, it never leaves the
+        split without its rollout)."""
+        serving = status.to_version if state == RolloutState.COMPLETED else status.from_version
+        app = await self._store.activate(status.organization, status.app, serving, now)
+        await self._rollouts.finish(status.organization, status.app, state, decision, now)
+        self._windows.pop(status.app_id, None)
+        return app
 
     async def _resume(self, status: RolloutStatus) -> None:
         """Take over a rollout whose step this server did not see begin:

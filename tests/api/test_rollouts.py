@@ -22,6 +22,7 @@ from ignite_launcher import LocalPlatform, temporary_platform
 from tests.support import (
     HALF_FAILING,
     InvokeLoop,
+    app_meta,
     deploy_python,
     expect_error,
     marked,
@@ -30,6 +31,7 @@ from tests.support import (
     served_by,
     stub_for,
     unique_name,
+    wait_rollout,
 )
 
 
@@ -43,10 +45,6 @@ def _publish(stub, org: str, name: str, **fields) -> compute.PublishDraftRespons
     return stub.PublishDraft(
         compute.PublishDraftRequest(organization_name=org, app_name=name, **fields), timeout=120
     )
-
-
-def _app(stub, org: str, name: str) -> common.AppMeta:
-    return stub.GetApp(compute.GetAppRequest(organization_name=org, app_name=name)).app
 
 
 def _versions(stub, org: str, name: str) -> dict[int, compute.AppVersionInfo]:
@@ -296,7 +294,7 @@ def test_bad_traffic_tags_and_policies_are_refused_and_change_nothing(stub, org)
         grpc.StatusCode.FAILED_PRECONDITION,
         "TOO_MANY_TAGS",
     )
-    app = _app(stub, org, "bad")
+    app = app_meta(stub, org, "bad")
     assert app.active_version == 2 and list(app.traffic) == [] and len(app.tags) == 20
     assert sorted(_versions(stub, org, "bad")) == [1, 2]
 
@@ -304,23 +302,13 @@ def test_bad_traffic_tags_and_policies_are_refused_and_change_nothing(stub, org)
 def test_a_published_version_serves_at_once_and_goes_back_to_zero(stub, org):
     deploy_python(stub, org, "zero", marked("one"), scaling={"scaledown_period_secs": 2})
     # The publish returned once a pod was ready: it is there without a request.
-    assert _app(stub, org, "zero").ready_replicas >= 1
+    assert app_meta(stub, org, "zero").ready_replicas >= 1
     _logged(stub, org, "zero", "version 1 is ready")
     deadline = time.monotonic() + 30
-    while _app(stub, org, "zero").ready_replicas:
+    while app_meta(stub, org, "zero").ready_replicas:
         assert time.monotonic() < deadline, "the readiness pod never went away"
         time.sleep(0.5)
-    assert _app(stub, org, "zero").deployment_state == common.DEPLOYMENT_STATE_COLD
-
-
-def _wait_rollout(stub, org: str, name: str, limit: float = 60) -> common.RolloutStatus:
-    deadline = time.monotonic() + limit
-    while True:
-        rollout = _app(stub, org, name).rollout
-        if rollout.state != common.ROLLOUT_STATE_RUNNING:
-            return rollout
-        assert time.monotonic() < deadline, f"the rollout is still running: {rollout.decision}"
-        time.sleep(0.25)
+    assert app_meta(stub, org, "zero").deployment_state == common.DEPLOYMENT_STATE_COLD
 
 
 def test_a_failing_canary_rolls_back_by_itself_and_a_healthy_one_completes(stub, org):
@@ -335,14 +323,14 @@ def test_a_failing_canary_rolls_back_by_itself_and_a_healthy_one_completes(stub,
         assert started.app.active_version == 1
         assert [(t.version, t.percent) for t in started.app.traffic] == [(1, 90), (2, 10)]
         assert started.app.rollout.state == common.ROLLOUT_STATE_RUNNING
-        rollout = _wait_rollout(stub, org, "canary")
+        rollout = wait_rollout(stub, org, "canary")
         failed = loop.served(2)
     assert rollout.state == common.ROLLOUT_STATE_ROLLED_BACK
     # Within two steps: at the end of the first (10 %) or second (50 %).
     assert rollout.decision.startswith(("rolled back at step 1/3", "rolled back at step 2/3"))
     assert "error rate" in rollout.decision and "v2 " in rollout.decision
     assert failed > 0 and loop.errors == []
-    app = _app(stub, org, "canary")
+    app = app_meta(stub, org, "canary")
     assert app.active_version == 1 and list(app.traffic) == []
     _logged(stub, org, "canary", "rolled back", "error rate")
 
@@ -351,11 +339,11 @@ def test_a_failing_canary_rolls_back_by_itself_and_a_healthy_one_completes(stub,
         loop.wait_for(20)
         _save(stub, org, "canary", marked("three"))
         assert _publish(stub, org, "canary", rollout=policy).published_version == 3
-        rollout = _wait_rollout(stub, org, "canary")
+        rollout = wait_rollout(stub, org, "canary")
     assert rollout.state == common.ROLLOUT_STATE_COMPLETED, rollout.decision
     assert rollout.decision.startswith("completed after step 2/3 (50%)")
     assert loop.failures == [] and loop.served(3) > 0
-    app = _app(stub, org, "canary")
+    app = app_meta(stub, org, "canary")
     assert app.active_version == 3 and list(app.traffic) == []
     versions = _versions(stub, org, "canary")
     assert versions[3].status == common.VERSION_STATUS_ACTIVE
@@ -373,12 +361,12 @@ def test_a_rollout_goes_on_after_the_server_restarts():
         assert _publish(stub, org, "steady", rollout=policy).app.rollout.step == 0
         platform.restart_server()
         stub = stub_for(platform.grpc_target)
-        app = _app(stub, org, "steady")
+        app = app_meta(stub, org, "steady")
         assert app.rollout.state == common.ROLLOUT_STATE_RUNNING
         assert [(t.version, t.percent) for t in app.traffic] == [(1, 50), (2, 50)]
-        rollout = _wait_rollout(stub, org, "steady", limit=60)
+        rollout = wait_rollout(stub, org, "steady", limit=60)
         assert rollout.state == common.ROLLOUT_STATE_COMPLETED, rollout.decision
-        assert _app(stub, org, "steady").active_version == 2
+        assert app_meta(stub, org, "steady").active_version == 2
         _logged(stub, org, "steady", "taken over by this server")
 
         # A server that dies while a version is being made ready leaves it
@@ -394,7 +382,7 @@ def test_a_rollout_goes_on_after_the_server_restarts():
         platform.restart_server()
         stub = stub_for(platform.grpc_target)
         assert _versions(stub, org, "steady")[3].status == common.VERSION_STATUS_STARTING
-        assert _app(stub, org, "steady").active_version == 2
+        assert app_meta(stub, org, "steady").active_version == 2
         time.sleep(3 + 10 + 1)
         _save(stub, org, "steady", marked("four"))
         assert _publish(stub, org, "steady").published_version == 4

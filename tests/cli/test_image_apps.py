@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -39,7 +38,6 @@ from ignite_server.images.registry import EmbeddedRegistry
 from tests.cli.runner import Dodil
 from tests.support import bcrypt
 
-PROBE_SOURCE = Path(__file__).parents[1] / "backends" / "local" / "image_app"
 SCRATCH_DOCKERFILE = """\
 FROM scratch
 COPY server /server
@@ -74,19 +72,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def probe_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("probe") / "server"
-    subprocess.run(
-        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "main.go"],
-        cwd=PROBE_SOURCE,
-        env={**os.environ, "CGO_ENABLED": "0", "GO111MODULE": "off"},
-        check=True,
-        capture_output=True,
-    )
-    return out
 
 
 def _scratch_context(folder: Path, binary: Path, version: int = 1) -> Path:

@@ -9,9 +9,7 @@ a deploy with a rollout follows it to its end."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ from tests.support import InvokeLoop, stub_for, unique_name
 
 ROOT = Path(__file__).resolve().parents[2]
 GO_EXAMPLE = ROOT / "runtimes" / "go" / "examples" / "hello"
-PROBE_SOURCE = ROOT / "tests" / "backends" / "local" / "image_app"
 #: How long the gated platform waits for a version to become ready: short,
 #: so that an image that never answers fails its deploy quickly.
 READINESS_SECS = 8
@@ -122,19 +119,6 @@ def test_a_go_binary_that_exits_at_start_fails_its_deploy(cli, gated):
     assert "no database configured" in failed.stderr
     assert loop.failures == [] and loop.served(1) >= 40
     assert _app(dodil, "hello")["active_version"] == 1
-
-
-@pytest.fixture(scope="module")
-def probe_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("probe") / "server"
-    subprocess.run(
-        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "main.go"],
-        cwd=PROBE_SOURCE,
-        env={**os.environ, "CGO_ENABLED": "0", "GO111MODULE": "off"},
-        check=True,
-        capture_output=True,
-    )
-    return out
 
 
 def _image_context(folder: Path, binary: Path, command: str) -> Path:

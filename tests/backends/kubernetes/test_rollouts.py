@@ -7,7 +7,6 @@ failing canary rolls back by itself and a healthy one completes."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,11 +18,13 @@ from tests.backends.kubernetes.conftest import Kubectl
 from tests.support import (
     HALF_FAILING,
     InvokeLoop,
+    app_meta,
     error_info,
     marked,
     python_archive,
     served_by,
     tar_gz,
+    wait_rollout,
 )
 
 HANDLER = b"""from lib import helper
@@ -56,10 +57,6 @@ def _create(stub, org: str, name: str, **fields) -> None:
     )
 
 
-def _app(stub, org: str, name: str) -> common.AppMeta:
-    return stub.GetApp(compute.GetAppRequest(organization_name=org, app_name=name)).app
-
-
 def _project(helper: bytes) -> compute.CodeSource:
     return python_archive(
         tar_gz({"handler.py": HANDLER, "lib/__init__.py": b"", "lib/helper.py": helper})
@@ -84,7 +81,7 @@ def test_a_broken_import_never_takes_traffic_on_the_cluster(k8s_stub, org: str) 
     assert "lib/helper.py:3: SyntaxError" in details, details
     assert "def broken(:" in details and "version 1 keeps serving" in details
     assert loop.failures == [] and loop.served(1) >= 40
-    assert _app(k8s_stub, org, "broken").active_version == 1
+    assert app_meta(k8s_stub, org, "broken").active_version == 1
 
 
 def test_a_rollback_restores_the_env_the_pod_reads(k8s_stub, org: str) -> None:
@@ -106,7 +103,7 @@ def test_a_rollback_restores_the_env_the_pod_reads(k8s_stub, org: str) -> None:
         compute.RollbackAppRequest(organization_name=org, app_name="env", version=1), timeout=300
     )
     assert served_by(k8s_stub, org, "env") == (1, {"marker": "one", "greeting": "first"})
-    assert dict(_app(k8s_stub, org, "env").env) == {"GREETING": "first"}
+    assert dict(app_meta(k8s_stub, org, "env").env) == {"GREETING": "first"}
 
 
 def test_a_90_10_split_and_tags_on_the_cluster(k8s_stub, org: str, kubectl: Kubectl) -> None:
@@ -148,16 +145,6 @@ def test_a_90_10_split_and_tags_on_the_cluster(k8s_stub, org: str, kubectl: Kube
     assert {d["metadata"]["labels"]["ignite.dodil.io/version"] for d in deployments} >= {"1", "2"}
 
 
-def _wait_rollout(stub, org: str, name: str, limit: float = 180) -> common.RolloutStatus:
-    deadline = time.monotonic() + limit
-    while True:
-        rollout = _app(stub, org, name).rollout
-        if rollout.state != common.ROLLOUT_STATE_RUNNING:
-            return rollout
-        assert time.monotonic() < deadline, f"the rollout is still running: {rollout.decision}"
-        time.sleep(0.5)
-
-
 def test_canaries_on_the_cluster_roll_back_or_complete_by_themselves(k8s_stub, org: str) -> None:
     _create(k8s_stub, org, "canary")
     _save(k8s_stub, org, "canary", _source(marked("one")))
@@ -167,14 +154,14 @@ def test_canaries_on_the_cluster_roll_back_or_complete_by_themselves(k8s_stub, o
         loop.wait_for(20, timeout=120)
         _save(k8s_stub, org, "canary", _source(HALF_FAILING))
         assert _publish(k8s_stub, org, "canary", rollout=policy).published_version == 2
-        rolled_back = _wait_rollout(k8s_stub, org, "canary")
+        rolled_back = wait_rollout(k8s_stub, org, "canary", limit=180)
         _save(k8s_stub, org, "canary", _source(marked("three")))
         assert _publish(k8s_stub, org, "canary", rollout=policy).published_version == 3
-        completed = _wait_rollout(k8s_stub, org, "canary")
+        completed = wait_rollout(k8s_stub, org, "canary", limit=180)
     assert rolled_back.state == common.ROLLOUT_STATE_ROLLED_BACK, rolled_back.decision
     assert rolled_back.decision.startswith(("rolled back at step 1/3", "rolled back at step 2/3"))
     assert "error rate" in rolled_back.decision
     assert completed.state == common.ROLLOUT_STATE_COMPLETED, completed.decision
     assert loop.errors == [] and loop.served(3) > 0
-    app = _app(k8s_stub, org, "canary")
+    app = app_meta(k8s_stub, org, "canary")
     assert app.active_version == 3 and list(app.traffic) == []
