@@ -72,14 +72,20 @@ def test_deploy_directory_with_info_yaml_then_invoke(ignite, org):
     assert redeployed["published_version"] == 2
     assert redeployed["app"]["description"] == "Now from a flag"
     assert redeployed["app"]["env"] == {"GREETING_STYLE": "warm", "EXTRA": "1"}
-    assert "Updating" in again.stderr
+    # The settings went with the publish: one version for code and settings.
+    assert "with new description, env" in again.stderr
 
-    # Without --code the current directory is the project.
+    # Without --code the current directory is the project. Only the
+    # description (an app-wide setting) differs from version 2: it changes,
+    # and no version is made of code and settings that did not.
     inside = Dodil(config_home=ignite.config_home, cwd=project, env=ignite.env)
-    assert f"Deployed {org}:hello version 3." in inside("ignite", "app", "deploy").ok().stdout
+    third = inside("ignite", "app", "deploy").ok()
+    assert f"Deployed {org}:hello version 2." in third.stdout
+    assert "unchanged, version 2 stays active" in third.stderr
+    assert "Description:      Greets whoever asks" in third.stdout
 
     versions = json.loads(ignite("ignite", "version", "list", "hello", "-o", "json").ok().stdout)
-    assert [v["version"] for v in versions] == [3, 2, 1]
+    assert [v["version"] for v in versions] == [2, 1]
     assert versions[0]["status"] == "VERSION_STATUS_ACTIVE"
 
     invoked = ignite("ignite", "invoke", "hello", "-p", '{"name": "Grace"}', "-o", "json").ok()
