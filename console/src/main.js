@@ -210,6 +210,7 @@ function Traffic({ app }) {
   const split = (app.traffic || []).length ? app.traffic : app.activeVersion ? [{ version: app.activeVersion, percent: 100 }] : [];
   const tags = Object.entries(app.tags || {}).sort();
   const rollout = app.rollout || {};
+  const policy = rollout.policy || {};
   return html`<section aria-label="Traffic"><h2>Traffic</h2>
     ${split.length === 0 && html`<p>No version serves yet.</p>`}
     ${split.length > 0 && html`<table data-testid="traffic"><thead><tr><th>Version</th><th>Share</th></tr></thead>
@@ -220,7 +221,7 @@ function Traffic({ app }) {
       : html`<ul data-testid="tags">${tags.map(([tag, version]) => html`<li><strong>${tag}</strong> → version ${version}
           ${tagUrl(app, tag) && html` <code>${tagUrl(app, tag)}</code>`}</li>`)}</ul>`}
     ${rollout.state && html`<h3>Rollout</h3><p data-testid="rollout"><span class="badge">${short(rollout.state)}</span>
-      version ${rollout.fromVersion} → ${rollout.toVersion}, ${(rollout.policy.steps || []).join("% → ")}%, ${rollout.policy.stepSecs}s a step</p>
+      version ${rollout.fromVersion} → ${rollout.toVersion}, ${(policy.steps || []).join("% → ")}%, ${policy.stepSecs || 0}s a step</p>
       <p class="hint">${rollout.decision}</p>`}
   </section>`;
 }

@@ -75,17 +75,22 @@ def test_deploy_directory_with_info_yaml_then_invoke(ignite, org):
     # The settings went with the publish: one version for code and settings.
     assert "with new description, env" in again.stderr
 
-    # Without --code the current directory is the project. Only the
-    # description (an app-wide setting) differs from version 2: it changes,
-    # and no version is made of code and settings that did not.
+    # Without --code the current directory is the project. info.yaml's env
+    # is the whole env, so EXTRA goes: the settings differ from version 2's
+    # and make version 3 with them, info.yaml's description back too.
     inside = Dodil(config_home=ignite.config_home, cwd=project, env=ignite.env)
     third = inside("ignite", "app", "deploy").ok()
-    assert f"Deployed {org}:hello version 2." in third.stdout
-    assert "unchanged, version 2 stays active" in third.stderr
+    assert f"Deployed {org}:hello version 3." in third.stdout
+    assert "with new description, env" in third.stderr
     assert "Description:      Greets whoever asks" in third.stdout
+    # The same deploy again: no version is made of code and settings that
+    # did not change.
+    fourth = inside("ignite", "app", "deploy").ok()
+    assert f"Deployed {org}:hello version 3." in fourth.stdout
+    assert "unchanged, version 3 stays active" in fourth.stderr
 
     versions = json.loads(ignite("ignite", "version", "list", "hello", "-o", "json").ok().stdout)
-    assert [v["version"] for v in versions] == [2, 1]
+    assert [v["version"] for v in versions] == [3, 2, 1]
     assert versions[0]["status"] == "VERSION_STATUS_ACTIVE"
 
     invoked = ignite("ignite", "invoke", "hello", "-p", '{"name": "Grace"}', "-o", "json").ok()

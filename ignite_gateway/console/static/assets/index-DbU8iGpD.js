@@ -71,7 +71,7 @@
       <td>${X(e.status)}</td><td>${e.errorClass||`–`}</td><td>${Z(e.createdAtMs)}</td></tr>`)}</tbody></table>`}
   </section>`}function We(e,t){let n=(e.publicUrls||[])[0];return n?n.replace(`://`,`://${t}---`):``}function Ge({env:e}){let t=Object.keys(e||{});return t.length?t.map(e=>H`<code>${e}</code>=<span class="hidden-value" aria-label="value hidden">••••</span> `):`none`}function Ke({settings:e}){let t=e||{},n=t.limits||{},r=[n.memoryMb&&`${n.memoryMb} MB`,n.cpuMillicores&&`${n.cpuMillicores}m CPU`,n.timeoutSecs&&`${n.timeoutSecs}s`].filter(Boolean),i=t.scaling||{};return H`<span class="settings">${X(t.resourceTier)}${r.length?`, ${r.join(`, `)}`:``},
     concurrency ${t.maxConcurrency||`default`}, ${i.maxReplicas||10} pods max, ${i.reservedCapacity||0} warm;
-    env <${Ge} env=${t.env} /></span>`}function qe({app:e}){let t=(e.traffic||[]).length?e.traffic:e.activeVersion?[{version:e.activeVersion,percent:100}]:[],n=Object.entries(e.tags||{}).sort(),r=e.rollout||{};return H`<section aria-label="Traffic"><h2>Traffic</h2>
+    env <${Ge} env=${t.env} /></span>`}function qe({app:e}){let t=(e.traffic||[]).length?e.traffic:e.activeVersion?[{version:e.activeVersion,percent:100}]:[],n=Object.entries(e.tags||{}).sort(),r=e.rollout||{},i=r.policy||{};return H`<section aria-label="Traffic"><h2>Traffic</h2>
     ${t.length===0&&H`<p>No version serves yet.</p>`}
     ${t.length>0&&H`<table data-testid="traffic"><thead><tr><th>Version</th><th>Share</th></tr></thead>
       <tbody>${t.map(e=>H`<tr><td>${e.version}</td><td>
@@ -80,7 +80,7 @@
     ${n.length===0?H`<p>No tags. <code>dodil ignite version tag ${Je(e)}:${e.name} N TAG</code> gives a version a URL of its own.</p>`:H`<ul data-testid="tags">${n.map(([t,n])=>H`<li><strong>${t}</strong> → version ${n}
           ${We(e,t)&&H` <code>${We(e,t)}</code>`}</li>`)}</ul>`}
     ${r.state&&H`<h3>Rollout</h3><p data-testid="rollout"><span class="badge">${X(r.state)}</span>
-      version ${r.fromVersion} → ${r.toVersion}, ${(r.policy.steps||[]).join(`% → `)}%, ${r.policy.stepSecs}s a step</p>
+      version ${r.fromVersion} → ${r.toVersion}, ${(i.steps||[]).join(`% → `)}%, ${i.stepSecs||0}s a step</p>
       <p class="hint">${r.decision}</p>`}
   </section>`}function Je(e){return e.organizationName||String(e.id||``).split(`/`)[0]}function Ye({org:e,name:t}){let[{data:n,error:r},i]=$(async()=>{let[n,r]=await Promise.all([K(`GET`,`/v1/ignite/app/${Y(e)}/${Y(t)}`),K(`GET`,`/v1/ignite/app/${Y(e)}/${Y(t)}/versions`)]);return{app:n.app,versions:r.versions||[]}},[e,t]),[a,o]=z(null),[s,c]=z(null),[l,u]=z(``);async function d(e,t,n,r,a){o({text:e,onYes:async()=>{o(null),c(null);try{let e=await K(t,n,r);u(typeof a==`function`?a(e):a),i()}catch(e){c(e)}}})}let f=n&&n.app,p=`/v1/ignite/app/${Y(e)}/${Y(t)}`,m=e=>e.unchanged?`Nothing changed: version ${e.publishedVersion} stays active.`:`The draft was published as version ${e.publishedVersion}; it serves.`;return H`<main>
     <p><a href="#/apps">← Apps</a></p>
