@@ -8,6 +8,7 @@ server restart."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from tests.support import (
     stub_for,
     unique_name,
     wait_rollout,
+    wait_terminal,
 )
 
 
@@ -248,6 +250,31 @@ def test_tags_and_split_changes_never_fail_a_request(stub, org, platform):
         compute.UntagVersionRequest(organization_name=org, app_name="tags", tag="canary")
     )
     assert _app_url(platform, f"canary---tags-{org}").status_code == 404
+
+
+def test_an_async_invocation_by_tag_runs_the_version_the_tag_names(stub, org):
+    _two_versions(stub, org, "later")
+    stub.TagVersion(
+        compute.TagVersionRequest(organization_name=org, app_name="later", tag="old", version=1)
+    )
+    submitted = stub.InvokeAsync(
+        compute.InvokeAsyncRequest(organization_name=org, app_name="later", body=b"{}", tag="old")
+    )
+    done = wait_terminal(stub, org, [submitted.execution_id])[submitted.execution_id]
+    assert done.status == common.EXECUTION_STATUS_COMPLETED
+    assert done.function_version == 1 and json.loads(done.result)["marker"] == "one"
+
+    both = compute.InvokeAsyncRequest(
+        organization_name=org, app_name="later", body=b"{}", tag="old", version=2
+    )
+    assert expect_error(stub.InvokeAsync, both) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "CONFLICTING_TARGET",
+    )
+    missing = compute.InvokeAsyncRequest(
+        organization_name=org, app_name="later", body=b"{}", tag="nope"
+    )
+    assert expect_error(stub.InvokeAsync, missing) == (grpc.StatusCode.NOT_FOUND, "TAG_NOT_FOUND")
 
 
 def test_bad_traffic_tags_and_policies_are_refused_and_change_nothing(stub, org):
