@@ -229,13 +229,14 @@ async def run_grpc(cold_runs: int, warm_calls: int) -> tuple[dict[str, Value], F
         async with grpc.aio.insecure_channel(platform.grpc_target) as channel:
             stub = compute_grpc.ComputeServiceStub(channel)  # type: ignore[no-untyped-call]
 
-            async def publish(name: str) -> None:
+            async def publish(name: str, scaledown_secs: int = 300) -> None:
                 await stub.CreateApp(
                     compute.CreateAppRequest(
                         organization_name="bench",
                         name=name,
                         runtime={"python": {}},
                         max_concurrency=HIGH_CONCURRENCY,
+                        scaling={"scaledown_period_secs": scaledown_secs},
                     )
                 )
                 source = compute.CompileSource(runtime={"python": {}}, source_code=GREET.encode())
@@ -249,6 +250,17 @@ async def run_grpc(cold_runs: int, warm_calls: int) -> tuple[dict[str, Value], F
                 await stub.PublishDraft(
                     compute.PublishDraftRequest(organization_name="bench", app_name=name)
                 )
+
+            async def wait_cold(name: str) -> None:
+                deadline = time.monotonic() + 30
+                while (
+                    await stub.GetApp(
+                        compute.GetAppRequest(organization_name="bench", app_name=name)
+                    )
+                ).app.ready_replicas:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name}: the readiness pod did not scale down")
+                    await asyncio.sleep(0.1)
 
             def invoke_request(name: str) -> compute.InvokeRequest:
                 return compute.InvokeRequest(
@@ -270,7 +282,11 @@ async def run_grpc(cold_runs: int, warm_calls: int) -> tuple[dict[str, Value], F
             await first_frame("warm")
             cold = []
             for i in range(cold_runs):
-                await publish(f"cold{i}")
+                # The publish returns with a ready pod (the readiness gate);
+                # with a one-second scale-down period it goes, and the next
+                # request is a cold start.
+                await publish(f"cold{i}", scaledown_secs=1)
+                await wait_cold(f"cold{i}")
                 await asyncio.sleep(0.3)
                 cold.append(await first_frame(f"cold{i}"))
             cells["cold"] = stats(cold)

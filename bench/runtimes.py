@@ -11,7 +11,9 @@ through the public gRPC API:
   runtimes/<lang>/examples/hello uploaded as tar.gz archives.
 - cold start: Invoke from the call to the response's head frame with no pod
   running for the app. Before each sample the app's env is changed with
-  UpdateApp, which drains its pods, so the next request has to start one.
+  UpdateApp (a new version of the same code, made ready by the readiness
+  gate) and the gate's pod is let go (a one-second scale-down period), so the
+  next request has to start one.
 - warm: Invoke latency at concurrency 1 (median / p99) and throughput with 8
   callers in flight, all on a single pod per app (max_replicas 1,
   max_concurrency 8) so every runtime is measured on one process.
@@ -61,6 +63,9 @@ ROUNDS = 3
 #: Pause after draining an app before its cold sample: lets the old pod exit
 #: and a pre-started pool refill, as between two real cold starts.
 SETTLE_SECS = 1.0
+#: How long a version's readiness pod may take to scale down (1 s period,
+#: the autoscaler's tick, the pod's stop).
+COLD_WAIT_SECS = 30.0
 #: The cold-start median each runtime should reach, in ms (0 → first byte
 #: through gRPC, a pod from the runtime's pre-started pool).
 COLD_GOAL_MS = {"Python": 12.0, "Go": 8.0, "Rust": 8.0, "Deno": 40.0}
@@ -138,7 +143,8 @@ class Bench:
                 name=case.app,
                 runtime=case.runtime,
                 max_concurrency=CONCURRENCY,
-                scaling=common.ScalingConfig(max_replicas=1),
+                # Scale-down after 1 s while cold starts are sampled (see drain).
+                scaling=common.ScalingConfig(max_replicas=1, scaledown_period_secs=1),
                 env={"BENCH_SAMPLE": "0"},
             )
         )
@@ -186,13 +192,38 @@ class Bench:
         return head_at
 
     async def drain(self, case: Runtime, sample: int) -> None:
-        """Change the app's env: its pods drain and the next request starts one."""
+        """Change the app's env, then wait until the new version's readiness
+        pod scaled down: the next request starts a pod."""
         await self.stub.UpdateApp(
             compute.UpdateAppRequest(
                 organization_name=ORG,
                 app_name=case.app,
                 app=common.AppMeta(env={"BENCH_SAMPLE": str(sample)}),
                 update_mask=field_mask_pb2.FieldMask(paths=["env"]),
+            )
+        )
+        deadline = time.monotonic() + COLD_WAIT_SECS
+        while True:
+            got = await self.stub.GetApp(
+                compute.GetAppRequest(organization_name=ORG, app_name=case.app)
+            )
+            if got.app.ready_replicas == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{case.label}: the readiness pod did not scale down")
+            await asyncio.sleep(0.1)
+
+    async def keep_warm(self, case: Runtime) -> None:
+        """Back to the default scale-down period (in place, no new version),
+        so that pods stay between the warm measurements."""
+        await self.stub.UpdateApp(
+            compute.UpdateAppRequest(
+                organization_name=ORG,
+                app_name=case.app,
+                app=common.AppMeta(
+                    scaling=common.ScalingConfig(max_replicas=1, scaledown_period_secs=300)
+                ),
+                update_mask=field_mask_pb2.FieldMask(paths=["scaling"]),
             )
         )
 
@@ -225,14 +256,13 @@ async def measure(target: str, cases: list[Runtime], args: argparse.Namespace) -
             await bench.invoke(case)  # the answer is right before anything is timed
             print(f"  {case.build_secs:.2f} s", file=sys.stderr, flush=True)
 
-        # Cold starts. Waiting out scaling.scaledown_period_secs (at least a
-        # few seconds, plus the autoscaler's tick) would make each sample slow
-        # and its timing loose, and N apps per runtime would mean N builds (a
-        # Rust rebuild alone takes seconds). Changing the env instead starts a
-        # new revision of the same artifact with no pod: the sample then pays
-        # exactly what a request after scale-to-zero pays (pod start, the
-        # runtime's own start-up, the first request), plus one store lookup
-        # of the app's settings, which a request after a long idle pays too.
+        # Cold starts. N apps per runtime would mean N builds (a Rust rebuild
+        # alone takes seconds). Changing the env instead makes a new version
+        # of the same artifact; once its readiness pod scaled down (a one-
+        # second period), the sample pays exactly what a request after
+        # scale-to-zero pays (pod start, the runtime's own start-up, the
+        # first request), plus one store lookup of the app's settings, which
+        # a request after a long idle pays too.
         print("cold starts ...", file=sys.stderr, flush=True)
         for sample in range(1, args.cold + 1):
             for case in cases:
@@ -241,6 +271,8 @@ async def measure(target: str, cases: list[Runtime], args: argparse.Namespace) -
                 case.cold.append(await bench.invoke(case))
 
         print("warm calls ...", file=sys.stderr, flush=True)
+        for case in cases:
+            await bench.keep_warm(case)
         for case in cases:  # the pod of the last cold sample, and its connections
             await bench.load(case, 1, 20)
             await bench.load(case, CONCURRENCY, CONCURRENCY * 5)

@@ -23,6 +23,7 @@ from dodil_cli.commands.logs import logs
 from dodil_cli.commands.organization import org_group
 from dodil_cli.commands.secret import secret_group
 from dodil_cli.commands.service_account import service_account_group
+from dodil_cli.commands.traffic import traffic_group
 from dodil_cli.commands.version import version_group
 from dodil_cli.errors import UsageError
 from dodil_cli.options import common_options
@@ -79,6 +80,7 @@ for command in (
     app_group,
     draft_group,
     version_group,
+    traffic_group,
     invoke,
     execution_group,
     logs,

@@ -27,6 +27,8 @@ from dodil_cli.appspec import (
     parse_env,
 )
 from dodil_cli.config import OUTPUT_FORMATS
+from dodil_cli.errors import UsageError
+from dodil_cli.rollout_spec import PublishSpec, parse_duration, parse_rollout
 from dodil_cli.session import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,6 +90,72 @@ def common_options(func: F) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+def publish_options(func: F) -> F:
+    """Add the flags of a publish; the command receives ``publish: PublishSpec``."""
+    decorators = [
+        click.option(
+            "--force",
+            is_flag=True,
+            help="Publish a new version even when code and settings are unchanged.",
+        ),
+        click.option("-m", "--message", default="", help="A note kept with the version."),
+        click.option(
+            "--rollout",
+            metavar="canary:P1,P2,...",
+            help="Move traffic in steps (e.g. canary:10,50,100), rolling back by itself.",
+        ),
+        click.option(
+            "--step",
+            metavar="DURATION",
+            help="How long each rollout step lasts before it is judged (default 60s).",
+        ),
+        click.option(
+            "--max-error-increase",
+            type=click.IntRange(0, 100),
+            default=0,
+            help="Roll back above the old version's error rate + this many points (default 5).",
+        ),
+        click.option(
+            "--max-p95-increase",
+            type=click.IntRange(0),
+            default=0,
+            help="Roll back above the old version's p95 + this percent (default 50).",
+        ),
+        click.option(
+            "--min-requests",
+            type=click.IntRange(0),
+            default=0,
+            help="Requests a step needs to be judged (default 10).",
+        ),
+        click.option(
+            "--wait", is_flag=True, help="Follow the rollout until it ends; fail if it rolls back."
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        rollout = kwargs.pop("rollout")
+        step = kwargs.pop("step")
+        wait = kwargs.pop("wait")
+        if rollout is None and (step or wait):
+            raise UsageError("--step and --wait go with --rollout")
+        kwargs["publish"] = PublishSpec(
+            force=kwargs.pop("force"),
+            message=kwargs.pop("message"),
+            rollout=parse_rollout(rollout) if rollout else None,
+            step_secs=parse_duration(step) if step else 0,
+            max_error_increase=kwargs.pop("max_error_increase"),
+            max_p95_increase=kwargs.pop("max_p95_increase"),
+            min_requests=kwargs.pop("min_requests"),
+            wait=wait,
+        )
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def app_settings(*, create: bool, unset_env: bool | None = None) -> Callable[[F], F]:

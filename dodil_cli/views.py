@@ -4,7 +4,7 @@ accounts read in the default (table) format."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from dodil.ignite.v1 import ignite_common_pb2 as common
@@ -91,14 +91,52 @@ def hide_env_values(app: common.AppMeta) -> common.AppMeta:
     return hidden
 
 
-def app_detail(app: common.AppMeta, show_env: bool = False) -> str:
-    """One app, as labelled lines; env values only with ``show_env``."""
-    limits = app.limits
-    limit_parts = [
+def limits_text(limits: common.ResourceLimits) -> str:
+    """``512 MB, 500m CPU, 30s timeout`` (the parts given)."""
+    parts = [
         f"{limits.memory_mb} MB" if limits.HasField("memory_mb") else "",
         f"{limits.cpu_millicores}m CPU" if limits.HasField("cpu_millicores") else "",
         f"{limits.timeout_secs}s timeout" if limits.HasField("timeout_secs") else "",
     ]
+    return ", ".join(p for p in parts if p)
+
+
+def scaling_text(scaling: common.ScalingConfig) -> str:
+    return (
+        f"max {scaling.max_replicas or 10} pods, {scaling.reserved_capacity} warm, "
+        f"scale down after {scaling.scaledown_period_secs or 300}s"
+    )
+
+
+def env_text(env: Mapping[str, str], show_env: bool) -> str:
+    """Env as ``NAME=value`` lines, or names alone unless ``show_env``."""
+    return "\n".join(f"{k}={v}" if show_env else k for k, v in sorted(env.items()))
+
+
+def traffic_text(app: common.AppMeta) -> str:
+    """``v3 90%, v4 10%``; ``v4 100%`` without a split; ``-`` before a publish."""
+    if app.traffic:
+        return ", ".join(f"v{t.version} {t.percent}%" for t in app.traffic)
+    return f"v{app.active_version} 100%" if app.active_version else "-"
+
+
+def tags_text(tags: Mapping[str, int]) -> str:
+    return ", ".join(f"{tag} → v{version}" for tag, version in sorted(tags.items()))
+
+
+def rollout_text(rollout: common.RolloutStatus) -> str:
+    """A rollout in one line with its last decision, or ``""`` if none."""
+    if not rollout.state:
+        return ""
+    state = enum_name(common.RolloutState, rollout.state, "ROLLOUT_STATE_")
+    steps = " → ".join(f"{p}%" for p in rollout.policy.steps)
+    head = f"v{rollout.from_version} → v{rollout.to_version} {state} ({steps}"
+    head += f", {rollout.policy.step_secs}s a step)"
+    return f"{head}\n{rollout.decision}" if rollout.decision else head
+
+
+def app_detail(app: common.AppMeta, show_env: bool = False) -> str:
+    """One app, as labelled lines; env values only with ``show_env``."""
     scaling = app.scaling
     pairs = [
         ("App", cli_id(app.id)),
@@ -106,23 +144,19 @@ def app_detail(app: common.AppMeta, show_env: bool = False) -> str:
         *([("Image", app.image_ref)] if app.image_ref else []),
         ("State", enum_name(common.DeploymentState, app.deployment_state, "DEPLOYMENT_STATE_")),
         ("Active version", str(app.active_version) if app.active_version else "none"),
+        ("Traffic", traffic_text(app)),
+        ("Tags", tags_text(app.tags)),
+        ("Rollout", rollout_text(app.rollout)),
         ("Public URLs", "\n".join(app.public_urls)),
         ("Tier", enum_name(common.ResourceTier, app.resource_tier, "RESOURCE_TIER_")),
-        ("Limits", ", ".join(p for p in limit_parts if p)),
-        (
-            "Scaling",
-            f"max {scaling.max_replicas or 10} pods, {scaling.reserved_capacity} warm, "
-            f"scale down after {scaling.scaledown_period_secs or 300}s",
-        ),
+        ("Limits", limits_text(app.limits)),
+        ("Scaling", scaling_text(scaling)),
         ("Max concurrency", str(app.max_concurrency) if app.max_concurrency else "default"),
         ("Ready pods", str(app.ready_replicas)),
         ("Description", app.description),
         ("MCP", "enabled" if app.mcp_enabled else "disabled"),
         ("Unauthenticated", "allowed" if app.allow_unauthenticated else "no"),
-        (
-            "Env",
-            "\n".join(f"{k}={v}" if show_env else k for k, v in sorted(app.env.items())),
-        ),
+        ("Env", env_text(app.env, show_env)),
         ("Created", timestamp(app.created_at_ms)),
         ("Updated", timestamp(app.updated_at_ms)),
     ]
@@ -149,7 +183,18 @@ def app_list(apps: Sequence[common.AppMeta]) -> str:
     return table(apps, APP_COLUMNS) if apps else "No apps."
 
 
-def version_detail(version: compute.AppVersionInfo, build_log: str = "") -> str:
+def hide_version_env(version: compute.AppVersionInfo) -> compute.AppVersionInfo:
+    """A copy of ``version`` whose settings' env values are :data:`HIDDEN_VALUE`."""
+    hidden = compute.AppVersionInfo()
+    hidden.CopyFrom(version)
+    for name in hidden.settings.env:
+        hidden.settings.env[name] = HIDDEN_VALUE
+    return hidden
+
+
+def version_detail(
+    version: compute.AppVersionInfo, build_log: str = "", show_env: bool = False
+) -> str:
     """One version (or the draft), as labelled lines, then its build log."""
     pairs = [
         ("Version", "draft" if version.version == 0 else str(version.version)),
@@ -160,6 +205,22 @@ def version_detail(version: compute.AppVersionInfo, build_log: str = "") -> str:
         ("Artifact", version.artifact_digest),
         ("Created", timestamp(version.created_at_ms)),
     ]
+    if version.version:
+        settings = version.settings
+        pairs += [
+            ("Published by", version.published_by or "-"),
+            ("Message", version.message),
+            ("Traffic", f"{version.traffic_percent}%"),
+            ("Tags", ", ".join(version.tags)),
+            ("Tier", enum_name(common.ResourceTier, settings.resource_tier, "RESOURCE_TIER_")),
+            ("Limits", limits_text(settings.limits)),
+            ("Scaling", scaling_text(settings.scaling)),
+            (
+                "Max concurrency",
+                str(settings.max_concurrency) if settings.max_concurrency else "default",
+            ),
+            ("Env", env_text(settings.env, show_env)),
+        ]
     if version.error:
         pairs.append(("Error", version.error))
     text = fields(pairs)
@@ -171,10 +232,18 @@ def version_detail(version: compute.AppVersionInfo, build_log: str = "") -> str:
 VERSION_COLUMNS = (
     Column("version", lambda v: str(v.version)),
     Column("status", lambda v: enum_name(common.VersionStatus, v.status, "VERSION_STATUS_")),
+    Column("traffic", lambda v: f"{v.traffic_percent}%" if v.traffic_percent else "-"),
+    Column("tags", lambda v: ",".join(v.tags) or "-"),
     Column("runtime", lambda v: kind_text(v.runtime, v.code_kind, v.deployment_mode)),
     Column("code hash", lambda v: v.code_hash[:12]),
-    Column("size", lambda v: size(v.code_size_bytes)),
+    Column(
+        "tier",
+        lambda v: enum_name(common.ResourceTier, v.settings.resource_tier, "RESOURCE_TIER_"),
+    ),
+    Column("env", lambda v: ",".join(sorted(v.settings.env)) or "-"),
+    Column("published by", lambda v: v.published_by or "-"),
     Column("created", lambda v: timestamp(v.created_at_ms)),
+    Column("message", lambda v: (v.message or v.error or "-")[:40]),
 )
 
 

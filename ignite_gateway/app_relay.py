@@ -143,6 +143,7 @@ class AppRelay:
         """Start the Invoke of ``ref`` with ``envelope``."""
         envelope.organization_name = ref.org  # type: ignore[attr-defined]
         envelope.app_name = ref.app  # type: ignore[attr-defined]
+        envelope.tag = ref.tag  # type: ignore[attr-defined]
         return stub(envelope, metadata=metadata, timeout=self._invoke_timeout_s)
 
 

@@ -1,9 +1,15 @@
 """Direct app URLs: ``http://<app>-<org>.<apps domain>/...``.
 
 A request whose ``Host`` is one DNS label under the apps domain is a plain
-HTTP request for that app's active version. It becomes an ``Invoke`` call
-whose envelope is the request itself (method, path, query, headers, body),
-and the pod's response is relayed as is.
+HTTP request for that app (the version its traffic split picks). It becomes
+an ``Invoke`` call whose envelope is the request itself (method, path,
+query, headers, body), and the pod's response is relayed as is.
+
+**Tag URLs**: ``<tag>---<app>-<org>.<apps domain>`` reaches the version the
+tag names (``Invoke`` with ``tag``). Tags hold no ``--`` and no new app or
+organization name holds ``---``, so the first ``---`` of such a label ends
+the tag and the label is never an app's own host; for names made before that
+rule, the label's plain splits are tried after the tag's.
 
 **Which app?** Org and app names are DNS labels and may contain ``-``, so
 ``a-b-c`` could be app ``a`` of org ``b-c`` or app ``a-b`` of org ``c``.
@@ -44,12 +50,20 @@ _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _NOT_FORWARDED = HOP_BY_HOP | {"authorization", "content-length"}
 
 
+#: What separates a tag from the app's label in a tag URL.
+TAG_SEPARATOR = "---"
+# A tag (docs/rollouts.md): lower-case letters, digits and single dashes,
+# starting with a letter.
+_TAG = re.compile(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*")
+
+
 @dataclass(frozen=True)
 class AppRef:
-    """One app, by organization and name."""
+    """One app, by organization and name; with ``tag``, the version it names."""
 
     org: str
     app: str
+    tag: str = ""
 
 
 def app_label(host: str, apps_domain: str) -> str | None:
@@ -73,7 +87,16 @@ def app_label(host: str, apps_domain: str) -> str | None:
 
 
 def candidates(label: str) -> list[AppRef]:
-    """Every (app, org) split of ``label``, longest org first."""
+    """Every (app, org) split of ``label``, longest org first; for a tag URL
+    label, the tag's splits first (see the module docstring)."""
+    tag, separator, rest = label.partition(TAG_SEPARATOR)
+    tagged: list[AppRef] = []
+    if separator and _TAG.fullmatch(tag):
+        tagged = [AppRef(ref.org, ref.app, tag) for ref in _splits(rest)]
+    return tagged + _splits(label)
+
+
+def _splits(label: str) -> list[AppRef]:
     refs = []
     for index, char in enumerate(label):
         if char != "-":

@@ -15,7 +15,12 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from ignite_gateway.oauth import CLIENT_CREDENTIALS, is_jwks_endpoint, is_token_endpoint
 from ignite_gateway.routes import Route, RouteTable
-from ignite_gateway.streaming import EXECUTION_ID_HEADER, JSON_LINES_TYPE, is_http_frames
+from ignite_gateway.streaming import (
+    EXECUTION_ID_HEADER,
+    JSON_LINES_TYPE,
+    VERSION_HEADER,
+    is_http_frames,
+)
 
 #: How deep nested message fields are offered as ``a.b.c`` query parameters.
 _QUERY_DEPTH = 3
@@ -216,7 +221,10 @@ class _Builder:
                     "description": "The app's HTTP response, streamed; with `TE: trailers`, "
                     "X-Ignite-Total-Body-Bytes and X-Ignite-Duration-Ms come as trailers. "
                     "Errors before the app answered have the Error schema.",
-                    "headers": {EXECUTION_ID_HEADER: {"schema": {"type": "string"}}},
+                    "headers": {
+                        EXECUTION_ID_HEADER: {"schema": {"type": "string"}},
+                        VERSION_HEADER: {"schema": {"type": "string"}},
+                    },
                     "content": {
                         # Any JSON (the app's or an Error), or any other bytes.
                         "application/json": {"schema": {}},

@@ -5,9 +5,10 @@ Two shapes, chosen by the RPC's response *type*, never by its name:
 * **HTTP frames** — an RPC whose response message is ``InvokeResponse``
   (``oneof frame {head, chunk, trailer}``) carries an HTTP response. It is
   delivered as that response: the head's status and headers (plus
-  ``X-Ignite-Execution-Id``), the chunks as the body, flushed as they arrive,
-  and the trailer's ``total_body_bytes`` / ``duration_ms`` (and the pod's own
-  trailers) as HTTP trailers for clients that sent ``TE: trailers``.
+  ``X-Ignite-Execution-Id`` and ``X-Ignite-Version``), the chunks as the
+  body, flushed as they arrive, and the trailer's ``total_body_bytes`` /
+  ``duration_ms`` (and the pod's own trailers) as HTTP trailers for clients
+  that sent ``TE: trailers``.
 * **JSON lines** — any other server stream is newline-delimited JSON, one
   ``{"result": <message>}`` per message and a final ``{"error": {...}}`` line
   if the stream fails after it started (before the first message, a failure
@@ -50,6 +51,8 @@ HTTP_FRAMES_TYPE = "dodil.ignite.v1.InvokeResponse"
 
 #: Response header carrying the head frame's execution id.
 EXECUTION_ID_HEADER = "X-Ignite-Execution-Id"
+#: Response header carrying the version that served the request.
+VERSION_HEADER = "X-Ignite-Version"
 
 #: Trailer names for the trailer frame's counters.
 TOTAL_BYTES_TRAILER = "X-Ignite-Total-Body-Bytes"
@@ -128,6 +131,8 @@ def response_headers(head: Any, extra: Mapping[str, str]) -> dict[str, str]:
         if name.lower() not in _NOT_FORWARDED and _is_header_safe(name, value)
     }
     headers[EXECUTION_ID_HEADER] = head.execution_id
+    if getattr(head, "version", 0):
+        headers[VERSION_HEADER] = str(head.version)
     headers.update(extra)
     return headers
 

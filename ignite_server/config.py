@@ -91,6 +91,9 @@ class Config:
     #: certificates image pods trust (local mode: the platform's own CA).
     apps_edge_tls: str = ""
     apps_ca_file: Path | None = None
+    #: How long a version may take to become ready before a publish,
+    #: rollback or traffic change fails (core/readiness.py).
+    readiness_timeout_secs: float = 60.0
     #: Per-organization caps (docs/limits.md, "Organizations").
     quotas: Quotas = field(default_factory=Quotas)
     #: Memory (MiB) all local pods together may have; 0: the host's memory
@@ -335,6 +338,12 @@ def parse(argv: list[str] | None = None) -> Config:
         default=env("IGNITE_APPS_CA_FILE") or None,
         help="PEM CA certificates image pods trust (the CA that signed the edge's certificate)",
     )
+    parser.add_argument(
+        "--readiness-timeout-secs",
+        type=float,
+        default=float(env("IGNITE_READINESS_TIMEOUT_SECS", "60")),
+        help="how long a new version may take to become ready before its publish fails",
+    )
     _add_quota_flags(parser)
     args = parser.parse_args(argv)
     try:
@@ -408,6 +417,7 @@ def parse(argv: list[str] | None = None) -> Config:
         ),
         apps_edge_tls=args.apps_edge_tls,
         apps_ca_file=args.apps_ca_file,
+        readiness_timeout_secs=args.readiness_timeout_secs,
         quotas=Quotas(
             max_apps=args.quota_apps,
             max_pod_memory_mb=args.quota_pod_memory_mb,

@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -41,21 +42,25 @@ from ignite_server.config import Config
 from ignite_server.containment import identities
 from ignite_server.containment.identities import UidBlock
 from ignite_server.core.activator import Activator
+from ignite_server.core.app_locks import AppLocks
 from ignite_server.core.app_views import AppViews, PublicUrls
 from ignite_server.core.apps import Apps
 from ignite_server.core.artifacts import Artifacts
 from ignite_server.core.capacity import PodCapacity
 from ignite_server.core.draft_builds import DraftBuilds
 from ignite_server.core.executions import ExecutionService
+from ignite_server.core.gradual_rollouts import GradualRollouts
 from ignite_server.core.identity import Identity
 from ignite_server.core.image_artifacts import ImageArtifacts
 from ignite_server.core.invocations import Invocations
 from ignite_server.core.logs import LogService
 from ignite_server.core.oidc import ExternalIssuer
+from ignite_server.core.readiness import ReadinessGate
 from ignite_server.core.rollout import Rollout
 from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.secrets import Secrets
 from ignite_server.core.tokens import TokenAuthority
+from ignite_server.core.traffic import TrafficSplits
 from ignite_server.core.versions import Versions
 from ignite_server.core.worker import ExecutionWorkers
 from ignite_server.domain.errors import Unavailable
@@ -74,6 +79,8 @@ from ignite_server.store.executions import PostgresExecutionStore
 from ignite_server.store.identity import PostgresIdentityStore
 from ignite_server.store.logs import PostgresLogStore
 from ignite_server.store.notify import Notifier
+from ignite_server.store.rollouts import PostgresRolloutStore
+from ignite_server.store.sealing import EnvSealer
 from ignite_server.store.secrets import PostgresSecretStore
 from ignite_server.store.secrets import load_key as load_secrets_key
 from ignite_server.store.supervisor import DatabaseSupervisor
@@ -265,7 +272,11 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             stack.push_async_callback(embedded.stop)
         pool = await open_pool(dsn)
         stack.push_async_callback(pool.close)
-        store = PostgresAppStore(pool)
+        secrets_key = load_secrets_key(config.state_dir)
+        store = PostgresAppStore(pool, EnvSealer(secrets_key))
+        sealed = await store.seal_plaintext_env()
+        if sealed:
+            log.info("store.env_sealed", rows=sealed)
         notifier = Notifier(pool, (WORK_CHANNEL, LOG_CHANNEL))
         await notifier.start()
         stack.push_async_callback(notifier.close)
@@ -302,7 +313,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             authenticate = _local_admin
         blobs = DiskBlobStore(config.state_dir / "blobs")
         blobs.sweep_scratch()
-        secrets = Secrets(PostgresSecretStore(pool, load_secrets_key(config.state_dir)))
+        secrets = Secrets(PostgresSecretStore(pool, secrets_key))
         uids = identities.reserve(config.state_dir, config.builds.uid_range)
         stack.callback(uids.release)
         space = BuildSpace(
@@ -332,11 +343,39 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             PublicUrls(config.apps_domain, config.apps_url_scheme, config.apps_url_port),
             drafts.compiling,
         )
-        apps = Apps(store, blobs, views, targets, rollout, config.quotas, runner.capacity)
-        versions = Versions(store, drafts, rollout, views, runner.capacity)
+        locks = AppLocks()
+        gate = ReadinessGate(runner, logs, config.readiness_timeout_secs)
+        rollouts = GradualRollouts(
+            store,
+            PostgresRolloutStore(pool),
+            rollout,
+            logs,
+            locks,
+            owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        )
+        versions = Versions(
+            store, drafts, rollout, views, targets, gate, rollouts, locks, runner.capacity
+        )
+        apps = Apps(
+            store,
+            blobs,
+            views,
+            targets,
+            rollout,
+            versions,
+            rollouts,
+            locks,
+            config.quotas,
+            runner.capacity,
+        )
+        traffic = TrafficSplits(store, targets, gate, rollout, rollouts, locks, views)
         execution_store = PostgresExecutionStore(pool)
         executions = ExecutionService(execution_store, store, targets, config.quotas)
-        invocations = Invocations(store, targets, runner, logs.app_event)
+        invocations = Invocations(
+            store, targets, runner, logs.app_event, on_served=rollouts.observe
+        )
+        rollouts.start()
+        stack.push_async_callback(rollouts.close)
         workers = ExecutionWorkers(
             execution_store,
             store,
@@ -352,7 +391,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         grpc_server = GrpcServer(
             {
                 COMPUTE_SERVICE.full_name: ComputeService(
-                    apps, versions, invocations, executions, logs, secrets
+                    apps, versions, invocations, executions, logs, secrets, traffic
                 ),
                 IDENTITY_SERVICE.full_name: IdentityService(identity),
             },

@@ -323,3 +323,151 @@ SERVICE_PORTS = tuple(free_port() for _ in range(3))
 def allowed_services() -> str:
     """``--build-egress-allow`` for a platform the tests' services serve."""
     return ",".join(["default", *(f"127.0.0.1:{port}" for port in SERVICE_PORTS)])
+
+
+class InvokeLoop:
+    """Invokes an app over and over on a thread of its own while a test
+    changes the app, bounded in count and in time: what each call got,
+    by the version that served it (``InvokeHead.version``), and every call
+    that failed (an RPC error, or an HTTP 5xx from the pod)."""
+
+    def __init__(
+        self,
+        stub: Any,
+        org: str,
+        name: str,
+        *,
+        body: bytes = b"{}",
+        max_calls: int = 50_000,
+        max_secs: float = 300.0,
+    ) -> None:
+        import collections
+        import threading
+
+        self._stub, self._org, self._name, self._body = stub, org, name, body
+        self._max_calls, self._max_secs = max_calls, max_secs
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        #: Calls answered, by version and HTTP status.
+        self.answers: collections.Counter[tuple[int, int]] = collections.Counter()
+        #: Calls that got no answer: "STATUS REASON: message".
+        self.errors: list[str] = []
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return sum(self.answers.values()) + len(self.errors)
+
+    def served(self, version: int) -> int:
+        """Calls ``version`` answered (any status)."""
+        with self._lock:
+            return sum(n for (v, _), n in self.answers.items() if v == version)
+
+    @property
+    def failures(self) -> list[str]:
+        """RPC errors and 5xx answers, each said once per kind with its count."""
+        with self._lock:
+            bad = [f"v{v} HTTP {s} x{n}" for (v, s), n in self.answers.items() if s >= 500]
+            return bad + self.errors
+
+    def wait_for(self, calls: int, timeout: float = 60.0) -> None:
+        """Return once ``calls`` more calls were made."""
+        import time
+
+        goal = self.calls + calls
+        deadline = time.monotonic() + timeout
+        while self.calls < goal:
+            assert time.monotonic() < deadline, f"the loop made {self.calls}, not {goal} calls"
+            assert self._thread.is_alive(), "the invoke loop stopped"
+            time.sleep(0.05)
+
+    def _run(self) -> None:
+        import time
+
+        deadline = time.monotonic() + self._max_secs
+        request = compute.InvokeRequest(
+            organization_name=self._org, app_name=self._name, body=self._body
+        )
+        for _ in range(self._max_calls):
+            if self._stop.is_set() or time.monotonic() > deadline:
+                return
+            version = status = 0
+            try:
+                for frame in self._stub.Invoke(request, timeout=60):
+                    if frame.HasField("head"):
+                        version, status = frame.head.version, frame.head.status_code
+            except grpc.RpcError as err:
+                info = error_info(err)
+                with self._lock:
+                    self.errors.append(
+                        f"{err.code().name} {info.reason if info else ''}: {err.details()}"  # type: ignore[attr-defined]
+                    )
+                continue
+            with self._lock:
+                self.answers[(version, status)] += 1
+
+    def __enter__(self) -> InvokeLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(90)
+
+
+#: A handler that says which code it is and what its env holds.
+MARKED = """import os
+
+def handler(payload, ctx):
+    return {"marker": %r, "greeting": os.environ.get("GREETING", "")}
+"""
+#: Fails every other call it gets (50 %).
+HALF_FAILING = b"""import itertools
+
+_calls = itertools.count()
+
+def handler(payload, ctx):
+    if next(_calls) % 2:
+        raise RuntimeError("every other call fails")
+    return {"marker": "half"}
+"""
+
+
+def marked(marker: str) -> bytes:
+    return (MARKED % marker).encode()
+
+
+def served_by(stub: Any, org: str, name: str, **fields: Any) -> tuple[int, Any]:
+    """Invoke once (a 200 answer expected): (the version that served, its JSON)."""
+    import json
+
+    version, body = 0, b""
+    request = compute.InvokeRequest(organization_name=org, app_name=name, body=b"{}", **fields)
+    for frame in stub.Invoke(request, timeout=120):
+        if frame.HasField("head"):
+            assert frame.head.status_code == 200
+            version = frame.head.version
+        elif frame.HasField("chunk"):
+            body += frame.chunk.data
+    return version, json.loads(body)
+
+
+def app_meta(stub: Any, org: str, name: str) -> Any:
+    """GetApp's AppMeta."""
+    return stub.GetApp(compute.GetAppRequest(organization_name=org, app_name=name)).app
+
+
+def wait_rollout(stub: Any, org: str, name: str, limit: float = 60.0) -> Any:
+    """The app's rollout once it no longer runs (RolloutStatus)."""
+    import time
+
+    from dodil.ignite.v1 import ignite_common_pb2 as common
+
+    deadline = time.monotonic() + limit
+    while True:
+        rollout = app_meta(stub, org, name).rollout
+        if rollout.state != common.ROLLOUT_STATE_RUNNING:
+            return rollout
+        assert time.monotonic() < deadline, f"the rollout is still running: {rollout.decision}"
+        time.sleep(0.25)

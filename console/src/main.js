@@ -184,14 +184,60 @@ function Executions({ org, name }) {
   </section>`;
 }
 
-function AppPage({ org, name }) {
+function tagUrl(app, tag) {
+  // <tag>---<app>-<org>.<domain>: the app's own URL with the tag in front.
+  const url = (app.publicUrls || [])[0];
+  return url ? url.replace("://", `://${tag}---`) : "";
+}
+
+function EnvNames({ env }) {
+  const names = Object.keys(env || {});
+  if (!names.length) return "none";
+  return names.map((k) => html`<code>${k}</code>=<span class="hidden-value" aria-label="value hidden">••••</span> `);
+}
+
+function VersionSettings({ settings }) {
+  const s = settings || {};
+  const l = s.limits || {};
+  const limits = [l.memoryMb && `${l.memoryMb} MB`, l.cpuMillicores && `${l.cpuMillicores}m CPU`, l.timeoutSecs && `${l.timeoutSecs}s`].filter(Boolean);
+  const scaling = s.scaling || {};
+  return html`<span class="settings">${short(s.resourceTier)}${limits.length ? `, ${limits.join(", ")}` : ""},
+    concurrency ${s.maxConcurrency || "default"}, ${scaling.maxReplicas || 10} pods max, ${scaling.reservedCapacity || 0} warm;
+    env <${EnvNames} env=${s.env} /></span>`;
+}
+
+function Traffic({ app }) {
+  const split = (app.traffic || []).length ? app.traffic : app.activeVersion ? [{ version: app.activeVersion, percent: 100 }] : [];
+  const tags = Object.entries(app.tags || {}).sort();
+  const rollout = app.rollout || {};
+  const policy = rollout.policy || {};
+  return html`<section aria-label="Traffic"><h2>Traffic</h2>
+    ${split.length === 0 && html`<p>No version serves yet.</p>`}
+    ${split.length > 0 && html`<table data-testid="traffic"><thead><tr><th>Version</th><th>Share</th></tr></thead>
+      <tbody>${split.map((t) => html`<tr><td>${t.version}</td><td>
+        <span class="share" style=${`width:${t.percent}%`}></span> ${t.percent}%</td></tr>`)}</tbody></table>`}
+    <h3>Tags</h3>
+    ${tags.length === 0 ? html`<p>No tags. <code>dodil ignite version tag ${org(app)}:${app.name} N TAG</code> gives a version a URL of its own.</p>`
+      : html`<ul data-testid="tags">${tags.map(([tag, version]) => html`<li><strong>${tag}</strong> → version ${version}
+          ${tagUrl(app, tag) && html` <code>${tagUrl(app, tag)}</code>`}</li>`)}</ul>`}
+    ${rollout.state && html`<h3>Rollout</h3><p data-testid="rollout"><span class="badge">${short(rollout.state)}</span>
+      version ${rollout.fromVersion} → ${rollout.toVersion}, ${(policy.steps || []).join("% → ")}%, ${policy.stepSecs || 0}s a step</p>
+      <p class="hint">${rollout.decision}</p>`}
+  </section>`;
+}
+
+function org(app) {
+  return app.organizationName || String(app.id || "").split("/")[0];
+}
+
+function AppPage({ org: orgName, name }) {
   const [{ data, error }, reload] = useLoad(async () => {
     const [app, versions] = await Promise.all([
-      call("GET", `/v1/ignite/app/${enc(org)}/${enc(name)}`),
-      call("GET", `/v1/ignite/app/${enc(org)}/${enc(name)}/versions`),
+      call("GET", `/v1/ignite/app/${enc(orgName)}/${enc(name)}`),
+      call("GET", `/v1/ignite/app/${enc(orgName)}/${enc(name)}/versions`),
     ]);
     return { app: app.app, versions: versions.versions || [] };
-  }, [org, name]);
+  }, [orgName, name]);
   const [confirm, setConfirm] = useState(null);
   const [actionError, setActionError] = useState(null);
   const [notice, setNotice] = useState("");
@@ -202,8 +248,8 @@ function AppPage({ org, name }) {
         setConfirm(null);
         setActionError(null);
         try {
-          await call(method, path, body);
-          setNotice(done);
+          const answer = await call(method, path, body);
+          setNotice(typeof done === "function" ? done(answer) : done);
           reload();
         } catch (e) {
           setActionError(e);
@@ -212,7 +258,10 @@ function AppPage({ org, name }) {
     });
   }
   const app = data && data.app;
-  const base = `/v1/ignite/app/${enc(org)}/${enc(name)}`;
+  const base = `/v1/ignite/app/${enc(orgName)}/${enc(name)}`;
+  const published = (answer) => answer.unchanged
+    ? `Nothing changed: version ${answer.publishedVersion} stays active.`
+    : `The draft was published as version ${answer.publishedVersion}; it serves.`;
   return html`<main>
     <p><a href="#/apps">← Apps</a></p>
     <h1>${name}</h1>
@@ -224,13 +273,18 @@ function AppPage({ org, name }) {
     </dl>`}
     <p class="notice" role="status">${notice}</p>
     <${ErrorBox} error=${actionError} />
+    ${app && html`<${Traffic} app=${app} />`}
     ${data && html`<section aria-label="Versions"><h2>Versions</h2>
-      <button onClick=${() => act(`Publish the draft of ${name} as a new version? It becomes active at once.`, "POST", `${base}/draft/publish`, {}, "The draft was published.")}>Publish draft</button>
-      <table><thead><tr><th>Version</th><th>Status</th><th>Created</th><th></th></tr></thead>
-      <tbody>${data.versions.map((v) => html`<tr>
-        <td>${v.version}</td><td>${short(v.status)}</td><td>${when(v.createdAtMs)}</td>
-        <td>${v.version !== app.activeVersion && v.status !== "VERSION_STATUS_FAILED" && html`<button
-          onClick=${() => act(`Roll ${name} back to version ${v.version}? Its traffic moves at once.`, "POST", `${base}/rollback`, { version: v.version }, `Version ${v.version} is active.`)}>Roll back to ${v.version}</button>`}</td>
+      <button onClick=${() => act(`Publish the draft of ${name} as a new version? It takes the traffic once a pod of it is ready; if none becomes ready, nothing changes.`, "POST", `${base}/draft/publish`, {}, published)}>Publish draft</button>
+      <table><thead><tr><th>Version</th><th>Status</th><th>Traffic</th><th>Tags</th><th>Settings</th><th>Published by</th><th>Message</th><th>Created</th><th></th></tr></thead>
+      <tbody>${data.versions.map((v) => html`<tr data-testid=${`version-${v.version}`}>
+        <td>${v.version}</td><td>${short(v.status)}</td><td>${v.trafficPercent ? `${v.trafficPercent}%` : "–"}</td>
+        <td>${(v.tags || []).join(", ") || "–"}</td>
+        <td><${VersionSettings} settings=${v.settings} /></td>
+        <td>${v.publishedBy || "–"}</td><td>${v.message || v.error || "–"}</td><td>${when(v.createdAtMs)}</td>
+        <td>${v.version !== app.activeVersion && !["VERSION_STATUS_FAILED", "VERSION_STATUS_STARTING"].includes(v.status) && (v.version < app.activeVersion
+          ? html`<button onClick=${() => act(`Roll ${name} back to version ${v.version}? It takes all the traffic once a pod of it is ready, with its own settings.`, "POST", `${base}/rollback`, { version: v.version }, `Version ${v.version} is active.`)}>Roll back to ${v.version}</button>`
+          : html`<button onClick=${() => act(`Promote version ${v.version} of ${name}? It takes all the traffic once a pod of it is ready.`, "POST", `${base}/traffic`, { traffic: [{ version: v.version, percent: 100 }] }, `Version ${v.version} takes all the traffic.`)}>Promote ${v.version}</button>`)}</td>
       </tr>`)}</tbody></table></section>`}
     ${app && html`<section aria-label="Settings"><h2>Settings</h2>
       <dl class="facts">
@@ -238,13 +292,11 @@ function AppPage({ org, name }) {
         <dt>Resource tier</dt><dd>${short(app.resourceTier)}</dd>
         <dt>Max concurrency</dt><dd>${app.maxConcurrency || "default"}</dd>
         <dt>Unauthenticated calls</dt><dd>${app.allowUnauthenticated ? "allowed" : "refused"}</dd>
-        <dt>Environment</dt><dd>${Object.keys(app.env || {}).length
-          ? Object.keys(app.env).map((k) => html`<code>${k}</code>=<span class="hidden-value" aria-label="value hidden">••••</span> `)
-          : "none"}</dd>
+        <dt>Environment</dt><dd><${EnvNames} env=${app.env} /></dd>
       </dl></section>`}
-    ${app && html`<${Charts} org=${org} name=${name} />`}
-    ${app && html`<${Executions} org=${org} name=${name} />`}
-    ${app && html`<${LiveLogs} org=${org} name=${name} />`}
+    ${app && html`<${Charts} org=${orgName} name=${name} />`}
+    ${app && html`<${Executions} org=${orgName} name=${name} />`}
+    ${app && html`<${LiveLogs} org=${orgName} name=${name} />`}
     ${confirm && html`<${Confirm} text=${confirm.text} onYes=${confirm.onYes} onNo=${() => setConfirm(null)} />`}
   </main>`;
 }

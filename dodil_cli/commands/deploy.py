@@ -2,10 +2,12 @@
 
 The order keeps a failed deploy from changing anything that serves: the code
 is saved into the draft slot (with the runtime it is built for) and built
-first; only a draft that built is followed by the settings update and the
-publish, and a publish that still fails puts the settings back. Code and
-settings identical to the active version's publish nothing: the active
-version stays, as a Lambda publish of unchanged code does.
+first; only a draft that built is published, with the changed settings in
+the same PublishDraft, so code and settings make one version that takes
+traffic once it is ready; if it never is, the app keeps its settings and
+its version. Code and settings identical to the active version's publish
+nothing: the active version stays, as a Lambda publish of unchanged code
+does (--force publishes anyway).
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ from dodil_cli.lifecycle import (
     publish_draft,
     save_draft,
     save_image_draft,
-    update_app,
+    wait_for_rollout,
 )
-from dodil_cli.options import app_settings, common_options, pass_session
+from dodil_cli.options import app_settings, common_options, pass_session, publish_options
 from dodil_cli.output import info, warn
+from dodil_cli.rollout_spec import PublishSpec
 from dodil_cli.session import Session
 from dodil_cli.views import app_detail
 
@@ -63,6 +66,7 @@ from dodil_cli.views import app_detail
 )
 @image_options
 @app_settings(create=True, unset_env=True)
+@publish_options
 @common_options
 @pass_session
 def deploy(
@@ -72,6 +76,7 @@ def deploy(
     smoke: bool,
     spec: AppSpec,
     image: ImageOptions,
+    publish: PublishSpec,
 ) -> None:
     """Create or update an app from code, then build and publish it.
 
@@ -89,6 +94,12 @@ def deploy(
     Container images: --dockerfile-path builds the --code folder's
     Dockerfile, --git-url a repository's, --image runs a prebuilt image
     (docs/runtimes/images.md).
+
+    The new version takes traffic once a pod of it is ready; if none is
+    (a Python import error, a binary that exits, a health check that never
+    answers) the deploy fails with the reason and the old version keeps
+    serving. --rollout canary:10,50,100 --step 60s moves traffic in steps
+    and rolls back by itself (docs/rollouts.md).
     """
     image.check()
     path = check_code_path(code)
@@ -129,6 +140,7 @@ def deploy(
     active = _active_version(session, ref, app)
     if (
         active is not None
+        and not publish.force
         and not change.paths
         and active.code_hash == draft.code_hash
         and active.runtime == draft.runtime
@@ -144,14 +156,9 @@ def deploy(
         # fails as a build (exit 12), on a first deploy as on any other.
         if not image.given:
             _build(session, ref, created=existing is None)
-        if change.paths:
-            app = update_app(session, ref, change)
-        try:
-            published = publish_draft(session, ref)
-        except ApiError:
-            if existing is not None and change.paths:
-                _restore(session, ref, existing, change)
-            raise
+        published = publish_draft(session, ref, publish, change)
+        if publish.wait and not published.unchanged:
+            published.app.CopyFrom(wait_for_rollout(session, ref, published.published_version))
     _print_deployed(session, ref, published)
     if smoke:
         assert test_input is not None
@@ -204,22 +211,6 @@ def _active_version(
     )
     version: compute.AppVersionInfo = session.client.call("GetVersion", request).version
     return version
-
-
-def _restore(session: Session, ref: AppRef, before: common.AppMeta, change: Update) -> None:
-    """Put back the settings a failed publish was to go with."""
-    undo = Update(paths=list(change.paths))
-    for path in change.paths:
-        if path in ("runtime", "limits", "scaling"):
-            getattr(undo.app, path).CopyFrom(getattr(before, path))
-        elif path == "env":
-            undo.app.env.update(before.env)
-        else:
-            setattr(undo.app, path, getattr(before, path))
-    try:
-        update_app(session, ref, undo)
-    except ApiError as exc:
-        warn(f"could not restore the settings of {ref}: {exc.headline()}")
 
 
 def _print_deployed(session: Session, ref: AppRef, published: compute.PublishDraftResponse) -> None:

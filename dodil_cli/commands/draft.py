@@ -8,8 +8,15 @@ from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from dodil_cli.appspec import RUNTIMES, TARGETS
 from dodil_cli.code import check_code_path
 from dodil_cli.completion import complete_app_ids
-from dodil_cli.lifecycle import compile_draft, publish_draft, runtime_override, save_draft
-from dodil_cli.options import common_options, pass_session
+from dodil_cli.lifecycle import (
+    compile_draft,
+    publish_draft,
+    runtime_override,
+    save_draft,
+    wait_for_rollout,
+)
+from dodil_cli.options import common_options, pass_session, publish_options
+from dodil_cli.rollout_spec import PublishSpec
 from dodil_cli.session import Session
 from dodil_cli.views import app_detail, version_detail
 
@@ -76,15 +83,26 @@ def compile_(session: Session, app_id: str) -> None:
 
 @draft_group.command("publish")
 @click.argument("app_id", metavar="[ORG:]APP", shell_complete=complete_app_ids)
+@publish_options
 @common_options
 @pass_session
-def publish(session: Session, app_id: str) -> None:
-    """Snapshot the draft into the next immutable version and make it active."""
+def publish(session: Session, app_id: str, publish: PublishSpec) -> None:
+    """Snapshot the draft and the app's settings into the next immutable
+    version; it becomes active once a pod of it is ready.
+
+    A draft whose code and settings equal the active version's publishes
+    nothing (--force does). --rollout canary:10,50,100 --step 60s moves the
+    traffic in steps instead, rolling back by itself when the new version
+    errs or slows down more than the old one (docs/rollouts.md).
+    """
     ref = session.app_ref(app_id)
-    response = publish_draft(session, ref)
+    response = publish_draft(session, ref, publish)
+    if publish.wait and not response.unchanged:
+        response.app.CopyFrom(wait_for_rollout(session, ref, response.published_version))
+    verb = "Unchanged:" if response.unchanged else "Published"
     session.printer.emit(
         response,
         lambda: (
-            f"Published {ref} version {response.published_version}.\n\n" + app_detail(response.app)
+            f"{verb} {ref} version {response.published_version}.\n\n" + app_detail(response.app)
         ),
     )

@@ -57,6 +57,12 @@ _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
     "--version", type=click.IntRange(1), help="Run this published version, not the active one."
 )
 @click.option("--draft", is_flag=True, help="Run the compiled draft (synchronous only).")
+@click.option("--tag", metavar="TAG", help="Run the version this tag names.")
+@click.option(
+    "--sticky-key",
+    metavar="KEY",
+    help="Calls with the same key reach the same version of a traffic split.",
+)
 @click.option(
     "--method", type=click.Choice(_METHODS, case_sensitive=False), default="POST", show_default=True
 )
@@ -90,6 +96,8 @@ def invoke(
     async_: bool,
     version: int | None,
     draft: bool,
+    tag: str | None,
+    sticky_key: str | None,
     method: str,
     path: str,
     headers: tuple[str, ...],
@@ -98,12 +106,16 @@ def invoke(
 ) -> None:
     """Invoke an app with a JSON payload and print its answer.
 
-    The body goes to stdout and the execution id to stderr. Exits 12 when the
-    app answers with an HTTP error status.
+    The body goes to stdout, the execution id and the version that served to
+    stderr. Exits 12 when the app answers with an HTTP error status.
     """
     ref = session.app_ref(app_id)
-    if draft and (async_ or version):
-        raise UsageError("--draft runs the draft synchronously: it excludes --async and --version")
+    if draft and (async_ or version or tag):
+        raise UsageError(
+            "--draft runs the draft synchronously: it excludes --async, --version and --tag"
+        )
+    if tag and version:
+        raise UsageError("give --version or --tag, not both")
     if idempotency_key and not async_:
         raise UsageError("--idempotency-key applies to --async invocations")
     if test_input:
@@ -123,7 +135,9 @@ def invoke(
         },
     )
     if async_:
-        _invoke_async(session, ref.organization, ref.name, http, body, version, idempotency_key)
+        _invoke_async(
+            session, ref.organization, ref.name, http, body, version, idempotency_key, tag
+        )
         return
     request = compute.InvokeRequest(
         organization_name=ref.organization,
@@ -132,6 +146,8 @@ def invoke(
         body=body,
         version=version or 0,
         draft=draft,
+        tag=tag or "",
+        sticky_key=sticky_key or "",
     )
     _invoke_streaming(session, request, timeout)
 
@@ -198,6 +214,8 @@ def _invoke_streaming(
             head = frame.head
             if not structured:
                 info(f"execution_id: {head.execution_id}")
+                if head.version:
+                    info(f"version: {head.version}")
         elif kind == "chunk":
             if pass_through:
                 sys.stdout.buffer.write(frame.chunk.data)
@@ -237,6 +255,7 @@ def _result_document(
 ) -> dict[str, Any]:
     document: dict[str, Any] = {
         "execution_id": head.execution_id,
+        "version": head.version,
         "status_code": head.status_code,
         "response_headers": dict(head.response_headers),
     }
@@ -270,6 +289,7 @@ def _invoke_async(
     body: bytes,
     version: int | None,
     idempotency_key: str | None,
+    tag: str | None,
 ) -> None:
     request = compute.InvokeAsyncRequest(
         organization_name=org,
@@ -278,6 +298,7 @@ def _invoke_async(
         body=body,
         version=version or 0,
         idempotency_key=idempotency_key or "",
+        tag=tag or "",
     )
     response = session.client.call("InvokeAsync", request)
     session.printer.emit(response, response.execution_id)

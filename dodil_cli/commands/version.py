@@ -10,7 +10,7 @@ from dodil_cli.errors import UsageError
 from dodil_cli.lifecycle import get_app
 from dodil_cli.options import common_options, pass_session
 from dodil_cli.session import Session
-from dodil_cli.views import version_detail, version_list
+from dodil_cli.views import app_detail, hide_version_env, version_detail, version_list
 
 #: Versions fetched per ListVersions page; the server's maximum.
 _PAGE_SIZE = 500
@@ -23,10 +23,12 @@ def version_group() -> None:
 
 @version_group.command("list")
 @click.argument("app_id", metavar="[ORG:]APP", shell_complete=complete_app_ids)
+@click.option("--show-env", is_flag=True, help="Show env values (hidden by default).")
 @common_options
 @pass_session
-def list_(session: Session, app_id: str) -> None:
-    """List the app's versions, newest first."""
+def list_(session: Session, app_id: str, show_env: bool) -> None:
+    """List the app's versions, newest first, with their status, share of
+    the traffic, tags, settings, who published them and their message."""
     ref = session.app_ref(app_id)
     versions: list[compute.AppVersionInfo] = []
     token = ""
@@ -42,7 +44,8 @@ def list_(session: Session, app_id: str) -> None:
         token = response.next_page_token
         if not token:
             break
-    session.printer.emit(versions, lambda: version_list(versions))
+    shown = versions if show_env else [hide_version_env(v) for v in versions]
+    session.printer.emit(shown, lambda: version_list(versions))
 
 
 @version_group.command("get")
@@ -51,10 +54,14 @@ def list_(session: Session, app_id: str) -> None:
 @click.option(
     "--version", "version_opt", type=click.IntRange(0), help="Version number (0 = the draft)."
 )
+@click.option("--show-env", is_flag=True, help="Show env values (hidden by default).")
 @common_options
 @pass_session
-def get(session: Session, app_id: str, number: int | None, version_opt: int | None) -> None:
-    """Show one version (default: the active one) and its build log."""
+def get(
+    session: Session, app_id: str, number: int | None, version_opt: int | None, show_env: bool
+) -> None:
+    """Show one version (default: the active one): its settings, who
+    published it, its share of the traffic and tags, and its build log."""
     ref = session.app_ref(app_id)
     if number is not None and version_opt is not None and number != version_opt:
         raise UsageError("give the version once, as an argument or with --version")
@@ -67,4 +74,46 @@ def get(session: Session, app_id: str, number: int | None, version_opt: int | No
         organization_name=ref.organization, app_name=ref.name, version=version
     )
     response = session.client.call("GetVersion", request)
-    session.printer.emit(response, lambda: version_detail(response.version, response.build_log))
+    shown = response
+    if not show_env:
+        shown = compute.GetVersionResponse()
+        shown.CopyFrom(response)
+        shown.version.CopyFrom(hide_version_env(response.version))
+    session.printer.emit(
+        shown, lambda: version_detail(response.version, response.build_log, show_env=show_env)
+    )
+
+
+@version_group.command("tag")
+@click.argument("app_id", metavar="[ORG:]APP", shell_complete=complete_app_ids)
+@click.argument("number", type=click.IntRange(1))
+@click.argument("tag")
+@common_options
+@pass_session
+def tag(session: Session, app_id: str, number: int, tag: str) -> None:
+    """Name version NUMBER with TAG: it gets its own URL,
+    <tag>---<app>-<org>.<domain>, and `invoke --tag TAG` reaches it.
+    Tagging another version moves the tag."""
+    ref = session.app_ref(app_id)
+    request = compute.TagVersionRequest(
+        organization_name=ref.organization, app_name=ref.name, tag=tag, version=number
+    )
+    app = session.client.call("TagVersion", request).app
+    session.printer.emit(
+        app, lambda: f"{ref} version {number} is tagged {tag}.\n\n" + app_detail(app)
+    )
+
+
+@version_group.command("untag")
+@click.argument("app_id", metavar="[ORG:]APP", shell_complete=complete_app_ids)
+@click.argument("tag")
+@common_options
+@pass_session
+def untag(session: Session, app_id: str, tag: str) -> None:
+    """Remove TAG (its URL stops answering)."""
+    ref = session.app_ref(app_id)
+    request = compute.UntagVersionRequest(
+        organization_name=ref.organization, app_name=ref.name, tag=tag
+    )
+    app = session.client.call("UntagVersion", request).app
+    session.printer.emit(app, lambda: f"{ref}: tag {tag} removed.\n\n" + app_detail(app))

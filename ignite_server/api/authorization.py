@@ -48,6 +48,9 @@ POLICY: dict[str, Rule] = {
     "/dodil.ignite.v1.ComputeService/ListVersions": Rule(Permission.APPS_READ),
     "/dodil.ignite.v1.ComputeService/GetVersion": Rule(Permission.APPS_READ),
     "/dodil.ignite.v1.ComputeService/RollbackApp": Rule(Permission.APPS_WRITE),
+    "/dodil.ignite.v1.ComputeService/SetTraffic": Rule(Permission.APPS_WRITE),
+    "/dodil.ignite.v1.ComputeService/TagVersion": Rule(Permission.APPS_WRITE),
+    "/dodil.ignite.v1.ComputeService/UntagVersion": Rule(Permission.APPS_WRITE),
     "/dodil.ignite.v1.ComputeService/Invoke": Rule(Access.INVOKE),
     "/dodil.ignite.v1.ComputeService/InvokeAsync": Rule(Permission.APPS_INVOKE),
     # Says only what a tokenless caller may do, the same for a missing app

@@ -19,6 +19,7 @@ from ignite_server.core.executions import ExecutionService
 from ignite_server.core.invocations import Invocations
 from ignite_server.core.logs import LogService
 from ignite_server.core.secrets import Secrets
+from ignite_server.core.traffic import TrafficSplits
 from ignite_server.core.versions import Versions
 from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.models import Submission
@@ -32,7 +33,7 @@ def _manages(organization: str) -> bool:
     return CALLER.get().can(Permission.APPS_WRITE, organization)
 
 
-def _mask_paths(request: compute.UpdateAppRequest) -> list[str]:
+def _mask_paths(request: compute.UpdateAppRequest | compute.PublishDraftRequest) -> list[str]:
     paths: list[str] = []
     for path in request.update_mask.paths:
         # Accept both proto (snake_case) and JSON (camelCase) spellings.
@@ -51,6 +52,7 @@ class ComputeService:
         executions: ExecutionService,
         logs: LogService,
         secrets: Secrets,
+        traffic: TrafficSplits,
     ) -> None:
         self._apps = apps
         self._versions = versions
@@ -58,6 +60,7 @@ class ComputeService:
         self._executions = executions
         self._logs = logs
         self._secrets = secrets
+        self._traffic = traffic
 
     # --- apps -----------------------------------------------------------
 
@@ -100,6 +103,7 @@ class ComputeService:
             request.app_name,
             convert.changes_from_app(request.app),
             _mask_paths(request),
+            changed_by=CALLER.get().subject,
         )
         return compute.UpdateAppResponse(
             app=convert.app_to_pb(view, show_env=_manages(view.app.organization))
@@ -140,34 +144,48 @@ class ComputeService:
     async def PublishDraft(
         self, request: compute.PublishDraftRequest, context: Context
     ) -> compute.PublishDraftResponse:
-        version, view = await self._versions.publish_draft(
-            request.organization_name, request.app_name
+        published = await self._versions.publish_draft(
+            request.organization_name,
+            request.app_name,
+            published_by=CALLER.get().subject,
+            message=request.message,
+            force=request.force,
+            rollout=(
+                convert.policy_from_pb(request.rollout) if request.HasField("rollout") else None
+            ),
+            changes=convert.changes_from_app(request.app),
+            mask=_mask_paths(request),
         )
+        view = published.view
+        show_env = _manages(view.app.organization)
         return compute.PublishDraftResponse(
-            published_version=version.version,
-            version=convert.version_to_pb(version),
-            app=convert.app_to_pb(view, show_env=_manages(view.app.organization)),
+            published_version=published.version.version,
+            version=convert.version_to_pb(published.version, view.app, show_env=show_env),
+            app=convert.app_to_pb(view, show_env=show_env),
+            unchanged=published.unchanged,
         )
 
     async def ListVersions(
         self, request: compute.ListVersionsRequest, context: Context
     ) -> compute.ListVersionsResponse:
-        page = await self._versions.list_versions(
+        page, app = await self._versions.list_versions(
             request.organization_name, request.app_name, request.page_size, request.page_token
         )
+        show_env = _manages(app.organization)
         return compute.ListVersionsResponse(
-            versions=[convert.version_to_pb(v) for v in page.items],
+            versions=[convert.version_to_pb(v, app, show_env=show_env) for v in page.items],
             next_page_token=page.next_page_token,
         )
 
     async def GetVersion(
         self, request: compute.GetVersionRequest, context: Context
     ) -> compute.GetVersionResponse:
-        version = await self._versions.get_version(
+        version, app = await self._versions.get_version(
             request.organization_name, request.app_name, request.version
         )
         return compute.GetVersionResponse(
-            version=convert.version_to_pb(version), build_log=version.build_log
+            version=convert.version_to_pb(version, app, show_env=_manages(app.organization)),
+            build_log=version.build_log,
         )
 
     async def RollbackApp(
@@ -177,6 +195,36 @@ class ComputeService:
             request.organization_name, request.app_name, request.version
         )
         return compute.RollbackAppResponse(
+            app=convert.app_to_pb(view, show_env=_manages(view.app.organization))
+        )
+
+    async def SetTraffic(
+        self, request: compute.SetTrafficRequest, context: Context
+    ) -> compute.SetTrafficResponse:
+        view = await self._traffic.set_traffic(
+            request.organization_name,
+            request.app_name,
+            convert.traffic_from_pb(list(request.traffic)),
+        )
+        return compute.SetTrafficResponse(
+            app=convert.app_to_pb(view, show_env=_manages(view.app.organization))
+        )
+
+    async def TagVersion(
+        self, request: compute.TagVersionRequest, context: Context
+    ) -> compute.TagVersionResponse:
+        view = await self._traffic.tag(
+            request.organization_name, request.app_name, request.tag, request.version
+        )
+        return compute.TagVersionResponse(
+            app=convert.app_to_pb(view, show_env=_manages(view.app.organization))
+        )
+
+    async def UntagVersion(
+        self, request: compute.UntagVersionRequest, context: Context
+    ) -> compute.UntagVersionResponse:
+        view = await self._traffic.untag(request.organization_name, request.app_name, request.tag)
+        return compute.UntagVersionResponse(
             app=convert.app_to_pb(view, show_env=_manages(view.app.organization))
         )
 
@@ -192,6 +240,8 @@ class ComputeService:
             convert.invocation_from_pb(request.http, request.body),
             version=request.version,
             draft=request.draft,
+            tag=request.tag,
+            sticky_key=request.sticky_key,
         )
         async with aclosing(frames):
             async for frame in frames:
@@ -218,6 +268,7 @@ class ComputeService:
                 request=convert.invocation_from_pb(request.http, request.body),
                 version=request.version,
                 idempotency_key=request.idempotency_key,
+                tag=request.tag,
             )
         )
         return compute.InvokeAsyncResponse(

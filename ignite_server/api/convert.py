@@ -22,6 +22,8 @@ from ignite_server.domain.models import (
     ResponseFrame,
     ResponseHead,
     ResponseTrailer,
+    RolloutPolicy,
+    RolloutStatus,
     RuntimeKind,
     RuntimeSpec,
     RuntimeTarget,
@@ -30,8 +32,10 @@ from ignite_server.domain.models import (
     ScalingInput,
     Secret,
     StorageMode,
+    TrafficTarget,
     UploadKind,
     Version,
+    VersionSettings,
 )
 
 _HTTP_METHODS = {
@@ -205,7 +209,57 @@ def app_to_pb(view: AppView, *, show_env: bool = True) -> common.AppMeta:
     )
     if show_env:
         meta.env.update(app.env)
+    meta.traffic.extend(traffic_to_pb(t) for t in app.traffic)
+    meta.tags.update(app.tags)
+    if view.rollout is not None:
+        meta.rollout.CopyFrom(rollout_to_pb(view.rollout))
     return meta
+
+
+# --- traffic and rollouts -----------------------------------------------------
+
+
+def traffic_to_pb(target: TrafficTarget) -> common.TrafficTarget:
+    return common.TrafficTarget(version=target.version, percent=target.percent)
+
+
+def traffic_from_pb(targets: list[common.TrafficTarget]) -> list[TrafficTarget]:
+    return [TrafficTarget(version=t.version, percent=t.percent) for t in targets]
+
+
+def policy_from_pb(policy: common.RolloutPolicy) -> RolloutPolicy:
+    return RolloutPolicy(
+        steps=tuple(policy.steps),
+        step_secs=policy.step_secs,
+        max_error_rate_increase_pct=policy.max_error_rate_increase_pct,
+        max_p95_increase_pct=policy.max_p95_increase_pct,
+        min_requests=policy.min_requests,
+    )
+
+
+def policy_to_pb(policy: RolloutPolicy) -> common.RolloutPolicy:
+    return common.RolloutPolicy(
+        steps=list(policy.steps),
+        step_secs=policy.step_secs,
+        max_error_rate_increase_pct=policy.max_error_rate_increase_pct,
+        max_p95_increase_pct=policy.max_p95_increase_pct,
+        min_requests=policy.min_requests,
+    )
+
+
+def rollout_to_pb(status: RolloutStatus) -> common.RolloutStatus:
+    return common.RolloutStatus(
+        state=int(status.state),  # type: ignore[arg-type]
+        from_version=status.from_version,
+        to_version=status.to_version,
+        policy=policy_to_pb(status.policy),
+        step=status.step,
+        percent=status.percent,
+        decision=status.decision,
+        started_at_ms=status.started_at_ms,
+        step_started_at_ms=status.step_started_at_ms,
+        updated_at_ms=status.updated_at_ms,
+    )
 
 
 # --- code -------------------------------------------------------------------
@@ -284,7 +338,34 @@ def secret_to_pb(secret: Secret) -> compute.SecretInfo:
     )
 
 
-def version_to_pb(version: Version) -> compute.AppVersionInfo:
+def version_settings_to_pb(settings: VersionSettings, *, show_env: bool) -> compute.VersionSettings:
+    out = compute.VersionSettings(
+        resource_tier=int(settings.tier),  # type: ignore[arg-type]
+        limits=limits_to_pb(settings.limits),
+        scaling=scaling_to_pb(settings.scaling),
+        max_concurrency=settings.max_concurrency,
+    )
+    if show_env:  # as AppMeta.env: only for callers who manage the app
+        out.env.update(settings.env)
+    return out
+
+
+def version_to_pb(
+    version: Version, app: App | None = None, *, show_env: bool = False
+) -> compute.AppVersionInfo:
+    """A version; with its ``app``, its share of the traffic and its tags."""
+    info = _version_to_pb(version)
+    if version.settings is not None:
+        info.settings.CopyFrom(version_settings_to_pb(version.settings, show_env=show_env))
+    info.published_by = version.published_by
+    info.message = version.message
+    if app is not None and version.version:
+        info.traffic_percent = app.share_of(version.version)
+        info.tags.extend(sorted(t for t, v in app.tags.items() if v == version.version))
+    return info
+
+
+def _version_to_pb(version: Version) -> compute.AppVersionInfo:
     return compute.AppVersionInfo(
         version=version.version,
         status=int(version.status),  # type: ignore[arg-type]
@@ -330,6 +411,7 @@ def frame_to_pb(frame: ResponseFrame) -> compute.InvokeResponse:
                 status_code=frame.status_code,
                 response_headers=dict(frame.headers),
                 execution_id=frame.execution_id,
+                version=frame.version,
             )
         )
     if isinstance(frame, ResponseChunk):

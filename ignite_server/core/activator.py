@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Collection
 from contextlib import aclosing
 
 import structlog
@@ -175,8 +175,9 @@ class Activator:
             message=" ".join(m for m in (message, warnings) if m),
         )
 
-    async def retire(self, app_id: str, keep_version: int | None) -> None:
-        """Move the app's traffic off every version but ``keep_version``.
+    async def retire(self, app_id: str, keep_version: int | Collection[int] | None) -> None:
+        """Move the app's traffic off every version but ``keep_version``
+        (one version, or the versions of a traffic split).
 
         Returns at once: new requests no longer reach those versions, and
         their pods drain in the background (requests running or queued on
@@ -184,7 +185,8 @@ class Activator:
         never waits for an old version's slow requests."""
         if self._closed:
             return  # close() stops every pod anyway
-        doomed = [key for key in self._throttlers if key[0] == app_id and key[1] != keep_version]
+        keep = {keep_version} if isinstance(keep_version, int) else set(keep_version or ())
+        doomed = [key for key in self._throttlers if key[0] == app_id and key[1] not in keep]
         drains = [self._spawn_retire(self._throttlers.pop(key)) for key in doomed]
         if keep_version is None:
             self._tasks.spawn(self._remove(app_id, drains), name=f"remove {app_id}")
@@ -214,6 +216,16 @@ class Activator:
             await self.backend.close()
 
     # --- beyond AppRunner -----------------------------------------------------
+
+    async def prepare(self, target: RunTarget, timeout_secs: float) -> None:
+        """The readiness gate's half here: one pod of ``target`` started and
+        answering its health check, within ``timeout_secs``. It is taken and
+        given back as a request's slot would be, so a cold version starts
+        one pod (shared with requests arriving meanwhile) and the autoscaler
+        keeps it for the scale-down period, as after a request."""
+        throttler = self._throttler_for(target)
+        async with throttler.slot(asyncio.get_running_loop().time() + timeout_secs):
+            pass
 
     async def warm(self, target: RunTarget) -> None:
         """Prepare ``target`` before its first request: start its

@@ -2,6 +2,13 @@
 runs, changed through an update mask, deleted; and their draft (version 0),
 which SaveDraft fills with checked, content-addressed code. Each step is one
 store transaction. Versions (compile, publish, rollback) are versions.py.
+
+A published app's env, tier, limits and concurrency are its active
+version's: changing one makes a new version of the active version's code
+with the new settings, through the readiness gate (versions.py), as Cloud
+Run makes a revision; if it does not become ready, nothing changes. Scaling
+applies in place to the version serving now. The other settings are the
+app's alone (docs/rollouts.md has the table).
 """
 
 from __future__ import annotations
@@ -15,15 +22,19 @@ from typing import Any
 import structlog
 
 from ignite_server.core import defaults, image_sources
+from ignite_server.core.app_locks import AppLocks
 from ignite_server.core.app_views import AppViews
 from ignite_server.core.capacity import PodCapacity, check_app_fits
+from ignite_server.core.gradual_rollouts import GradualRollouts
 from ignite_server.core.paging import decode_token, encode_token
 from ignite_server.core.rollout import Rollout
 from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.settings import (
     POD_FIELDS,
-    SETTING_OF_FIELD,
-    UPDATABLE_FIELDS,
+    VERSION_FIELDS,
+    app_wide,
+    changed_settings,
+    check_mask,
     settings_of,
 )
 from ignite_server.core.validation import (
@@ -33,6 +44,7 @@ from ignite_server.core.validation import (
     check_page_size,
     normalize_settings,
 )
+from ignite_server.core.versions import Versions
 from ignite_server.domain import archives, requirements
 from ignite_server.domain.errors import InvalidArgument, NotFound
 from ignite_server.domain.models import (
@@ -88,6 +100,9 @@ class Apps:
         views: AppViews,
         targets: RunTargets,
         rollout: Rollout,
+        versions: Versions,
+        rollouts: GradualRollouts,
+        locks: AppLocks,
         quotas: Quotas | None = None,
         capacity: PodCapacity | None = None,
     ) -> None:
@@ -98,6 +113,9 @@ class Apps:
         self._views = views
         self._targets = targets
         self._rollout = rollout
+        self._versions = versions
+        self._rollouts = rollouts
+        self._locks = locks
 
     async def create_app(
         self, organization: str, name: str, settings: AppSettings, code: CodeUpload | None
@@ -123,7 +141,9 @@ class Apps:
 
     async def get_app(self, organization: str, name: str) -> AppView:
         check_app_ref(organization, name)
-        return self._views.view(await self._store.get_app(organization, name))
+        return await self._rollouts.shown(
+            self._views.view(await self._store.get_app(organization, name))
+        )
 
     async def list_apps(self, organization: str, page_size: int, page_token: str) -> Page[AppView]:
         check_name(organization, "organization_name")
@@ -133,47 +153,54 @@ class Apps:
         return Page([self._views.view(a) for a in apps[:limit]], token)
 
     async def update_app(
-        self, organization: str, name: str, changes: dict[str, Any], mask: Iterable[str]
+        self,
+        organization: str,
+        name: str,
+        changes: dict[str, Any],
+        mask: Iterable[str],
+        *,
+        changed_by: str = "",
     ) -> AppView:
-        """Apply ``changes`` (AppMeta field name → new value) for the fields in ``mask``."""
+        """Apply ``changes`` (AppMeta field name → new value) for the fields
+        in ``mask`` (a version's settings through a new version)."""
         check_app_ref(organization, name)
-        mask = list(mask)
-        if not mask:
-            raise InvalidArgument(
-                "update_mask names no field to change",
-                reason="EMPTY_UPDATE_MASK",
-                metadata={"field": "update_mask"},
-            )
-        unknown = sorted(set(mask) - UPDATABLE_FIELDS)
-        if unknown:
-            raise InvalidArgument(
-                f"update_mask names fields that cannot be changed: {', '.join(unknown)}",
-                reason="FIELD_NOT_UPDATABLE",
-                metadata={"field": "update_mask", "fields": ",".join(unknown)},
-            )
-        current = await self._store.get_app(organization, name)
-        settings = replace(
-            settings_of(current),
-            **{SETTING_OF_FIELD.get(f, f): changes[f] for f in mask},
+        mask = check_mask(mask)
+        async with self._locks.hold(organization, name):
+            current = await self._store.get_app(organization, name)
+            update = changed_settings(current, changes, mask)
+            if current.active_version and {"scaling", "limits", "resource_tier"} & set(mask):
+                # The serving version's pods must still fit with the new sizes.
+                await check_app_fits(self._capacity, self._store, replace(current, **update))
+            update["updated_at_ms"] = _now_ms()
+            version = None
+            if current.active_version and VERSION_FIELDS & set(mask):
+                # Made ready before anything is stored: if it never serves,
+                # the app keeps its settings and its version.
+                wanted = replace(current, **update)
+                version = await self._versions.publish_settings(
+                    current, wanted.version_settings, changed_by
+                )
+            if version is not None:
+                # Activating the new version sets these from its snapshot.
+                update = app_wide(update)
+            stored = await self._store.update_app(organization, name, update)
+            self._targets.forget(organization, name)
+            if version is not None:
+                await self._rollouts.cancel(
+                    stored, f"version {version.version} (new settings) was made active"
+                )
+                stored = await self._store.activate(organization, name, version.version, _now_ms())
+            if stored.active_version and (POD_FIELDS | {"scaling"}) & set(mask):
+                # Pods of versions no longer serving drain; a new scaling
+                # reaches the serving version's pods with the next request.
+                await self._rollout.moved(stored)
+        log.info(
+            "app.updated",
+            app=stored.id,
+            fields=",".join(sorted(mask)),
+            version=version.version if version else stored.active_version,
         )
-        settings = normalize_settings(settings)
-        update = {
-            SETTING_OF_FIELD.get(f, f): getattr(settings, SETTING_OF_FIELD.get(f, f)) for f in mask
-        }
-        if current.active_version and {"scaling", "limits", "resource_tier"} & set(mask):
-            # The serving version's pods must still fit with the new sizes.
-            await check_app_fits(self._capacity, self._store, replace(current, **update))
-        update["updated_at_ms"] = _now_ms()
-        stored = await self._store.update_app(organization, name, update)
-        self._targets.forget(organization, name)
-        if stored.active_version and (POD_FIELDS | {"scaling"}) & set(mask):
-            # New env, limits or concurrency apply to pods started from now
-            # on: drain the current ones so the next request gets a fresh pod.
-            await self._rollout.moved(
-                stored, None if POD_FIELDS & set(mask) else stored.active_version
-            )
-        log.info("app.updated", app=stored.id, fields=",".join(sorted(mask)))
-        return self._views.view(stored)
+        return await self._rollouts.shown(self._views.view(stored))
 
     async def delete_app(self, organization: str, name: str) -> None:
         check_app_ref(organization, name)

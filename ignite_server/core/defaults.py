@@ -44,6 +44,9 @@ ENV_RESERVED_NAMES = frozenset(
 #: Prefixes reserved for the platform's own variables.
 ENV_RESERVED_PREFIXES = ("IGNITE_",)
 
+#: Tags one app may have (each is a URL the gateway answers).
+MAX_TAGS = 20
+
 DESCRIPTION_MAX_CHARS = 4096
 SCHEMA_MAX_BYTES = 64 * 1024
 

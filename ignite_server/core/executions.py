@@ -12,6 +12,7 @@ completion if nobody reads it).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 from ignite_server.core import defaults
@@ -84,9 +85,20 @@ class ExecutionService:
                 reason="BODY_TOO_LARGE",
                 metadata={"field": "body"},
             )
+        if submission.tag and submission.version:
+            raise InvalidArgument(
+                "set either version or tag, not both",
+                reason="CONFLICTING_TARGET",
+                metadata={"field": "version"},
+            )
         # Fail fast on what can never run (unknown app, nothing published,
         # a version that does not exist) instead of storing doomed work.
-        await self._targets.resolve(submission.organization, submission.app, submission.version)
+        target = await self._targets.resolve(
+            submission.organization, submission.app, submission.version, tag=submission.tag
+        )
+        if submission.tag:
+            # The execution runs the version the tag names now.
+            submission = dataclasses.replace(submission, version=target.version.version, tag="")
         execution, created = await self._store.submit(
             new_execution_id(),
             submission,

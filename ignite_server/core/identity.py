@@ -29,7 +29,7 @@ import structlog
 from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.core.oidc import ExternalIssuer
 from ignite_server.core.tokens import LEEWAY_SECS, SigningKey, TokenAuthority
-from ignite_server.core.validation import check_name
+from ignite_server.core.validation import check_host_name, check_name
 from ignite_server.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -213,7 +213,7 @@ class Identity:
     # --- organizations and accounts ---------------------------------------
 
     async def create_organization(self, name: str, display_name: str) -> OrganizationRecord:
-        check_name(name, "name")
+        check_host_name(name, "name")
         if name == SYSTEM_ORGANIZATION:
             raise InvalidArgument(
                 f"'{name}' is reserved", reason="RESERVED_NAME", metadata={"field": "name"}

@@ -4,8 +4,12 @@
   at the RPC boundary), or an anonymous caller for the active version of an
   app that allows unauthenticated calls; for any other app an anonymous
   caller learns nothing, not even that it exists.
-- **What runs**: the active version, a given published version, or the
-  compiled draft (never both), as run_targets.py resolves it.
+- **What runs**: the version the app's traffic split picks (the active one
+  without a split; a sticky key keeps a caller on one version), a given
+  published version, a tagged one, or the compiled draft (one of them), as
+  run_targets.py resolves it; the head frame says which version served.
+- **Its outcome**: every invocation's success and duration are told to the
+  gradual rollouts (``on_served``), which judge a canary by them.
 - **Its id**: a ULID (core/execution_ids.py), minted here for a
   synchronous invocation and by ExecutionService for an asynchronous one.
 - **Its trace**: a synchronous invocation stores no record, so the RPC's
@@ -21,8 +25,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 
 import structlog
@@ -33,11 +39,33 @@ from ignite_server.core.request_log import PlatformEvent, logged
 from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.validation import is_name
 from ignite_server.domain.errors import InvalidArgument, Unauthenticated, Unavailable
-from ignite_server.domain.models import InvocationRequest, ResponseFrame, RunTarget
+from ignite_server.domain.models import (
+    InvocationRequest,
+    ResponseFrame,
+    ResponseHead,
+    ResponseTrailer,
+    RunTarget,
+)
 from ignite_server.domain.principal import Principal
 from ignite_server.observability import tracing
 from ignite_server.ports.app_runner import AppRunner
 from ignite_server.ports.app_store import AppStore
+
+#: The request header a caller keeps itself on one version of a split with.
+STICKY_KEY_HEADER = "x-ignite-sticky-key"
+
+#: (app id, version, failed, seconds) of every finished invocation.
+Served = Callable[[str, int, bool, float], None]
+
+
+def sticky_key_of(request: InvocationRequest, given: str = "") -> str:
+    """The caller's sticky key: given explicitly, or in its header."""
+    if given:
+        return given
+    for name, value in request.headers.items():
+        if name.lower() == STICKY_KEY_HEADER:
+            return value
+    return ""
 
 
 class Invocations:
@@ -49,11 +77,13 @@ class Invocations:
         targets: RunTargets,
         runner: AppRunner | None,
         events: PlatformEvent | None = None,
+        on_served: Served | None = None,
     ) -> None:
         self._store = store
         self._targets = targets
         self._runner = runner
         self._events = events
+        self._on_served = on_served
 
     async def run(
         self,
@@ -64,17 +94,26 @@ class Invocations:
         *,
         version: int = 0,
         draft: bool = False,
+        tag: str = "",
+        sticky_key: str = "",
     ) -> AsyncGenerator[ResponseFrame, None]:
         """A synchronous invocation: head, chunks, trailer."""
-        if draft and version:
+        if sum((bool(draft), bool(version), bool(tag))) > 1:
             raise InvalidArgument(
-                "set either version or draft, not both",
+                "set one of version, tag and draft",
                 reason="CONFLICTING_TARGET",
                 metadata={"field": "version"},
             )
         if caller.anonymous:
             await self._admit_anonymous(organization, app, version, draft)
-        target = await self._targets.resolve(organization, app, version, draft)
+        target = await self._targets.resolve(
+            organization,
+            app,
+            version,
+            draft,
+            tag=tag,
+            sticky_key=sticky_key_of(request, sticky_key),
+        )
         execution_id = new_execution_id()
         tracing.set_attribute(tracing.EXECUTION_ID, execution_id)
         # Sync invocations store no record: the RPC's own log line (one per
@@ -92,10 +131,39 @@ class Invocations:
         """Run ``request`` on ``target``'s pods."""
         if self._runner is None:
             raise Unavailable("this server runs no pods", reason="NO_POD_BACKEND")
-        frames = self._runner.invoke(target, request, execution_id)
+        frames = self._served(target, self._runner.invoke(target, request, execution_id))
         if self._events is None:
             return frames
         return logged(frames, target, request, execution_id, self._events, time.monotonic)
+
+    async def _served(
+        self, target: RunTarget, frames: AsyncGenerator[ResponseFrame, None]
+    ) -> AsyncGenerator[ResponseFrame, None]:
+        """``frames`` with the serving version in the head; the outcome told
+        to ``on_served`` (failed: no complete answer, or a 5xx; a caller that
+        went away tells nothing about the version). Closing it closes
+        ``frames``, so the pod's slot is given back or abandoned at once."""
+        version = target.version.version
+        started = time.monotonic()
+        status = 0
+        complete = False
+        abandoned = False
+        try:
+            async with aclosing(frames):
+                async for frame in frames:
+                    if isinstance(frame, ResponseHead):
+                        status = frame.status_code
+                        frame = dataclasses.replace(frame, version=version)
+                    elif isinstance(frame, ResponseTrailer):
+                        complete = True
+                    yield frame
+        except (GeneratorExit, asyncio.CancelledError):
+            abandoned = True
+            raise
+        finally:
+            if self._on_served is not None and version and not abandoned:
+                failed = not complete or status >= 500
+                self._on_served(target.app.id, version, failed, time.monotonic() - started)
 
     async def anonymous_allowed(self, organization: str, app: str) -> bool:
         """Whether an anonymous caller may invoke the app's active version

@@ -17,7 +17,7 @@ and, before it, the events that explain it:
 - ``POD EXITED`` when the pod died under the request.
 
 Pods that end on their own outside a request, or fail to start, are
-reported by the invoker through ``pod_event`` (core/revision.py).
+reported by the activator through ``pod_event`` (core/revision_throttler.py).
 
 A line costs one ``LogService.emit`` (a buffered append); nothing here
 waits on the store.

@@ -64,13 +64,33 @@ def check_app_ref(organization: str, name: str) -> None:
     check_name(name, "app_name")
 
 
+#: What separates a tag from the app's label in a tag URL
+#: (``<tag>---<app>-<org>``): no new app or organization name holds it, so a
+#: tag URL never reads as an app's own host (docs/rollouts.md).
+TAG_URL_SEPARATOR = "---"
+
+
+def check_host_name(value: str, field: str) -> str:
+    """A name that becomes part of app hosts: a DNS label without "---"."""
+    check_name(value, field)
+    if TAG_URL_SEPARATOR in value:
+        raise _invalid(
+            field,
+            f"{field} {value!r} contains '---', which app URLs keep for tags",
+            "INVALID_NAME",
+        )
+    return value
+
+
 def check_new_app_name(organization: str, name: str) -> None:
     """Names of a new app: both DNS labels, and together they form the
     ``<app>-<org>`` label of the app's direct URL, which must fit 63 chars.
+    The app's name may not hold "---" (tag URLs); the organization's was
+    checked when it was made.
 
     CreateApp's request calls the app's name ``name``, so errors say so."""
     check_name(organization, "organization_name")
-    check_name(name, "name")
+    check_host_name(name, "name")
     if len(name) + 1 + len(organization) > _HOST_LABEL_MAX:
         raise _invalid(
             "name",

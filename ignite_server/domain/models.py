@@ -66,6 +66,20 @@ class VersionStatus(enum.IntEnum):
     ACTIVE = 3
     SUPERSEDED = 4
     FAILED = 5
+    STARTING = 6
+    READY = 7
+
+
+#: Versions that may take traffic (the gate has passed, or they served).
+SERVABLE_STATUSES = frozenset({VersionStatus.ACTIVE, VersionStatus.SUPERSEDED, VersionStatus.READY})
+
+
+class RolloutState(enum.IntEnum):
+    UNSPECIFIED = 0
+    RUNNING = 1
+    COMPLETED = 2
+    ROLLED_BACK = 3
+    CANCELLED = 4
 
 
 class StorageMode(enum.IntEnum):
@@ -193,6 +207,26 @@ class Scaling:
 
 
 @dataclass(frozen=True)
+class VersionSettings:
+    """What a version's pods start and scale with, snapshotted at publish
+    (docs/rollouts.md says which settings are a version's)."""
+
+    tier: ResourceTier
+    limits: Limits
+    scaling: Scaling
+    env: Mapping[str, str]
+    max_concurrency: int
+
+
+@dataclass(frozen=True)
+class TrafficTarget:
+    """One version's share of an app's traffic, in percent."""
+
+    version: int
+    percent: int
+
+
+@dataclass(frozen=True)
 class App:
     """An app's stored settings (AppMeta without the live deployment state)."""
 
@@ -217,11 +251,40 @@ class App:
     image_ref: str
     created_at_ms: int
     updated_at_ms: int
+    #: How requests without a version or tag are split; empty: all to
+    #: active_version.
+    traffic: tuple[TrafficTarget, ...] = ()
+    #: Tag → the version it names.
+    tags: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
         """The wire id, "org/name"."""
         return f"{self.organization}/{self.name}"
+
+    @property
+    def version_settings(self) -> VersionSettings:
+        """The settings a version published now would snapshot."""
+        return VersionSettings(
+            tier=self.tier,
+            limits=self.limits,
+            scaling=self.scaling,
+            env=self.env,
+            max_concurrency=self.max_concurrency,
+        )
+
+    def share_of(self, version: int) -> int:
+        """``version``'s share of the traffic in percent."""
+        if not self.traffic:
+            return 100 if version == self.active_version and version else 0
+        return sum(t.percent for t in self.traffic if t.version == version)
+
+    @property
+    def serving_versions(self) -> frozenset[int]:
+        """Versions with a share of the traffic."""
+        if not self.traffic:
+            return frozenset({self.active_version} if self.active_version else ())
+        return frozenset(t.version for t in self.traffic)
 
 
 @dataclass(frozen=True)
@@ -246,6 +309,13 @@ class Version:
     build_args: Mapping[str, str] = field(default_factory=dict)
     #: Image apps: where the image comes from and how it is probed.
     image: ImageSpec | None = None
+    #: What its pods start and scale with; None for the draft (it runs with
+    #: the app's settings) and for versions published before versions
+    #: carried settings.
+    settings: VersionSettings | None = None
+    #: Who published it (the caller's subject) and the note they gave.
+    published_by: str = ""
+    message: str = ""
 
     @property
     def deployment_mode(self) -> DeploymentMode:
@@ -313,6 +383,9 @@ class Submission:
     version: int = 0
     #: A second submission with the same key returns the first's execution.
     idempotency_key: str = ""
+    #: A tag naming the version to run (resolved at submission: the
+    #: execution runs the version the tag names then); not with ``version``.
+    tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -346,6 +419,8 @@ class ResponseHead:
     status_code: int
     headers: Mapping[str, str]
     execution_id: str
+    #: The version that serves the request.
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -400,6 +475,48 @@ class AppSettings:
 
 
 @dataclass(frozen=True)
+class RolloutPolicy:
+    """How a gradual rollout moves traffic and judges each step (defaults
+    filled in by core/gradual_rollouts.py)."""
+
+    steps: tuple[int, ...]
+    step_secs: int
+    max_error_rate_increase_pct: int
+    max_p95_increase_pct: int
+    min_requests: int
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    """A gradual rollout as stored: where it is and what it last decided."""
+
+    organization: str
+    app: str
+    state: RolloutState
+    from_version: int
+    to_version: int
+    policy: RolloutPolicy
+    step: int
+    decision: str
+    started_at_ms: int
+    step_started_at_ms: int
+    updated_at_ms: int
+
+    @property
+    def app_id(self) -> str:
+        return f"{self.organization}/{self.app}"
+
+    @property
+    def percent(self) -> int:
+        """to_version's share of the traffic now."""
+        if self.state == RolloutState.COMPLETED:
+            return 100
+        if self.state != RolloutState.RUNNING:
+            return 0
+        return self.policy.steps[self.step]
+
+
+@dataclass(frozen=True)
 class AppView:
     """An app as GetApp shows it: stored settings plus what really runs."""
 
@@ -408,6 +525,8 @@ class AppView:
     ready_replicas: int
     status_message: str
     public_urls: list[str]
+    #: Its gradual rollout, the running or the last one (GetApp only).
+    rollout: RolloutStatus | None = None
 
 
 # --- executions and logs ----------------------------------------------------

@@ -1,13 +1,15 @@
 """The running side of apps, as the lifecycle and the API see it.
 
 ``AppRunner`` is implemented by ``core/activator.py`` on top of a pod backend;
-the lifecycle tells it when traffic must move (publish, rollback, delete) and
+the lifecycle has it make a version ready before it takes traffic (the
+readiness gate), tells it when traffic must move (publish, rollback, a
+traffic split, delete), and
 the API asks it to invoke and to report what really runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,9 +53,16 @@ class AppRunner(Protocol):
         """What runs for ``app_id`` ("org/name")."""
         ...
 
-    async def retire(self, app_id: str, keep_version: int | None) -> None:
+    async def retire(self, app_id: str, keep_version: int | Collection[int] | None) -> None:
         """Drain and stop the app's pods of every version but ``keep_version``
-        (None: all of them, as on delete). Requests in flight finish first."""
+        (or the versions given; None: all of them, as on delete). Requests
+        in flight finish first."""
+        ...
+
+    async def prepare(self, target: RunTarget, timeout_secs: float) -> None:
+        """Return once a pod of ``target`` answers its health check (starting
+        one if none runs). Raises Unavailable with the pod's reason when it
+        cannot start or is not ready within ``timeout_secs``."""
         ...
 
     async def warm(self, target: RunTarget) -> None:

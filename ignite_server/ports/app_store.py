@@ -6,7 +6,7 @@ Every method is one transaction. Implementations raise domain errors
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,8 +14,10 @@ from ignite_server.domain.models import (
     App,
     ImageSpec,
     RuntimeSpec,
+    TrafficTarget,
     UploadKind,
     Version,
+    VersionSettings,
     VersionStatus,
 )
 
@@ -46,6 +48,24 @@ class BuildOutcome:
     build_log: str
     #: Image apps: the built or imported image, by digest.
     image_ref: str = ""
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A version to make: the code of version ``source`` (0 = the draft,
+    which must still hold ``code_hash``) with ``settings``."""
+
+    source: int
+    code_hash: str
+    artifact_digest: str
+    settings: VersionSettings
+    published_by: str
+    message: str
+    #: Make it even when it equals the active version.
+    force: bool = False
+    #: STARTING versions of the app made before this time were left by a
+    #: server that stopped while making them ready: they become FAILED.
+    abandoned_before_ms: int = 0
 
 
 class AppStore(Protocol):
@@ -89,11 +109,43 @@ class AppStore(Protocol):
         """Published versions below ``before_version`` (0 = no bound), newest first."""
         ...
 
-    async def publish(
-        self, organization: str, name: str, code_hash: str, artifact_digest: str, now_ms: int
-    ) -> tuple[Version, App]:
-        """Snapshot the draft (which must still hold ``code_hash``) into the
-        next version, make it ACTIVE and the previous one SUPERSEDED."""
+    async def create_version(
+        self, organization: str, name: str, new: NewVersion, now_ms: int
+    ) -> tuple[Version, bool]:
+        """Snapshot ``new`` into the next version, STARTING; or, unless
+        ``new.force``, when code, artifact, runtime, image and settings equal
+        the active version's, make nothing: (the active version, True)."""
         ...
 
-    async def rollback(self, organization: str, name: str, version: int, now_ms: int) -> App: ...
+    async def finish_start(
+        self, organization: str, name: str, version: int, status: VersionStatus, error: str = ""
+    ) -> Version:
+        """A STARTING version became READY or FAILED (with ``error``); any
+        other version is returned as it is."""
+        ...
+
+    async def activate(
+        self,
+        organization: str,
+        name: str,
+        version: int,
+        now_ms: int,
+        *,
+        traffic: Sequence[TrafficTarget] = (),
+        only_if_newer: bool = False,
+    ) -> App:
+        """Make ``version`` ACTIVE (the previous one SUPERSEDED) with
+        ``traffic`` as the split (empty: all of it to ``version``) and its
+        settings as the app's. ``only_if_newer``: when a newer version is
+        active already, ``version`` only becomes READY."""
+        ...
+
+    async def set_tag(
+        self, organization: str, name: str, tag: str, version: int, max_tags: int, now_ms: int
+    ) -> App:
+        """Point ``tag`` at ``version`` (a servable one)."""
+        ...
+
+    async def remove_tag(self, organization: str, name: str, tag: str, now_ms: int) -> App:
+        """NotFound TAG_NOT_FOUND when there is no such tag."""
+        ...

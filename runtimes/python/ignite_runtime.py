@@ -203,6 +203,39 @@ def load(code_dir: str, function_id: str, organization_id: str, env: dict) -> No
     STATE.handler = handler
 
 
+def load_error(exc: BaseException, code_dir: str) -> str:
+    """Why the app could not be loaded. For an error in the app's own files
+    (a SyntaxError or ImportError in any module the handler imports) it
+    starts with the file:line relative to the app and ends with the
+    traceback's last frame there, as the publish that failed reports it."""
+    app_dir = os.path.join(code_dir, "app")
+
+    def relative(path):
+        path = os.path.abspath(path or "")
+        for root in (app_dir, code_dir):
+            if path.startswith(root + os.sep):
+                return os.path.relpath(path, root)
+        return None
+
+    if isinstance(exc, SyntaxError) and relative(exc.filename):
+        where = relative(exc.filename)
+        source = (exc.text or "").strip()
+        frame = f'  File "{where}", line {exc.lineno}' + (f"\n    {source}" if source else "")
+        return f"{where}:{exc.lineno}: {type(exc).__name__}: {exc.msg}\n{frame}"
+    headline = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if relative(f.filename)]
+    if not frames:
+        return headline
+    last = frames[-1]
+    where = relative(last.filename)
+    frame = f'  File "{where}", line {last.lineno}, in {last.name}'
+    if last.line:
+        frame += f"\n    {last.line}"
+    return f"{where}:{last.lineno}: {headline}\n{frame}"
+
+
 def _encode(result) -> tuple[bytes, str]:
     if isinstance(result, bytes | bytearray | memoryview):
         return bytes(result), "application/octet-stream"
@@ -387,6 +420,7 @@ class _Connection:
                     409, _error_body("an app is loaded already"), "application/json", keep_alive
                 )
             STATE.loading = True
+        spec: dict = {}
         try:
             spec = json.loads(body)
             STATE.max_concurrency = int(spec.get("max_concurrency") or STATE.max_concurrency)
@@ -398,7 +432,7 @@ class _Connection:
                 spec.get("env") or {},
             )
         except Exception as exc:
-            message = f"cannot load the app: {type(exc).__name__}: {exc}"
+            message = f"cannot load the app: {load_error(exc, spec.get('code_dir', ''))}"
             print(message, file=sys.stderr)
             return self._send(500, _error_body(message), "application/json", keep_alive)
         return self._send(200, b'{"ok": true}', "application/json", keep_alive)
@@ -463,7 +497,7 @@ def main() -> None:
                 {},
             )
         except Exception as exc:
-            print(f"cannot load the app: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"cannot load the app: {load_error(exc, code_dir)}", file=sys.stderr)
             sys.exit(1)
     listener = _listen()
 

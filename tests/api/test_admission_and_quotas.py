@@ -94,14 +94,23 @@ def _new_org(platform: LocalPlatform) -> str:
     return name
 
 
-def _create(stub, org: str, name: str, memory_mb: int = 0, reserved: int = 0, code=SEED_HANDLER):
+def _create(
+    stub,
+    org: str,
+    name: str,
+    memory_mb: int = 0,
+    reserved: int = 0,
+    code=SEED_HANDLER,
+    scaledown_secs: int = 0,
+):
+    scaling = common.ScalingConfig(reserved_capacity=reserved, scaledown_period_secs=scaledown_secs)
     stub.CreateApp(
         compute.CreateAppRequest(
             organization_name=org,
             name=name,
             runtime={"python": {}},
             limits=common.ResourceLimits(memory_mb=memory_mb) if memory_mb else None,
-            scaling=common.ScalingConfig(reserved_capacity=reserved) if reserved else None,
+            scaling=scaling if reserved or scaledown_secs else None,
         )
     )
     stub.SaveDraft(
@@ -111,6 +120,44 @@ def _create(stub, org: str, name: str, memory_mb: int = 0, reserved: int = 0, co
 
 def _publish(stub, org: str, name: str) -> None:
     stub.PublishDraft(compute.PublishDraftRequest(organization_name=org, app_name=name))
+
+
+def _publish_cold(stub, org: str, name: str) -> None:
+    """Publish an app created with a 1 s scale-down period (a publish
+    returns with a ready pod: the readiness gate), wait until that pod went,
+    then keep pods for the default period again (scaling changes in place):
+    the app's next request starts a pod, which stays."""
+    _publish_when_admitted(stub, org, name)
+    deadline = time.monotonic() + 60
+    while stub.GetApp(
+        compute.GetAppRequest(organization_name=org, app_name=name)
+    ).app.ready_replicas:
+        assert time.monotonic() < deadline, "the publish's readiness pod never went"
+        time.sleep(0.2)
+    stub.UpdateApp(
+        compute.UpdateAppRequest(
+            organization_name=org,
+            app_name=name,
+            app=common.AppMeta(scaling=common.ScalingConfig(scaledown_period_secs=300)),
+            update_mask={"paths": ["scaling"]},
+        )
+    )
+
+
+def _publish_when_admitted(stub, org: str, name: str, timeout: float = 60) -> None:
+    """Publish, retrying while the version's first pod has no room (pods of
+    an earlier test drain in the background and give their memory back when
+    they exit)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _publish(stub, org, name)
+            return
+        except grpc.RpcError as err:
+            info = error_info(err)
+            if info is None or info.reason != "CAPACITY" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _refusal(call, request) -> tuple[grpc.StatusCode, str, dict[str, str], str]:
@@ -164,6 +211,11 @@ def test_reserved_pods_that_do_not_fit_are_refused_and_the_host_never_ooms(limit
         "QUOTA_EXCEEDED",
         "reserved_memory_mb",
     )
+    # C's app is published while there is room, and goes cold.
+    c = _new_org(limited)
+    _create(stub, c, "cold", memory_mb=256, scaledown_secs=1)
+    _publish_cold(stub, c, "cold")
+
     # Two fit, and start.
     stub.UpdateApp(
         compute.UpdateAppRequest(
@@ -185,7 +237,6 @@ def test_reserved_pods_that_do_not_fit_are_refused_and_the_host_never_ooms(limit
             assert invoke(stub, org, "warm", b"150")[0] == 200
 
     # A third organization's reserved pods no longer fit the machine.
-    c = _new_org(limited)
     _create(stub, c, "warm", memory_mb=256, reserved=1)
     code, reason, meta, message = _refusal(
         stub.PublishDraft, compute.PublishDraftRequest(organization_name=c, app_name="warm")
@@ -195,11 +246,26 @@ def test_reserved_pods_that_do_not_fit_are_refused_and_the_host_never_ooms(limit
     assert meta["free_mb"] == "0"
 
     # A pod start with no memory left is refused when it is activated.
-    _create(stub, c, "cold", memory_mb=256)
-    _publish(stub, c, "cold")
     code, reason, meta = _invoke_refusal(stub, c, "cold")
     print(f"activation with the machine full: {code.name} {reason} {meta}")
     assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "CAPACITY")
+    # So is a new version, whose first pod cannot start (the readiness
+    # gate): the publish says so, and version 1 stays.
+    stub.SaveDraft(
+        compute.SaveDraftRequest(
+            organization_name=c, app_name="cold", code=python_source(SEED_HANDLER + b"# v2\n")
+        )
+    )
+    code, reason, meta, message = _refusal(
+        stub.PublishDraft, compute.PublishDraftRequest(organization_name=c, app_name="cold")
+    )
+    print(f"a publish with the machine full: {code.name} {reason}: {message}")
+    assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "CAPACITY")
+    assert "version 2 cannot start (version 1 keeps serving)" in message
+    assert (
+        stub.GetApp(compute.GetAppRequest(organization_name=c, app_name="cold")).app.active_version
+        == 1
+    )
 
     # Giving memory back admits it again: B drops its reservation.
     stub.UpdateApp(
@@ -267,8 +333,8 @@ def test_an_organizations_pods_stop_at_its_memory_quota(limited):
     )
     # Three apps of 512 MiB fill A's 1.5 GiB; a fourth is refused at activation.
     for name in ("one", "two", "three", "four"):
-        _create(stub, a, name, memory_mb=512)
-        _publish(stub, a, name)
+        _create(stub, a, name, memory_mb=512, scaledown_secs=1)
+        _publish_cold(stub, a, name)
     for name in ("one", "two", "three"):
         assert _invoke_when_admitted(stub, a, name) == 200
     code, reason, meta = _invoke_refusal(stub, a, "four")
@@ -279,9 +345,23 @@ def test_an_organizations_pods_stop_at_its_memory_quota(limited):
         "pod_memory_mb",
     )
     assert meta["organization"] == a
+    # A new version of a full organization's app cannot start either.
+    stub.SaveDraft(
+        compute.SaveDraftRequest(
+            organization_name=a, app_name="one", code=python_source(SEED_HANDLER + b"# v2\n")
+        )
+    )
+    code, reason, meta, _ = _refusal(
+        stub.PublishDraft, compute.PublishDraftRequest(organization_name=a, app_name="one")
+    )
+    assert (code, reason, meta["quota"]) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "QUOTA_EXCEEDED",
+        "pod_memory_mb",
+    )
     # B's share is untouched by A's.
     _create(stub, b, "one", memory_mb=512)
-    _publish(stub, b, "one")
+    _publish_when_admitted(stub, b, "one")
     assert _invoke_when_admitted(stub, b, "one") == 200
     for name in ("one", "two", "three", "four"):
         stub.DeleteApp(compute.DeleteAppRequest(organization_name=a, app_name=name))
@@ -314,7 +394,7 @@ def test_app_count_and_pending_executions_are_capped_per_organization(limited):
     # One runs at a time (running cap 1), three may wait (pending cap 3).
     stub.DeleteApp(compute.DeleteAppRequest(organization_name=a, app_name="app0"))
     _create(stub, a, "sleepy", code=SLEEPY)
-    _publish(stub, a, "sleepy")
+    _publish_when_admitted(stub, a, "sleepy")
 
     def submit(org: str) -> str:
         return stub.InvokeAsync(
@@ -344,7 +424,7 @@ def test_app_count_and_pending_executions_are_capped_per_organization(limited):
     )
     # B's queue is its own.
     _create(stub, b, "sleepy", code=SLEEPY)
-    _publish(stub, b, "sleepy")
+    _publish_when_admitted(stub, b, "sleepy")
     quick = submit(b)
     assert quick
 

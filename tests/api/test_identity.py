@@ -210,6 +210,17 @@ def test_env_values_only_for_roles_that_manage(victim):
     assert dict(victim.compute(Role.VIEWER).GetApp(request).app.env) == {}
 
 
+def test_version_settings_show_env_only_to_roles_that_manage(victim):
+    request = compute.ListVersionsRequest(organization_name=victim.name, app_name="greet")
+    [developer] = victim.compute(Role.DEVELOPER).ListVersions(request).versions
+    assert dict(developer.settings.env) == {"SECRET": CANARY_ENV}
+    assert developer.published_by  # the developer's account published it
+    for role in (Role.INVOKER, Role.VIEWER):
+        [seen] = victim.compute(role).ListVersions(request).versions
+        assert dict(seen.settings.env) == {}
+        assert seen.code_hash == developer.code_hash
+
+
 def test_invoker_invokes_and_reads_but_cannot_manage(victim):
     invoker = victim.compute(Role.INVOKER)
     frames = list(

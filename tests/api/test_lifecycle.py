@@ -141,10 +141,17 @@ def test_concurrent_publishes_take_consecutive_versions(stub, org):
             organization_name=org, app_name="busy", code=python_source(SEED_HANDLER)
         )
     )
+    # Unforced, the same draft published at once twenty times is one version.
     request = compute.PublishDraftRequest(organization_name=org, app_name="busy")
     with ThreadPoolExecutor(20) as pool:
         results = list(pool.map(lambda _: stub.PublishDraft(request), range(20)))
-    numbers = sorted(r.published_version for r in results)
+    assert {r.published_version for r in results} == {1}
+    assert sum(not r.unchanged for r in results) == 1
+    # Forced, each publish makes a version: consecutive numbers, one active.
+    request = compute.PublishDraftRequest(organization_name=org, app_name="busy", force=True)
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda _: stub.PublishDraft(request), range(19)))
+    numbers = sorted([1] + [r.published_version for r in results])
     assert numbers == list(range(1, 21))
     versions = stub.ListVersions(
         compute.ListVersionsRequest(organization_name=org, app_name="busy", page_size=100)

@@ -72,11 +72,22 @@ def test_deploy_directory_with_info_yaml_then_invoke(ignite, org):
     assert redeployed["published_version"] == 2
     assert redeployed["app"]["description"] == "Now from a flag"
     assert redeployed["app"]["env"] == {"GREETING_STYLE": "warm", "EXTRA": "1"}
-    assert "Updating" in again.stderr
+    # The settings went with the publish: one version for code and settings.
+    assert "with new description, env" in again.stderr
 
-    # Without --code the current directory is the project.
+    # Without --code the current directory is the project. info.yaml's env
+    # is the whole env, so EXTRA goes: the settings differ from version 2's
+    # and make version 3 with them, info.yaml's description back too.
     inside = Dodil(config_home=ignite.config_home, cwd=project, env=ignite.env)
-    assert f"Deployed {org}:hello version 3." in inside("ignite", "app", "deploy").ok().stdout
+    third = inside("ignite", "app", "deploy").ok()
+    assert f"Deployed {org}:hello version 3." in third.stdout
+    assert "with new description, env" in third.stderr
+    assert "Description:      Greets whoever asks" in third.stdout
+    # The same deploy again: no version is made of code and settings that
+    # did not change.
+    fourth = inside("ignite", "app", "deploy").ok()
+    assert f"Deployed {org}:hello version 3." in fourth.stdout
+    assert "unchanged, version 3 stays active" in fourth.stderr
 
     versions = json.loads(ignite("ignite", "version", "list", "hello", "-o", "json").ok().stdout)
     assert [v["version"] for v in versions] == [3, 2, 1]

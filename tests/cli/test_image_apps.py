@@ -42,7 +42,6 @@ from tests.cli.runner import Dodil
 from tests.eventually import eventually
 from tests.support import SERVICE_PORTS, bcrypt, serve_git
 
-PROBE_SOURCE = Path(__file__).parents[1] / "backends" / "local" / "image_app"
 SCRATCH_DOCKERFILE = """\
 FROM scratch
 COPY server /server
@@ -77,19 +76,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def probe_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("probe") / "server"
-    subprocess.run(
-        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "main.go"],
-        cwd=PROBE_SOURCE,
-        env={**os.environ, "CGO_ENABLED": "0", "GO111MODULE": "off"},
-        check=True,
-        capture_output=True,
-    )
-    return out
 
 
 def _scratch_context(folder: Path, binary: Path, version: int = 1) -> Path:
@@ -224,6 +210,7 @@ fetch("/api", { method: "POST", body: JSON.stringify({ question: "refund?" }) })
 """
 BACKEND_HANDLER = b"""\
 import json
+import os
 
 def handler(payload, ctx):
     return {"backend": "got", "question": json.loads(payload)["question"]}

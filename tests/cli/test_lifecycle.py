@@ -14,7 +14,9 @@ def _published(ignite, name="svc", versions=1):
     ignite(
         "ignite", "app", "create", name, "--runtime", "python", "--env", "A=1", "--env", "B=2"
     ).ok()
-    for _ in range(versions):
+    for n in range(versions):
+        # Each version is other code: an unchanged draft publishes nothing.
+        (ignite.cwd / "handler.py").write_bytes(SEED_HANDLER + f"\n# version {n + 1}\n".encode())
         ignite("ignite", "draft", "save", name, "-c", "handler.py").ok()
         ignite("ignite", "draft", "publish", name).ok()
 

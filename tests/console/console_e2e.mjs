@@ -73,6 +73,40 @@ try {
   await page.getByText("Version 1 is active.").waitFor();
   await page.screenshot({ path: `${shots}/05-rolled-back.png`, fullPage: true });
 
+  // The traffic, the tags with their URLs, and each version's settings.
+  await page.getByTestId("traffic").filter({ hasText: "100%" }).waitFor();
+  const tags = await page.getByTestId("tags").innerText();
+  assert.match(tags, /canary → version 2/);
+  assert.match(tags, new RegExp(`canary---${env.APP}-${env.ORG}\\.`));
+  const v2 = await page.getByTestId("version-2").innerText();
+  assert.match(v2, /SMALL/);
+  assert.match(v2, /canary/);
+  assert.match(v2, /GREETING/);
+  assert.doesNotMatch(v2, /hidden-greeting-value/);
+
+  // Promote version 2 again: all the traffic moves to it.
+  await page.getByRole("button", { name: "Promote 2" }).click();
+  await dialog.waitFor();
+  await dialog.getByRole("button", { name: "Confirm" }).click();
+  await page.getByTestId("app-active-version").filter({ hasText: /^2$/ }).waitFor();
+  await page.getByText("Version 2 takes all the traffic.").waitFor();
+  await page.screenshot({ path: `${shots}/05b-promoted.png`, fullPage: true });
+
+  // A split made elsewhere shows with its shares.
+  const split = await fetch(`${base}/v1/ignite/app/${env.ORG}/${env.APP}/traffic`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${await token()}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ traffic: [{ version: 1, percent: 90 }, { version: 2, percent: 10 }] }),
+  });
+  assert.equal(split.status, 200);
+  await page.getByRole("link", { name: "← Apps" }).click();
+  await page.getByRole("link", { name: env.APP, exact: true }).click();
+  await page.getByTestId("traffic").filter({ hasText: "90%" }).filter({ hasText: "10%" }).waitFor();
+  await page.getByTestId("app-active-version").filter({ hasText: /^1$/ }).waitFor();
+  assert.match(await page.getByTestId("version-1").innerText(), /90%/);
+  await page.getByTestId("traffic").scrollIntoViewIfNeeded();
+  await page.screenshot({ path: `${shots}/05c-traffic.png`, fullPage: true });
+
   // A chart renders from the platform's own data.
   const chart = page.getByTestId("chart").filter({ hasText: "Invocations" });
   await page.waitForFunction(() => {

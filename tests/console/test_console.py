@@ -40,7 +40,13 @@ def test_console_in_a_browser(auth_platform: LocalPlatform) -> None:
     api.call("POST", "/v1/ignite/org", {"name": org})
     api.deploy(org, app)
     api.save(org, app, ECHO_HANDLER + b"\n# version 2\n")
-    api.call("POST", f"/v1/ignite/app/{org}/{app}/draft/publish", {})
+    # Version 2 with an env value the console must not show.
+    api.call(
+        "POST",
+        f"/v1/ignite/app/{org}/{app}/draft/publish",
+        {"app": {"env": {"GREETING": "hidden-greeting-value"}}, "updateMask": "env"},
+    )
+    api.call("POST", f"/v1/ignite/app/{org}/{app}/tags/canary", {"version": 2})
     for n in range(3):
         assert api.invoke(org, app, {"n": n})[0] == 200
     execution_id = api.invoke_async(org, app, {"n": 7})
@@ -68,6 +74,6 @@ def test_console_in_a_browser(auth_platform: LocalPlatform) -> None:
     names = sorted(p.name for p in SHOTS.glob("*.png"))
     assert names == [
         "01-sign-in.png", "02-apps.png", "03-app.png", "04-confirm-rollback.png",
-        "05-rolled-back.png", "06-chart.png", "07-live-logs.png", "08-execution.png",
-        "09-error.png",
+        "05-rolled-back.png", "05b-promoted.png", "05c-traffic.png", "06-chart.png",
+        "07-live-logs.png", "08-execution.png", "09-error.png",
     ]  # fmt: skip

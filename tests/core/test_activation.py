@@ -350,6 +350,31 @@ async def test_retired_versions_drain_while_the_new_one_serves(
     assert all(pod.exit is not None for pod in backend.pods)
 
 
+async def test_the_readiness_gate_starts_one_pod_and_a_split_keeps_its_versions(
+    backend_for: Callable[[Handler], HttpBackend], tmp_path: Path
+) -> None:
+    backend = backend_for(echo)
+    activator = Activator(backend, owns_backend=True)
+    v1 = make_target(tmp_path, name="split", version=1)
+    v2 = make_target(tmp_path, name="split", version=2)
+    v3 = make_target(tmp_path, name="split", version=3)
+    try:
+        # prepare: one pod of the version, started and ready, and kept.
+        await activator.prepare(v2, timeout_secs=10)
+        assert len(backend.pods) == 1 and backend.pods[0].exit is None
+        throttler = activator.throttler(v2)
+        assert throttler is not None and throttler.ready_replicas == 1
+        await call(activator, v1)
+        await call(activator, v3)
+        # retire with the versions of a split keeps each of them.
+        await activator.retire(v1.app.id, keep_version=(1, 2))
+        assert activator.throttler(v1) is not None and activator.throttler(v2) is not None
+        assert activator.throttler(v3) is None
+        assert (await call(activator, v2)).status == 200
+    finally:
+        await activator.close()
+
+
 async def test_after_close_nothing_runs_and_new_requests_are_refused(
     activator: Activator, tmp_path: Path
 ) -> None:

@@ -66,7 +66,14 @@ class FixedTargets:
         self.target = target
 
     async def resolve(
-        self, organization: str, name: str, version: int = 0, draft: bool = False
+        self,
+        organization: str,
+        name: str,
+        version: int = 0,
+        draft: bool = False,
+        *,
+        tag: str = "",
+        sticky_key: str = "",
     ) -> RunTarget:
         return self.target
 
@@ -140,7 +147,7 @@ async def test_a_grpc_client_hanging_up_between_frames_abandons_the_pod(
 ) -> None:
     target = make_target(tmp_path)
     invocations = Invocations(None, FixedTargets(target), activator)  # type: ignore[arg-type]
-    service = ComputeService(None, None, invocations, None, None, None)  # type: ignore[arg-type]
+    service = ComputeService(None, None, invocations, None, None, None, None)  # type: ignore[arg-type]
 
     async def as_admin(header: str | None) -> Principal:
         return LOCAL_ADMIN

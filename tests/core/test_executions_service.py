@@ -36,12 +36,22 @@ class Targets:
 
     def __init__(self, target: RunTarget) -> None:
         self.target = target
+        #: The tags asked for, in order.
+        self.tags: list[str] = []
 
     async def resolve(
-        self, organization: str, name: str, version: int = 0, draft: bool = False
+        self,
+        organization: str,
+        name: str,
+        version: int = 0,
+        draft: bool = False,
+        *,
+        tag: str = "",
+        sticky_key: str = "",
     ) -> RunTarget:
         if (organization, name) != (self.target.app.organization, self.target.app.name):
             raise NotFound(f"app {organization}/{name} not found", reason="APP_NOT_FOUND")
+        self.tags.append(tag)
         return self.target
 
 
@@ -112,6 +122,19 @@ async def test_what_can_never_be_stored_is_refused_before_it_is(
         await service.submit(submission(app))
     assert refused.value.reason == reason
     assert not store.rows
+
+
+async def test_a_tag_is_resolved_at_submission_into_the_version_it_names(
+    tmp_path: Path,
+) -> None:
+    service, store, app = _service(tmp_path)
+    targets = service._targets  # type: ignore[attr-defined]
+    execution = await service.submit(_submission(app, tag="canary"))
+    assert targets.tags == ["canary"]
+    assert execution.requested_version == targets.target.version.version != 0
+    with pytest.raises(InvalidArgument) as refused:
+        await service.submit(_submission(app, tag="canary", version=1))
+    assert refused.value.reason == "CONFLICTING_TARGET" and len(store.rows) == 1
 
 
 async def test_an_unknown_app_is_not_found_and_nothing_is_stored(tmp_path: Path) -> None:

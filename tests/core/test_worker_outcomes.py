@@ -58,7 +58,14 @@ class ScriptedRunner:
         self.stopped = 0
 
     async def resolve(
-        self, organization: str, name: str, version: int = 0, draft: bool = False
+        self,
+        organization: str,
+        name: str,
+        version: int = 0,
+        draft: bool = False,
+        *,
+        tag: str = "",
+        sticky_key: str = "",
     ) -> RunTarget:
         if isinstance(self.script[0], NotFound):
             raise self.script[0]

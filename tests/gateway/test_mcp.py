@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -121,8 +122,15 @@ def acme(platform: LocalPlatform, admin: BearerStub) -> Org:
     org = Org(platform, admin, unique_name("acme-"))
     mcp = {"mcp_enabled": True, "input_schema": GREET_SCHEMA}
     org.deploy("greet", SEED_HANDLER, description="Greets someone by name", **mcp)
-    # Published but never invoked: proves a refused call starts nothing.
-    org.deploy("cold-greet", SEED_HANDLER, description="Greets, but stays cold", **mcp)
+    # Published but never invoked: proves a refused call starts nothing (its
+    # publish's readiness pod goes a second after the publish).
+    org.deploy(
+        "cold-greet",
+        SEED_HANDLER,
+        description="Greets, but stays cold",
+        scaling={"scaledown_period_secs": 1},
+        **mcp,
+    )
     # Neither of these is a tool: a draft, and an app not exported.
     org.deploy("draft-greet", SEED_HANDLER, publish=False, description="Unpublished", **mcp)
     org.deploy("private-greet", SEED_HANDLER, description="Not for MCP")
@@ -215,6 +223,10 @@ async def test_lists_the_organizations_tools_and_calls_greet(
 async def test_arguments_that_break_the_schema_are_refused_before_any_pod_starts(
     platform: LocalPlatform, acme: Org
 ) -> None:
+    deadline = time.monotonic() + 30
+    while acme.get("cold-greet").ready_replicas:
+        assert time.monotonic() < deadline, "the publish's readiness pod never went"
+        await asyncio.sleep(0.2)
     async with mcp_client(platform, acme.token) as client:
         wrong_type = await client.call_tool(acme.tool("cold-greet"), {"name": 42})
         missing = await client.call_tool(acme.tool("cold-greet"), {})

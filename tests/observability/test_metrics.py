@@ -54,7 +54,7 @@ def test_metrics_after_a_workload(secured: LocalPlatform) -> None:
     org, app = unique_name("org"), "echo"
     app_id = f"{org}/{app}"
     api.call("POST", "/v1/ignite/org", {"name": org})
-    api.deploy(org, app)  # a build (python, succeeded), version 1
+    api.deploy_cold(org, app)  # a build (python, succeeded), version 1 ready, then cold
 
     status, _ = api.invoke(org, app, {"n": 1})  # cold start
     assert status == 200
@@ -90,7 +90,8 @@ def test_metrics_after_a_workload(secured: LocalPlatform) -> None:
     assert _value(server, "ignite_cold_starts_total", app=app_id) == 1
     assert _value(server, "ignite_cold_start_duration_seconds_count", app=app_id) == 1
     assert _value(server, "ignite_cold_start_duration_seconds_sum", app=app_id) > 0
-    assert _value(server, "ignite_activations_total", app=app_id) == 1
+    # Two activations: the publish made version 1 ready, the cold start.
+    assert _value(server, "ignite_activations_total", app=app_id) == 2
     assert _value(server, "ignite_pod_starts_total", app=app_id, outcome="started") >= 1
     assert _value(server, "ignite_pods", app=app_id, state="ready") >= 1
     assert _value(server, "ignite_pods", app=app_id, state="starting") == 0

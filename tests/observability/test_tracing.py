@@ -27,7 +27,7 @@ def test_invoke_through_the_gateway_is_one_trace() -> None:
             api = Api.sign_in(platform)
             org, app = unique_name("org"), "echo"
             api.call("POST", "/v1/ignite/org", {"name": org})
-            api.deploy(org, app)
+            api.deploy_cold(org, app)
             # The caller's own trace: the gateway continues it.
             caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
             caller_parent = "00f067aa0ba902b7"

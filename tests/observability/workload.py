@@ -63,6 +63,28 @@ class Api:
         self.save(org, app, code)
         self.call("POST", f"/v1/ignite/app/{org}/{app}/draft/publish", {})
 
+    def deploy_cold(self, org: str, app: str, code: bytes = ECHO_HANDLER) -> None:
+        """Deploy, then wait until the pod the publish made ready is gone, so
+        that the next request is a cold start."""
+        self.call(
+            "POST", f"/v1/ignite/app/{org}",
+            {"name": app, "runtime": {"python": {}}, "scaling": {"scaledownPeriodSecs": 1}},
+        )  # fmt: skip
+        self.save(org, app, code)
+        self.call("POST", f"/v1/ignite/app/{org}/{app}/draft/publish", {})
+        eventually(
+            lambda: not self.call("GET", f"/v1/ignite/app/{org}/{app}")["app"].get("readyReplicas"),
+            within=60,
+            every=0.2,
+            what="the publish's readiness pod gone",
+        )
+        # Back to the default scale-down period (in place: no new version),
+        # so the pod of the next, cold, request stays for the rest.
+        self.call(
+            "PATCH", f"/v1/ignite/app/{org}/{app}",
+            {"app": {"scaling": {"scaledownPeriodSecs": 300}}, "updateMask": "scaling"},
+        )  # fmt: skip
+
     def save(self, org: str, app: str, code: bytes) -> None:
         source = base64.b64encode(code).decode()
         self.call(

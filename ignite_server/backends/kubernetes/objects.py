@@ -333,6 +333,9 @@ def _runtime_pod(rev: ClusterRevision, pull_policy: str) -> dict[str, Any]:
                 "workingDir": TMP_DIR,
                 "env": [{"name": k, "value": v} for k, v in app_env.items()],
                 "ports": [{"name": "http", "containerPort": POD_PORT}],
+                # What a runtime that cannot start printed last (a Python
+                # import error's file:line) reaches the publish that waits.
+                "terminationMessagePolicy": "FallbackToLogsOnError",
                 "readinessProbe": {
                     "httpGet": {"path": HEALTH_PATH, "port": POD_PORT},
                     "periodSeconds": 1,
@@ -376,6 +379,7 @@ def _image_pod(rev: ClusterRevision, launch: ImageLaunch) -> dict[str, Any]:
                 "imagePullPolicy": "IfNotPresent",
                 "env": [{"name": k, "value": v} for k, v in env.items()],
                 "ports": [{"name": "http", "containerPort": launch.port}],
+                "terminationMessagePolicy": "FallbackToLogsOnError",
                 "readinessProbe": {**check, "periodSeconds": 1, "failureThreshold": 1},
                 "securityContext": _hardened(),
                 "resources": _resources(spec),

@@ -215,5 +215,21 @@ def start_failure(pod: Any) -> str:
         )
         if verdict.reason == ExitReason.OUT_OF_MEMORY:
             return f"the app was OOMKilled while starting ({reason})"
-        return f"the app {verdict.message} while starting ({reason})"
+        said = last_words(term.message)
+        return f"the app {verdict.message} while starting ({reason})" + (
+            f":\n{said}" if said else ""
+        )
     return ""
+
+
+#: Of a container's termination message (its log's end when it failed,
+#: terminationMessagePolicy FallbackToLogsOnError), what a start failure
+#: repeats: enough for a traceback's last frame, not a log dump.
+LAST_WORDS_LINES = 12
+LAST_WORDS_CHARS = 2000
+
+
+def last_words(message: str | None) -> str:
+    """The end of a container's termination message, trimmed."""
+    lines = [line.rstrip() for line in (message or "").strip().splitlines() if line.strip()]
+    return "\n".join(lines[-LAST_WORDS_LINES:])[-LAST_WORDS_CHARS:]

@@ -247,14 +247,22 @@ def test_a_handler_past_its_memory_limit_is_oomkilled_and_reported(
     _wait("the kubelet's OOMKilled verdict on the pod", oom_killed, limit=30)
 
 
-def test_a_crash_looping_version_reports_failed_with_the_reason(k8s_stub, org: str) -> None:
-    deploy_python(k8s_stub, org, "crash", b"raise RuntimeError('broken at import')\n")
-    code, reason, details = _invoke_error(k8s_stub, org, "crash")
-    assert (code, reason) == (grpc.StatusCode.UNAVAILABLE, "ACTIVATION_FAILED")
+def test_a_crash_looping_version_fails_its_publish_with_the_reason(k8s_stub, org: str) -> None:
+    try:
+        deploy_python(k8s_stub, org, "crash", b"raise RuntimeError('broken at import')\n")
+        raise AssertionError("a version that cannot start was published")
+    except grpc.RpcError as err:
+        info = error_info(err)
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert info is not None and info.reason == "VERSION_NOT_READY"
+        details = err.details() or ""  # type: ignore[attr-defined]
     assert "exited with status 1 while starting" in details
+    # The container's last words: the runtime's own report of the import.
+    assert "handler.py:1: RuntimeError: broken at import" in details
     app = k8s_stub.GetApp(compute.GetAppRequest(organization_name=org, app_name="crash")).app
-    assert app.deployment_state == common.DEPLOYMENT_STATE_FAILED
-    assert "while starting" in app.status_message
+    assert app.active_version == 0
+    code, reason, _ = _invoke_error(k8s_stub, org, "crash")
+    assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NOT_PUBLISHED")
 
 
 #: Seed 002's handler and module, as shipped in the Go runtime's examples.

@@ -47,6 +47,8 @@ class VersionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERSION_STATUS_ACTIVE: _ClassVar[VersionStatus]
     VERSION_STATUS_SUPERSEDED: _ClassVar[VersionStatus]
     VERSION_STATUS_FAILED: _ClassVar[VersionStatus]
+    VERSION_STATUS_STARTING: _ClassVar[VersionStatus]
+    VERSION_STATUS_READY: _ClassVar[VersionStatus]
 
 class StorageMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -68,6 +70,14 @@ class DeploymentMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DEPLOYMENT_MODE_UNSPECIFIED: _ClassVar[DeploymentMode]
     DEPLOYMENT_MODE_COMPILATION: _ClassVar[DeploymentMode]
     DEPLOYMENT_MODE_IMAGE: _ClassVar[DeploymentMode]
+
+class RolloutState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLLOUT_STATE_UNSPECIFIED: _ClassVar[RolloutState]
+    ROLLOUT_STATE_RUNNING: _ClassVar[RolloutState]
+    ROLLOUT_STATE_COMPLETED: _ClassVar[RolloutState]
+    ROLLOUT_STATE_ROLLED_BACK: _ClassVar[RolloutState]
+    ROLLOUT_STATE_CANCELLED: _ClassVar[RolloutState]
 
 class HttpMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -115,6 +125,8 @@ VERSION_STATUS_DRAFT: VersionStatus
 VERSION_STATUS_ACTIVE: VersionStatus
 VERSION_STATUS_SUPERSEDED: VersionStatus
 VERSION_STATUS_FAILED: VersionStatus
+VERSION_STATUS_STARTING: VersionStatus
+VERSION_STATUS_READY: VersionStatus
 STORAGE_MODE_UNSPECIFIED: StorageMode
 STORAGE_MODE_PERSISTENT: StorageMode
 STORAGE_MODE_EPHEMERAL: StorageMode
@@ -127,6 +139,11 @@ CODE_KIND_PREBUILT: CodeKind
 DEPLOYMENT_MODE_UNSPECIFIED: DeploymentMode
 DEPLOYMENT_MODE_COMPILATION: DeploymentMode
 DEPLOYMENT_MODE_IMAGE: DeploymentMode
+ROLLOUT_STATE_UNSPECIFIED: RolloutState
+ROLLOUT_STATE_RUNNING: RolloutState
+ROLLOUT_STATE_COMPLETED: RolloutState
+ROLLOUT_STATE_ROLLED_BACK: RolloutState
+ROLLOUT_STATE_CANCELLED: RolloutState
 HTTP_METHOD_UNSPECIFIED: HttpMethod
 HTTP_METHOD_GET: HttpMethod
 HTTP_METHOD_POST: HttpMethod
@@ -208,7 +225,7 @@ class ScalingConfig(_message.Message):
     def __init__(self, max_replicas: _Optional[int] = ..., reserved_capacity: _Optional[int] = ..., scale_threshold: _Optional[int] = ..., scale_metric: _Optional[_Union[ScaleMetric, str]] = ..., scaledown_period_secs: _Optional[int] = ...) -> None: ...
 
 class AppMeta(_message.Message):
-    __slots__ = ("id", "name", "runtime", "limits", "env", "created_at_ms", "updated_at_ms", "resource_tier", "scaling", "storage_mode", "deployment_state", "version", "organization_name", "active_version", "description", "input_schema", "output_schema", "mcp_enabled", "max_concurrency", "deployment_mode", "image_ref", "public_urls", "code_kind", "ttl_seconds", "allow_unauthenticated", "ready_replicas", "status_message")
+    __slots__ = ("id", "name", "runtime", "limits", "env", "created_at_ms", "updated_at_ms", "resource_tier", "scaling", "storage_mode", "deployment_state", "version", "organization_name", "active_version", "description", "input_schema", "output_schema", "mcp_enabled", "max_concurrency", "deployment_mode", "image_ref", "public_urls", "code_kind", "ttl_seconds", "allow_unauthenticated", "ready_replicas", "status_message", "traffic", "tags", "rollout")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +233,13 @@ class AppMeta(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +267,9 @@ class AppMeta(_message.Message):
     ALLOW_UNAUTHENTICATED_FIELD_NUMBER: _ClassVar[int]
     READY_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     runtime: Runtime
@@ -270,7 +297,56 @@ class AppMeta(_message.Message):
     allow_unauthenticated: bool
     ready_replicas: int
     status_message: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., runtime: _Optional[_Union[Runtime, _Mapping]] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ..., resource_tier: _Optional[_Union[ResourceTier, str]] = ..., scaling: _Optional[_Union[ScalingConfig, _Mapping]] = ..., storage_mode: _Optional[_Union[StorageMode, str]] = ..., deployment_state: _Optional[_Union[DeploymentState, str]] = ..., version: _Optional[int] = ..., organization_name: _Optional[str] = ..., active_version: _Optional[int] = ..., description: _Optional[str] = ..., input_schema: _Optional[str] = ..., output_schema: _Optional[str] = ..., mcp_enabled: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., deployment_mode: _Optional[_Union[DeploymentMode, str]] = ..., image_ref: _Optional[str] = ..., public_urls: _Optional[_Iterable[str]] = ..., code_kind: _Optional[_Union[CodeKind, str]] = ..., ttl_seconds: _Optional[int] = ..., allow_unauthenticated: _Optional[bool] = ..., ready_replicas: _Optional[int] = ..., status_message: _Optional[str] = ...) -> None: ...
+    traffic: _containers.RepeatedCompositeFieldContainer[TrafficTarget]
+    tags: _containers.ScalarMap[str, int]
+    rollout: RolloutStatus
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., runtime: _Optional[_Union[Runtime, _Mapping]] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ..., resource_tier: _Optional[_Union[ResourceTier, str]] = ..., scaling: _Optional[_Union[ScalingConfig, _Mapping]] = ..., storage_mode: _Optional[_Union[StorageMode, str]] = ..., deployment_state: _Optional[_Union[DeploymentState, str]] = ..., version: _Optional[int] = ..., organization_name: _Optional[str] = ..., active_version: _Optional[int] = ..., description: _Optional[str] = ..., input_schema: _Optional[str] = ..., output_schema: _Optional[str] = ..., mcp_enabled: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., deployment_mode: _Optional[_Union[DeploymentMode, str]] = ..., image_ref: _Optional[str] = ..., public_urls: _Optional[_Iterable[str]] = ..., code_kind: _Optional[_Union[CodeKind, str]] = ..., ttl_seconds: _Optional[int] = ..., allow_unauthenticated: _Optional[bool] = ..., ready_replicas: _Optional[int] = ..., status_message: _Optional[str] = ..., traffic: _Optional[_Iterable[_Union[TrafficTarget, _Mapping]]] = ..., tags: _Optional[_Mapping[str, int]] = ..., rollout: _Optional[_Union[RolloutStatus, _Mapping]] = ...) -> None: ...
+
+class TrafficTarget(_message.Message):
+    __slots__ = ("version", "percent")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    percent: int
+    def __init__(self, version: _Optional[int] = ..., percent: _Optional[int] = ...) -> None: ...
+
+class RolloutPolicy(_message.Message):
+    __slots__ = ("steps", "step_secs", "max_error_rate_increase_pct", "max_p95_increase_pct", "min_requests")
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    STEP_SECS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ERROR_RATE_INCREASE_PCT_FIELD_NUMBER: _ClassVar[int]
+    MAX_P95_INCREASE_PCT_FIELD_NUMBER: _ClassVar[int]
+    MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedScalarFieldContainer[int]
+    step_secs: int
+    max_error_rate_increase_pct: int
+    max_p95_increase_pct: int
+    min_requests: int
+    def __init__(self, steps: _Optional[_Iterable[int]] = ..., step_secs: _Optional[int] = ..., max_error_rate_increase_pct: _Optional[int] = ..., max_p95_increase_pct: _Optional[int] = ..., min_requests: _Optional[int] = ...) -> None: ...
+
+class RolloutStatus(_message.Message):
+    __slots__ = ("state", "from_version", "to_version", "policy", "step", "percent", "decision", "started_at_ms", "step_started_at_ms", "updated_at_ms")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TO_VERSION_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    STEP_STARTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    state: RolloutState
+    from_version: int
+    to_version: int
+    policy: RolloutPolicy
+    step: int
+    percent: int
+    decision: str
+    started_at_ms: int
+    step_started_at_ms: int
+    updated_at_ms: int
+    def __init__(self, state: _Optional[_Union[RolloutState, str]] = ..., from_version: _Optional[int] = ..., to_version: _Optional[int] = ..., policy: _Optional[_Union[RolloutPolicy, _Mapping]] = ..., step: _Optional[int] = ..., percent: _Optional[int] = ..., decision: _Optional[str] = ..., started_at_ms: _Optional[int] = ..., step_started_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ...) -> None: ...
 
 class HttpContext(_message.Message):
     __slots__ = ("method", "path", "query", "headers")

@@ -100,7 +100,7 @@ class ImageFromGit(_message.Message):
     def __init__(self, repo_url: _Optional[str] = ..., ref: _Optional[str] = ..., context_dir: _Optional[str] = ..., git_secret_ref: _Optional[str] = ...) -> None: ...
 
 class AppVersionInfo(_message.Message):
-    __slots__ = ("version", "status", "code_hash", "code_kind", "runtime", "created_at_ms", "deployment_mode", "error", "artifact_digest", "code_size_bytes", "image_ref")
+    __slots__ = ("version", "status", "code_hash", "code_kind", "runtime", "created_at_ms", "deployment_mode", "error", "artifact_digest", "code_size_bytes", "image_ref", "settings", "published_by", "message", "traffic_percent", "tags")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CODE_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +112,11 @@ class AppVersionInfo(_message.Message):
     ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     CODE_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     IMAGE_REF_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_BY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     version: int
     status: _ignite_common_pb2.VersionStatus
     code_hash: str
@@ -123,7 +128,33 @@ class AppVersionInfo(_message.Message):
     artifact_digest: str
     code_size_bytes: int
     image_ref: str
-    def __init__(self, version: _Optional[int] = ..., status: _Optional[_Union[_ignite_common_pb2.VersionStatus, str]] = ..., code_hash: _Optional[str] = ..., code_kind: _Optional[_Union[_ignite_common_pb2.CodeKind, str]] = ..., runtime: _Optional[_Union[_ignite_common_pb2.Runtime, _Mapping]] = ..., created_at_ms: _Optional[int] = ..., deployment_mode: _Optional[_Union[_ignite_common_pb2.DeploymentMode, str]] = ..., error: _Optional[str] = ..., artifact_digest: _Optional[str] = ..., code_size_bytes: _Optional[int] = ..., image_ref: _Optional[str] = ...) -> None: ...
+    settings: VersionSettings
+    published_by: str
+    message: str
+    traffic_percent: int
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[int] = ..., status: _Optional[_Union[_ignite_common_pb2.VersionStatus, str]] = ..., code_hash: _Optional[str] = ..., code_kind: _Optional[_Union[_ignite_common_pb2.CodeKind, str]] = ..., runtime: _Optional[_Union[_ignite_common_pb2.Runtime, _Mapping]] = ..., created_at_ms: _Optional[int] = ..., deployment_mode: _Optional[_Union[_ignite_common_pb2.DeploymentMode, str]] = ..., error: _Optional[str] = ..., artifact_digest: _Optional[str] = ..., code_size_bytes: _Optional[int] = ..., image_ref: _Optional[str] = ..., settings: _Optional[_Union[VersionSettings, _Mapping]] = ..., published_by: _Optional[str] = ..., message: _Optional[str] = ..., traffic_percent: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class VersionSettings(_message.Message):
+    __slots__ = ("resource_tier", "limits", "scaling", "env", "max_concurrency")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    RESOURCE_TIER_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    SCALING_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    resource_tier: _ignite_common_pb2.ResourceTier
+    limits: _ignite_common_pb2.ResourceLimits
+    scaling: _ignite_common_pb2.ScalingConfig
+    env: _containers.ScalarMap[str, str]
+    max_concurrency: int
+    def __init__(self, resource_tier: _Optional[_Union[_ignite_common_pb2.ResourceTier, str]] = ..., limits: _Optional[_Union[_ignite_common_pb2.ResourceLimits, _Mapping]] = ..., scaling: _Optional[_Union[_ignite_common_pb2.ScalingConfig, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class CreateAppRequest(_message.Message):
     __slots__ = ("organization_name", "name", "runtime", "resource_tier", "limits", "scaling", "env", "storage_mode", "description", "input_schema", "output_schema", "mcp_enabled", "max_concurrency", "code", "ttl_seconds", "allow_unauthenticated")
@@ -289,22 +320,34 @@ class CompileDraftResponse(_message.Message):
     def __init__(self, draft: _Optional[_Union[AppVersionInfo, _Mapping]] = ..., build_log: _Optional[str] = ...) -> None: ...
 
 class PublishDraftRequest(_message.Message):
-    __slots__ = ("organization_name", "app_name")
+    __slots__ = ("organization_name", "app_name", "force", "message", "rollout", "app", "update_mask")
     ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
     APP_NAME_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    APP_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     organization_name: str
     app_name: str
-    def __init__(self, organization_name: _Optional[str] = ..., app_name: _Optional[str] = ...) -> None: ...
+    force: bool
+    message: str
+    rollout: _ignite_common_pb2.RolloutPolicy
+    app: _ignite_common_pb2.AppMeta
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, organization_name: _Optional[str] = ..., app_name: _Optional[str] = ..., force: _Optional[bool] = ..., message: _Optional[str] = ..., rollout: _Optional[_Union[_ignite_common_pb2.RolloutPolicy, _Mapping]] = ..., app: _Optional[_Union[_ignite_common_pb2.AppMeta, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class PublishDraftResponse(_message.Message):
-    __slots__ = ("published_version", "version", "app")
+    __slots__ = ("published_version", "version", "app", "unchanged")
     PUBLISHED_VERSION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     published_version: int
     version: AppVersionInfo
     app: _ignite_common_pb2.AppMeta
-    def __init__(self, published_version: _Optional[int] = ..., version: _Optional[_Union[AppVersionInfo, _Mapping]] = ..., app: _Optional[_Union[_ignite_common_pb2.AppMeta, _Mapping]] = ...) -> None: ...
+    unchanged: bool
+    def __init__(self, published_version: _Optional[int] = ..., version: _Optional[_Union[AppVersionInfo, _Mapping]] = ..., app: _Optional[_Union[_ignite_common_pb2.AppMeta, _Mapping]] = ..., unchanged: _Optional[bool] = ...) -> None: ...
 
 class ListVersionsRequest(_message.Message):
     __slots__ = ("organization_name", "app_name", "page_size", "page_token")
@@ -360,6 +403,56 @@ class RollbackAppResponse(_message.Message):
     app: _ignite_common_pb2.AppMeta
     def __init__(self, app: _Optional[_Union[_ignite_common_pb2.AppMeta, _Mapping]] = ...) -> None: ...
 
+class SetTrafficRequest(_message.Message):
+    __slots__ = ("organization_name", "app_name", "traffic")
+    ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
+    APP_NAME_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    organization_name: str
+    app_name: str
+    traffic: _containers.RepeatedCompositeFieldContainer[_ignite_common_pb2.TrafficTarget]
+    def __init__(self, organization_name: _Optional[str] = ..., app_name: _Optional[str] = ..., traffic: _Optional[_Iterable[_Union[_ignite_common_pb2.TrafficTarget, _Mapping]]] = ...) -> None: ...
+
+class SetTrafficResponse(_message.Message):
+    __slots__ = ("app",)
+    APP_FIELD_NUMBER: _ClassVar[int]
+    app: _ignite_common_pb2.AppMeta
+    def __init__(self, app: _Optional[_Union[_ignite_common_pb2.AppMeta, _Mapping]] = ...) -> None: ...
+
+class TagVersionRequest(_message.Message):
+    __slots__ = ("organization_name", "app_name", "tag", "version")
+    ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
+    APP_NAME_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    organization_name: str
+    app_name: str
+    tag: str
+    version: int
+    def __init__(self, organization_name: _Optional[str] = ..., app_name: _Optional[str] = ..., tag: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class TagVersionResponse(_message.Message):
+    __slots__ = ("app",)
+    APP_FIELD_NUMBER: _ClassVar[int]
+    app: _ignite_common_pb2.AppMeta
+    def __init__(self, app: _Optional[_Union[_ignite_common_pb2.AppMeta, _Mapping]] = ...) -> None: ...
+
+class UntagVersionRequest(_message.Message):
+    __slots__ = ("organization_name", "app_name", "tag")
+    ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
+    APP_NAME_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    organization_name: str
+    app_name: str
+    tag: str
+    def __init__(self, organization_name: _Optional[str] = ..., app_name: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+
+class UntagVersionResponse(_message.Message):
+    __slots__ = ("app",)
+    APP_FIELD_NUMBER: _ClassVar[int]
+    app: _ignite_common_pb2.AppMeta
+    def __init__(self, app: _Optional[_Union[_ignite_common_pb2.AppMeta, _Mapping]] = ...) -> None: ...
+
 class GetAnonymousAccessRequest(_message.Message):
     __slots__ = ("organization_name", "app_name")
     ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -377,20 +470,24 @@ class GetAnonymousAccessResponse(_message.Message):
     def __init__(self, invoke: _Optional[bool] = ..., all_calls: _Optional[bool] = ...) -> None: ...
 
 class InvokeRequest(_message.Message):
-    __slots__ = ("organization_name", "app_name", "http", "body", "version", "draft")
+    __slots__ = ("organization_name", "app_name", "http", "body", "version", "draft", "tag", "sticky_key")
     ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
     APP_NAME_FIELD_NUMBER: _ClassVar[int]
     HTTP_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DRAFT_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    STICKY_KEY_FIELD_NUMBER: _ClassVar[int]
     organization_name: str
     app_name: str
     http: _ignite_common_pb2.HttpContext
     body: bytes
     version: int
     draft: bool
-    def __init__(self, organization_name: _Optional[str] = ..., app_name: _Optional[str] = ..., http: _Optional[_Union[_ignite_common_pb2.HttpContext, _Mapping]] = ..., body: _Optional[bytes] = ..., version: _Optional[int] = ..., draft: _Optional[bool] = ...) -> None: ...
+    tag: str
+    sticky_key: str
+    def __init__(self, organization_name: _Optional[str] = ..., app_name: _Optional[str] = ..., http: _Optional[_Union[_ignite_common_pb2.HttpContext, _Mapping]] = ..., body: _Optional[bytes] = ..., version: _Optional[int] = ..., draft: _Optional[bool] = ..., tag: _Optional[str] = ..., sticky_key: _Optional[str] = ...) -> None: ...
 
 class InvokeResponse(_message.Message):
     __slots__ = ("head", "chunk", "trailer")
@@ -403,7 +500,7 @@ class InvokeResponse(_message.Message):
     def __init__(self, head: _Optional[_Union[InvokeHead, _Mapping]] = ..., chunk: _Optional[_Union[InvokeChunk, _Mapping]] = ..., trailer: _Optional[_Union[InvokeTrailer, _Mapping]] = ...) -> None: ...
 
 class InvokeHead(_message.Message):
-    __slots__ = ("status_code", "response_headers", "execution_id")
+    __slots__ = ("status_code", "response_headers", "execution_id", "version")
     class ResponseHeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -414,10 +511,12 @@ class InvokeHead(_message.Message):
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_HEADERS_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     status_code: int
     response_headers: _containers.ScalarMap[str, str]
     execution_id: str
-    def __init__(self, status_code: _Optional[int] = ..., response_headers: _Optional[_Mapping[str, str]] = ..., execution_id: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, status_code: _Optional[int] = ..., response_headers: _Optional[_Mapping[str, str]] = ..., execution_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class InvokeChunk(_message.Message):
     __slots__ = ("data",)
@@ -443,20 +542,22 @@ class InvokeTrailer(_message.Message):
     def __init__(self, total_body_bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ..., trailers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class InvokeAsyncRequest(_message.Message):
-    __slots__ = ("organization_name", "app_name", "http", "body", "version", "idempotency_key")
+    __slots__ = ("organization_name", "app_name", "http", "body", "version", "idempotency_key", "tag")
     ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
     APP_NAME_FIELD_NUMBER: _ClassVar[int]
     HTTP_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
     organization_name: str
     app_name: str
     http: _ignite_common_pb2.HttpContext
     body: bytes
     version: int
     idempotency_key: str
-    def __init__(self, organization_name: _Optional[str] = ..., app_name: _Optional[str] = ..., http: _Optional[_Union[_ignite_common_pb2.HttpContext, _Mapping]] = ..., body: _Optional[bytes] = ..., version: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    tag: str
+    def __init__(self, organization_name: _Optional[str] = ..., app_name: _Optional[str] = ..., http: _Optional[_Union[_ignite_common_pb2.HttpContext, _Mapping]] = ..., body: _Optional[bytes] = ..., version: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
 
 class InvokeAsyncResponse(_message.Message):
     __slots__ = ("execution_id", "execution")

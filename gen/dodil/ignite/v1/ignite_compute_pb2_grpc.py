@@ -95,6 +95,21 @@ class ComputeServiceStub:
                 request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.RollbackAppRequest.SerializeToString,
                 response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.RollbackAppResponse.FromString,
                 _registered_method=True)
+        self.SetTraffic = channel.unary_unary(
+                '/dodil.ignite.v1.ComputeService/SetTraffic',
+                request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.SetTrafficRequest.SerializeToString,
+                response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.SetTrafficResponse.FromString,
+                _registered_method=True)
+        self.TagVersion = channel.unary_unary(
+                '/dodil.ignite.v1.ComputeService/TagVersion',
+                request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.TagVersionRequest.SerializeToString,
+                response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.TagVersionResponse.FromString,
+                _registered_method=True)
+        self.UntagVersion = channel.unary_unary(
+                '/dodil.ignite.v1.ComputeService/UntagVersion',
+                request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.UntagVersionRequest.SerializeToString,
+                response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.UntagVersionResponse.FromString,
+                _registered_method=True)
         self.Invoke = channel.unary_stream(
                 '/dodil.ignite.v1.ComputeService/Invoke',
                 request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.InvokeRequest.SerializeToString,
@@ -208,8 +223,21 @@ class ComputeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PublishDraft(self, request, context):
-        """PublishDraft snapshots the draft into the next immutable version and
-        makes it active.
+        """PublishDraft snapshots the draft's code and the app's settings (env,
+        tier, limits, concurrency, scaling) into the next immutable version and
+        makes it active once it is ready: it returns once the version serves.
+        Ready means one pod started from the version's artifact answers its
+        health check (for Python: the handler module and all its imports
+        loaded). A version that does not become ready within the server's bound
+        fails the call with FAILED_PRECONDITION VERSION_NOT_READY and the pod's
+        reason (its exit, out of memory, a timeout, the health check, the
+        file:line of a Python import error); the version is recorded FAILED and
+        the previous one keeps serving. A version whose first pod has no room
+        (the machine's pod memory, the organization's quota) is refused with
+        RESOURCE_EXHAUSTED CAPACITY or QUOTA_EXCEEDED. A draft whose code and
+        settings equal the active version's publishes nothing: the answer is the
+        active version with unchanged set, unless force. With rollout, the new
+        version takes traffic in steps instead of at once (see RolloutPolicy).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -230,7 +258,37 @@ class ComputeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RollbackApp(self, request, context):
-        """RollbackApp re-points the app's active version to an earlier one.
+        """RollbackApp makes a published version the active one, with all of the
+        traffic, and restores its settings as the app's. The version is made
+        ready first, as PublishDraft does (its pods may be gone); a running
+        rollout is cancelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTraffic(self, request, context):
+        """SetTraffic splits the app's traffic between ready versions by percent
+        (summing to 100); the version with the largest share becomes the active
+        one. Versions that gain traffic are made ready first, as PublishDraft
+        does. An empty list sends all traffic to the active version. A running
+        rollout is cancelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TagVersion(self, request, context):
+        """TagVersion names a version: the tag gets its own URL
+        (<tag>---<app>-<org>.<domain>) and Invoke takes it. A tag names one
+        version; tagging another moves it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UntagVersion(self, request, context):
+        """UntagVersion removes a tag.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -238,7 +296,8 @@ class ComputeServiceServicer:
 
     def Invoke(self, request, context):
         """Invoke runs the app and streams its response: one head, 0..N chunks,
-        one trailer. It stores no Execution record.
+        one trailer. It stores no Execution record. Without a version or tag it
+        runs the version the app's traffic split picks for this request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -376,6 +435,21 @@ def add_ComputeServiceServicer_to_server(servicer, server):
                     servicer.RollbackApp,
                     request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.RollbackAppRequest.FromString,
                     response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.RollbackAppResponse.SerializeToString,
+            ),
+            'SetTraffic': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTraffic,
+                    request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.SetTrafficRequest.FromString,
+                    response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.SetTrafficResponse.SerializeToString,
+            ),
+            'TagVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.TagVersion,
+                    request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.TagVersionRequest.FromString,
+                    response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.TagVersionResponse.SerializeToString,
+            ),
+            'UntagVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UntagVersion,
+                    request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.UntagVersionRequest.FromString,
+                    response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.UntagVersionResponse.SerializeToString,
             ),
             'Invoke': grpc.unary_stream_rpc_method_handler(
                     servicer.Invoke,
@@ -753,6 +827,87 @@ class ComputeService:
             '/dodil.ignite.v1.ComputeService/RollbackApp',
             dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.RollbackAppRequest.SerializeToString,
             dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.RollbackAppResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTraffic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dodil.ignite.v1.ComputeService/SetTraffic',
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.SetTrafficRequest.SerializeToString,
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.SetTrafficResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TagVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dodil.ignite.v1.ComputeService/TagVersion',
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.TagVersionRequest.SerializeToString,
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.TagVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UntagVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dodil.ignite.v1.ComputeService/UntagVersion',
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.UntagVersionRequest.SerializeToString,
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.UntagVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,
