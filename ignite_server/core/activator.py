@@ -92,6 +92,8 @@ class Activator:
         self.backend = backend
         #: Pod starts are admitted against it (core/capacity.py).
         self.capacity = capacity
+        if capacity is not None:
+            capacity.reclaim_with(self._reclaim_idle)
         #: Pod exits and failed starts, for the apps' logs (request_log.py).
         self.events = events
         self.queue_depth = queue_depth
@@ -253,6 +255,25 @@ class Activator:
         return self._throttlers.get(target.key)
 
     # --- internals ------------------------------------------------------------
+
+    async def _reclaim_idle(self, wanted_mb: int) -> None:
+        """Stop idle pods of serving revisions, longest unused first (of any
+        organization: idle pods are a cache, reserved ones a promise), until
+        ``wanted_mb`` of memory is on its way back; returns once they exited."""
+        idle = [
+            (slot.last_used, id(slot), throttler, slot)
+            for throttler in self._throttlers.values()
+            for slot in throttler.idle_pods()
+        ]
+        freeing, stops = 0, []
+        for _, _, throttler, slot in sorted(idle, key=lambda item: item[:2]):
+            if freeing >= wanted_mb:
+                break
+            freeing += slot.grant.memory_mb if slot.grant is not None else 0
+            stops.append(throttler.reclaim(slot))
+        if stops:
+            log.info("activator.reclaimed_idle_pods", pods=len(stops), memory_mb=freeing)
+            await asyncio.gather(*stops)
 
     def _throttler_for(self, target: RunTarget) -> RevisionThrottler:
         if self._closed:

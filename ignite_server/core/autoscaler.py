@@ -104,6 +104,12 @@ class Autoscaler:
             self._history.popleft()
         return self._bounded(max(d for _, d in self._history))
 
+    def forget_peak(self) -> None:
+        """Drop the peak kept for the scale-down period: the machine took
+        the revision's idle pods back, so its target starts over from the
+        load it sees next."""
+        self._history.clear()
+
     def _bounded(self, pods: int) -> int:
         ceiling = max(1, self.scaling.max_replicas)
         return min(ceiling, max(pods, self.scaling.reserved_capacity))

@@ -14,9 +14,15 @@ fits both:
   other tenant's next pod needs.
 
 A grant is given back when its pod has exited (a draining pod still holds
-its memory). Admission counts limits, not use: a pod may use up to its
-limit, and the kernel enforces the parent limit on the sum of their use, so
-admitted pods can never push the host into its global OOM killer.
+its memory). Idle pods are a cache, not a promise: when a pod does not fit
+the machine, ``admit_reclaiming`` first has the activator stop pods that
+run nothing beyond their revision's reserved ones (those idle longest
+first, of any organization) and admits the pod once their memory is back;
+only what is busy or reserved makes a start fail with CAPACITY.
+
+Admission counts limits, not use: a pod may use up to its limit, and the
+kernel enforces the parent limit on the sum of their use, so admitted pods
+can never push the host into its global OOM killer.
 
 Publishing (and changing the settings of) an app with ``reserved_capacity``
 checks the same two bounds against every reservation already made
@@ -28,7 +34,7 @@ traffic rather than left half-started.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -43,6 +49,9 @@ log = structlog.get_logger(__name__)
 
 #: ErrorInfo reason of a refusal because the machine has no room.
 CAPACITY = "CAPACITY"
+#: Stops idle pods until at least the given MiB are being freed; returns
+#: once they have exited (their grants given back).
+Reclaimer = Callable[[int], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -79,6 +88,11 @@ class PodCapacity:
         self.quotas = quotas
         self.used_mb = 0
         self._by_org: dict[str, int] = {}
+        self._reclaimer: Reclaimer | None = None
+
+    def reclaim_with(self, reclaimer: Reclaimer) -> None:
+        """What stops idle pods when a start needs their memory."""
+        self._reclaimer = reclaimer
 
     def used_by(self, organization: str) -> int:
         return self._by_org.get(organization, 0)
@@ -102,6 +116,21 @@ class PodCapacity:
         self.used_mb += memory_mb
         self._by_org[organization] = used + memory_mb
         return PodGrant(organization, memory_mb)
+
+    async def admit_reclaiming(
+        self, organization: str, memory_mb: int, what: str = "a pod"
+    ) -> PodGrant:
+        """``admit``, after stopping idle pods when the machine is short of
+        memory; CAPACITY only when busy and reserved pods hold it."""
+        short = (
+            self.used_mb + memory_mb - self.total_mb
+            if self.total_mb is not None and memory_mb <= self.total_mb
+            else 0
+        )
+        if short > 0 and self._reclaimer is not None:
+            log.info("capacity.reclaiming", wanted_mb=memory_mb, short_mb=short)
+            await self._reclaimer(short)
+        return self.admit(organization, memory_mb, what)
 
     def release(self, grant: PodGrant) -> None:
         """Give back what ``grant`` holds (once, however often called)."""

@@ -84,6 +84,9 @@ class PodSlot:
     #: A stop was requested.
     stopping: bool = False
     started_at: float = field(default_factory=time.monotonic)
+    #: When a request last ended on it (idle pods longest unused are
+    #: reclaimed first).
+    last_used: float = field(default_factory=time.monotonic)
     #: The memory the pod was admitted with, given back when it exits.
     grant: PodGrant | None = None
 
@@ -214,6 +217,7 @@ class RevisionThrottler:
     def _release(self, slot: PodSlot) -> None:
         """Give back a slot after its request finished."""
         slot.in_flight -= 1
+        slot.last_used = time.monotonic()
         self._after_release(slot)
 
     def served(self) -> None:
@@ -317,7 +321,7 @@ class RevisionThrottler:
         grant = None
         if self.capacity is not None:
             try:
-                grant = self.capacity.admit(
+                grant = await self.capacity.admit_reclaiming(
                     self._organization,
                     self.spec.resources.memory_mb,
                     f"a pod of {self.spec.app_id}",
@@ -410,6 +414,27 @@ class RevisionThrottler:
     def _event(self, message: str) -> None:
         if self._events is not None:
             self._events(self.spec.app_id, self.spec.version, "", message)
+
+    def idle_pods(self) -> list[PodSlot]:
+        """Pods running nothing beyond the revision's reserved ones, longest
+        unused first: what the machine may take back for another pod."""
+        live = self._live()
+        spare = len(live) - self.autoscaler.scaling.reserved_capacity
+        idle = [s for s in live if s.in_flight == 0 and not s.stopping and s.grant is not None]
+        return sorted(idle, key=lambda s: s.last_used)[: max(0, spare)]
+
+    async def reclaim(self, slot: PodSlot) -> None:
+        """Stop an idle pod for its memory; returns once it has exited and
+        its grant is given back. The revision's target starts over from its
+        load, so the pod is not started again without demand."""
+        slot.draining = True
+        self.autoscaler.forget_peak()
+        self._stop(slot)
+        await slot.pod.wait()
+        while slot.grant is not None and not slot.grant.released:
+            # _watch gives it back once it sees the exit, then tells _changed.
+            self._changed.clear()
+            await self._changed.wait()
 
     def _stop(self, slot: PodSlot) -> None:
         if slot.pod.exit is None and not slot.stopping:

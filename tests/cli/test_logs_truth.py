@@ -60,8 +60,14 @@ def test_a_burst_reads_back_in_order_with_its_request_line(ignite: Dodil, org: s
     (ignite.cwd / "handler.py").write_text(BURST)
     ignite(
         "ignite", "app", "deploy", "burst", "-c", "handler.py", "--runtime", "python",
-        "--timeout-secs", "2",
+        "--timeout-secs", "2", "--scaledown-period-secs", "1",
     ).ok()  # fmt: skip
+    # The publish made a pod ready; once it is gone the next request is cold.
+    _wait_for(
+        lambda: json.loads(ignite("ignite", "app", "get", "burst", "-o", "json").ok().stdout),
+        lambda app: not app.get("ready_replicas", 0),
+        "the readiness pod never went away",
+    )
     follower = subprocess.Popen(
         [str(DODIL), "ignite", "logs", "burst", "-f", "-o", "json"],
         cwd=ignite.cwd, env=ignite.environ(), stdout=subprocess.PIPE,

@@ -210,7 +210,8 @@ RUN echo "@mark@ capabilities $(grep CapEff /proc/self/status)"; \\
     for root in /proc/*/root/build/work/storage; do \\
       touch $root/trojan-@who@ 2>/dev/null; done; \\
     echo @who@ > /made-by
-CMD ["/bin/cat", "/made-by"]
+EXPOSE 8080
+CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/"]
 """
 
 PYTHON_HANDLER = b"""import os, json

@@ -17,10 +17,12 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 
 from ignite_server.core.activator import Activator
+from ignite_server.core.capacity import PodCapacity
 from ignite_server.core.pod_proxy import CHUNK_BYTES
 from ignite_server.core.revision_throttler import FAILED_RETRY_SECS
 from ignite_server.domain.errors import DeadlineExceeded, ResourceExhausted, Unavailable
 from ignite_server.domain.models import DeploymentState, InvocationRequest, RunTarget
+from ignite_server.domain.quotas import Quotas
 from ignite_server.ports.pod_backend import ExitReason
 from ignite_server.ports.pod_protocol import EXECUTION_ID_HEADER
 from tests.core.conftest import call, make_target
@@ -387,3 +389,50 @@ async def test_after_close_nothing_runs_and_new_requests_are_refused(
     with pytest.raises(Unavailable) as refused:
         await call(activator, target)
     assert refused.value.reason == "SHUTTING_DOWN"
+
+
+async def test_idle_pods_make_room_for_new_ones_and_busy_or_reserved_pods_stay(
+    backend_for: Callable[[Handler], HttpBackend], tmp_path: Path
+) -> None:
+    """The machine holds three 256 MiB pods. Idle pods are a cache: a pod
+    that does not fit stops the longest idle one, of any organization; a
+    reserved pod and a busy one are never taken, so with nothing else idle
+    the start is refused with CAPACITY."""
+    gate = asyncio.Event()
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if request.path == "/hold":
+            await gate.wait()
+        return web.Response(text="ok")
+
+    capacity = PodCapacity(768, Quotas())
+    activator = Activator(backend_for(answer), owns_backend=True, capacity=capacity)
+    reserved = make_target(tmp_path, org="globex", reserved_capacity=1)
+    first, second = make_target(tmp_path, org="acme"), make_target(tmp_path, org="acme")
+    newcomer = make_target(tmp_path, org="initech")
+
+    def pods(target: RunTarget) -> int:
+        throttler = activator.throttler(target)
+        return throttler.ready_replicas if throttler is not None else 0
+
+    try:
+        for target in (reserved, first, second):
+            assert (await call(activator, target)).status == 200
+        assert capacity.used_mb == 768
+        assert (await call(activator, newcomer)).status == 200
+        assert (pods(reserved), pods(first), pods(second), pods(newcomer)) == (1, 0, 1, 1)
+        assert capacity.used_mb == 768
+        # Busy pods stay: with second's and newcomer's pods running requests
+        # and globex's reserved, first finds no room.
+        held = [asyncio.create_task(call(activator, t, path="/hold")) for t in (second, newcomer)]
+        await eventually_async(lambda: activator.throttler(second).in_flight == 1, what="busy")
+        await eventually_async(lambda: activator.throttler(newcomer).in_flight == 1, what="busy")
+        with pytest.raises(ResourceExhausted) as refused:
+            await call(activator, first)
+        assert refused.value.reason == "CAPACITY"
+        assert (pods(reserved), pods(second), pods(newcomer)) == (1, 1, 1)
+        gate.set()
+        assert [(await h).status for h in held] == [200, 200]
+    finally:
+        gate.set()
+        await activator.close()
