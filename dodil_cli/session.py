@@ -27,6 +27,7 @@ from dodil_cli.ids import (
 from dodil_cli.oauth import IssuedToken, request_token
 from dodil_cli.output import Printer
 from dodil_cli.progress import Progress
+from dodil_cli.views import hide_env_values
 
 
 class Session:
@@ -38,6 +39,8 @@ class Session:
         self.plaintext_flag = False
         self.org_flag: str | None = None
         self.verbose = False
+        #: Show app env values (hidden in every command's output otherwise).
+        self.show_env = False
         self._client: Client | None = None
 
     @cached_property
@@ -117,7 +120,7 @@ class Session:
     @cached_property
     def printer(self) -> Printer:
         """Prints results in the chosen output format."""
-        return Printer(self.output)
+        return Printer(self.output, redact=None if self.show_env else hide_env_values)
 
     @cached_property
     def progress(self) -> Progress:
