@@ -238,3 +238,64 @@ def bcrypt(password: str) -> str:
     hashed = libcrypt.crypt(password.encode(), salt.encode())
     assert hashed and hashed.startswith(b"$2b$"), "libcrypt has no bcrypt"
     return str(hashed.decode())
+
+
+class Sink:
+    """A listener on a loopback port of its own that records every byte it
+    is sent and answers each request with ``answer`` (by default an HTTP 401
+    asking for Basic credentials, so a client holding credentials would send
+    them). Used to show that something was *not* sent somewhere."""
+
+    ASK_FOR_CREDENTIALS = (
+        b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="sink"\r\n'
+        b"Content-Length: 0\r\n\r\n"
+    )
+
+    def __init__(self, answer: bytes = ASK_FOR_CREDENTIALS) -> None:
+        import socket
+        import threading
+
+        self._answer = answer
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self.port = int(self._server.getsockname()[1])
+        self.received: list[bytes] = []
+        self.connections = 0
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(2)
+                try:
+                    while data := conn.recv(65536):
+                        self.received.append(data)
+                        if b"\r\n\r\n" in data or b"\n\n" in data:
+                            conn.sendall(self._answer)
+                except OSError:
+                    continue
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(5)
+        self._server.close()
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
