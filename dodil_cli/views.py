@@ -159,6 +159,20 @@ def app_list(apps: Sequence[common.AppMeta]) -> str:
     return table(apps, APP_COLUMNS) if apps else "No apps."
 
 
+HOST_CONFLICT_COLUMNS = (
+    Column("host label", lambda c: c.label),
+    Column("app", lambda c: f"{c.organization_name}:{c.app_name}"),
+    Column("found", lambda c: timestamp(c.found_at_ms)),
+)
+
+
+def host_conflict_list(conflicts: Sequence[compute.HostConflict]) -> str:
+    """Disputed host labels and their apps, as a table."""
+    if not conflicts:
+        return "No host conflicts: every app URL names one app."
+    return table(conflicts, HOST_CONFLICT_COLUMNS)
+
+
 def version_detail(version: compute.AppVersionInfo, build_log: str = "") -> str:
     """One version (or the draft), as labelled lines, then its build log."""
     pairs = [

@@ -134,6 +134,10 @@ async def _local_admin(authorization: str | None) -> Principal:
     return LOCAL_ADMIN
 
 
+async def _any_organization(name: str) -> bool:
+    return True
+
+
 async def _image_artifacts(
     config: Config, stack: AsyncExitStack, blobs: DiskBlobStore, secrets: Secrets
 ) -> tuple[ImageArtifacts | None, str]:
@@ -274,9 +278,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         stack.push_async_callback(identity.close)
         await identity.bootstrap_admin(config.admin_credentials.resolve())
         authenticate: Authenticate = identity.authenticate
+        organization_exists = identity.organizations.exists
         if config.auth == "off":
             log.warning("auth.off", detail="every caller acts as the platform admin")
             authenticate = _local_admin
+            # No tenants to keep apart: every name is an organization.
+            organization_exists = _any_organization
         blobs = DiskBlobStore(config.state_dir / "blobs")
         blobs.sweep_scratch()
         secrets = Secrets(PostgresSecretStore(pool, load_secrets_key(config.state_dir)))
@@ -301,6 +308,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             drafts.compiling,
         )
         apps = Apps(store, blobs, views, targets, rollout)
+        await apps.report_host_conflicts()
         versions = Versions(store, drafts, rollout, views)
         execution_store = PostgresExecutionStore(pool)
         executions = ExecutionService(execution_store, store, targets)
@@ -323,6 +331,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
                 IDENTITY_SERVICE.full_name: IdentityService(identity),
             },
             authenticate,
+            organization_exists,
         )
         port = grpc_server.bind(config.listen, config.tls_cert, config.tls_key)
         admin = await _observe(config, runner, pool)

@@ -21,4 +21,3 @@ def test_the_lock_file_agrees_with_pyproject() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-

@@ -17,7 +17,7 @@ from dodil_cli.lifecycle import get_app, update_app
 from dodil_cli.options import app_settings, common_options, pass_session
 from dodil_cli.output import warn
 from dodil_cli.session import Session
-from dodil_cli.views import app_detail, app_list, runtime_text
+from dodil_cli.views import app_detail, app_list, host_conflict_list, runtime_text
 
 #: Apps fetched per ListApps page; the server's maximum.
 _PAGE_SIZE = 500
@@ -137,3 +137,15 @@ def rollback(session: Session, app_id: str, version: int) -> None:
     if app.active_version != version:
         raise CliError(f"{ref} reports active version {app.active_version}, not {version}")
     session.printer.emit(app, f"{ref} now serves version {version}.")
+
+
+@app_group.command("host-conflicts")
+@common_options
+@pass_session
+def host_conflicts(session: Session) -> None:
+    """List apps whose URL host name another app also had before host names
+    were unique (platform administrators). Such a URL serves none of them
+    until all but one are deleted."""
+    response = session.client.call("ListHostConflicts", compute.ListHostConflictsRequest())
+    conflicts = list(response.conflicts)
+    session.printer.emit(conflicts, lambda: host_conflict_list(conflicts))

@@ -217,11 +217,25 @@ class App:
     image_ref: str
     created_at_ms: int
     updated_at_ms: int
+    #: Its host label is also another app's, from before labels were made
+    #: unique (store/migrations/0010_app_hosts.sql): its URL serves neither.
+    host_disputed: bool = False
 
     @property
     def id(self) -> str:
         """The wire id, "org/name"."""
         return f"{self.organization}/{self.name}"
+
+    @property
+    def host_label(self) -> str:
+        """The one DNS label of its direct URL's host name."""
+        return host_label(self.organization, self.name)
+
+
+def host_label(organization: str, app: str) -> str:
+    """``<app>-<org>``: the label of an app's URL host, unique across the
+    platform."""
+    return f"{app}-{organization}"
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,20 @@ def test_apps_open_to_anonymous_callers_are_invoked_without_a_token(
     anonymous("ignite", "invoke", "listed", "-p", "{}").ok()
 
 
+def test_the_administrator_cannot_use_an_organization_that_does_not_exist(admin: Dodil) -> None:
+    nope = unique_name("nope")
+    for argv in (
+        ["ignite", "app", "create", "x", "--runtime", "python", "--org", nope],
+        ["ignite", "app", "list", "--org", nope],
+        ["ignite", "secret", "list", "--org", nope],
+    ):
+        refused = admin(*argv)
+        assert refused.code == EXIT_NOT_FOUND, (argv, refused.stderr)
+        assert "ORGANIZATION_NOT_FOUND" in refused.error_line()
+    listed = json.loads(admin("auth", "org", "list", "-o", "json").ok().stdout)
+    assert nope not in [o["name"] for o in listed]
+
+
 def test_credentials_go_only_to_the_endpoint_they_were_issued_by(
     admin: Dodil, organization: str, secured: LocalPlatform, tmp_path: Path
 ) -> None:
