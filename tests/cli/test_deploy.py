@@ -50,7 +50,9 @@ def test_deploy_directory_with_info_yaml_then_invoke(ignite, org):
     assert app["active_version"] == 1
     assert app["description"] == "Greets whoever asks"
     assert app["mcp_enabled"] is True
-    assert app["env"] == {"GREETING_STYLE": "warm"}
+    assert app["env"] == {"GREETING_STYLE": "<hidden>"}
+    shown = ignite("ignite", "app", "get", "hello", "-o", "json", "--show-env").ok().stdout
+    assert json.loads(shown)["env"] == {"GREETING_STYLE": "warm"}
     assert json.loads(app["input_schema"])["properties"]["name"] == {"type": "string"}
     assert json.loads(app["output_schema"])["required"] == ["greeting"]
     assert "python" in app["runtime"]
@@ -70,6 +72,7 @@ def test_deploy_directory_with_info_yaml_then_invoke(ignite, org):
         "EXTRA=1",
         "-o",
         "json",
+        "--show-env",
     ).ok()
     redeployed = json.loads(again.stdout)
     assert redeployed["published_version"] == 2
