@@ -328,5 +328,12 @@ def organization_list(organizations: Sequence[identity.Organization]) -> str:
 def secret_list(secrets: Sequence[compute.SecretInfo]) -> str:
     if not secrets:
         return "No secrets."
-    rows = [f"{s.name:<32} {s.username or '-':<24} {timestamp(s.updated_at_ms)}" for s in secrets]
-    return "\n".join([f"{'NAME':<32} {'USERNAME':<24} UPDATED", *rows])
+    return table(secrets, SECRET_COLUMNS)
+
+
+SECRET_COLUMNS = (
+    Column("name", lambda s: s.name),
+    Column("username", lambda s: s.username or "-"),
+    Column("hosts", lambda s: ", ".join(s.hosts) or "(none: create it again with --host)"),
+    Column("updated", lambda s: timestamp(s.updated_at_ms)),
+)

@@ -75,6 +75,17 @@ class Config:
     registry_password: str = ""
     registry_insecure: bool = False
     apps_edge: str = ""
+    #: Hosts, addresses and networks the server may reach on a user's behalf
+    #: although they are not public (images/egress.py): a private registry
+    #: or git server of the operator's.
+    egress_allow: tuple[str, ...] = ()
+    #: Other registries (host:port) reached without TLS verification (plain
+    #: HTTP on loopback): for prebuilt images and Dockerfile base images.
+    insecure_registries: tuple[str, ...] = ()
+    #: What one organization may keep in the embedded registry (MiB).
+    registry_quota_mb: int = 10240
+    #: How often the embedded registry's unreferenced images are collected.
+    registry_gc_interval_secs: float = 3600.0
 
 
 def parse(argv: list[str] | None = None) -> Config:
@@ -262,6 +273,30 @@ def parse(argv: list[str] | None = None) -> Config:
         help="reach --registry over plain HTTP",
     )
     parser.add_argument(
+        "--egress-allow",
+        default=env("IGNITE_EGRESS_ALLOW", ""),
+        help="comma-separated hosts (name[:port]), addresses or networks that --image and"
+        " --git-url may name although they are loopback, link-local or private",
+    )
+    parser.add_argument(
+        "--insecure-registries",
+        default=env("IGNITE_INSECURE_REGISTRIES", ""),
+        help="comma-separated registries (host:port) reached without TLS verification,"
+        " for prebuilt images and Dockerfile base images",
+    )
+    parser.add_argument(
+        "--registry-quota-mb",
+        type=int,
+        default=int(env("IGNITE_REGISTRY_QUOTA_MB", "10240")),
+        help="what one organization's images may take in the embedded registry (MiB)",
+    )
+    parser.add_argument(
+        "--registry-gc-interval-secs",
+        type=float,
+        default=float(env("IGNITE_REGISTRY_GC_INTERVAL_SECS", "3600")),
+        help="how often images no version names are removed from the embedded registry",
+    )
+    parser.add_argument(
         "--apps-edge",
         default=env("IGNITE_APPS_EDGE", ""),
         help="host:port of the HTTP edge, where local image pods reach other apps' URLs",
@@ -322,4 +357,10 @@ def parse(argv: list[str] | None = None) -> Config:
         registry_password=env("IGNITE_REGISTRY_PASSWORD", ""),
         registry_insecure=args.registry_insecure,
         apps_edge=args.apps_edge,
+        egress_allow=tuple(e.strip() for e in args.egress_allow.split(",") if e.strip()),
+        insecure_registries=tuple(
+            r.strip() for r in args.insecure_registries.split(",") if r.strip()
+        ),
+        registry_quota_mb=args.registry_quota_mb,
+        registry_gc_interval_secs=args.registry_gc_interval_secs,
     )

@@ -56,10 +56,18 @@ from ignite_server.domain.errors import Unavailable
 from ignite_server.domain.models import LogEntry
 from ignite_server.domain.principal import LOCAL_ADMIN, Principal
 from ignite_server.images.builder import ContainerImageBuilder
-from ignite_server.images.registry import EmbeddedRegistry
+from ignite_server.images.egress import EgressPolicy, parse_allow_list
+from ignite_server.images.registry import EmbeddedRegistry, TokenAuth
+from ignite_server.images.registry_tokens import (
+    ISSUER,
+    SERVICE,
+    PlatformRegistryAccess,
+    RegistryTokens,
+)
+from ignite_server.images.token_endpoint import TokenEndpoint
 from ignite_server.observability import metrics
 from ignite_server.ports.execution_store import WORK_CHANNEL
-from ignite_server.ports.image_builder import RegistryCredentials
+from ignite_server.ports.image_builder import RegistryAccess, RegistryCredentials
 from ignite_server.ports.log_store import LOG_CHANNEL
 from ignite_server.ports.pod_backend import PodLogRecord
 from ignite_server.store.apps import PostgresAppStore
@@ -77,9 +85,12 @@ from ignite_server.store.supervisor import DatabaseSupervisor
 log = structlog.get_logger("ignite.server")
 
 
-def make_runner(config: Config, logs: LogService) -> Invoker:
+def make_runner(
+    config: Config, logs: LogService, registry_access: RegistryAccess | None = None
+) -> Invoker:
     """The pod runner for this platform: sandboxed local pods whose output
-    goes to the app logs."""
+    goes to the app logs; image pods pull with their organization's
+    credentials for the platform's registry (``registry_access``)."""
 
     def sink(record: PodLogRecord) -> None:
         organization, _, app = record.app_id.partition("/")
@@ -109,7 +120,10 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
             state_dir=config.state_dir,
             image_pull_policy=config.kubernetes_image_pull_policy,
         )
-        return Invoker(KubernetesBackend(settings, log_sink=sink), owns_backend=True)
+        return Invoker(
+            KubernetesBackend(settings, log_sink=sink, registry_access=registry_access),
+            owns_backend=True,
+        )
     backend = LocalBackend(
         config.state_dir,
         sandbox=config.sandbox,  # type: ignore[arg-type]
@@ -118,6 +132,7 @@ def make_runner(config: Config, logs: LogService) -> Invoker:
         log_sink=sink,
         edge_address=_edge_address(config.apps_edge),
         apps_domain=config.apps_domain,
+        registry_access=registry_access,
     )
     return Invoker(backend, owns_backend=True)
 
@@ -140,9 +155,10 @@ async def _any_organization(name: str) -> bool:
 
 async def _image_artifacts(
     config: Config, stack: AsyncExitStack, blobs: DiskBlobStore, secrets: Secrets
-) -> tuple[ImageArtifacts | None, str]:
+) -> tuple[ImageArtifacts | None, str, PlatformRegistryAccess | None]:
     """The image builder with its registry (embedded unless --registry is
-    given); (None, why) when this machine lacks the image tools."""
+    given) and who may pull from it; (None, why, None) when this machine
+    lacks the image tools."""
     missing = [tool for tool in IMAGE_BUILD_TOOLS if shutil.which(tool) is None]
     if config.backend == "local":
         missing += [tool for tool in oci_runtime.missing_tools() if tool not in missing]
@@ -151,18 +167,27 @@ async def _image_artifacts(
     if missing:
         reason = f"install {', '.join(missing)} (`make sandbox`)"
         log.warning("images.unavailable", detail=reason)
-        return None, reason
+        return None, reason, None
     if not identities.privileged():
         reason = "image builds and image pods need the server to run as root"
         log.warning("images.unavailable", detail=reason)
-        return None, reason
+        return None, reason, None
     credentials = None
+    tokens: RegistryTokens | None = None
     if config.registry:
         host = config.registry
         if config.registry_username:
             credentials = RegistryCredentials(config.registry_username, config.registry_password)
     else:
-        registry = EmbeddedRegistry(config.state_dir, port=_registry_port(config.state_dir))
+        tokens = await asyncio.to_thread(RegistryTokens, config.state_dir / "registry" / "auth")
+        endpoint = TokenEndpoint(tokens)
+        await endpoint.start()
+        stack.push_async_callback(endpoint.close)
+        registry = EmbeddedRegistry(
+            config.state_dir,
+            port=_registry_port(config.state_dir),
+            token_auth=TokenAuth(endpoint.realm, SERVICE, ISSUER, tokens.certificate_path),
+        )
         try:
             await registry.start()
         except (Unavailable, OSError) as exc:
@@ -171,17 +196,21 @@ async def _image_artifacts(
             await registry.close()
             reason = f"the embedded registry did not start: {exc}"
             log.error("images.unavailable", detail=reason)
-            return None, reason
+            return None, reason, None
         stack.push_async_callback(registry.close)
         host = registry.host
+        credentials = tokens.server_credentials()
     builder = ContainerImageBuilder(
         host,
         config.state_dir / "cache" / "images",
         registry_credentials=credentials,
-        insecure_registries=(host,) if config.registry_insecure else (),
+        insecure_registries=((host,) if config.registry_insecure else ())
+        + config.insecure_registries,
     )
-    log.info("images.ready", registry=host)
-    return ImageArtifacts(blobs, builder, secrets), ""
+    access = PlatformRegistryAccess(host, tokens)
+    egress = EgressPolicy(parse_allow_list(config.egress_allow))
+    log.info("images.ready", registry=host, egress_allowed=",".join(config.egress_allow))
+    return ImageArtifacts(blobs, builder, secrets, egress, access), "", access
 
 
 #: What building and importing images runs (Debian packages, `make sandbox`).
@@ -287,7 +316,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         blobs = DiskBlobStore(config.state_dir / "blobs")
         blobs.sweep_scratch()
         secrets = Secrets(PostgresSecretStore(pool, load_secrets_key(config.state_dir)))
-        images, images_unavailable = await _image_artifacts(config, stack, blobs, secrets)
+        images, images_unavailable, registry_access = await _image_artifacts(
+            config, stack, blobs, secrets
+        )
         artifacts = Artifacts(
             blobs,
             default_pipelines(),
@@ -295,7 +326,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             images=images,
             images_unavailable=images_unavailable,
         )
-        runner = make_runner(config, logs)
+        runner = make_runner(config, logs, registry_access)
         stack.push_async_callback(runner.close)
         if isinstance(runner.backend, KubernetesBackend):
             await runner.backend.open()

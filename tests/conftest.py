@@ -13,7 +13,7 @@ import pytest
 from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 
 from ignite_launcher import TEMPORARY_STATE_DIRS, LocalPlatform, private_state_dir
-from tests.support import stub_for, unique_name
+from tests.support import PlainRegistry, stub_for, unique_name
 
 
 def _gateway_available() -> bool:
@@ -21,11 +21,31 @@ def _gateway_available() -> bool:
 
 
 @pytest.fixture(scope="session")
-def platform() -> Iterator[LocalPlatform]:
-    """The whole platform as a user runs it."""
+def user_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """host:port of a registry on loopback standing for a user's own public
+    one (Docker Hub, ghcr.io), started before the platform so that the
+    platform can be told to reach it over plain HTTP; "" without
+    docker-registry (image apps are unavailable then anyway)."""
+    if shutil.which("docker-registry") is None:
+        yield ""
+        return
+    registry = PlainRegistry(tmp_path_factory.mktemp("user-registry"))
+    yield registry.host
+    registry.close()
+
+
+@pytest.fixture(scope="session")
+def platform(user_registry: str) -> Iterator[LocalPlatform]:
+    """The whole platform as a user runs it. The tests' own registries, git
+    daemons and sinks listen on loopback, which the platform refuses to
+    reach on a user's behalf unless its operator allows it: this one's
+    operator does, for 127.0.0.1."""
     state = private_state_dir("ignite-test-")
     gateway_port = 0 if _gateway_available() else None
-    with LocalPlatform(state, gateway_port=gateway_port) as running:
+    args = ("--egress-allow", "127.0.0.1")
+    if user_registry:
+        args += ("--insecure-registries", user_registry)
+    with LocalPlatform(state, gateway_port=gateway_port, server_args=args) as running:
         yield running
 
 

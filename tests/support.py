@@ -299,3 +299,48 @@ class Sink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PlainRegistry:
+    """Debian's docker-registry on a loopback port of its own, without
+    authentication: what stands for a user's public registry (Docker Hub,
+    ghcr.io) in tests. A process of the test's, stopped by ``close``."""
+
+    def __init__(self, root: Any) -> None:
+        import shutil
+        import socket
+        import subprocess
+        import time
+        from pathlib import Path
+
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        self.host = f"127.0.0.1:{port}"
+        (root / "config.yml").write_text(
+            "version: 0.1\nlog:\n  level: error\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+            f"http:\n  addr: {self.host}\n"
+        )
+        binary = shutil.which("docker-registry") or "docker-registry"
+        with (root / "registry.log").open("wb") as out:
+            self._process = subprocess.Popen(
+                [binary, "serve", str(root / "config.yml")], stdout=out, stderr=out
+            )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise RuntimeError((root / "registry.log").read_text()) from None
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(10)

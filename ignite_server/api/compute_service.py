@@ -261,6 +261,7 @@ class ComputeService:
             request.username,
             request.password,
             replace=request.replace,
+            hosts=list(request.hosts),
         )
         return compute.CreateSecretResponse(secret=convert.secret_to_pb(secret))
 

@@ -161,6 +161,9 @@ class Secret:
     username: str
     created_at_ms: int
     updated_at_ms: int
+    #: The registry or git hosts it is sent to (domain/hosts.py spelling);
+    #: it is sent to no other.
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,17 @@ environment variables: never on a command line (which other local users can
 read in ``/proc``), never in the URL (which git would store in
 ``.git/config`` and print in errors). ``GIT_TERMINAL_PROMPT=0`` makes a
 missing or refused credential fail at once instead of waiting for a prompt.
+
+Where git connects is what was checked (core/image_artifacts.py, the
+egress policy): redirects are not followed (``http.followRedirects``), so
+a server cannot send the clone, or the credentials, on to another host or
+to this machine's loopback, and an http(s) clone reaches the host's name
+only at the addresses the check saw (``http.curloptResolve``).
+
+A failure is told in git's own words only where those are git's: a line
+that could hold what the server sent (a protocol error quoting its bytes,
+a remote message) is replaced by what kind of failure it was, so an error
+never echoes another service's answer.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import asyncio
 import base64
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -99,12 +111,13 @@ class _Clone:
         )
 
     async def git(self, *argv: str, quiet: bool = False) -> StepResult:
-        """Run git; its output goes to the build log unless ``quiet``."""
+        """Run git; its output goes to the build log unless ``quiet``, with
+        anything unprintable a server may have sent replaced."""
         return await run_step(
             [GIT, *argv],
             cwd=self._request.dest,
             env=self._env,
-            log=_discard if quiet else self._request.log,
+            log=_discard if quiet else _printable(self._request.log),
             deadline=self._deadline,
             sandbox=self._sandbox,
         )
@@ -114,12 +127,20 @@ class _Clone:
         result = await self.git(
             "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}", quiet=True
         )
-        last = _last_line(result)
+        lines = [line.strip() for line in result.tail if line.strip()]
+        last = lines[-1] if lines else ""
         return last if result.returncode == 0 and _FULL_COMMIT.fullmatch(last) else ""
 
 
 def _discard(_line: str) -> None:
     pass
+
+
+def _printable(log: Callable[[str], None]) -> Callable[[str], None]:
+    def write(line: str) -> None:
+        log("".join(c if c.isprintable() else "?" for c in line))
+
+    return write
 
 
 def _checked_url(url: str) -> str:
@@ -149,13 +170,20 @@ def _env(request: GitCheckout, url: str, global_config: Path) -> dict[str, str]:
         "GIT_CONFIG_GLOBAL": str(global_config),
         **network_env(),
     }
+    parts = urlsplit(url)
+    settings: list[tuple[str, str]] = []
+    if parts.scheme in ("http", "https") and request.addresses and parts.hostname:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        pinned = ",".join(f"[{a}]" if ":" in a else a for a in request.addresses)
+        settings.append(("http.curloptResolve", f"{parts.hostname}:{port}:{pinned}"))
     if request.credentials is not None:
-        parts = urlsplit(url)
         token = f"{request.credentials.username}:{request.credentials.password}"
         header = "Authorization: Basic " + base64.b64encode(token.encode()).decode()
-        env["GIT_CONFIG_COUNT"] = "1"
-        env["GIT_CONFIG_KEY_0"] = f"http.{parts.scheme}://{parts.netloc}/.extraHeader"
-        env["GIT_CONFIG_VALUE_0"] = header
+        settings.append((f"http.{parts.scheme}://{parts.netloc}/.extraHeader", header))
+    env["GIT_CONFIG_COUNT"] = str(len(settings))
+    for index, (key, value) in enumerate(settings):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
     return env
 
 
@@ -170,6 +198,9 @@ GLOBAL_CONFIG = """\
 \tdirectory = *
 [protocol "ext"]
 \tallow = never
+[http]
+\t# Where the clone goes was checked; a redirect would go elsewhere.
+\tfollowRedirects = false
 """
 
 
@@ -180,9 +211,42 @@ def _write_config(folder: Path) -> None:
 
 
 def _last_line(result: StepResult) -> str:
-    """git's reason: its first ``fatal:`` line, else its last line."""
+    """git's reason: its first ``fatal:`` line, else its last line, told as
+    a kind of failure when it could quote the server (module docstring)."""
     lines = [line.strip() for line in result.tail if line.strip()]
     fatal = [line for line in lines if line.startswith("fatal:")]
-    if fatal:
-        return fatal[0]
-    return lines[-1] if lines else f"exit status {result.returncode}"
+    line = fatal[0] if fatal else (lines[-1] if lines else f"exit status {result.returncode}")
+    return _told(line)
+
+
+#: Failures told by kind, first match wins: (what the line contains, the
+#: words used instead). Lines that may carry the server's own words
+#: (protocol errors quote its bytes; remote errors are its text) are never
+#: repeated.
+_KINDS = (
+    (("could not resolve host", "unable to look up", "name or service not known"),
+     "fatal: the host name does not resolve"),
+    (("connection refused", "couldn't connect", "failed to connect", "unable to connect"),
+     "fatal: the connection was refused"),
+    (("timed out", "timeout"), "fatal: the server did not answer in time"),
+    (("authentication failed", "could not read username", "could not read password",
+      "403", "401", "access denied", "permission denied"),
+     "fatal: the server refused the credentials, or wants some (--git-secret)"),
+    (("ssl", "tls", "certificate", "gnutls"),
+     "fatal: TLS failed (the certificate is not trusted, or the server does not speak TLS)"),
+    (("not found", "404", "does not appear to be a git repository", "repository not found"),
+     "fatal: no git repository at that URL"),
+    (("redirect",), "fatal: the server redirected the clone elsewhere (not followed)"),
+)  # fmt: skip
+#: git's own messages about the URL or the ref, safe to repeat as they are.
+_OWN = re.compile(r"fatal: (?:invalid|unable to parse|couldn't find remote ref)[^\x00-\x1f]*")
+
+
+def _told(line: str) -> str:
+    lowered = line.lower()
+    if _OWN.fullmatch(line) and line.isprintable():
+        return line
+    for needles, told in _KINDS:
+        if any(needle in lowered for needle in needles):
+            return told
+    return "fatal: the server's answer is not git's (a protocol error)"

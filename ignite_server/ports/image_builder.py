@@ -101,6 +101,23 @@ class GitCheckout:
     log: Callable[[str], None]
     credentials: RegistryCredentials | None = None
     timeout_secs: int = 300
+    #: The addresses the URL's host was checked at (ports/egress.py): an
+    #: http(s) clone connects to these and no others.
+    addresses: tuple[str, ...] = ()
+
+
+class RegistryAccess(Protocol):
+    """Who may pull from the platform's registry: each organization with
+    read-only credentials of its own, scoped to its repositories where the
+    registry allows it (the embedded one does: images/registry_tokens.py)."""
+
+    #: host[:port] of the platform's registry.
+    host: str
+
+    def pull_credentials(self, organization: str) -> RegistryCredentials | None:
+        """Read-only credentials for ``organization``'s images (None when the
+        registry needs none)."""
+        ...
 
 
 class ImageBuilder(Protocol):

@@ -11,6 +11,7 @@ Construction (server start-up)::
         log_sink=store_app_log,       # receives every PodLogRecord
         edge_address=("127.0.0.1", 8080),  # where image pods' calls to
         apps_domain="ignite.localhost",    # other apps' URLs are sent
+        registry_access=access,       # who pulls image apps' images
     )
     ...
     await backend.close()
@@ -76,6 +77,7 @@ from ignite_server.containment import identities, mounts, seccomp
 from ignite_server.containment import sandbox as containment
 from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied
 from ignite_server.domain.models import Resources
+from ignite_server.ports.image_builder import RegistryAccess, RegistryCredentials
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import (
     BackendInfo,
@@ -148,6 +150,7 @@ class LocalBackend:
         edge_address: tuple[str, int] | None = None,
         apps_domain: str = "ignite.localhost",
         exec_launcher_path: Path | None = exec_launcher.DEFAULT_PATH,
+        registry_access: RegistryAccess | None = None,
     ) -> None:
         self.pods_dir = Path(state_dir).resolve() / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)
@@ -198,6 +201,7 @@ class LocalBackend:
         self._images = ImageCache(Path(state_dir).resolve() / "images")
         self._edge = edge_address
         self._apps_domain = apps_domain
+        self._registry = registry_access
         self._image_tools_missing = oci_runtime.missing_tools()
         self._exec_launcher = (
             exec_launcher.installed(exec_launcher_path) if exec_launcher_path else None
@@ -322,7 +326,7 @@ class LocalBackend:
                 "image apps cannot run on this server: "
                 f"{', '.join(self._image_tools_missing)} not installed"
             )
-        rootfs = await self._images.rootfs(image)
+        rootfs = await self._images.rootfs(image, self._pull_credentials(spec, image))
         pod = await self._new_pod(spec.resources, ImagePod)
         assert isinstance(pod, ImagePod)
         pod.spec = spec
@@ -337,6 +341,13 @@ class LocalBackend:
         )
         await pod.wait_ready(self._start_timeout)
         return pod
+
+    def _pull_credentials(self, spec: PodSpec, image: ImageLaunch) -> RegistryCredentials | None:
+        """The app's organization's read-only credentials, for an image in
+        the platform's registry (its own repositories only)."""
+        if self._registry is None or image.reference.split("/", 1)[0] != self._registry.host:
+            return None
+        return self._registry.pull_credentials(spec.app_id.split("/", 1)[0])
 
     async def _new_pod(self, resources: Resources, kind: type[LocalPod] = LocalPod) -> LocalPod:
         """A pod's folder, uid, socket tmpfs and limited cgroups, not yet
