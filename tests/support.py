@@ -344,3 +344,37 @@ class PlainRegistry:
         if self._process.poll() is None:
             self._process.terminate()
             self._process.wait(10)
+
+
+def push_tiny_image(reference: str, work: Any, content: str = "tiny") -> str:
+    """A one-file FROM-scratch image built with buildah and pushed over plain
+    HTTP to ``reference`` (``host/path:tag``); its digest."""
+    import subprocess
+    from pathlib import Path
+
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    store = [
+        "--storage-driver",
+        "vfs",
+        "--root",
+        str(work / "root"),
+        "--runroot",
+        str(work / "run"),
+    ]
+
+    def buildah(*args: str) -> str:
+        done = subprocess.run(
+            ["buildah", *store, *args], capture_output=True, text=True, check=True, timeout=300
+        )
+        return done.stdout.strip()
+
+    (work / "file").write_text(content)
+    container = buildah("from", "scratch")
+    buildah("copy", container, str(work / "file"), "/file")
+    buildah("commit", "--quiet", container, "tiny")
+    buildah(
+        "push", "--quiet", "--tls-verify=false", "--digestfile", str(work / "digest"),
+        "tiny", f"docker://{reference}",
+    )  # fmt: skip
+    return (work / "digest").read_text().strip()
