@@ -86,6 +86,8 @@ class Config:
     registry_quota_mb: int = 10240
     #: How often the embedded registry's unreferenced images are collected.
     registry_gc_interval_secs: float = 3600.0
+    #: A pushed image no version names yet is kept at least this long.
+    registry_gc_grace_secs: float = 600.0
 
 
 def parse(argv: list[str] | None = None) -> Config:
@@ -297,6 +299,12 @@ def parse(argv: list[str] | None = None) -> Config:
         help="how often images no version names are removed from the embedded registry",
     )
     parser.add_argument(
+        "--registry-gc-grace-secs",
+        type=float,
+        default=float(env("IGNITE_REGISTRY_GC_GRACE_SECS", "600")),
+        help="a pushed image no version names yet is kept at least this long",
+    )
+    parser.add_argument(
         "--apps-edge",
         default=env("IGNITE_APPS_EDGE", ""),
         help="host:port of the HTTP edge, where local image pods reach other apps' URLs",
@@ -363,4 +371,5 @@ def parse(argv: list[str] | None = None) -> Config:
         ),
         registry_quota_mb=args.registry_quota_mb,
         registry_gc_interval_secs=args.registry_gc_interval_secs,
+        registry_gc_grace_secs=args.registry_gc_grace_secs,
     )

@@ -46,6 +46,7 @@ from ignite_server.core.invocations import Invocations
 from ignite_server.core.invoker import Invoker
 from ignite_server.core.logs import LogService
 from ignite_server.core.oidc import ExternalIssuer
+from ignite_server.core.registry_retention import RegistryRetention
 from ignite_server.core.rollout import Rollout
 from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.secrets import Secrets
@@ -58,6 +59,7 @@ from ignite_server.domain.principal import LOCAL_ADMIN, Principal
 from ignite_server.images.builder import ContainerImageBuilder
 from ignite_server.images.egress import EgressPolicy, parse_allow_list
 from ignite_server.images.registry import EmbeddedRegistry, TokenAuth
+from ignite_server.images.registry_storage import EmbeddedRegistryStorage
 from ignite_server.images.registry_tokens import (
     ISSUER,
     SERVICE,
@@ -78,6 +80,7 @@ from ignite_server.store.executions import PostgresExecutionStore
 from ignite_server.store.identity import PostgresIdentityStore
 from ignite_server.store.logs import PostgresLogStore
 from ignite_server.store.notify import Notifier
+from ignite_server.store.registry_images import PostgresRegistryImages
 from ignite_server.store.secrets import PostgresSecretStore
 from ignite_server.store.secrets import load_key as load_secrets_key
 from ignite_server.store.supervisor import DatabaseSupervisor
@@ -154,7 +157,11 @@ async def _any_organization(name: str) -> bool:
 
 
 async def _image_artifacts(
-    config: Config, stack: AsyncExitStack, blobs: DiskBlobStore, secrets: Secrets
+    config: Config,
+    stack: AsyncExitStack,
+    blobs: DiskBlobStore,
+    secrets: Secrets,
+    pool: asyncpg.Pool,
 ) -> tuple[ImageArtifacts | None, str, PlatformRegistryAccess | None]:
     """The image builder with its registry (embedded unless --registry is
     given) and who may pull from it; (None, why, None) when this machine
@@ -174,6 +181,8 @@ async def _image_artifacts(
         return None, reason, None
     credentials = None
     tokens: RegistryTokens | None = None
+    retention: RegistryRetention | None = None
+    push_guard = None
     if config.registry:
         host = config.registry
         if config.registry_username:
@@ -200,9 +209,21 @@ async def _image_artifacts(
         stack.push_async_callback(registry.close)
         host = registry.host
         credentials = tokens.server_credentials()
+        storage = EmbeddedRegistryStorage(registry, tokens)
+        retention = RegistryRetention(
+            PostgresRegistryImages(pool),
+            storage,
+            quota_bytes=config.registry_quota_mb * 1024 * 1024,
+            interval_secs=config.registry_gc_interval_secs,
+            grace_secs=config.registry_gc_grace_secs,
+        )
+        await retention.start()
+        stack.push_async_callback(retention.close)
+        push_guard = storage.pushing
     builder = ContainerImageBuilder(
         host,
         config.state_dir / "cache" / "images",
+        push_guard=push_guard,
         registry_credentials=credentials,
         insecure_registries=((host,) if config.registry_insecure else ())
         + config.insecure_registries,
@@ -210,7 +231,7 @@ async def _image_artifacts(
     access = PlatformRegistryAccess(host, tokens)
     egress = EgressPolicy(parse_allow_list(config.egress_allow))
     log.info("images.ready", registry=host, egress_allowed=",".join(config.egress_allow))
-    return ImageArtifacts(blobs, builder, secrets, egress, access), "", access
+    return ImageArtifacts(blobs, builder, secrets, egress, access, retention), "", access
 
 
 #: What building and importing images runs (Debian packages, `make sandbox`).
@@ -317,7 +338,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         blobs.sweep_scratch()
         secrets = Secrets(PostgresSecretStore(pool, load_secrets_key(config.state_dir)))
         images, images_unavailable, registry_access = await _image_artifacts(
-            config, stack, blobs, secrets
+            config, stack, blobs, secrets, pool
         )
         artifacts = Artifacts(
             blobs,

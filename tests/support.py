@@ -346,9 +346,10 @@ class PlainRegistry:
             self._process.wait(10)
 
 
-def push_tiny_image(reference: str, work: Any, content: str = "tiny") -> str:
-    """A one-file FROM-scratch image built with buildah and pushed over plain
-    HTTP to ``reference`` (``host/path:tag``); its digest."""
+def push_tiny_image(reference: str, work: Any, content: str | bytes = "tiny") -> str:
+    """A one-file FROM-scratch image (the file holds ``content``) built with
+    buildah and pushed over plain HTTP to ``reference`` (``host/path:tag``);
+    its digest."""
     import subprocess
     from pathlib import Path
 
@@ -369,7 +370,7 @@ def push_tiny_image(reference: str, work: Any, content: str = "tiny") -> str:
         )
         return done.stdout.strip()
 
-    (work / "file").write_text(content)
+    (work / "file").write_bytes(content.encode() if isinstance(content, str) else content)
     container = buildah("from", "scratch")
     buildah("copy", container, str(work / "file"), "/file")
     buildah("commit", "--quiet", container, "tiny")

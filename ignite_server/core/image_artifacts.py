@@ -26,6 +26,10 @@ Before the platform connects anywhere on the user's behalf:
   organization (``ignite/<org>/…``), copied with that organization's
   read-only pull credentials, so the registry itself refuses any other.
   One of another organization reads as missing (IMAGE_NOT_FOUND).
+
+An organization at its registry quota builds and imports nothing more, and
+an image that would take it past the quota is removed and refused
+(core/registry_retention.py).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from urllib.parse import urlsplit
 
 from ignite_common.addresses import is_loopback
 from ignite_server.core import archives
+from ignite_server.core.registry_retention import RegistryRetention
 from ignite_server.core.secrets import Secrets
 from ignite_server.domain import hosts
 from ignite_server.domain.errors import FailedPrecondition
@@ -94,12 +99,14 @@ class ImageArtifacts:
         secrets: Secrets,
         egress: Egress,
         access: RegistryAccess,
+        retention: RegistryRetention | None = None,
     ) -> None:
         self._blobs = blobs
         self._builder = builder
         self._secrets = secrets
         self._egress = egress
         self._access = access
+        self._retention = retention
 
     @property
     def registry(self) -> str:
@@ -113,6 +120,8 @@ class ImageArtifacts:
         ``out``. BuildFailed for the user's own build errors;
         FailedPrecondition when a prebuilt image or a secret cannot be had."""
         spec = version.image or ImageSpec()
+        if self._retention is not None:
+            await self._retention.check(version.organization)
         if version.upload_kind == UploadKind.PREBUILT_IMAGE:
             image = await self._import(version, spec)
         else:
@@ -158,6 +167,8 @@ class ImageArtifacts:
                     timeout_secs=BUILD_TIMEOUT_SECS,
                 )
             )
+        if self._retention is not None:
+            await self._retention.admit(version.organization, image.reference)
         log(f"image {image.reference}")
         ImageLaunch.of(image, spec.health_path).write(out)
         return image

@@ -16,9 +16,11 @@ image this builder returns is referenced there by digest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from ignite_server.builds.subprocess_build import DEFAULT_MEMORY_MB, Deadline
@@ -41,7 +43,9 @@ class ContainerImageBuilder:
 
     ``registry_credentials`` log in to that registry; ``insecure_registries``
     are hosts reached without TLS verification besides loopback ones (for
-    imports, pushes and Dockerfile base images alike).
+    imports, pushes and Dockerfile base images alike). Every push holds
+    ``push_guard`` (the registry's garbage collection waits for pushes:
+    registry_storage.py).
     """
 
     def __init__(
@@ -52,9 +56,11 @@ class ContainerImageBuilder:
         registry_credentials: RegistryCredentials | None = None,
         insecure_registries: Sequence[str] = (),
         memory_mb: int = DEFAULT_MEMORY_MB,
+        push_guard: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self.registry_host = registry_host
         self._credentials = registry_credentials
+        self._push_guard = push_guard or contextlib.nullcontext
         self._skopeo = Skopeo(insecure_registries)
         plain_http = [
             host
@@ -72,7 +78,7 @@ class ContainerImageBuilder:
             await self._buildah.build(request, layout, deadline)
             digest = await asyncio.to_thread(oci_manifest_digest, layout)
             try:
-                async with asyncio.timeout(deadline.remaining()):
+                async with asyncio.timeout(deadline.remaining()), self._push_guard():
                     await self._skopeo.copy(
                         f"oci:{layout}",
                         destination,
@@ -103,13 +109,14 @@ class ContainerImageBuilder:
         source = reference.parse(image_ref)
         destination = self._destination(repository)
         digest = await self._skopeo.resolve(source, credentials)
-        await self._skopeo.copy(
-            f"docker://{source.at(digest)}",
-            destination,
-            digest,
-            source_credentials=credentials,
-            destination_credentials=self._credentials,
-        )
+        async with self._push_guard():
+            await self._skopeo.copy(
+                f"docker://{source.at(digest)}",
+                destination,
+                digest,
+                source_credentials=credentials,
+                destination_credentials=self._credentials,
+            )
         return await self._pushed(destination, digest)
 
     def _destination(self, repository: str) -> reference.ImageReference:
