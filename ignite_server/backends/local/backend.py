@@ -49,8 +49,11 @@ unpacked once per digest under ``<state_dir>/images/`` (image_cache.py).
 What a pod has on the host: ``<state_dir>/pods/<pod-id>/`` (root's, 0700)
 holding ``code/`` (pooled pods) and ``run/``, a 256 KiB tmpfs owned by the
 pod's own uid where its runtime creates the unix socket; a uid of its own;
-cgroups. All of it is given back when the pod ends, and whatever a crashed
-server left in ``pods/`` is removed when the next one starts.
+cgroups. All of it is given back when the pod ends. A server that dies
+takes its pods with it, image pods too: a watchdog process kills whatever is
+left in the pods' cgroups the moment the server is gone
+(containment/watchdog.py); what a crashed server left in ``pods/`` (folders,
+socket mounts) is removed when the next one starts.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ from ignite_server.backends.local.image_pod import ImagePod
 from ignite_server.backends.local.manifest import EXEC_POOL, LaunchManifest, ManifestError
 from ignite_server.backends.local.pod import LocalPod
 from ignite_server.backends.local.pool import PoolStats, WarmPool
-from ignite_server.containment import identities, mounts, seccomp
+from ignite_server.containment import identities, mounts, seccomp, watchdog
 from ignite_server.containment import sandbox as containment
 from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied
 from ignite_server.domain.models import Resources
@@ -185,6 +188,10 @@ class LocalBackend:
                 "(`make sandbox`), or pass --allow-unsandboxed"
             )
         self._cgroups = CgroupRoot("pods")
+        # Image pods (crun) do not die with the server by themselves.
+        self._watchdog = (
+            watchdog.start(self._cgroups.bases.values()) if self._cgroups.bases else None
+        )
         if not self._cgroups.has_memory:
             warnings.append(
                 "no writable memory cgroup: memory limits fall back to RLIMIT_DATA "
@@ -258,6 +265,8 @@ class LocalBackend:
             task.cancel()
         await asyncio.gather(*self._reapers, return_exceptions=True)
         self._cgroups.remove()
+        if self._watchdog is not None:
+            await self._watchdog.stop()
 
     # --- starting ------------------------------------------------------------
 
