@@ -5,7 +5,9 @@
   app that allows unauthenticated calls; for any other app an anonymous
   caller learns nothing, not even that it exists.
 - **What runs**: the active version, a given published version, or the
-  compiled draft (never both), as run_targets.py resolves it.
+  compiled draft (never both), as run_targets.py resolves it; an app found
+  by its URL's host name only when that host label is its own alone
+  (labels held by two apps from before they were unique serve neither).
 - **Its id**: a ULID (core/execution_ids.py), minted here for a
   synchronous invocation and by ExecutionService for an asynchronous one.
 - **Its trace**: a synchronous invocation stores no record, so the RPC's
@@ -32,7 +34,12 @@ from ignite_server.core.execution_ids import new_execution_id
 from ignite_server.core.request_log import PlatformEvent, logged
 from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.validation import is_name
-from ignite_server.domain.errors import InvalidArgument, Unauthenticated, Unavailable
+from ignite_server.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    Unauthenticated,
+    Unavailable,
+)
 from ignite_server.domain.models import InvocationRequest, ResponseFrame, RunTarget
 from ignite_server.domain.principal import Principal
 from ignite_server.observability import tracing
@@ -64,8 +71,10 @@ class Invocations:
         *,
         version: int = 0,
         draft: bool = False,
+        by_host: bool = False,
     ) -> AsyncGenerator[ResponseFrame, None]:
-        """A synchronous invocation: head, chunks, trailer."""
+        """A synchronous invocation: head, chunks, trailer. ``by_host``: the
+        app was found by its URL's host name, which must be its own."""
         if draft and version:
             raise InvalidArgument(
                 "set either version or draft, not both",
@@ -75,6 +84,14 @@ class Invocations:
         if caller.anonymous:
             await self._admit_anonymous(organization, app, version, draft)
         target = await self._targets.resolve(organization, app, version, draft)
+        if by_host and target.app.host_disputed:
+            raise FailedPrecondition(
+                f"http://{target.app.host_label}.… names more than one app (created before"
+                " host names were unique): it serves none of them until a platform"
+                " administrator deletes or re-creates all but one",
+                reason="HOST_DISPUTED",
+                metadata={"host": target.app.host_label},
+            )
         execution_id = new_execution_id()
         tracing.set_attribute(tracing.EXECUTION_ID, execution_id)
         # Sync invocations store no record: the RPC's own log line (one per

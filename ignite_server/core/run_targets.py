@@ -17,7 +17,7 @@ from ignite_server.core.draft_builds import DraftBuilds
 from ignite_server.core.settings import resources_of
 from ignite_server.core.validation import check_app_ref, check_version
 from ignite_server.domain.errors import FailedPrecondition, NotFound
-from ignite_server.domain.models import App, RunTarget, VersionStatus
+from ignite_server.domain.models import App, RunTarget, VersionStatus, host_label
 from ignite_server.ports.app_store import AppStore
 
 #: How long a resolved run target is reused. Changes made through this server
@@ -41,6 +41,12 @@ class RunTargets:
     def forget(self, organization: str, name: str) -> None:
         """Drop cached targets of an app this server just changed."""
         for key in [k for k in self._targets if k[:2] == (organization, name)]:
+            del self._targets[key]
+
+    def forget_host(self, label: str) -> None:
+        """Drop cached targets of every app whose host label is ``label``
+        (a dispute over it just ended)."""
+        for key in [k for k in self._targets if host_label(k[0], k[1]) == label]:
             del self._targets[key]
 
     async def resolve(
