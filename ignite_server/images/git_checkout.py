@@ -198,8 +198,11 @@ GLOBAL_CONFIG = """\
 #: CONNECT tunnel through the egress proxy (socat speaks it). git closes its
 #: side once it has asked for the pack; ``-t`` keeps socat reading the pack
 #: until the server is done (socat's default is to quit half a second later).
+#: ``shut-close`` closes git's end the moment the server's ends first (a
+#: server that hangs up unanswered): without it socat would keep git
+#: waiting for those 3600 s.
 CONNECT = f"""#!/bin/sh
-exec /usr/bin/socat -t 3600 - "PROXY:{PROXY_HOST}:$1:$2,proxyport={PROXY_PORT}"
+exec /usr/bin/socat -t 3600 -,shut-close "PROXY:{PROXY_HOST}:$1:$2,proxyport={PROXY_PORT}"
 """
 
 
