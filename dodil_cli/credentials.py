@@ -14,6 +14,13 @@ Stored credentials name their ``kind``:
   them for an access token at once, which checks them; the token is cached
   in the file with its expiry and exchanged again shortly before it runs
   out, so long-lived scripts keep working.
+
+Stored credentials also name the ``endpoint`` they were issued by (the API
+endpoint ``login`` used): they are sent to that endpoint only, and when no
+endpoint is configured it is the one commands use (session.py). A token in
+``DODIL_TOKEN`` names none and goes wherever the command is pointed.
+Credentials stored by an older dodil name none either; ``dodil login``
+again binds them.
 """
 
 from __future__ import annotations
@@ -61,6 +68,9 @@ class Credentials:
     expires_at_ms: int = 0
     #: An OAuth 2.0 token endpoint; empty = IssueToken on the API endpoint.
     token_url: str = ""
+    #: The API endpoint (``host:port``) the credentials are for; empty:
+    #: unbound (DODIL_TOKEN, or a file from an older dodil).
+    endpoint: str = ""
 
     def needs_renewal(self, now_ms: int | None = None) -> bool:
         """Whether the cached token must be exchanged again before use."""
@@ -77,6 +87,8 @@ class Credentials:
     def describe(self) -> dict[str, Any]:
         """What ``whoami`` shows: never a secret or a token itself."""
         info: dict[str, Any] = {"kind": self.kind, "source": self.source}
+        if self.endpoint:
+            info["endpoint"] = self.endpoint
         if self.client_id:
             info["client_id"] = self.client_id
         if self.token_url:
@@ -129,9 +141,10 @@ def load_credentials() -> Credentials | None:
     if not isinstance(data, dict):
         raise CliError(f"{path} is damaged: run 'dodil login' again")
     kind = str(data.get("kind", KIND_TOKEN))
+    endpoint = str(data.get("endpoint") or "")
     if kind == KIND_TOKEN:
         token = str(data.get("token") or "")
-        return Credentials(kind, token, str(path)) if token else None
+        return Credentials(kind, token, str(path), endpoint=endpoint) if token else None
     if kind == KIND_CLIENT:
         client_id, secret = str(data.get("client_id") or ""), str(data.get("client_secret") or "")
         if not client_id or not secret:
@@ -144,6 +157,7 @@ def load_credentials() -> Credentials | None:
             client_secret=secret,
             expires_at_ms=int(data.get("expires_at_ms") or 0),
             token_url=str(data.get("token_url") or ""),
+            endpoint=endpoint,
         )
     raise CliError(f"{path} holds credentials of kind {kind!r}, unknown to this dodil")
 
@@ -162,14 +176,17 @@ def store(credentials: Credentials) -> Path:
             data["token_url"] = credentials.token_url
     else:
         data["token"] = credentials.token
+    if credentials.endpoint:
+        data["endpoint"] = credentials.endpoint
     path = credentials_path()
     write_private_file(path, yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-def store_token(token: str) -> Path:
-    """Store a bearer token for later runs; returns the file written."""
-    return store(Credentials(KIND_TOKEN, token, ""))
+def store_token(token: str, endpoint: str) -> Path:
+    """Store a bearer token for later runs against ``endpoint``; returns the
+    file written."""
+    return store(Credentials(KIND_TOKEN, token, "", endpoint=endpoint))
 
 
 def forget() -> bool:

@@ -1,7 +1,7 @@
 """Flags shared by many commands, declared once.
 
 ``common_options`` gives every leaf command the same ``-o``, ``--endpoint``,
-``--plaintext``, ``--org`` and ``--verbose`` (they may follow the arguments,
+``--plaintext``, ``--org``, ``--show-env`` and ``--verbose`` (they may follow the arguments,
 as in ``dodil ignite app get acme-corp:greet -o json``). ``app_settings``
 gives ``app create``, ``app update`` and ``app deploy`` the same settings
 flags and turns them into an :class:`~dodil_cli.appspec.AppSpec`.
@@ -77,6 +77,13 @@ def common_options(func: F) -> F:
             expose_value=False,
             callback=_setter("org_flag"),
             help="Organization for ids without 'org:' (overrides organization).",
+        ),
+        click.option(
+            "--show-env",
+            is_flag=True,
+            expose_value=False,
+            callback=_setter("show_env"),
+            help="Show app env values (hidden by default: they are often secrets).",
         ),
         click.option(
             "-v",

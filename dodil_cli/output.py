@@ -119,10 +119,13 @@ def _one_line(text: str) -> str:
 
 
 class Printer:
-    """Prints one command's result in the chosen format."""
+    """Prints one command's result in the chosen format; ``redact``, when
+    given, rewrites every structured result first (what must not be shown
+    without being asked for, such as env values)."""
 
-    def __init__(self, fmt: str) -> None:
+    def __init__(self, fmt: str, redact: Callable[[Any], Any] | None = None) -> None:
         self.fmt = fmt
+        self._redact = redact
 
     @property
     def structured(self) -> bool:
@@ -132,7 +135,8 @@ class Printer:
     def emit(self, value: Any, readable: Callable[[], str] | str) -> None:
         """Print ``value`` as JSON/YAML, or the readable text for tables."""
         if self.structured:
-            click.echo(dump(value, self.fmt), nl=False)
+            shown = self._redact(value) if self._redact is not None else value
+            click.echo(dump(shown, self.fmt), nl=False)
             return
         text = readable() if callable(readable) else readable
         if text:

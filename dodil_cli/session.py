@@ -16,7 +16,7 @@ from dodil_cli.client import Client
 from dodil_cli.config import Config, key
 from dodil_cli.credentials import Credentials, load_credentials, store
 from dodil_cli.endpoint import Endpoint, parse_endpoint
-from dodil_cli.errors import UsageError
+from dodil_cli.errors import CliError, UsageError
 from dodil_cli.ids import (
     AppRef,
     ExecutionRef,
@@ -27,6 +27,11 @@ from dodil_cli.ids import (
 from dodil_cli.oauth import IssuedToken, request_token
 from dodil_cli.output import Printer
 from dodil_cli.progress import Progress
+from dodil_cli.views import hide_env_values
+
+#: The exit code of UNAUTHENTICATED (docs/cli.md): also for credentials
+#: that belong to another endpoint.
+EXIT_UNAUTHENTICATED = 6
 
 
 class Session:
@@ -38,6 +43,8 @@ class Session:
         self.plaintext_flag = False
         self.org_flag: str | None = None
         self.verbose = False
+        #: Show app env values (hidden in every command's output otherwise).
+        self.show_env = False
         self._client: Client | None = None
 
     @cached_property
@@ -57,8 +64,21 @@ class Session:
 
     @cached_property
     def endpoint(self) -> Endpoint:
-        """The API endpoint."""
-        return parse_endpoint(self.endpoint_flag or self.setting("api_endpoint"))
+        """The API endpoint: the flag, else the configured one (environment,
+        file), else the one the stored credentials are for, else the default."""
+        if self.endpoint_flag:
+            return parse_endpoint(self.endpoint_flag)
+        value, source = self.config.effective("api_endpoint")
+        if source == "default":
+            bound = self.stored_endpoint()
+            if bound:
+                return parse_endpoint(bound)
+        return parse_endpoint(value)
+
+    def stored_endpoint(self) -> str:
+        """The endpoint stored credentials are bound to ("" when none)."""
+        credentials = self.credentials
+        return credentials.endpoint if credentials is not None else ""
 
     @property
     def tls(self) -> bool:
@@ -82,6 +102,15 @@ class Session:
         credentials = self.credentials
         if credentials is None:
             return None
+        if credentials.endpoint and credentials.endpoint != self.endpoint.target:
+            # Never hand a platform's credentials (or, on renewal, the client
+            # secret) to another one.
+            raise CliError(
+                f"the stored credentials are for {credentials.endpoint}, not "
+                f"{self.endpoint.target}: pass --endpoint {credentials.endpoint}, or run "
+                f"'dodil login --endpoint {self.endpoint.target}'",
+                exit_code=EXIT_UNAUTHENTICATED,
+            )
         if credentials.needs_renewal():
             issued = self.issue_token(
                 credentials.client_id, credentials.client_secret, credentials.token_url
@@ -117,7 +146,7 @@ class Session:
     @cached_property
     def printer(self) -> Printer:
         """Prints results in the chosen output format."""
-        return Printer(self.output)
+        return Printer(self.output, redact=None if self.show_env else hide_env_values)
 
     @cached_property
     def progress(self) -> Progress:

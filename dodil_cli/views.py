@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 from dodil.ignite.v1 import ignite_identity_pb2 as identity
+from google.protobuf.message import Message
 
 from dodil_cli.appspec import runtime_name
 from dodil_cli.output import Column, fields, table
@@ -78,17 +80,45 @@ def cli_id(wire_id: str) -> str:
 HIDDEN_VALUE = "<hidden>"
 
 
-def hide_env_values(app: common.AppMeta) -> common.AppMeta:
-    """A copy of ``app`` whose env values are replaced by :data:`HIDDEN_VALUE`.
+def hide_env_values(value: Any) -> Any:
+    """``value`` with every app's env values replaced by :data:`HIDDEN_VALUE`:
+    an AppMeta or a version's settings, any message holding one (a
+    CreateApp, UpdateApp or PublishDraft response, a version), or lists and
+    dicts of them. Messages are copied,
+    never changed in place.
 
-    Env values often are secrets (API keys, passwords), so they are shown
-    only on request, as consoles show secret environment variables.
+    Env values often are secrets (API keys, passwords), so every command
+    shows them only on request (``--show-env``), as consoles show secret
+    environment variables.
     """
-    hidden = common.AppMeta()
-    hidden.CopyFrom(app)
-    for name in hidden.env:
-        hidden.env[name] = HIDDEN_VALUE
-    return hidden
+    if isinstance(value, Message):
+        copy = type(value)()
+        copy.CopyFrom(value)
+        _hide_in(copy)
+        return copy
+    if isinstance(value, Mapping):
+        return {k: hide_env_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [hide_env_values(v) for v in value]
+    return value
+
+
+def _hide_in(message: Message) -> None:
+    """Replace the env values of every AppMeta and version's settings
+    inside ``message``, in place."""
+    if isinstance(message, common.AppMeta | compute.VersionSettings):
+        # The names are taken first: assigning to a protobuf map while
+        # iterating over it skips entries.
+        for name in list(message.env):
+            message.env[name] = HIDDEN_VALUE
+    for field, value in message.ListFields():
+        if field.message_type is None or field.message_type.GetOptions().map_entry:
+            continue
+        if field.is_repeated:
+            for item in value:
+                _hide_in(item)
+        else:
+            _hide_in(value)
 
 
 def limits_text(limits: common.ResourceLimits) -> str:
@@ -183,13 +213,18 @@ def app_list(apps: Sequence[common.AppMeta]) -> str:
     return table(apps, APP_COLUMNS) if apps else "No apps."
 
 
-def hide_version_env(version: compute.AppVersionInfo) -> compute.AppVersionInfo:
-    """A copy of ``version`` whose settings' env values are :data:`HIDDEN_VALUE`."""
-    hidden = compute.AppVersionInfo()
-    hidden.CopyFrom(version)
-    for name in hidden.settings.env:
-        hidden.settings.env[name] = HIDDEN_VALUE
-    return hidden
+HOST_CONFLICT_COLUMNS = (
+    Column("host label", lambda c: c.label),
+    Column("app", lambda c: f"{c.organization_name}:{c.app_name}"),
+    Column("found", lambda c: timestamp(c.found_at_ms)),
+)
+
+
+def host_conflict_list(conflicts: Sequence[compute.HostConflict]) -> str:
+    """Disputed host labels and their apps, as a table."""
+    if not conflicts:
+        return "No host conflicts: every app URL names one app."
+    return table(conflicts, HOST_CONFLICT_COLUMNS)
 
 
 def version_detail(
@@ -373,5 +408,12 @@ def organization_list(organizations: Sequence[identity.Organization]) -> str:
 def secret_list(secrets: Sequence[compute.SecretInfo]) -> str:
     if not secrets:
         return "No secrets."
-    rows = [f"{s.name:<32} {s.username or '-':<24} {timestamp(s.updated_at_ms)}" for s in secrets]
-    return "\n".join([f"{'NAME':<32} {'USERNAME':<24} UPDATED", *rows])
+    return table(secrets, SECRET_COLUMNS)
+
+
+SECRET_COLUMNS = (
+    Column("name", lambda s: s.name),
+    Column("username", lambda s: s.username or "-"),
+    Column("hosts", lambda s: ", ".join(s.hosts) or "(none: create it again with --host)"),
+    Column("updated", lambda s: timestamp(s.updated_at_ms)),
+)

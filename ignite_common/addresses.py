@@ -25,47 +25,64 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-#: Where nothing the platform connects to on a tenant's behalf (a build's
-#: registry, an image to import, a repository to clone) may lead: this
-#: machine's loopback, link-local addresses (cloud metadata among them),
-#: private and shared ranges, and what is not an address of one host.
-INTERNAL_NETWORKS = tuple(
-    ipaddress.ip_network(network)
-    for network in (
-        "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "224.0.0.0/4",
-        "240.0.0.0/4",
-        "::/128",
-        "::1/128",
-        "fc00::/7",
-        "fe80::/10",
-        "ff00::/8",
-    )
-)
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
-def internal_reason(address: str) -> str:
-    """Why the IP ``address`` is internal (INTERNAL_NETWORKS, or an address
-    of one of this machine's own interfaces, where every service listening
-    on all addresses answers), or "" when it is not."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address"
-    if any(ip in network for network in INTERNAL_NETWORKS):
-        return "a private address"
-    if ip in own_addresses():
+def address_kind(ip: Address) -> str | None:
+    """What kind of non-public address ``ip`` is ("loopback", "link-local",
+    "unspecified", "multicast", "shared (carrier-grade NAT)", "private",
+    "reserved"), or None for a public one. An IPv4-mapped or NAT64 form is
+    judged by the IPv4 address it carries.
+
+    Nothing the platform connects to on a tenant's behalf (a build's
+    registry, an image to import, a repository to clone) may lead to one:
+    this machine's loopback, link-local addresses (cloud metadata among
+    them), private and shared ranges, and what is not an address of one
+    host."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        mapped = ip.ipv4_mapped or (ipaddress.IPv4Address(ip.packed[-4:]) if ip in _NAT64 else None)
+        if mapped is not None:
+            return address_kind(mapped)
+    for kind, test in (
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("unspecified", ip.is_unspecified),
+        ("multicast", ip.is_multicast),
+        ("shared (carrier-grade NAT)", ip.version == 4 and ip in _SHARED),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved or not ip.is_global),
+    ):
+        if test:
+            return kind
+    return None
+
+
+#: address_kind's answer for an address of one of this machine's own
+#: interfaces, where every service listening on all addresses answers.
+OWN_ADDRESS = "this machine's"
+
+
+def internal_kind(address: str | Address) -> str | None:
+    """address_kind, or OWN_ADDRESS for a public address of this machine;
+    None when the IP ``address`` is neither."""
+    ip = address if not isinstance(address, str) else ipaddress.ip_address(address.split("%", 1)[0])
+    kind = address_kind(ip)
+    if kind is None and ip in own_addresses():
+        return OWN_ADDRESS
+    return kind
+
+
+def internal_reason(address: str | Address) -> str:
+    """Why the IP ``address`` is internal ("a loopback address", "an address
+    of this machine", …; see internal_kind), or "" when it is not."""
+    kind = internal_kind(address)
+    if kind is None:
+        return ""
+    if kind == OWN_ADDRESS:
         return "an address of this machine"
-    return ""
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} address"
 
 
 def own_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:

@@ -40,6 +40,9 @@ from ignite_gateway.transcode import message_class
 
 #: ErrorInfo reason of the server's "no such app".
 APP_NOT_FOUND = "APP_NOT_FOUND"
+#: The reason of a split whose organization does not exist (told only to
+#: callers who may look, such as the platform administrator).
+ORGANIZATION_NOT_FOUND = "ORGANIZATION_NOT_FOUND"
 #: The reason of UNAUTHENTICATED for a call that needs a token and had none.
 TOKEN_REQUIRED = "TOKEN_REQUIRED"
 
@@ -157,10 +160,12 @@ def find_app_invoke(routes: RouteTable) -> MethodDescriptor | None:
 
 
 def _is_no_such_app(error: grpc.aio.AioRpcError) -> bool:
-    # NOT_FOUND for the app itself, not for something inside an existing app
-    # (say, a version): only then is another split worth trying.
+    # NOT_FOUND for the app itself (or its organization), not for something
+    # inside an existing app (say, a version): only then is another split
+    # worth trying.
     return error.code() is grpc.StatusCode.NOT_FOUND and error_reason(error) in (
         APP_NOT_FOUND,
+        ORGANIZATION_NOT_FOUND,
         "",
     )
 

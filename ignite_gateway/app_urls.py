@@ -24,9 +24,11 @@ may still be a public app). When no split answers, the caller gets
 candidate that answers wins and is
 remembered for a short while, so a warm host costs one call. Invoking rather
 than looking the app up first keeps the answer the server's own, for callers
-with or without a token. An org and an app whose joined names collide (app
-``a`` of ``b-c`` and app ``a-b`` of ``c``) are told apart in favour of the
-longer org; the other stays reachable through ``/v1/.../invoke``.
+with or without a token. The server keeps every label one app's (app ``a``
+of ``b-c`` cannot be created while app ``a-b`` of ``c`` exists: URL_TAKEN),
+so at most one split names an app; a label two apps held before that rule
+came in is answered HOST_DISPUTED by the server (for either split) and
+serves neither.
 """
 
 from __future__ import annotations

@@ -102,6 +102,21 @@ class Config:
     #: Memory (MiB) kept for the server, PostgreSQL, builds and the host
     #: when ``pod_memory_mb`` is 0; 0: a quarter of the host, at least 2 GiB.
     host_memory_reserve_mb: int = 0
+    #: Where the platform may connect on a user's behalf (``--egress-allow``,
+    #: one list): ``default`` is the package registries builds reach through
+    #: their egress proxy (builds/egress.py); every other entry names a host,
+    #: address or network builds and the server's own image and git fetches
+    #: (images/egress.py) may reach although it is not public.
+    egress_allow: tuple[str, ...] = ("default",)
+    #: Other registries (host:port) reached without TLS verification (plain
+    #: HTTP on loopback): for prebuilt images and Dockerfile base images.
+    insecure_registries: tuple[str, ...] = ()
+    #: What one organization may keep in the embedded registry (MiB).
+    registry_quota_mb: int = 10240
+    #: How often the embedded registry's unreferenced images are collected.
+    registry_gc_interval_secs: float = 3600.0
+    #: A pushed image no version names yet is kept at least this long.
+    registry_gc_grace_secs: float = 600.0
 
 
 def parse(argv: list[str] | None = None) -> Config:
@@ -289,6 +304,41 @@ def parse(argv: list[str] | None = None) -> Config:
         help="reach --registry over plain HTTP",
     )
     parser.add_argument(
+        # One list for builds and the server's own fetches; the builds'
+        # former name stays accepted.
+        "--egress-allow",
+        "--build-egress-allow",
+        dest="egress_allow",
+        default=env("IGNITE_EGRESS_ALLOW", env("IGNITE_BUILD_EGRESS_ALLOW", "default")),
+        help="comma-separated hosts (name[:port], *.suffix), addresses or networks builds,"
+        " --image and --git-url may reach although they are loopback, link-local or private;"
+        " 'default' stands for the package registries builds use (default: default)",
+    )
+    parser.add_argument(
+        "--insecure-registries",
+        default=env("IGNITE_INSECURE_REGISTRIES", ""),
+        help="comma-separated registries (host:port) reached without TLS verification,"
+        " for prebuilt images and Dockerfile base images",
+    )
+    parser.add_argument(
+        "--registry-quota-mb",
+        type=int,
+        default=int(env("IGNITE_REGISTRY_QUOTA_MB", "10240")),
+        help="what one organization's images may take in the embedded registry (MiB)",
+    )
+    parser.add_argument(
+        "--registry-gc-interval-secs",
+        type=float,
+        default=float(env("IGNITE_REGISTRY_GC_INTERVAL_SECS", "3600")),
+        help="how often images no version names are removed from the embedded registry",
+    )
+    parser.add_argument(
+        "--registry-gc-grace-secs",
+        type=float,
+        default=float(env("IGNITE_REGISTRY_GC_GRACE_SECS", "600")),
+        help="a pushed image no version names yet is kept at least this long",
+    )
+    parser.add_argument(
         "--apps-edge",
         default=env("IGNITE_APPS_EDGE", ""),
         help="host:port of the HTTP edge, where local image pods reach other apps' URLs",
@@ -297,12 +347,6 @@ def parse(argv: list[str] | None = None) -> Config:
         "--uid-range",
         default=env("IGNITE_UID_RANGE", f"{DEFAULT_UID_RANGE[0]}:{DEFAULT_UID_RANGE[1]}"),
         help="FIRST:COUNT of the host uids pods and builds may use (a block per state folder)",
-    )
-    parser.add_argument(
-        "--build-egress-allow",
-        default=env("IGNITE_BUILD_EGRESS_ALLOW", "default"),
-        help="comma-separated host[:port] (or *.suffix) builds may reach; "
-        "'default' stands for the package registries",
     )
     parser.add_argument(
         "--build-cache-quota-mb",
@@ -409,7 +453,6 @@ def parse(argv: list[str] | None = None) -> Config:
         apps_edge=args.apps_edge,
         builds=BuildSettings(
             uid_range=uid_range,
-            egress_allow=tuple(e.strip() for e in args.build_egress_allow.split(",") if e.strip()),
             cache_quota_mb=args.build_cache_quota_mb,
             slots=args.build_slots,
             pip_index_url=args.pip_index_url,
@@ -428,6 +471,13 @@ def parse(argv: list[str] | None = None) -> Config:
         ),
         pod_memory_mb=args.pod_memory_mb,
         host_memory_reserve_mb=args.host_memory_reserve_mb,
+        egress_allow=tuple(e.strip() for e in args.egress_allow.split(",") if e.strip()),
+        insecure_registries=tuple(
+            r.strip() for r in args.insecure_registries.split(",") if r.strip()
+        ),
+        registry_quota_mb=args.registry_quota_mb,
+        registry_gc_interval_secs=args.registry_gc_interval_secs,
+        registry_gc_grace_secs=args.registry_gc_grace_secs,
     )
 
 

@@ -35,7 +35,7 @@ from ignite_server.backends.kubernetes import KubernetesBackend, KubernetesSetti
 from ignite_server.backends.local import LocalBackend, oci_runtime
 from ignite_server.backends.local.edge_forward import Edge
 from ignite_server.backends.local.pod_trust import write_trust_dir
-from ignite_server.builds.egress import EgressPolicy
+from ignite_server.builds.egress import EgressPolicy as BuildEgressPolicy
 from ignite_server.builds.jail import BuildSpace
 from ignite_server.builds.registry import default_pipelines
 from ignite_server.config import Config
@@ -56,6 +56,7 @@ from ignite_server.core.invocations import Invocations
 from ignite_server.core.logs import LogService
 from ignite_server.core.oidc import ExternalIssuer
 from ignite_server.core.readiness import ReadinessGate
+from ignite_server.core.registry_retention import RegistryRetention
 from ignite_server.core.rollout import Rollout
 from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.secrets import Secrets
@@ -66,10 +67,19 @@ from ignite_server.core.worker import ExecutionWorkers
 from ignite_server.domain.errors import Unavailable
 from ignite_server.domain.principal import LOCAL_ADMIN, Principal
 from ignite_server.images.builder import ContainerImageBuilder
-from ignite_server.images.registry import EmbeddedRegistry
+from ignite_server.images.egress import EgressPolicy, parse_allow_list
+from ignite_server.images.registry import EmbeddedRegistry, TokenAuth
+from ignite_server.images.registry_storage import EmbeddedRegistryStorage
+from ignite_server.images.registry_tokens import (
+    ISSUER,
+    SERVICE,
+    PlatformRegistryAccess,
+    RegistryTokens,
+)
+from ignite_server.images.token_endpoint import TokenEndpoint
 from ignite_server.observability import metrics
 from ignite_server.ports.execution_store import WORK_CHANNEL
-from ignite_server.ports.image_builder import RegistryCredentials
+from ignite_server.ports.image_builder import RegistryAccess, RegistryCredentials
 from ignite_server.ports.log_store import LOG_CHANNEL
 from ignite_server.store.apps import PostgresAppStore
 from ignite_server.store.blobs import DiskBlobStore
@@ -79,6 +89,7 @@ from ignite_server.store.executions import PostgresExecutionStore
 from ignite_server.store.identity import PostgresIdentityStore
 from ignite_server.store.logs import PostgresLogStore
 from ignite_server.store.notify import Notifier
+from ignite_server.store.registry_images import PostgresRegistryImages
 from ignite_server.store.rollouts import PostgresRolloutStore
 from ignite_server.store.sealing import EnvSealer
 from ignite_server.store.secrets import PostgresSecretStore
@@ -88,9 +99,16 @@ from ignite_server.store.supervisor import DatabaseSupervisor
 log = structlog.get_logger("ignite.server")
 
 
-def make_runner(config: Config, logs: LogService, uids: UidBlock | None = None) -> Activator:
+def make_runner(
+    config: Config,
+    logs: LogService,
+    uids: UidBlock | None = None,
+    registry_access: RegistryAccess | None = None,
+) -> Activator:
     """The pod runner for this platform: sandboxed local pods (with uids
-    from ``uids``) whose output goes to the app logs."""
+    from ``uids``) whose output goes to the app logs; image pods pull with
+    their organization's credentials for the platform's registry
+    (``registry_access``)."""
 
     sink = logs.pod_sink()
 
@@ -108,7 +126,7 @@ def make_runner(config: Config, logs: LogService, uids: UidBlock | None = None) 
             state_dir=config.state_dir,
             image_pull_policy=config.kubernetes_image_pull_policy,
         )
-        cluster = KubernetesBackend(settings, log_sink=sink)
+        cluster = KubernetesBackend(settings, log_sink=sink, registry_access=registry_access)
         return Activator(
             cluster,
             owns_backend=True,
@@ -131,6 +149,7 @@ def make_runner(config: Config, logs: LogService, uids: UidBlock | None = None) 
         ),
         memory_capacity_mb=config.pod_memory_mb,
         host_memory_reserve_mb=config.host_memory_reserve_mb,
+        registry_access=registry_access,
     )
     capacity = PodCapacity(backend.info.memory_capacity_mb, config.quotas)
     return Activator(backend, owns_backend=True, capacity=capacity, events=logs.app_event)
@@ -154,15 +173,21 @@ async def _local_admin(authorization: str | None) -> Principal:
     return LOCAL_ADMIN
 
 
+async def _any_organization(name: str) -> bool:
+    return True
+
+
 async def _image_artifacts(
     config: Config,
     stack: AsyncExitStack,
     blobs: DiskBlobStore,
     secrets: Secrets,
     space: BuildSpace,
-) -> tuple[ImageArtifacts | None, str]:
+    pool: asyncpg.Pool,
+) -> tuple[ImageArtifacts | None, str, PlatformRegistryAccess | None]:
     """The image builder with its registry (embedded unless --registry is
-    given); (None, why) when this machine lacks the image tools."""
+    given) and who may pull from it; (None, why, None) when this machine
+    lacks the image tools."""
     missing = [tool for tool in IMAGE_BUILD_TOOLS if shutil.which(tool) is None]
     if config.backend == "local":
         missing += [tool for tool in oci_runtime.missing_tools() if tool not in missing]
@@ -171,18 +196,29 @@ async def _image_artifacts(
     if missing:
         reason = f"install {', '.join(missing)} (`make sandbox`)"
         log.warning("images.unavailable", detail=reason)
-        return None, reason
+        return None, reason, None
     if not identities.privileged():
         reason = "image builds and image pods need the server to run as root"
         log.warning("images.unavailable", detail=reason)
-        return None, reason
+        return None, reason, None
     credentials = None
+    tokens: RegistryTokens | None = None
+    retention: RegistryRetention | None = None
+    push_guard = None
     if config.registry:
         host = config.registry
         if config.registry_username:
             credentials = RegistryCredentials(config.registry_username, config.registry_password)
     else:
-        registry = EmbeddedRegistry(config.state_dir, port=_registry_port(config.state_dir))
+        tokens = await asyncio.to_thread(RegistryTokens, config.state_dir / "registry" / "auth")
+        endpoint = TokenEndpoint(tokens)
+        await endpoint.start()
+        stack.push_async_callback(endpoint.close)
+        registry = EmbeddedRegistry(
+            config.state_dir,
+            port=_registry_port(config.state_dir),
+            token_auth=TokenAuth(endpoint.realm, SERVICE, ISSUER, tokens.certificate_path),
+        )
         try:
             await registry.start()
         except (Unavailable, OSError) as exc:
@@ -191,18 +227,35 @@ async def _image_artifacts(
             await registry.close()
             reason = f"the embedded registry did not start: {exc}"
             log.error("images.unavailable", detail=reason)
-            return None, reason
+            return None, reason, None
         stack.push_async_callback(registry.close)
         host = registry.host
+        credentials = tokens.server_credentials()
+        storage = EmbeddedRegistryStorage(registry, tokens)
+        retention = RegistryRetention(
+            PostgresRegistryImages(pool),
+            storage,
+            quota_bytes=config.registry_quota_mb * 1024 * 1024,
+            interval_secs=config.registry_gc_interval_secs,
+            grace_secs=config.registry_gc_grace_secs,
+        )
+        await retention.start()
+        stack.push_async_callback(retention.close)
+        push_guard = storage.pushing
+    egress = EgressPolicy(parse_allow_list(config.egress_allow))
     builder = ContainerImageBuilder(
         host,
         space,
         config.state_dir / "cache" / "images" / "bases",
+        push_guard=push_guard,
+        egress=egress,
         registry_credentials=credentials,
-        insecure_registries=(host,) if config.registry_insecure else (),
+        insecure_registries=((host,) if config.registry_insecure else ())
+        + config.insecure_registries,
     )
-    log.info("images.ready", registry=host)
-    return ImageArtifacts(blobs, builder, secrets), ""
+    access = PlatformRegistryAccess(host, tokens)
+    log.info("images.ready", registry=host, egress_allowed=",".join(config.egress_allow))
+    return ImageArtifacts(blobs, builder, secrets, egress, access, retention), "", access
 
 
 #: What building and importing images runs (Debian packages, `make sandbox`).
@@ -308,9 +361,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         stack.push_async_callback(identity.close)
         await identity.bootstrap_admin(config.admin_credentials.resolve())
         authenticate: Authenticate = identity.authenticate
+        organization_exists = identity.organizations.exists
         if config.auth == "off":
             log.warning("auth.off", detail="every caller acts as the platform admin")
             authenticate = _local_admin
+            # No tenants to keep apart: every name is an organization.
+            organization_exists = _any_organization
         blobs = DiskBlobStore(config.state_dir / "blobs")
         blobs.sweep_scratch()
         secrets = Secrets(PostgresSecretStore(pool, secrets_key))
@@ -320,18 +376,20 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             config.state_dir,
             uids=uids,
             quota_mb=config.builds.cache_quota_mb,
-            egress=EgressPolicy.allowing(config.builds.egress_allow),
+            egress=BuildEgressPolicy.allowing(config.egress_allow),
             slots=config.builds.slots,
         )
         stack.callback(space.close)
-        images, images_unavailable = await _image_artifacts(config, stack, blobs, secrets, space)
+        images, images_unavailable, registry_access = await _image_artifacts(
+            config, stack, blobs, secrets, space, pool
+        )
         artifacts = Artifacts(
             blobs,
             default_pipelines(space, config.builds),
             images=images,
             images_unavailable=images_unavailable,
         )
-        runner = make_runner(config, logs, uids)
+        runner = make_runner(config, logs, uids, registry_access)
         stack.push_async_callback(runner.close)
         if isinstance(runner.backend, KubernetesBackend):
             await runner.backend.open()
@@ -368,6 +426,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             config.quotas,
             runner.capacity,
         )
+        await apps.report_host_conflicts()
         traffic = TrafficSplits(store, targets, gate, rollout, rollouts, locks, views)
         execution_store = PostgresExecutionStore(pool)
         executions = ExecutionService(execution_store, store, targets, config.quotas)
@@ -396,6 +455,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
                 IDENTITY_SERVICE.full_name: IdentityService(identity),
             },
             authenticate,
+            organization_exists,
         )
         port = grpc_server.bind(config.listen, config.tls_cert, config.tls_key)
         admin = await _observe(config, runner, pool)

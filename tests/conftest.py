@@ -15,7 +15,7 @@ from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
 
 from ignite_launcher import TEMPORARY_STATE_DIRS, LocalPlatform, private_state_dir
 from ignite_server.builds.jail import BuildSpace
-from tests.support import allowed_services, stub_for, unique_name
+from tests.support import PlainRegistry, allowed_services, stub_for, unique_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +50,7 @@ FAST_MODULES = frozenset(
         "tests/backends/local/test_edge_forward.py",
         "tests/containment/test_seccomp_profile.py",
         "tests/store/test_sealing.py",
+        "tests/images/test_egress.py",
         "tests/images/test_reference.py",
         "tests/runtimes/deno/test_deno_config.py",
         "tests/runtimes/python/test_load_errors.py",
@@ -124,15 +125,31 @@ def _gateway_available() -> bool:
 
 
 @pytest.fixture(scope="session")
-def platform() -> Iterator[LocalPlatform]:
-    """The whole platform as a user runs it."""
+def user_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """host:port of a registry on loopback standing for a user's own public
+    one (Docker Hub, ghcr.io), started before the platform so that the
+    platform can be told to reach it over plain HTTP; "" without
+    docker-registry (image apps are unavailable then anyway)."""
+    if shutil.which("docker-registry") is None:
+        yield ""
+        return
+    registry = PlainRegistry(tmp_path_factory.mktemp("user-registry"))
+    yield registry.host
+    registry.close()
+
+
+@pytest.fixture(scope="session")
+def platform(user_registry: str) -> Iterator[LocalPlatform]:
+    """The whole platform as a user runs it. The tests' own registries, git
+    daemons and sinks listen on loopback, which the platform refuses to
+    reach on a user's behalf unless its operator allows it: this one's
+    operator does, for 127.0.0.1."""
     state = private_state_dir("ignite-test-")
     gateway_port = 0 if _gateway_available() else None
-    with LocalPlatform(
-        state,
-        gateway_port=gateway_port,
-        server_args=("--build-egress-allow", allowed_services()),
-    ) as running:
+    args = ("--egress-allow", allowed_services(user_registry))
+    if user_registry:
+        args += ("--insecure-registries", user_registry)
+    with LocalPlatform(state, gateway_port=gateway_port, server_args=args) as running:
         yield running
 
 

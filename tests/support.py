@@ -314,15 +314,162 @@ def free_port() -> int:
 
 
 #: Loopback ports the tests' own services (a git daemon, a registry that
-#: wants credentials, a package index) listen on, picked once per test
-#: process; the session's platform lets builds reach exactly these (an
-#: operator's allow-list names its private registries the same way).
-SERVICE_PORTS = tuple(free_port() for _ in range(3))
+#: wants credentials, a package index, sinks) listen on, picked once per
+#: test process; the session's platform lets builds and its own fetches
+#: reach exactly these (an operator's allow-list names its private
+#: registries the same way).
+SERVICE_PORTS = tuple(free_port() for _ in range(5))
+#: The SERVICE_PORTS a test's Sinks may take (the others are the services').
+SINK_PORTS = SERVICE_PORTS[3:]
 
 
-def allowed_services() -> str:
-    """``--build-egress-allow`` for a platform the tests' services serve."""
-    return ",".join(["default", *(f"127.0.0.1:{port}" for port in SERVICE_PORTS)])
+def allowed_services(*hosts: str) -> str:
+    """``--egress-allow`` for a platform the tests' services (and ``hosts``,
+    ``host:port`` of others such as the session's user registry) serve."""
+    services = (f"127.0.0.1:{port}" for port in SERVICE_PORTS)
+    return ",".join(["default", *services, *(host for host in hosts if host)])
+
+
+class Sink:
+    """A listener on a loopback port of its own that records every byte it
+    is sent and answers each request with ``answer`` (by default an HTTP 401
+    asking for Basic credentials, so a client holding credentials would send
+    them). Used to show that something was *not* sent somewhere. On a
+    ``port`` of SINK_PORTS it is one the session's platform may reach."""
+
+    ASK_FOR_CREDENTIALS = (
+        b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="sink"\r\n'
+        b"Content-Length: 0\r\n\r\n"
+    )
+
+    def __init__(self, answer: bytes = ASK_FOR_CREDENTIALS, port: int = 0) -> None:
+        import socket
+        import threading
+
+        self._answer = answer
+        self._server = socket.create_server(("127.0.0.1", port))
+        self._server.settimeout(0.2)
+        self.port = int(self._server.getsockname()[1])
+        self.received: list[bytes] = []
+        self.connections = 0
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(2)
+                try:
+                    while data := conn.recv(65536):
+                        self.received.append(data)
+                        if b"\r\n\r\n" in data or b"\n\n" in data:
+                            conn.sendall(self._answer)
+                except OSError:
+                    continue
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(5)
+        self._server.close()
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PlainRegistry:
+    """Debian's docker-registry on a loopback port of its own, without
+    authentication: what stands for a user's public registry (Docker Hub,
+    ghcr.io) in tests. A process of the test's, stopped by ``close``."""
+
+    def __init__(self, root: Any) -> None:
+        import shutil
+        import socket
+        import subprocess
+        import time
+        from pathlib import Path
+
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        self.host = f"127.0.0.1:{port}"
+        (root / "config.yml").write_text(
+            "version: 0.1\nlog:\n  level: error\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+            f"http:\n  addr: {self.host}\n"
+        )
+        binary = shutil.which("docker-registry") or "docker-registry"
+        with (root / "registry.log").open("wb") as out:
+            self._process = subprocess.Popen(
+                [binary, "serve", str(root / "config.yml")], stdout=out, stderr=out
+            )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise RuntimeError((root / "registry.log").read_text()) from None
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(10)
+
+
+def push_tiny_image(reference: str, work: Any, content: str | bytes = "tiny") -> str:
+    """A one-file FROM-scratch image (the file holds ``content``) built with
+    buildah and pushed over plain HTTP to ``reference`` (``host/path:tag``);
+    its digest."""
+    import subprocess
+    from pathlib import Path
+
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    store = [
+        "--storage-driver",
+        "vfs",
+        "--root",
+        str(work / "root"),
+        "--runroot",
+        str(work / "run"),
+    ]
+
+    def buildah(*args: str) -> str:
+        done = subprocess.run(
+            ["buildah", *store, *args], capture_output=True, text=True, check=True, timeout=300
+        )
+        return done.stdout.strip()
+
+    (work / "file").write_bytes(content.encode() if isinstance(content, str) else content)
+    container = buildah("from", "scratch")
+    buildah("copy", container, str(work / "file"), "/file")
+    buildah("commit", "--quiet", container, "tiny")
+    buildah(
+        "push", "--quiet", "--tls-verify=false", "--digestfile", str(work / "digest"),
+        "tiny", f"docker://{reference}",
+    )  # fmt: skip
+    return (work / "digest").read_text().strip()
 
 
 class InvokeLoop:

@@ -17,7 +17,7 @@ from dodil_cli.lifecycle import get_app, update_app
 from dodil_cli.options import app_settings, common_options, pass_session
 from dodil_cli.output import warn
 from dodil_cli.session import Session
-from dodil_cli.views import app_detail, app_list, hide_env_values, runtime_text
+from dodil_cli.views import app_detail, app_list, host_conflict_list, runtime_text
 
 #: Apps fetched per ListApps page; the server's maximum.
 _PAGE_SIZE = 500
@@ -54,14 +54,12 @@ def create(session: Session, name: str, spec: AppSpec, code: str | None) -> None
 
 @app_group.command("get")
 @click.argument("app_id", metavar="[ORG:]APP", shell_complete=complete_app_ids)
-@click.option("--show-env", is_flag=True, help="Show env values (hidden by default).")
 @common_options
 @pass_session
-def get(session: Session, app_id: str, show_env: bool) -> None:
+def get(session: Session, app_id: str) -> None:
     """Show one app; env values only with --show-env (they are often secrets)."""
     app = get_app(session, session.app_ref(app_id))
-    shown = app if show_env else hide_env_values(app)
-    session.printer.emit(shown, lambda: app_detail(app, show_env=show_env))
+    session.printer.emit(app, lambda: app_detail(app, show_env=session.show_env))
 
 
 @app_group.command("list")
@@ -100,10 +98,10 @@ def update(session: Session, app_id: str, spec: AppSpec) -> None:
     change = update_for(spec, current)
     if not change.paths:
         session.progress.note(f"{ref}: nothing to change")
-        session.printer.emit(current, lambda: app_detail(current))
+        session.printer.emit(current, lambda: app_detail(current, show_env=session.show_env))
         return
     app = update_app(session, ref, change)
-    session.printer.emit(app, lambda: app_detail(app))
+    session.printer.emit(app, lambda: app_detail(app, show_env=session.show_env))
 
 
 @app_group.command("delete")
@@ -139,3 +137,15 @@ def rollback(session: Session, app_id: str, version: int) -> None:
     if app.active_version != version:
         raise CliError(f"{ref} reports active version {app.active_version}, not {version}")
     session.printer.emit(app, f"{ref} now serves version {version}.")
+
+
+@app_group.command("host-conflicts")
+@common_options
+@pass_session
+def host_conflicts(session: Session) -> None:
+    """List apps whose URL host name another app also had before host names
+    were unique (platform administrators). Such a URL serves none of them
+    until all but one are deleted."""
+    response = session.client.call("ListHostConflicts", compute.ListHostConflictsRequest())
+    conflicts = list(response.conflicts)
+    session.printer.emit(conflicts, lambda: host_conflict_list(conflicts))

@@ -22,13 +22,10 @@ from dodil_cli.errors import ApiError, CliError, UsageError
 from dodil_cli.ids import is_dns_label
 from dodil_cli.options import common_options, pass_session
 from dodil_cli.output import fields, info, message_to_dict, warn
-from dodil_cli.session import Session
+from dodil_cli.session import EXIT_UNAUTHENTICATED, Session
 from dodil_cli.views import timestamp
 
 SECRET_ENV = "DODIL_CLIENT_SECRET"
-
-#: The exit code of UNAUTHENTICATED (docs/cli.md), also for "not logged in".
-EXIT_UNAUTHENTICATED = 6
 
 
 def _secret_or_token(value: str | None, prompt: str, env: str | None = None) -> str:
@@ -76,6 +73,9 @@ def login(
     With --client-id (OAuth 2.0 client credentials) the secret is exchanged
     for an access token at once, which checks it, and again whenever the
     token nears its expiry. With --token the token is stored as given.
+    The credentials are stored with the endpoint (--endpoint, or the
+    configured one): later commands use that endpoint when none is
+    configured, and refuse to send them to any other.
     DODIL_TOKEN, when set, is used instead of stored credentials.
     """
     if client_id is not None and token is not None:
@@ -92,6 +92,7 @@ def login(
             client_id=client_id,
             client_secret=secret,
             token_url=token_url or "",
+            endpoint=session.endpoint.target,
         )
         path = store(credentials.renewed(issued.access_token, issued.expires_in))
         who = client_id
@@ -108,13 +109,13 @@ def login(
         secret = _secret_or_token(token, "Access token")
         if not secret:
             raise UsageError("no token given: pass --token TOKEN or --client-id ID")
-        path = store_token(secret)
+        path = store_token(secret, session.endpoint.target)
         who = "a token"
     if organization:
         session.config.set("organization", organization)
         session.config.save()
         info(f"Default organization: {organization}")
-    info(f"Logged in with {who}; credentials in {path}")
+    info(f"Logged in to {session.endpoint.target} with {who}; credentials in {path}")
 
 
 @click.command("logout")

@@ -219,7 +219,8 @@ def _print_deployed(session: Session, ref: AppRef, published: compute.PublishDra
     session.printer.emit(
         published,
         lambda: (
-            f"Deployed {ref} version {published.published_version}.{urls}\n\n" + app_detail(app)
+            f"Deployed {ref} version {published.published_version}.{urls}\n\n"
+            + app_detail(app, show_env=session.show_env)
         ),
     )
     if session.printer.structured and app.public_urls:

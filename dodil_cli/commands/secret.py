@@ -2,8 +2,10 @@
 
 A secret holds a user name and a password (or token) for a container
 registry (``app deploy --image … --registry-secret NAME``) or a git host
-(``--git-url … --git-secret NAME``). The platform stores the password
-encrypted and never shows it again; ``list`` shows names and user names.
+(``--git-url … --git-secret NAME``), and the hosts it is for (``--host``,
+repeatable): the platform sends it to those hosts only. The password is
+stored encrypted and never shown again; ``list`` shows names, user names
+and hosts.
 """
 
 from __future__ import annotations
@@ -40,6 +42,14 @@ def secret_group() -> None:
     metavar="TEXT",
     help="The password or token (visible to other local users in the process list).",
 )
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="A registry or git host the secret is for, as image references and git URLs"
+    " name it (repeatable, at least one); it is sent to no other host.",
+)
 @click.option("--replace", is_flag=True, help="Replace a secret of that name.")
 @common_options
 @pass_session
@@ -49,11 +59,18 @@ def create(
     username: str,
     password_stdin: bool,
     password: str | None,
+    hosts: tuple[str, ...],
     replace: bool,
 ) -> None:
-    """Store credentials under NAME; the password is never shown again."""
+    """Store credentials under NAME for the --host hosts; the password is
+    never shown again."""
     if password_stdin == (password is not None):
         raise UsageError("give the password with exactly one of --password-stdin or --password")
+    if not hosts:
+        raise UsageError(
+            "name the registry or git host the secret is for with --host (repeatable):"
+            " it is sent to no other host"
+        )
     if password_stdin:
         password = sys.stdin.read().rstrip("\r\n")
     request = compute.CreateSecretRequest(
@@ -62,6 +79,7 @@ def create(
         username=username,
         password=password or "",
         replace=replace,
+        hosts=list(hosts),
     )
     secret = session.client.call("CreateSecret", request).secret
     session.printer.emit(secret, f"Stored secret {secret.name}.")

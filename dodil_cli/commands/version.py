@@ -10,7 +10,7 @@ from dodil_cli.errors import UsageError
 from dodil_cli.lifecycle import get_app
 from dodil_cli.options import common_options, pass_session
 from dodil_cli.session import Session
-from dodil_cli.views import app_detail, hide_version_env, version_detail, version_list
+from dodil_cli.views import app_detail, version_detail, version_list
 
 #: Versions fetched per ListVersions page; the server's maximum.
 _PAGE_SIZE = 500
@@ -23,10 +23,9 @@ def version_group() -> None:
 
 @version_group.command("list")
 @click.argument("app_id", metavar="[ORG:]APP", shell_complete=complete_app_ids)
-@click.option("--show-env", is_flag=True, help="Show env values (hidden by default).")
 @common_options
 @pass_session
-def list_(session: Session, app_id: str, show_env: bool) -> None:
+def list_(session: Session, app_id: str) -> None:
     """List the app's versions, newest first, with their status, share of
     the traffic, tags, settings, who published them and their message."""
     ref = session.app_ref(app_id)
@@ -44,8 +43,7 @@ def list_(session: Session, app_id: str, show_env: bool) -> None:
         token = response.next_page_token
         if not token:
             break
-    shown = versions if show_env else [hide_version_env(v) for v in versions]
-    session.printer.emit(shown, lambda: version_list(versions))
+    session.printer.emit(versions, lambda: version_list(versions))
 
 
 @version_group.command("get")
@@ -54,12 +52,9 @@ def list_(session: Session, app_id: str, show_env: bool) -> None:
 @click.option(
     "--version", "version_opt", type=click.IntRange(0), help="Version number (0 = the draft)."
 )
-@click.option("--show-env", is_flag=True, help="Show env values (hidden by default).")
 @common_options
 @pass_session
-def get(
-    session: Session, app_id: str, number: int | None, version_opt: int | None, show_env: bool
-) -> None:
+def get(session: Session, app_id: str, number: int | None, version_opt: int | None) -> None:
     """Show one version (default: the active one): its settings, who
     published it, its share of the traffic and tags, and its build log."""
     ref = session.app_ref(app_id)
@@ -74,13 +69,9 @@ def get(
         organization_name=ref.organization, app_name=ref.name, version=version
     )
     response = session.client.call("GetVersion", request)
-    shown = response
-    if not show_env:
-        shown = compute.GetVersionResponse()
-        shown.CopyFrom(response)
-        shown.version.CopyFrom(hide_version_env(response.version))
     session.printer.emit(
-        shown, lambda: version_detail(response.version, response.build_log, show_env=show_env)
+        response,
+        lambda: version_detail(response.version, response.build_log, show_env=session.show_env),
     )
 
 

@@ -6,16 +6,22 @@ descriptors, so a new RPC without a rule fails the suite). Organization
 scoping is uniform: a request's ``organization_name`` must be the caller's
 own organization, and a foreign one is answered exactly like a missing
 thing (NOT_FOUND with the same reason and message), so a token of one
-tenant learns nothing about another.
+tenant learns nothing about another. An organization that does not exist
+is NOT_FOUND (ORGANIZATION_NOT_FOUND) for every caller who may look, the
+platform administrator included (``require_organization``), before any
+handler runs: nothing is created in, or listed from, a tenant that is not
+there.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from google.protobuf import message
 
+from ignite_server.core.validation import is_name
 from ignite_server.domain.errors import NotFound, PermissionDenied, Unauthenticated
 from ignite_server.domain.principal import Permission, Principal
 
@@ -64,6 +70,7 @@ POLICY: dict[str, Rule] = {
     "/dodil.ignite.v1.ComputeService/CreateSecret": Rule(Permission.APPS_WRITE),
     "/dodil.ignite.v1.ComputeService/ListSecrets": Rule(Permission.APPS_WRITE),
     "/dodil.ignite.v1.ComputeService/DeleteSecret": Rule(Permission.APPS_WRITE),
+    "/dodil.ignite.v1.ComputeService/ListHostConflicts": Rule(Access.PLATFORM_ADMIN),
     # IdentityService
     "/dodil.ignite.v1.IdentityService/IssueToken": Rule(Access.PUBLIC),
     "/dodil.ignite.v1.IdentityService/GetJwks": Rule(Access.PUBLIC),
@@ -142,3 +149,29 @@ def authorize(method: str, principal: Principal, request: message.Message) -> No
             reason="PERMISSION_DENIED",
             metadata={"permission": permission.value},
         )
+
+
+#: Whether an organization exists (core/organizations.py).
+OrganizationExists = Callable[[str], Awaitable[bool]]
+
+
+async def require_organization(
+    method: str, principal: Principal, request: message.Message, exists: OrganizationExists
+) -> None:
+    """NOT_FOUND when the organization an organization-scoped call names does
+    not exist. Names that are no DNS label are left to the handler's
+    validation (INVALID_ARGUMENT); anonymous callers learn nothing here
+    (Invoke answers them as for any app they may not call)."""
+    rule = POLICY.get(method)
+    if rule is None or (isinstance(rule.access, Access) and rule.access != Access.INVOKE):
+        return
+    if principal.anonymous:
+        return
+    organization = _field(request, "organization_name")
+    if not is_name(organization) or await exists(organization):
+        return
+    raise NotFound(
+        f"organization {organization} not found",
+        reason="ORGANIZATION_NOT_FOUND",
+        metadata={"organization": organization},
+    )

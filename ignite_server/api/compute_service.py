@@ -24,6 +24,7 @@ from ignite_server.core.versions import Versions
 from ignite_server.domain.errors import InvalidArgument
 from ignite_server.domain.models import Submission
 from ignite_server.domain.principal import Permission
+from ignite_server.observability import metrics
 
 Context = grpc.aio.ServicerContext
 
@@ -31,6 +32,15 @@ Context = grpc.aio.ServicerContext
 def _manages(organization: str) -> bool:
     """Env values are secrets: only callers who manage the app see them."""
     return CALLER.get().can(Permission.APPS_WRITE, organization)
+
+
+def _by_host(context: Context) -> bool:
+    """Whether the gateway found the app by its URL's host name (the
+    ``x-ignite-via: app_url`` it sends with such calls)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == metrics.VIA_METADATA:
+            return (value if isinstance(value, str) else value.decode("latin-1")) == "app_url"
+    return False
 
 
 def _mask_paths(request: compute.UpdateAppRequest | compute.PublishDraftRequest) -> list[str]:
@@ -69,7 +79,11 @@ class ComputeService:
     ) -> compute.CreateAppResponse:
         code = convert.code_from_pb(request.code) if request.HasField("code") else None
         view = await self._apps.create_app(
-            request.organization_name, request.name, convert.settings_from_create(request), code
+            request.organization_name,
+            request.name,
+            convert.settings_from_create(request),
+            code,
+            CALLER.get(),
         )
         return compute.CreateAppResponse(
             app_id=view.app.id,
@@ -242,6 +256,7 @@ class ComputeService:
             draft=request.draft,
             tag=request.tag,
             sticky_key=request.sticky_key,
+            by_host=_by_host(context),
         )
         async with aclosing(frames):
             async for frame in frames:
@@ -313,6 +328,7 @@ class ComputeService:
             request.username,
             request.password,
             replace=request.replace,
+            hosts=list(request.hosts),
         )
         return compute.CreateSecretResponse(secret=convert.secret_to_pb(secret))
 
@@ -327,6 +343,22 @@ class ComputeService:
     ) -> compute.DeleteSecretResponse:
         await self._secrets.delete(request.organization_name, request.name)
         return compute.DeleteSecretResponse(name=request.name)
+
+    async def ListHostConflicts(
+        self, request: compute.ListHostConflictsRequest, context: Context
+    ) -> compute.ListHostConflictsResponse:
+        conflicts = await self._apps.host_conflicts()
+        return compute.ListHostConflictsResponse(
+            conflicts=[
+                compute.HostConflict(
+                    label=c.label,
+                    organization_name=c.organization,
+                    app_name=c.app,
+                    found_at_ms=c.found_at_ms,
+                )
+                for c in conflicts
+            ]
+        )
 
     async def ReadLogs(
         self, request: compute.ReadLogsRequest, context: Context

@@ -335,6 +335,7 @@ def secret_to_pb(secret: Secret) -> compute.SecretInfo:
         username=secret.username,
         created_at_ms=secret.created_at_ms,
         updated_at_ms=secret.updated_at_ms,
+        hosts=list(secret.hosts),
     )
 
 

@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
+from ignite_server.api.authorization import OrganizationExists
 from ignite_server.api.rpc_boundary import MAX_MESSAGE_BYTES, Authenticate, generic_handler
 
 COMPUTE_SERVICE = compute.DESCRIPTOR.services_by_name["ComputeService"]
@@ -33,7 +34,12 @@ CORE_RECEIVE_BYTES = 4 * MAX_MESSAGE_BYTES
 class GrpcServer:
     """Owns the grpc.aio server and its health state."""
 
-    def __init__(self, services: dict[str, object], authenticate: Authenticate) -> None:
+    def __init__(
+        self,
+        services: dict[str, object],
+        authenticate: Authenticate,
+        organization_exists: OrganizationExists,
+    ) -> None:
         self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", CORE_RECEIVE_BYTES),
@@ -46,7 +52,7 @@ class GrpcServer:
         for full_name, servicer in services.items():
             service = compute.DESCRIPTOR.pool.FindServiceByName(full_name)
             self._server.add_generic_rpc_handlers(
-                (generic_handler(service, servicer, authenticate),)
+                (generic_handler(service, servicer, authenticate, organization_exists),)
             )
             names.append(full_name)
         self._names = names

@@ -4,7 +4,8 @@ Handlers are registered from the service descriptor rather than with the
 generated ``add_*Servicer_to_server``, so that this one place can:
 
 - authenticate the caller (no I/O: core/identity.py) and check the method's
-  access rule (api/authorization.py) before any handler or database work;
+  access rule (api/authorization.py) before any handler or database work,
+  then that the organization it names exists (cached: core/organizations.py);
 - refuse a request larger than MAX_MESSAGE_BYTES with RESOURCE_EXHAUSTED /
   MESSAGE_TOO_LARGE and the limit, before anything else. grpc core's own
   receive limit is set well above it (api/grpc_server.py) so that such a
@@ -32,7 +33,11 @@ import grpc
 import structlog
 from google.protobuf import descriptor, message, message_factory
 
-from ignite_server.api.authorization import authorize
+from ignite_server.api.authorization import (
+    OrganizationExists,
+    authorize,
+    require_organization,
+)
 from ignite_server.api.errors import internal_status, to_status
 from ignite_server.domain.errors import (
     IgniteError,
@@ -82,11 +87,16 @@ class _Call:
     """Bookkeeping of one RPC: parse, time, log, map errors."""
 
     def __init__(
-        self, method: str, request_class: type[message.Message], authenticate: Authenticate
+        self,
+        method: str,
+        request_class: type[message.Message],
+        authenticate: Authenticate,
+        organization_exists: OrganizationExists,
     ) -> None:
         self.method = method
         self.request_class = request_class
         self.authenticate = authenticate
+        self.organization_exists = organization_exists
         self.started = time.monotonic()
         self.request: message.Message | None = None
         self.caller = ""
@@ -106,6 +116,7 @@ class _Call:
         self.caller = principal.subject
         request = self.parse(raw)
         authorize(self.method, principal, request)
+        await require_organization(self.method, principal, request, self.organization_exists)
         CALLER.set(principal)
         return request
 
@@ -152,9 +163,10 @@ def _unary(
     request_class: type[message.Message],
     behavior: Callable[..., Awaitable[Any]],
     authenticate: Authenticate,
+    organization_exists: OrganizationExists,
 ) -> Callable[..., Awaitable[Any]]:
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-        call = _Call(method, request_class, authenticate)
+        call = _Call(method, request_class, authenticate, organization_exists)
         with tracing.rpc_span(method, context.invocation_metadata()):
             try:
                 response = await behavior(await call.admit(raw, context), context)
@@ -174,9 +186,10 @@ def _streaming(
     request_class: type[message.Message],
     behavior: Callable[..., AsyncGenerator[Any, None]],
     authenticate: Authenticate,
+    organization_exists: OrganizationExists,
 ) -> Callable[..., AsyncGenerator[Any, None]]:
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncGenerator[Any, None]:
-        call = _Call(method, request_class, authenticate)
+        call = _Call(method, request_class, authenticate, organization_exists)
         with tracing.rpc_span(method, context.invocation_metadata()):
             try:
                 # Closed with this generator: a client that hangs up between
@@ -196,7 +209,10 @@ def _streaming(
 
 
 def generic_handler(
-    service: descriptor.ServiceDescriptor, servicer: object, authenticate: Authenticate
+    service: descriptor.ServiceDescriptor,
+    servicer: object,
+    authenticate: Authenticate,
+    organization_exists: OrganizationExists,
 ) -> grpc.GenericRpcHandler:
     """A handler serving every method of ``service`` from ``servicer``'s
     coroutine methods of the same names."""
@@ -208,13 +224,13 @@ def generic_handler(
         full = f"/{service.full_name}/{method.name}"
         if method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                _streaming(full, request_class, behavior, authenticate),
+                _streaming(full, request_class, behavior, authenticate, organization_exists),
                 request_deserializer=None,
                 response_serializer=response_class.SerializeToString,
             )
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                _unary(full, request_class, behavior, authenticate),
+                _unary(full, request_class, behavior, authenticate, organization_exists),
                 request_deserializer=None,
                 response_serializer=response_class.SerializeToString,
             )

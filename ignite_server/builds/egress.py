@@ -14,17 +14,25 @@ not the cloud metadata address.
 
 Each connection the proxy accepts names its destination (``CONNECT
 host:port`` for TLS, an absolute ``http://`` URL otherwise). It is allowed
-when the destination matches the policy's allow-list (``host``,
-``host:port``, ``*.suffix``; without a port: 80 and 443) and no address the
-name resolves to is internal (ignite_common/addresses.py: loopback,
-link-local, private ranges, this machine's own addresses): a registry name
-that resolves to one is refused, so a DNS answer cannot turn the proxy into
-a way onto the host's own network. An
-entry that names an address itself (``127.0.0.1:8081``) is the operator
-saying so: it is reached as written (the test suite's local package index
-is one). The proxy connects to the address it checked, never to a second
-lookup. A refusal answers ``403`` with the reason, and the build log says
-what was refused.
+when the destination matches the policy's allow-list and no address the
+name resolves to is internal (ignite_common/addresses.py, the same check
+the server's own image and git fetches use: loopback, link-local, private
+ranges, this machine's own addresses): a registry name that resolves to one
+is refused, so a DNS answer cannot turn the proxy into a way onto the
+host's own network.
+
+The allow-list is the operator's ``--egress-allow`` (one list for builds
+and the server's own fetches, images/egress.py). ``default`` stands for
+the package registries (DEFAULT_ALLOWED, ports 80 and 443, public
+addresses only). Every other entry is the operator saying so, reached as
+written whatever it resolves to: ``host``, ``host:port``, ``*.suffix``, an
+address, ``address:port`` or a network (``10.0.0.0/8``); without a port,
+any port (the test suite's local package index and git daemon are such
+entries). A repository a build clones is added for that build under the
+public-address rule, unless an address or network the operator listed
+covers where it leads. The proxy connects to the address it checked, never
+to a second lookup. A refusal answers ``403`` with the reason, and the
+build log says what was refused.
 """
 
 from __future__ import annotations
@@ -86,19 +94,39 @@ class EgressRefused(Exception):
 @dataclass(frozen=True)
 class _Rule:
     host: str
+    #: The ports allowed; empty: any.
     ports: tuple[int, ...]
+    #: The operator's own entry: reached as written, whatever it resolves to.
     literal: bool
+    #: A network entry (``10.0.0.0/8``): the addresses in it.
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
 
     def matches(self, host: str, port: int) -> bool:
-        if port not in self.ports:
+        if self.ports and port not in self.ports:
             return False
+        if self.network is not None:
+            return _is_address(host) and self.covers(host, port)
         if self.host.startswith("*."):
             return host.endswith(self.host[1:])
         return host == self.host
 
+    def covers(self, address: str, port: int) -> bool:
+        """Whether this operator's entry allows the IP ``address``."""
+        if not self.literal or (self.ports and port not in self.ports):
+            return False
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if self.network is not None:
+            return ip.version == self.network.version and ip in self.network
+        return _is_address(self.host) and ip == ipaddress.ip_address(self.host)
 
-def _rule(entry: str) -> _Rule:
+
+def _rule(entry: str, *, operator: bool = False) -> _Rule:
+    """A rule of ``entry``; an ``operator``'s entry without a port allows
+    any port and is reached as written, a package registry's allows 80 and
+    443 and must resolve to public addresses."""
     entry = entry.strip().lower()
+    if operator and "/" in entry:
+        return _Rule(entry, (), literal=True, network=ipaddress.ip_network(entry, strict=False))
     host, port = entry, ""
     if entry.startswith("["):
         host, _, rest = entry[1:].partition("]")
@@ -107,8 +135,8 @@ def _rule(entry: str) -> _Rule:
         host, _, port = entry.partition(":")
     if host == "localhost":
         host = "127.0.0.1"
-    ports = (int(port),) if port else DEFAULT_PORTS
-    return _Rule(host, ports, literal=_is_address(host))
+    ports = (int(port),) if port else (() if operator else DEFAULT_PORTS)
+    return _Rule(host, ports, literal=operator or _is_address(host))
 
 
 def _is_address(host: str) -> bool:
@@ -129,13 +157,13 @@ class EgressPolicy:
     def allowing(cls, entries: Iterable[str]) -> EgressPolicy:
         """A policy from allow-list entries; ``default`` stands for
         DEFAULT_ALLOWED."""
-        expanded: list[str] = []
+        rules: list[_Rule] = []
         for entry in entries:
             if entry.strip() == "default":
-                expanded += DEFAULT_ALLOWED
+                rules += [_rule(host) for host in DEFAULT_ALLOWED]
             elif entry.strip():
-                expanded.append(entry)
-        return cls(tuple(_rule(entry) for entry in expanded))
+                rules.append(_rule(entry, operator=True))
+        return cls(tuple(rules))
 
     def with_urls(self, urls: Iterable[str], *, trusted: bool = False) -> EgressPolicy:
         """This policy plus the host and port of each URL. A ``trusted`` URL
@@ -165,7 +193,7 @@ class EgressPolicy:
         if _is_address(host):
             # An address nobody allowed as written: never an internal one.
             why = internal_reason(host)
-            if why:
+            if why and not self._operator_allows(host, port):
                 raise EgressRefused(f"{host} is {why}")
             return [(host, port)]
         try:
@@ -177,9 +205,14 @@ class EgressPolicy:
         addresses = [(str(info[4][0]), port) for info in infos]
         for address, _ in addresses:
             why = internal_reason(address)
-            if why:
+            if why and not self._operator_allows(address, port):
                 raise EgressRefused(f"{host} resolves to {why}")
         return addresses
+
+    def _operator_allows(self, address: str, port: int) -> bool:
+        """Whether an address or network the operator listed covers the
+        internal ``address``."""
+        return any(rule.covers(address, port) for rule in self.rules)
 
 
 class EgressProxy:

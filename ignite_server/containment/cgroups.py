@@ -20,9 +20,10 @@ capacity, so that whatever its pods use together, the kernel reclaims and,
 at worst, OOM-kills inside that directory, never the host's global OOM
 killer reaching for the server or the database.
 
-A server that dies leaves its directories behind; the next owner created
-under the same parent removes those whose server process is gone, killing
-anything still inside.
+A server that dies takes its sandboxes with it: an owner's watchdog
+(watchdog.py) kills what is in its groups and removes them. Should that
+fail too, the next owner created under the same parent removes the groups
+whose server process is gone, killing anything still inside.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class CgroupRoot:
     def remove(self) -> None:
         """Remove the owner's directories, killing what is left inside."""
         for base in self.bases.values():
-            _remove_tree(base)
+            remove_tree(base)
 
 
 def host_memory_mb() -> int:
@@ -139,10 +140,11 @@ def remove_stale(parent: Path, prefix: str) -> None:
         pid = base.name[len(prefix) :].split("-")[0]
         if not pid.isdigit() or Path(f"/proc/{pid}").exists():
             continue
-        _remove_tree(base)
+        remove_tree(base)
 
 
-def _remove_tree(base: Path) -> None:
+def remove_tree(base: Path) -> None:
+    """Kill every process in ``base`` and its child groups, and remove them."""
     groups = [child for child in _children(base)] + [base]
     for group in groups:
         _kill_members(group)

@@ -46,7 +46,7 @@ from ignite_server.core.validation import (
 )
 from ignite_server.core.versions import Versions
 from ignite_server.domain import archives, requirements
-from ignite_server.domain.errors import InvalidArgument, NotFound
+from ignite_server.domain.errors import AlreadyExists, InvalidArgument, NotFound
 from ignite_server.domain.models import (
     App,
     AppSettings,
@@ -60,9 +60,10 @@ from ignite_server.domain.models import (
     Version,
     VersionStatus,
 )
+from ignite_server.domain.principal import Principal
 from ignite_server.domain.quotas import Quotas
 from ignite_server.observability import metrics
-from ignite_server.ports.app_store import AppStore, DraftRecord
+from ignite_server.ports.app_store import AppStore, DraftRecord, HostConflict, HostTaken
 from ignite_server.ports.blob_store import BlobStore
 
 log = structlog.get_logger(__name__)
@@ -118,8 +119,16 @@ class Apps:
         self._locks = locks
 
     async def create_app(
-        self, organization: str, name: str, settings: AppSettings, code: CodeUpload | None
+        self,
+        organization: str,
+        name: str,
+        settings: AppSettings,
+        code: CodeUpload | None,
+        caller: Principal | None = None,
     ) -> AppView:
+        """A new app. ALREADY_EXISTS (URL_TAKEN) when its host label is
+        another app's; the other app is named only to a ``caller`` who may
+        see its organization."""
         check_new_app_name(organization, name)
         settings = normalize_settings(settings)
         draft = self._prepare_draft(code, settings) if code is not None else None
@@ -135,9 +144,49 @@ class Apps:
             updated_at_ms=now,
             **{f.name: getattr(settings, f.name) for f in fields(AppSettings)},
         )
-        stored = await self._store.create_app(app, draft, self._quotas.max_apps)
+        try:
+            stored = await self._store.create_app(app, draft, self._quotas.max_apps)
+        except HostTaken as taken:
+            raise self._url_taken(app, taken, caller) from None
         log.info("app.created", app=stored.id)
         return self._views.view(stored)
+
+    def _url_taken(self, app: App, taken: HostTaken, caller: Principal | None) -> AlreadyExists:
+        """The refusal of an app whose host label is taken, naming the app
+        that has it only to a caller who may see that app's organization."""
+        url = self._views.url_of(app.organization, app.name)
+        holder = f"{taken.holder_organization}/{taken.holder_app}"
+        if not taken.holder_app:
+            whose = "disputed between apps created before host names were unique"
+        elif caller is not None and caller.sees(taken.holder_organization):
+            whose = f"app {holder}'s"
+        else:
+            whose = "another organization's app's"
+        metadata = {"host": taken.label, "url": url}
+        if taken.holder_app and caller is not None and caller.sees(taken.holder_organization):
+            metadata["holder_app_id"] = holder
+        return AlreadyExists(
+            f"{url} (host label {taken.label!r}, '<app>-<org>') is already {whose} URL;"
+            " choose another app name",
+            reason="URL_TAKEN",
+            metadata=metadata,
+        )
+
+    async def host_conflicts(self) -> list[HostConflict]:
+        """The apps of host labels more than one app held when labels became
+        unique (their URLs serve none of them)."""
+        return await self._store.host_conflicts()
+
+    async def report_host_conflicts(self) -> None:
+        """Log every disputed host label (at start, for the operator)."""
+        for conflict in await self._store.host_conflicts():
+            log.warning(
+                "app.host_disputed",
+                host=conflict.label,
+                app=f"{conflict.organization}/{conflict.app}",
+                detail="its URL serves no app until all but one of the apps with this host"
+                " name are deleted (dodil ignite app host-conflicts)",
+            )
 
     async def get_app(self, organization: str, name: str) -> AppView:
         check_app_ref(organization, name)
@@ -204,9 +253,13 @@ class Apps:
 
     async def delete_app(self, organization: str, name: str) -> None:
         check_app_ref(organization, name)
+        current = await self._store.get_app(organization, name)
         await self._store.delete_app(organization, name)
         await self._rollout.removed(organization, name)
         metrics.forget_app(f"{organization}/{name}")
+        if current.host_disputed:
+            # The store settled the dispute: the app left holds the label.
+            self._targets.forget_host(current.host_label)
         log.info("app.deleted", app=f"{organization}/{name}")
 
     def _prepare_draft(self, code: CodeUpload, settings: AppSettings) -> DraftRecord:

@@ -28,8 +28,9 @@ import structlog
 
 from ignite_common.task_supervisor import TaskSupervisor
 from ignite_server.core.oidc import ExternalIssuer
+from ignite_server.core.organizations import Organizations
 from ignite_server.core.tokens import LEEWAY_SECS, SigningKey, TokenAuthority
-from ignite_server.core.validation import check_host_name, check_name
+from ignite_server.core.validation import check_name, check_new_organization_name
 from ignite_server.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -87,6 +88,8 @@ class Identity:
         self.external = external
         self._accounts: dict[str, _Live] = {}
         self._tasks = TaskSupervisor("identity")
+        #: Which organizations exist (asked by the RPC boundary).
+        self.organizations = Organizations(store)
 
     # --- lifecycle ------------------------------------------------------
 
@@ -118,6 +121,7 @@ class Identity:
         signing = SigningKey.from_pem(live[-1].kid, live[-1].private_pem)
         self.authority.use_keys(signing, verifying)
         self._accounts = {a.client_id: _live(a) for a in await self._store.all_accounts()}
+        await self.organizations.refresh()
 
     async def bootstrap_admin(self, credentials_file: Path) -> None:
         """Create the platform administrator on a first start and write its
@@ -213,12 +217,14 @@ class Identity:
     # --- organizations and accounts ---------------------------------------
 
     async def create_organization(self, name: str, display_name: str) -> OrganizationRecord:
-        check_host_name(name, "name")
+        check_new_organization_name(name)
         if name == SYSTEM_ORGANIZATION:
             raise InvalidArgument(
                 f"'{name}' is reserved", reason="RESERVED_NAME", metadata={"field": "name"}
             )
-        return await self._store.create_organization(name, display_name, _now_ms())
+        record = await self._store.create_organization(name, display_name, _now_ms())
+        self.organizations.created(name)
+        return record
 
     async def list_organizations(self, principal: Principal) -> list[OrganizationRecord]:
         orgs = await self._store.list_organizations()
@@ -231,6 +237,7 @@ class Identity:
                 "the system organization cannot be deleted", reason="RESERVED_NAME"
             )
         await self._store.delete_organization(name)
+        self.organizations.deleted(name)
         await self.refresh()
 
     async def create_account(
@@ -257,7 +264,7 @@ class Identity:
 
     async def list_accounts(self, organization: str) -> list[AccountRecord]:
         check_name(organization, "organization_name")
-        if not await self._store.has_organization(organization):
+        if not await self.organizations.exists(organization):
             raise NotFound(
                 f"organization {organization} not found",
                 reason="ORGANIZATION_NOT_FOUND",

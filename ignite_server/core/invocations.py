@@ -7,7 +7,10 @@
 - **What runs**: the version the app's traffic split picks (the active one
   without a split; a sticky key keeps a caller on one version), a given
   published version, a tagged one, or the compiled draft (one of them), as
-  run_targets.py resolves it; the head frame says which version served.
+  run_targets.py resolves it; the head frame says which version served. An
+  app found by its URL's host name is served only when that host label is
+  its own alone (labels held by two apps from before they were unique serve
+  neither).
 - **Its outcome**: every invocation's success and duration are told to the
   gradual rollouts (``on_served``), which judge a canary by them.
 - **Its id**: a ULID (core/execution_ids.py), minted here for a
@@ -38,7 +41,12 @@ from ignite_server.core.execution_ids import new_execution_id
 from ignite_server.core.request_log import PlatformEvent, logged
 from ignite_server.core.run_targets import RunTargets
 from ignite_server.core.validation import is_name
-from ignite_server.domain.errors import InvalidArgument, Unauthenticated, Unavailable
+from ignite_server.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    Unauthenticated,
+    Unavailable,
+)
 from ignite_server.domain.models import (
     InvocationRequest,
     ResponseFrame,
@@ -96,8 +104,10 @@ class Invocations:
         draft: bool = False,
         tag: str = "",
         sticky_key: str = "",
+        by_host: bool = False,
     ) -> AsyncGenerator[ResponseFrame, None]:
-        """A synchronous invocation: head, chunks, trailer."""
+        """A synchronous invocation: head, chunks, trailer. ``by_host``: the
+        app was found by its URL's host name, which must be its own."""
         if sum((bool(draft), bool(version), bool(tag))) > 1:
             raise InvalidArgument(
                 "set one of version, tag and draft",
@@ -114,6 +124,14 @@ class Invocations:
             tag=tag,
             sticky_key=sticky_key_of(request, sticky_key),
         )
+        if by_host and target.app.host_disputed:
+            raise FailedPrecondition(
+                f"http://{target.app.host_label}.… names more than one app (created before"
+                " host names were unique): it serves none of them until a platform"
+                " administrator deletes or re-creates all but one",
+                reason="HOST_DISPUTED",
+                metadata={"host": target.app.host_label},
+            )
         execution_id = new_execution_id()
         tracing.set_attribute(tracing.EXECUTION_ID, execution_id)
         # Sync invocations store no record: the RPC's own log line (one per

@@ -28,6 +28,7 @@ from ignite_server.domain.models import (
     RunTarget,
     Version,
     VersionStatus,
+    host_label,
 )
 from ignite_server.ports.app_store import AppStore
 
@@ -74,6 +75,12 @@ class RunTargets:
         """Drop cached targets of an app this server just changed."""
         self._apps.pop((organization, name), None)
         for key in [k for k in self._targets if k[:2] == (organization, name)]:
+            del self._targets[key]
+
+    def forget_host(self, label: str) -> None:
+        """Drop cached targets of every app whose host label is ``label``
+        (a dispute over it just ended)."""
+        for key in [k for k in self._targets if host_label(k[0], k[1]) == label]:
             del self._targets[key]
 
     async def resolve(

@@ -39,11 +39,6 @@ def _invalid(field: str, message: str, reason: str) -> InvalidArgument:
     return InvalidArgument(message, reason=reason, metadata={"field": field})
 
 
-def is_name(value: str) -> bool:
-    """Whether ``value`` is a DNS label, as names of organizations and apps are."""
-    return _DNS_LABEL.fullmatch(value) is not None
-
-
 def check_name(value: str, field: str) -> str:
     """An organization or app name: a DNS label."""
     if not value:
@@ -56,6 +51,11 @@ def check_name(value: str, field: str) -> str:
             "INVALID_NAME",
         )
     return value
+
+
+def is_name(value: str) -> bool:
+    """Whether ``value`` is a DNS label, as names of organizations and apps are."""
+    return 0 < len(value) <= 63 and _DNS_LABEL.fullmatch(value) is not None
 
 
 def check_app_ref(organization: str, name: str) -> None:
@@ -80,6 +80,27 @@ def check_host_name(value: str, field: str) -> str:
             "INVALID_NAME",
         )
     return value
+
+
+#: The longest organization name: its apps' host labels are
+#: ``<app>-<org>``, one DNS label, so at least a one-letter app and the dash
+#: must fit beside it.
+ORGANIZATION_NAME_MAX = _HOST_LABEL_MAX - 2
+
+
+def check_new_organization_name(name: str, field: str = "name") -> str:
+    """A new organization's name: a DNS label without "---" that leaves
+    room in a host label for its apps' names."""
+    check_host_name(name, field)
+    if len(name) > ORGANIZATION_NAME_MAX:
+        raise _invalid(
+            field,
+            f"{field} is {len(name)} characters; an organization's name is at most "
+            f"{ORGANIZATION_NAME_MAX}, so that '<app>-{name[:20]}…' (its apps' host names) "
+            "fits one DNS label",
+            "NAME_TOO_LONG_FOR_URL",
+        )
+    return name
 
 
 def check_new_app_name(organization: str, name: str) -> None:

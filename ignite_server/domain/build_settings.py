@@ -2,7 +2,7 @@
 flags read, with their defaults, handed to the build space and pipelines.
 
 Each value is the operator's, never a tenant's: which host uids Ignite may
-reserve a block of, where builds may connect, how large each
+reserve a block of, how large each
 organization's build volume (its build-cache quota) is, how many builds run
 at once, and which package index Python builds install from.
 """
@@ -31,9 +31,6 @@ class BuildSettings:
     """The operator's build settings (see the module docstring)."""
 
     uid_range: tuple[int, int] = DEFAULT_UID_RANGE
-    #: Allow-list entries of the builds' egress proxy; "default" stands for
-    #: the package registries (builds/egress.py).
-    egress_allow: tuple[str, ...] = ("default",)
     cache_quota_mb: int = DEFAULT_CACHE_QUOTA_MB
     slots: int = DEFAULT_SLOTS
     pip_index_url: str = DEFAULT_PIP_INDEX_URL

@@ -175,6 +175,9 @@ class Secret:
     username: str
     created_at_ms: int
     updated_at_ms: int
+    #: The registry or git hosts it is sent to (domain/hosts.py spelling);
+    #: it is sent to no other.
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,9 @@ class App:
     traffic: tuple[TrafficTarget, ...] = ()
     #: Tag → the version it names.
     tags: Mapping[str, int] = field(default_factory=dict)
+    #: Its host label is also another app's, from before labels were made
+    #: unique (store/migrations/0010_app_hosts.sql): its URL serves neither.
+    host_disputed: bool = False
 
     @property
     def id(self) -> str:
@@ -285,6 +291,17 @@ class App:
         if not self.traffic:
             return frozenset({self.active_version} if self.active_version else ())
         return frozenset(t.version for t in self.traffic)
+
+    @property
+    def host_label(self) -> str:
+        """The one DNS label of its direct URL's host name."""
+        return host_label(self.organization, self.name)
+
+
+def host_label(organization: str, app: str) -> str:
+    """``<app>-<org>``: the label of an app's URL host, unique across the
+    platform."""
+    return f"{app}-{organization}"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ instead, by skopeo on the host, a step that runs no user code:
   repositories (``ignite/<org>/…``), with the platform's pull credentials;
 - a registry on a loopback, link-local or private address is reached only
   when the operator allowed it (``allowed_private``, the embedded
-  registry's and the insecure ones), never because a Dockerfile named it.
+  registry's and the insecure ones, or ``--egress-allow``: the same check
+  as ``--image``'s, images/egress.py), never because a Dockerfile named it.
 
 The build then loads these folders (buildah.py) and never pulls.
 """
@@ -25,17 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ignite_common.addresses import internal_reason
+from ignite_server.domain.errors import FailedPrecondition
 from ignite_server.images import reference
+from ignite_server.images.egress import EgressPolicy
 from ignite_server.images.reference import ImageReference
 from ignite_server.images.skopeo import Skopeo
 from ignite_server.ports.build_pipeline import BuildFailed
+from ignite_server.ports.egress import Egress
 from ignite_server.ports.image_builder import ImageUnavailable, RegistryCredentials
 
 
@@ -60,8 +62,10 @@ class BaseImages:
         platform_registry: str,
         platform_credentials: RegistryCredentials | None,
         allowed_private: Sequence[str] = (),
+        egress: Egress | None = None,
     ) -> None:
         self.cache_dir = cache_dir
+        self._egress = egress or EgressPolicy()
         self._skopeo = skopeo
         self._platform = platform_registry
         self._credentials = platform_credentials
@@ -94,12 +98,11 @@ class BaseImages:
                     f"organization's images (ignite/{organization}/…)"
                 )
             return self._credentials
-        why = "" if ref.host in self._allowed else await _internal(ref.host)
-        if why:
-            raise BuildFailed(
-                f"FROM {named}: {ref.host} is {why} (a registry there must be allowed "
-                "by the operator)"
-            )
+        if ref.host not in self._allowed:
+            try:
+                await self._egress.check(ref.host, 443, f"FROM {named}")
+            except FailedPrecondition as refused:
+                raise BuildFailed(refused.message) from None
         return None
 
     async def _fetched(
@@ -118,19 +121,3 @@ class BaseImages:
                 finally:
                     await asyncio.to_thread(shutil.rmtree, partial, True)
         return layout
-
-
-async def _internal(host: str) -> str:
-    """Why ``host`` (``name[:port]``) is internal (an address it resolves to
-    is: ignite_common/addresses.py), or ""."""
-    name, _, _ = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
-    name = name.strip("[]")
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(name, 443, type=socket.SOCK_STREAM)
-    except OSError:
-        return "not resolvable"
-    for info in infos:
-        why = internal_reason(str(info[4][0]))
-        if why:
-            return f"{why} ({info[4][0]})"
-    return ""

@@ -19,8 +19,10 @@ image this builder returns is referenced there by digest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from ignite_server.builds.jail import SRC, BuildJail, BuildSpace
@@ -32,6 +34,7 @@ from ignite_server.images.bases import BaseImages
 from ignite_server.images.buildah import IMAGE_LAYOUT, Buildah, checked_dockerfile
 from ignite_server.images.skopeo import LAYOUT_NAME, Skopeo, oci_manifest_digest
 from ignite_server.ports.build_pipeline import BuildFailed
+from ignite_server.ports.egress import Egress
 from ignite_server.ports.image_builder import (
     BuiltImage,
     DockerfileBuild,
@@ -48,7 +51,10 @@ class ContainerImageBuilder:
     ``registry_credentials`` log in to that registry; ``insecure_registries``
     are hosts reached without TLS verification besides loopback ones (for
     imports, pushes and base images alike), and the registries on private
-    addresses base images may come from.
+    addresses base images may come from (besides what ``egress``, the
+    operator's ``--egress-allow``, allows). Every push holds ``push_guard``
+    (the registry's garbage collection waits for pushes:
+    registry_storage.py).
     """
 
     def __init__(
@@ -60,10 +66,13 @@ class ContainerImageBuilder:
         registry_credentials: RegistryCredentials | None = None,
         insecure_registries: Sequence[str] = (),
         memory_mb: int = DEFAULT_MEMORY_MB,
+        push_guard: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+        egress: Egress | None = None,
     ) -> None:
         self.registry_host = registry_host
         self._space = space
         self._credentials = registry_credentials
+        self._push_guard = push_guard or contextlib.nullcontext
         self._skopeo = Skopeo(insecure_registries)
         self._bases = BaseImages(
             bases_dir,
@@ -71,6 +80,7 @@ class ContainerImageBuilder:
             platform_registry=registry_host,
             platform_credentials=registry_credentials,
             allowed_private=insecure_registries,
+            egress=egress,
         )
         self._buildah = Buildah(memory_mb=memory_mb)
         #: Where built images are unpacked from their jail before the push.
@@ -108,13 +118,14 @@ class ContainerImageBuilder:
             except (OSError, ValueError, KeyError, IndexError):
                 raise BuildFailed("the build left no image") from None
             try:
-                await self._skopeo.copy(
-                    f"oci:{layout}:{LAYOUT_NAME}",
-                    destination,
-                    digest,
-                    destination_credentials=self._credentials,
-                    log=request.log,
-                )
+                async with self._push_guard():
+                    await self._skopeo.copy(
+                        f"oci:{layout}:{LAYOUT_NAME}",
+                        destination,
+                        digest,
+                        destination_credentials=self._credentials,
+                        log=request.log,
+                    )
                 return await self._pushed(destination, digest)
             except ImageUnavailable as exc:
                 # The user's build is fine; the platform's registry is not.
@@ -139,13 +150,14 @@ class ContainerImageBuilder:
         source = reference.parse(image_ref)
         destination = self._destination(repository)
         digest = await self._skopeo.resolve(source, credentials)
-        await self._skopeo.copy(
-            f"docker://{source.at(digest)}",
-            destination,
-            digest,
-            source_credentials=credentials,
-            destination_credentials=self._credentials,
-        )
+        async with self._push_guard():
+            await self._skopeo.copy(
+                f"docker://{source.at(digest)}",
+                destination,
+                digest,
+                source_credentials=credentials,
+                destination_credentials=self._credentials,
+            )
         return await self._pushed(destination, digest)
 
     def _destination(self, repository: str) -> reference.ImageReference:

@@ -22,6 +22,18 @@ environment variables: never on a command line (which other local users can
 read in ``/proc``), never in the URL (which git would store in
 ``.git/config`` and print in errors). ``GIT_TERMINAL_PROMPT=0`` makes a
 missing or refused credential fail at once instead of waiting for a prompt.
+
+Where git connects is what was checked: the egress proxy resolves the
+host once, refuses internal addresses the operator did not allow
+(``--egress-allow``) and connects to the addresses it checked. Redirects are
+not followed (``http.followRedirects``), so a server cannot send the clone,
+or the credentials (which a secret carries only for its own hosts,
+core/image_artifacts.py), on to another host.
+
+A failure is told in git's own words only where those are git's: a line
+that could hold what the server sent (a protocol error quoting its bytes,
+a remote message) is replaced by what kind of failure it was, so an error
+never echoes another service's answer.
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ import base64
 import contextlib
 import re
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -97,7 +109,8 @@ class _Clone:
         self._config = config_dir
 
     async def git(self, *argv: str, quiet: bool = False) -> StepResult:
-        """Run git; its output goes to the build log unless ``quiet``."""
+        """Run git; its output goes to the build log unless ``quiet``, with
+        anything unprintable a server may have sent replaced."""
         return await self._jail.run(
             "git",
             [GIT, *argv],
@@ -105,7 +118,7 @@ class _Clone:
             cwd=REPO if argv[0] != "clone" else WORK,
             ro_binds=[(self._config, CONFIG_DIR)],
             check=False,
-            log=_discard if quiet else None,
+            log=_discard if quiet else _printable(self._jail.log),
         )
 
     async def commit(self, revision: str) -> str:
@@ -113,12 +126,20 @@ class _Clone:
         result = await self.git(
             "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}", quiet=True
         )
-        last = _last_line(result)
+        lines = [line.strip() for line in result.tail if line.strip()]
+        last = lines[-1] if lines else ""
         return last if result.returncode == 0 and _FULL_COMMIT.fullmatch(last) else ""
 
 
 def _discard(_line: str) -> None:
     pass
+
+
+def _printable(log: Callable[[str], None]) -> Callable[[str], None]:
+    def write(line: str) -> None:
+        log("".join(c if c.isprintable() else "?" for c in line))
+
+    return write
 
 
 def _checked_url(url: str) -> str:
@@ -147,13 +168,16 @@ def _env(source: GitContext, url: str) -> dict[str, str]:
         # The git protocol knows no HTTP proxy: a CONNECT through it.
         "GIT_PROXY_COMMAND": f"{CONFIG_DIR}/connect",
     }
+    parts = urlsplit(url)
+    settings: list[tuple[str, str]] = []
     if source.credentials is not None:
-        parts = urlsplit(url)
         token = f"{source.credentials.username}:{source.credentials.password}"
         header = "Authorization: Basic " + base64.b64encode(token.encode()).decode()
-        env["GIT_CONFIG_COUNT"] = "1"
-        env["GIT_CONFIG_KEY_0"] = f"http.{parts.scheme}://{parts.netloc}/.extraHeader"
-        env["GIT_CONFIG_VALUE_0"] = header
+        settings.append((f"http.{parts.scheme}://{parts.netloc}/.extraHeader", header))
+    env["GIT_CONFIG_COUNT"] = str(len(settings))
+    for index, (key, value) in enumerate(settings):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
     return env
 
 
@@ -165,13 +189,20 @@ GLOBAL_CONFIG = """\
 \tallow = never
 [protocol "file"]
 \tallow = never
+[http]
+\t# Where the clone goes was checked (by the egress proxy, at the
+\t# addresses it connects to); a redirect would go elsewhere.
+\tfollowRedirects = false
 """
 #: git's proxy command for the git protocol: ``connect HOST PORT`` opens a
 #: CONNECT tunnel through the egress proxy (socat speaks it). git closes its
 #: side once it has asked for the pack; ``-t`` keeps socat reading the pack
 #: until the server is done (socat's default is to quit half a second later).
+#: ``shut-close`` closes git's end the moment the server's ends first (a
+#: server that hangs up unanswered): without it socat would keep git
+#: waiting for those 3600 s.
 CONNECT = f"""#!/bin/sh
-exec /usr/bin/socat -t 3600 - "PROXY:{PROXY_HOST}:$1:$2,proxyport={PROXY_PORT}"
+exec /usr/bin/socat -t 3600 -,shut-close "PROXY:{PROXY_HOST}:$1:$2,proxyport={PROXY_PORT}"
 """
 
 
@@ -193,9 +224,45 @@ def _write_config(folder: Path) -> None:
 
 
 def _last_line(result: StepResult) -> str:
-    """git's reason: its first ``fatal:`` line, else its last line."""
+    """git's reason: its first ``fatal:`` line, else its last line, told as
+    a kind of failure when it could quote the server (module docstring)."""
     lines = [line.strip() for line in result.tail if line.strip()]
     fatal = [line for line in lines if line.startswith("fatal:")]
-    if fatal:
-        return fatal[0]
-    return lines[-1] if lines else f"exit status {result.returncode}"
+    line = fatal[0] if fatal else (lines[-1] if lines else f"exit status {result.returncode}")
+    return _told(line)
+
+
+#: Failures told by kind, first match wins: (what the line contains, the
+#: words used instead). Lines that may carry the server's own words
+#: (protocol errors quote its bytes; remote errors are its text) are never
+#: repeated.
+_KINDS = (
+    (("http code 403 from proxy",),
+     "fatal: the platform's egress proxy refused the destination (the build log says why)"),
+    (("from proxy after connect",), "fatal: the connection was refused"),
+    (("could not resolve host", "unable to look up", "name or service not known"),
+     "fatal: the host name does not resolve"),
+    (("connection refused", "couldn't connect", "failed to connect", "unable to connect"),
+     "fatal: the connection was refused"),
+    (("timed out", "timeout"), "fatal: the server did not answer in time"),
+    (("authentication failed", "could not read username", "could not read password",
+      "403", "401", "access denied", "permission denied"),
+     "fatal: the server refused the credentials, or wants some (--git-secret)"),
+    (("ssl", "tls", "certificate", "gnutls"),
+     "fatal: TLS failed (the certificate is not trusted, or the server does not speak TLS)"),
+    (("not found", "404", "does not appear to be a git repository", "repository not found"),
+     "fatal: no git repository at that URL"),
+    (("redirect",), "fatal: the server redirected the clone elsewhere (not followed)"),
+)  # fmt: skip
+#: git's own messages about the URL or the ref, safe to repeat as they are.
+_OWN = re.compile(r"fatal: (?:invalid|unable to parse|couldn't find remote ref)[^\x00-\x1f]*")
+
+
+def _told(line: str) -> str:
+    lowered = line.lower()
+    if _OWN.fullmatch(line) and line.isprintable():
+        return line
+    for needles, told in _KINDS:
+        if any(needle in lowered for needle in needles):
+            return told
+    return "fatal: the server's answer is not git's (a protocol error)"

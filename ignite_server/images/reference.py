@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ignite_server.domain import hosts
 from ignite_server.ports.image_builder import ImageUnavailable
 
 #: Docker Hub: the registry of references that name none.
-DEFAULT_HOST = "docker.io"
+DEFAULT_HOST = hosts.DOCKER_HUB
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _HOST = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?")
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
@@ -75,8 +76,8 @@ def parse(text: str) -> ImageReference:
         name, _, tag = name.rpartition(":")
         if not _TAG.fullmatch(tag):
             raise _invalid(text, f"bad tag {tag!r}")
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
+    first, rest = hosts.split_registry(name)
+    if first:
         if not _HOST.fullmatch(first):
             raise _invalid(text, f"bad registry host {first!r}")
         host, path = first, rest

@@ -4,14 +4,17 @@ external registry is configured.
 The server runs Debian's ``docker-registry`` (CNCF distribution 2.8) as a
 child process listening on loopback only, with its blobs and manifests under
 ``<state>/registry/data`` and a configuration it writes itself
-(``<state>/registry/config.yml``: file-system storage, no authentication
-unless an htpasswd file is given). Deletes are disabled: anything on this
-machine can reach loopback (a build's RUN step too), and published versions
-name their images by digest, so no one may remove an image; a push can add
-images or move tags but never change what a digest names. Plain HTTP is enough on
-loopback, and distribution accepts htpasswd basic authentication over it
-(a registry that demands credentials is how tests exercise
-REGISTRY_AUTH_FAILED).
+(``<state>/registry/config.yml``: file-system storage). The platform's
+registry authenticates with tokens (``token_auth``: registry_tokens.py and
+token_endpoint.py): anything on this machine can reach loopback, so nothing
+is readable without credentials, the server alone may push or delete, and
+an organization's pull credentials open its own repositories only.
+Deletes are enabled for the server's garbage collection
+(registry_storage.py), and no blob descriptor cache is configured, so a
+blob removed by a collection is never reported present from memory. Plain
+HTTP is enough on loopback. A registry with an htpasswd file instead (one
+account that may do anything) is what tests use as a user's private
+registry, to exercise REGISTRY_AUTH_FAILED.
 
 Supervision differs from the embedded PostgreSQL's (store/supervisor.py),
 which has to poll a postmaster that ``pg_ctl`` daemonised: the registry is
@@ -30,6 +33,7 @@ import contextlib
 import json
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -51,14 +55,33 @@ RESTART_BACKOFF_SECS = 0.5
 MAX_RESTART_BACKOFF_SECS = 10.0
 
 
+@dataclass(frozen=True)
+class TokenAuth:
+    """The registry's ``auth.token`` section: who issues the tokens it
+    trusts, where clients get them, and the certificate that signs them."""
+
+    realm: str
+    service: str
+    issuer: str
+    certificate: Path
+
+
 class EmbeddedRegistry:
     """One registry process under ``state_dir/registry``, kept running from
     ``start()`` until ``close()``."""
 
-    def __init__(self, state_dir: Path, *, port: int = 0, htpasswd: Path | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        port: int = 0,
+        htpasswd: Path | None = None,
+        token_auth: TokenAuth | None = None,
+    ) -> None:
         self.root = state_dir / "registry"
         self._port = port
         self._htpasswd = htpasswd
+        self._token_auth = token_auth
         self._process: asyncio.subprocess.Process | None = None
         #: Watches the process and restarts it when it dies.
         self._tasks = TaskSupervisor("registry")
@@ -69,6 +92,15 @@ class EmbeddedRegistry:
     def host(self) -> str:
         """``127.0.0.1:PORT``, the registry part of image references."""
         return f"{LOOPBACK}:{self._port}"
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the registry keeps blobs and manifests."""
+        return self.root / "data"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config.yml"
 
     @property
     def url(self) -> str:
@@ -102,27 +134,36 @@ class EmbeddedRegistry:
         log.info("registry.stopped", host=self.host)
 
     def _write_config(self) -> None:
-        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         config: dict[str, object] = {
             "version": "0.1",
             "log": {"level": "warn", "accesslog": {"disabled": True}},
             "storage": {
-                "filesystem": {"rootdirectory": str(self.root / "data")},
-                "delete": {"enabled": False},
+                "filesystem": {"rootdirectory": str(self.data_dir)},
+                "delete": {"enabled": True},
             },
             "http": {"addr": self.host},
         }
         if self._htpasswd is not None:
             config["auth"] = {"htpasswd": {"realm": "ignite", "path": str(self._htpasswd)}}
+        if self._token_auth is not None:
+            config["auth"] = {
+                "token": {
+                    "realm": self._token_auth.realm,
+                    "service": self._token_auth.service,
+                    "issuer": self._token_auth.issuer,
+                    "rootcertbundle": str(self._token_auth.certificate),
+                }
+            }
         # JSON is YAML: no YAML writer needed.
-        (self.root / "config.yml").write_text(json.dumps(config, indent=2))
+        self.config_file.write_text(json.dumps(config, indent=2))
 
     async def _spawn(self) -> None:
         output = await asyncio.to_thread(open, self.root / "registry.log", "ab")
         with output:
             self._process = await asyncio.create_subprocess_exec(
                 "/usr/bin/setpriv", "--pdeathsig", "TERM", "--",
-                REGISTRY_BINARY, "serve", str(self.root / "config.yml"),
+                REGISTRY_BINARY, "serve", str(self.config_file),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,

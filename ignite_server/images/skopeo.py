@@ -20,7 +20,9 @@ Decisions kept here, in one place:
   shortly after in case skopeo ignores it): a registry that does not answer
   fails with REGISTRY_UNREACHABLE instead of hanging an import.
 - **One error vocabulary.** skopeo's messages are mapped to the
-  ImageUnavailable reasons once, in ``_unavailable``.
+  ImageUnavailable reasons once, in ``_unavailable``, and told by kind: an
+  error never repeats what the other side sent (a malformed answer's
+  bytes, a certificate's names).
 
 Signatures are not checked (``--insecure-policy``): images are trusted by
 the digest their owner published, the same trust a pull by digest gives.
@@ -29,22 +31,20 @@ the digest their owner published, the same trust a pull by digest gives.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
 import os
 import platform
 import re
-import shutil
 import signal
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ignite_common.addresses import is_loopback
 from ignite_server.images.reference import ImageReference
 from ignite_server.ports.image_builder import ImageConfig, ImageUnavailable, RegistryCredentials
+from ignite_server.ports.registry_auth import private_auth_file
 
 SKOPEO = "/usr/bin/skopeo"
 #: Looking a reference up: a registry that has not answered by then is
@@ -64,7 +64,7 @@ INDEX_TYPES = (
 #: OCI architecture names of the machines the server runs on.
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
 #: Substrings of skopeo's errors, first match wins: how each failure is told.
-_REASONS = (
+_REASONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("REGISTRY_AUTH_FAILED", ("unauthorized", "authentication required", "denied", " 401", " 403")),
     ("IMAGE_NOT_FOUND", ("manifest unknown", "name unknown", "not found", " 404")),
 )
@@ -87,7 +87,7 @@ class Skopeo:
     ) -> str:
         """The digest of the manifest ``reference`` names for this host's
         architecture."""
-        with _auth_file(reference.host, credentials) as (auth, home):
+        with private_auth_file(reference.host, credentials) as (auth, home):
             raw = await self._run(
                 [
                     "inspect", "--raw",
@@ -118,12 +118,14 @@ class Skopeo:
         source_host = source.removeprefix("docker://").split("/", 1)[0]
         with contextlib.ExitStack() as stack:
             if source.startswith("docker://"):
-                auth, _ = stack.enter_context(_auth_file(source_host, source_credentials))
+                auth, _ = stack.enter_context(private_auth_file(source_host, source_credentials))
                 argv += [
                     f"--src-tls-verify={_flag(self.tls_verify(source_host))}",
                     "--src-authfile", auth,
                 ]  # fmt: skip
-            auth, home = stack.enter_context(_auth_file(destination.host, destination_credentials))
+            auth, home = stack.enter_context(
+                private_auth_file(destination.host, destination_credentials)
+            )
             argv += [
                 f"--dest-tls-verify={_flag(self.tls_verify(destination.host))}",
                 "--dest-authfile", auth,
@@ -142,7 +144,7 @@ class Skopeo:
     ) -> None:
         """Copy the manifest ``digest`` of ``source``'s repository into the
         OCI layout folder ``layout`` (as its image ``LAYOUT_NAME``)."""
-        with _auth_file(source.host, credentials) as (auth, home):
+        with private_auth_file(source.host, credentials) as (auth, home):
             await self._run(
                 [
                     "copy", "--preserve-digests", "--retry-times", "2",
@@ -160,7 +162,7 @@ class Skopeo:
     ) -> ImageConfig:
         """What the config of image ``digest`` in ``reference``'s repository
         says about running it."""
-        with _auth_file(reference.host, credentials) as (auth, home):
+        with private_auth_file(reference.host, credentials) as (auth, home):
             raw = await self._run(
                 [
                     "inspect", "--config",
@@ -230,21 +232,43 @@ async def _collect(
 
 
 def _unavailable(output: str, what: str) -> ImageUnavailable:
-    """The ImageUnavailable a failed skopeo call means."""
+    """The ImageUnavailable a failed skopeo call means, told by kind: skopeo
+    quotes what the other side sent (a malformed answer's first bytes, a
+    certificate's names, a registry's own error text), and an error never
+    repeats another service's bytes, so only the kind of failure is said."""
     matches = _FATAL.findall(output)
     lines = output.strip().splitlines()
-    last = lines[-1] if lines else "skopeo failed"
-    text = matches[-1].replace('\\"', '"') if matches else last
+    text = matches[-1] if matches else (lines[-1] if lines else "")
     lowered = text.lower()
     for reason, needles in _REASONS:
         if any(needle in lowered for needle in needles):
-            return ImageUnavailable(f"{what}: {_tidy(text)}", reason)
-    return ImageUnavailable(f"{what}: {_tidy(text)}", "REGISTRY_UNREACHABLE")
+            return ImageUnavailable(f"{what}: {_TOLD[reason]}", reason)
+    for needles, told in _UNREACHABLE:
+        if any(needle in lowered for needle in needles):
+            return ImageUnavailable(f"{what}: {told}", "REGISTRY_UNREACHABLE")
+    return ImageUnavailable(
+        f"{what}: the answer is not a registry's (an HTTP or protocol error)",
+        "REGISTRY_UNREACHABLE",
+    )
 
 
-def _tidy(text: str) -> str:
-    """skopeo's message without its ``Error parsing image name "…":`` lead."""
-    return re.sub(r'^Error parsing image name "[^"]*": ', "", text).strip()
+#: What each reason of _REASONS says.
+_TOLD = {
+    "REGISTRY_AUTH_FAILED": "the registry refused the credentials, or wants some",
+    "IMAGE_NOT_FOUND": "no such repository, tag or digest",
+    "IMAGE_REF_INVALID": "not an image reference",
+}
+#: Kinds of REGISTRY_UNREACHABLE, first match wins.
+_UNREACHABLE: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("no such host", "server misbehaving", "lookup "),
+     "the registry's host name does not resolve"),
+    (("connection refused",), "the registry refused the connection"),
+    (("timeout", "deadline exceeded", "i/o timeout"), "the registry did not answer in time"),
+    (("http response to https client",), "the registry speaks plain HTTP, not HTTPS"),
+    (("x509", "certificate", "tls"),
+     "TLS failed (the certificate is not trusted, or the server does not speak TLS)"),
+    (("connection reset", "eof", "broken pipe"), "the registry closed the connection"),
+)  # fmt: skip
 
 
 def _platform_digest(raw: bytes, what: str) -> str:
@@ -284,25 +308,6 @@ def image_config(document: Mapping[str, object]) -> ImageConfig:
         user=str(config.get("User") or ""),
         exposed_ports=tuple(ports),
     )
-
-
-@contextlib.contextmanager
-def _auth_file(host: str, credentials: RegistryCredentials | None) -> Iterator[tuple[str, str]]:
-    """(auth file, private home): a 0700 folder holding the credentials for
-    ``host`` (or none), removed on exit."""
-    folder = tempfile.mkdtemp(prefix="ignite-registry-auth-")
-    try:
-        auths: dict[str, object] = {}
-        if credentials is not None:
-            token = f"{credentials.username}:{credentials.password}".encode()
-            auths[host] = {"auth": base64.b64encode(token).decode()}
-        path = os.path.join(folder, "auth.json")
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            json.dump({"auths": auths}, file)
-        yield path, folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _proxy_env() -> dict[str, str]:

@@ -22,6 +22,27 @@ from ignite_server.domain.models import (
 )
 
 
+class HostTaken(Exception):
+    """The app's host label (``<app>-<org>``) is another app's already, or
+    disputed (``holder`` empty)."""
+
+    def __init__(self, label: str, holder_organization: str, holder_app: str) -> None:
+        super().__init__(label)
+        self.label = label
+        self.holder_organization = holder_organization
+        self.holder_app = holder_app
+
+
+@dataclass(frozen=True)
+class HostConflict:
+    """An app whose host label other apps held too when labels became unique."""
+
+    label: str
+    organization: str
+    app: str
+    found_at_ms: int
+
+
 @dataclass(frozen=True)
 class DraftRecord:
     """What SaveDraft stores in version 0."""
@@ -72,8 +93,14 @@ class AppStore(Protocol):
     async def create_app(
         self, app: App, draft: DraftRecord | None, max_apps: int | None = None
     ) -> App:
-        """Store a new app (and its draft); QUOTA_EXCEEDED (quota ``apps``)
-        when its organization has ``max_apps`` already."""
+        """Store a new app (and its draft) and claim its host label, in one
+        transaction: AlreadyExists for a taken name, HostTaken for a taken
+        label, QUOTA_EXCEEDED (quota ``apps``) when its organization has
+        ``max_apps`` already."""
+        ...
+
+    async def host_conflicts(self) -> list[HostConflict]:
+        """Every app of a disputed host label, by label."""
         ...
 
     async def get_app(self, organization: str, name: str) -> App: ...

@@ -105,6 +105,20 @@ class DockerfileBuild:
     timeout_secs: int = 900
 
 
+class RegistryAccess(Protocol):
+    """Who may pull from the platform's registry: each organization with
+    read-only credentials of its own, scoped to its repositories where the
+    registry allows it (the embedded one does: images/registry_tokens.py)."""
+
+    #: host[:port] of the platform's registry.
+    host: str
+
+    def pull_credentials(self, organization: str) -> RegistryCredentials | None:
+        """Read-only credentials for ``organization``'s images (None when the
+        registry needs none)."""
+        ...
+
+
 class ImageBuilder(Protocol):
     """Builds and imports images into the platform's registry."""
 

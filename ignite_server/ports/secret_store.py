@@ -23,6 +23,6 @@ class SecretStore(Protocol):
         """NotFound when there is no such secret."""
         ...
 
-    async def credentials(self, organization: str, name: str) -> tuple[str, str]:
-        """(username, password); NotFound when there is no such secret."""
+    async def credentials(self, organization: str, name: str) -> tuple[Secret, str]:
+        """(the secret, its password); NotFound when there is no such secret."""
         ...

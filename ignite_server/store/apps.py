@@ -40,7 +40,13 @@ from ignite_server.domain.models import (
     deployment_mode_of,
 )
 from ignite_server.domain.quotas import quota_exceeded
-from ignite_server.ports.app_store import BuildOutcome, DraftRecord, NewVersion
+from ignite_server.ports.app_store import (
+    BuildOutcome,
+    DraftRecord,
+    HostConflict,
+    HostTaken,
+    NewVersion,
+)
 from ignite_server.store.database import connection
 from ignite_server.store.sealing import EnvSealer
 
@@ -180,6 +186,7 @@ def _app(row: asyncpg.Record, code_kind: int | None, sealer: EnvSealer) -> App:
             TrafficTarget(int(t["version"]), int(t["percent"])) for t in json.loads(row["traffic"])
         ),
         tags={str(k): int(v) for k, v in json.loads(row["tags"]).items()},
+        host_disputed=row["host_disputed"],
     )
 
 
@@ -207,12 +214,15 @@ def _version(row: asyncpg.Record, sealer: EnvSealer) -> Version:
     )
 
 
-# The app with the code kind and image of its active version (AppMeta shows them).
+# The app with the code kind and image of its active version (AppMeta shows
+# them), and whether it holds its host label.
 _APP_SELECT = """
-    SELECT a.*, v.code_kind AS active_code_kind, v.image_ref AS active_image_ref
+    SELECT a.*, v.code_kind AS active_code_kind, v.image_ref AS active_image_ref,
+           h.label IS NULL AS host_disputed
     FROM apps a
     LEFT JOIN versions v ON v.app_uid = a.uid AND v.version = a.active_version
                           AND a.active_version > 0
+    LEFT JOIN app_hosts h ON h.app_uid = a.uid
 """
 
 
@@ -270,6 +280,25 @@ class PostgresAppStore:
                     reason="APP_ALREADY_EXISTS",
                     metadata={"app_id": app.id},
                 ) from None
+            claimed = await conn.fetchval(
+                "INSERT INTO app_hosts (label, app_uid, created_at_ms) VALUES ($1, $2, $3)"
+                " ON CONFLICT (label) DO NOTHING RETURNING label",
+                app.host_label,
+                uid,
+                app.created_at_ms,
+            )
+            if claimed is None:
+                holder = await conn.fetchrow(
+                    "SELECT a.organization, a.name FROM app_hosts h"
+                    " LEFT JOIN apps a ON a.uid = h.app_uid WHERE h.label = $1",
+                    app.host_label,
+                )
+                # Leaving the block with the exception rolls the app back.
+                raise HostTaken(
+                    app.host_label,
+                    (holder["organization"] or "") if holder else "",
+                    (holder["name"] or "") if holder else "",
+                )
             if draft is not None:
                 await self._write_draft(conn, uid, draft, app.created_at_ms)
             row = await conn.fetchrow(_APP_SELECT + " WHERE a.uid = $1", uid)
@@ -296,6 +325,16 @@ class PostgresAppStore:
                 " AND (a.scaling->>'reserved_capacity')::int > 0"
             )
         return [self._app_row(r) for r in rows]
+
+    async def host_conflicts(self) -> list[HostConflict]:
+        async with connection(self._pool) as conn:
+            rows = await conn.fetch(
+                "SELECT c.label, a.organization, a.name, c.found_at_ms FROM host_conflicts c"
+                " JOIN apps a ON a.uid = c.app_uid ORDER BY c.label, a.organization"
+            )
+        return [
+            HostConflict(r["label"], r["organization"], r["name"], r["found_at_ms"]) for r in rows
+        ]
 
     async def get_app(self, organization: str, name: str) -> App:
         async with connection(self._pool) as conn:

@@ -48,6 +48,7 @@ def _secret(row: Any) -> Secret:
         username=row["username"],
         created_at_ms=row["created_at_ms"],
         updated_at_ms=row["updated_at_ms"],
+        hosts=tuple(row["hosts"]),
     )
 
 
@@ -69,19 +70,20 @@ class PostgresSecretStore:
         conflict = (
             "DO UPDATE SET username = EXCLUDED.username,"
             " password_encrypted = EXCLUDED.password_encrypted,"
-            " updated_at_ms = EXCLUDED.updated_at_ms"
+            " hosts = EXCLUDED.hosts, updated_at_ms = EXCLUDED.updated_at_ms"
             if replace
             else "DO NOTHING"
         )
         async with connection(self._pool) as conn:
             row = await conn.fetchrow(
                 "INSERT INTO secrets (organization, name, username, password_encrypted,"
-                " created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $5)"
+                " hosts, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)"
                 f" ON CONFLICT (organization, name) {conflict} RETURNING *",
                 secret.organization,
                 secret.name,
                 secret.username,
                 sealed,
+                list(secret.hosts),
                 secret.updated_at_ms,
             )
         if row is None:
@@ -107,11 +109,10 @@ class PostgresSecretStore:
         if done.endswith(" 0"):
             raise _not_found(organization, name)
 
-    async def credentials(self, organization: str, name: str) -> tuple[str, str]:
+    async def credentials(self, organization: str, name: str) -> tuple[Secret, str]:
         async with connection(self._pool) as conn:
             row = await conn.fetchrow(
-                "SELECT username, password_encrypted FROM secrets"
-                " WHERE organization = $1 AND name = $2",
+                "SELECT * FROM secrets WHERE organization = $1 AND name = $2",
                 organization,
                 name,
             )
@@ -125,4 +126,4 @@ class PostgresSecretStore:
                 reason="SECRET_UNREADABLE",
                 metadata={"secret": name},
             ) from None
-        return row["username"], password
+        return _secret(row), password

@@ -20,7 +20,7 @@ from dodil.ignite.v1 import ignite_identity_pb2 as identity
 from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
 from ignite_launcher import LocalPlatform, free_port, private_state_dir
-from tests.support import BearerStub, unique_name
+from tests.support import BearerStub, error_info, unique_name
 
 
 class Issuer:
@@ -102,8 +102,23 @@ def _compute(platform: LocalPlatform, token: str) -> BearerStub:
     return BearerStub(platform.grpc_target, compute_grpc.ComputeServiceStub, token)
 
 
+def _organization(platform: LocalPlatform) -> str:
+    """A new organization, made by the platform administrator (an external
+    token's organization claim must name one)."""
+    anonymous = BearerStub(platform.grpc_target, identity_grpc.IdentityServiceStub, None)
+    client_id, secret = platform.admin_credentials()
+    token = anonymous.IssueToken(
+        identity.IssueTokenRequest(client_id=client_id, client_secret=secret)
+    ).access_token
+    name = unique_name("org")
+    BearerStub(platform.grpc_target, identity_grpc.IdentityServiceStub, token).CreateOrganization(
+        identity.CreateOrganizationRequest(name=name)
+    )
+    return name
+
+
 def test_external_tokens_carry_organization_and_roles(trusting, issuer):
-    org = unique_name("org")
+    org = _organization(trusting)
     developer = _compute(trusting, issuer.token(org, ["developer"]))
     developer.CreateApp(compute.CreateAppRequest(organization_name=org, name="from-oidc"))
     me = BearerStub(
@@ -124,6 +139,14 @@ def test_external_tokens_carry_organization_and_roles(trusting, issuer):
             compute.GetAppRequest(organization_name=org, app_name="from-oidc")
         )
     assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
+    # An organization claim naming no organization of the platform.
+    ghost = unique_name("ghost")
+    with pytest.raises(grpc.RpcError) as unknown:
+        _compute(trusting, issuer.token(ghost, ["developer"])).ListApps(
+            compute.ListAppsRequest(organization_name=ghost)
+        )
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_info(unknown.value).reason == "ORGANIZATION_NOT_FOUND"
 
 
 def test_bad_external_tokens_are_unauthenticated(trusting, issuer):
@@ -146,7 +169,7 @@ def test_bad_external_tokens_are_unauthenticated(trusting, issuer):
 
 
 def test_new_keys_are_fetched_and_unknown_ones_at_most_once_per_interval(trusting, issuer):
-    org = unique_name("org")
+    org = _organization(trusting)
     request = compute.ListAppsRequest(organization_name=org)
     # The issuer rotates to k2: the first token signed with it triggers a refetch.
     issuer.keys["k2"] = ec.generate_private_key(ec.SECP256R1())

@@ -16,6 +16,7 @@ def _canary() -> str:
 
 
 def _create(stub, org: str, name: str, password: str, **fields) -> compute.CreateSecretResponse:
+    fields.setdefault("hosts", ["registry.example.com"])
     return stub.CreateSecret(
         compute.CreateSecretRequest(
             organization_name=org, name=name, username="robot", password=password, **fields
@@ -28,6 +29,7 @@ def test_secrets_are_stored_listed_replaced_and_deleted_without_their_password(s
     created = _create(stub, org, "registry-a", password)
     assert created.secret.name == "registry-a"
     assert created.secret.username == "robot"
+    assert list(created.secret.hosts) == ["registry.example.com"]
     assert password not in str(created)
 
     listed = stub.ListSecrets(compute.ListSecretsRequest(organization_name=org))
@@ -37,12 +39,19 @@ def test_secrets_are_stored_listed_replaced_and_deleted_without_their_password(s
     code, reason = expect_error(
         stub.CreateSecret,
         compute.CreateSecretRequest(
-            organization_name=org, name="registry-a", username="x", password=_canary()
+            organization_name=org,
+            name="registry-a",
+            username="x",
+            password=_canary(),
+            hosts=["registry.example.com"],
         ),
     )
     assert (code, reason) == (grpc.StatusCode.ALREADY_EXISTS, "SECRET_ALREADY_EXISTS")
-    replaced = _create(stub, org, "registry-a", _canary(), replace=True)
+    replaced = _create(
+        stub, org, "registry-a", _canary(), replace=True, hosts=["GHCR.io", "ghcr.io", "[::1]:5000"]
+    )
     assert replaced.secret.updated_at_ms >= created.secret.updated_at_ms
+    assert list(replaced.secret.hosts) == ["ghcr.io", "[::1]:5000"]
 
     stub.DeleteSecret(compute.DeleteSecretRequest(organization_name=org, name="registry-a"))
     assert not stub.ListSecrets(compute.ListSecretsRequest(organization_name=org)).secrets
@@ -58,8 +67,15 @@ def test_bad_secrets_are_refused_with_the_field(stub, org):
         ({"name": "ok", "password": ""}, "SECRET_PASSWORD_INVALID"),
         ({"name": "ok", "password": "a\nb"}, "SECRET_PASSWORD_INVALID"),
         ({"name": "ok", "password": "p", "username": "a:b"}, "SECRET_USERNAME_INVALID"),
-    ]
+        ({"name": "ok", "password": "p", "hosts": []}, "SECRET_HOSTS_REQUIRED"),
+        ({"name": "ok", "password": "p", "hosts": ["https://ghcr.io"]}, "SECRET_HOSTS_INVALID"),
+        ({"name": "ok", "password": "p", "hosts": ["ghcr.io/acme"]}, "SECRET_HOSTS_INVALID"),
+        ({"name": "ok", "password": "p", "hosts": ["h:99999"]}, "SECRET_HOSTS_INVALID"),
+        ({"name": "ok", "password": "p", "hosts": [f"h{n}.io" for n in range(17)]},
+         "SECRET_HOSTS_INVALID"),
+    ]  # fmt: skip
     for fields, reason in cases:
+        fields = {"hosts": ["registry.example.com"], **fields}
         request = compute.CreateSecretRequest(organization_name=org, **fields)
         assert expect_error(stub.CreateSecret, request) == (
             grpc.StatusCode.INVALID_ARGUMENT,

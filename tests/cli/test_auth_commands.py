@@ -16,7 +16,7 @@ import yaml
 
 from ignite_launcher import LocalPlatform
 from tests.cli.runner import Dodil, dodil_for, log_in
-from tests.support import SEED_HANDLER, unique_name
+from tests.support import SEED_HANDLER, Sink, unique_name
 
 #: Exit codes of the statuses these tests meet (docs/cli.md).
 EXIT_USAGE = 2
@@ -221,6 +221,57 @@ def test_apps_open_to_anonymous_callers_are_invoked_without_a_token(
     reopened = developer("ignite", "app", "update", "listed", "--allow-unauthenticated").ok()
     assert "Unauthenticated:" in reopened.stdout and "allowed" in reopened.stdout
     anonymous("ignite", "invoke", "listed", "-p", "{}").ok()
+
+
+def test_the_administrator_cannot_use_an_organization_that_does_not_exist(admin: Dodil) -> None:
+    nope = unique_name("nope")
+    for argv in (
+        ["ignite", "app", "create", "x", "--runtime", "python", "--org", nope],
+        ["ignite", "app", "list", "--org", nope],
+        ["ignite", "secret", "list", "--org", nope],
+    ):
+        refused = admin(*argv)
+        assert refused.code == EXIT_NOT_FOUND, (argv, refused.stderr)
+        assert "ORGANIZATION_NOT_FOUND" in refused.error_line()
+    listed = json.loads(admin("auth", "org", "list", "-o", "json").ok().stdout)
+    assert nope not in [o["name"] for o in listed]
+
+
+def test_credentials_go_only_to_the_endpoint_they_were_issued_by(
+    admin: Dodil, organization: str, secured: LocalPlatform, tmp_path: Path
+) -> None:
+    """`dodil login --endpoint E` keeps E with the credentials: later commands
+    go to E without any configured endpoint (not to the default one, which
+    could be another platform), and a command pointed elsewhere refuses to
+    send them (a listener there receives nothing at all)."""
+    client_id, secret = _create_account(admin, organization, "roamer", "developer")
+    fresh = Dodil(config_home=tmp_path / "xdg", cwd=tmp_path)
+    fresh(
+        "login", "--endpoint", secured.grpc_target, "--client-id", client_id,
+        "--client-secret", "-", input=secret + "\n",
+    ).ok()  # fmt: skip
+    stored = yaml.safe_load((tmp_path / "xdg" / "dodil" / "credentials.yaml").read_text())
+    assert stored["endpoint"] == secured.grpc_target
+    assert fresh("ignite", "config", "get", "api_endpoint").ok().stdout.strip() != (
+        secured.grpc_target
+    )
+    fresh("ignite", "app", "create", "roams", "--runtime", "python").ok()
+    whoami = json.loads(fresh("whoami", "-o", "json").ok().stdout)
+    assert whoami["endpoint"] == secured.grpc_target
+    assert whoami["credentials"]["endpoint"] == secured.grpc_target
+
+    with Sink() as other:
+        for how in (["--endpoint", other.address], []):
+            if not how:
+                fresh("ignite", "config", "set", "api_endpoint", other.address).ok()
+            refused = fresh("ignite", "app", "get", "roams", *how)
+            assert refused.code == EXIT_UNAUTHENTICATED, refused.stderr
+            line = refused.error_line()
+            assert secured.grpc_target in line and other.address in line
+            assert secret not in refused.stderr
+        assert other.connections == 0 and other.received == []
+    fresh("ignite", "config", "unset", "api_endpoint").ok()
+    fresh("ignite", "app", "get", "roams").ok()
 
 
 def test_bad_names_and_roles_are_refused_before_anything_is_sent(dodil: Dodil) -> None:

@@ -74,17 +74,18 @@ def test_booleans_are_normalised():
 
 
 def test_stored_token_is_private_and_loaded():
-    path = credentials.store_token("secret-token-value")
+    path = credentials.store_token("secret-token-value", "rpc.example.com:443")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     loaded = credentials.load_credentials()
     assert loaded is not None
     assert loaded.token == "secret-token-value"
+    assert loaded.endpoint == "rpc.example.com:443"
     assert "secret-token-value" not in str(loaded.describe())
 
 
 def test_token_from_environment_wins(monkeypatch):
-    credentials.store_token("stored")
+    credentials.store_token("stored", "localhost:50051")
     monkeypatch.setenv("DODIL_TOKEN", "from-env")
     loaded = credentials.load_credentials()
     assert loaded is not None
@@ -92,7 +93,7 @@ def test_token_from_environment_wins(monkeypatch):
 
 
 def test_forget_removes_the_token():
-    credentials.store_token("x")
+    credentials.store_token("x", "localhost:50051")
     assert credentials.forget()
     assert credentials.load_credentials() is None
     assert not credentials.forget()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
+
+import yaml
 
 from tests.cli.runner import Dodil
 from tests.support import SEED_HANDLER
@@ -47,7 +50,9 @@ def test_deploy_directory_with_info_yaml_then_invoke(ignite, org):
     assert app["active_version"] == 1
     assert app["description"] == "Greets whoever asks"
     assert app["mcp_enabled"] is True
-    assert app["env"] == {"GREETING_STYLE": "warm"}
+    assert app["env"] == {"GREETING_STYLE": "<hidden>"}
+    shown = ignite("ignite", "app", "get", "hello", "-o", "json", "--show-env").ok().stdout
+    assert json.loads(shown)["env"] == {"GREETING_STYLE": "warm"}
     assert json.loads(app["input_schema"])["properties"]["name"] == {"type": "string"}
     assert json.loads(app["output_schema"])["required"] == ["greeting"]
     assert "python" in app["runtime"]
@@ -67,6 +72,7 @@ def test_deploy_directory_with_info_yaml_then_invoke(ignite, org):
         "EXTRA=1",
         "-o",
         "json",
+        "--show-env",
     ).ok()
     redeployed = json.loads(again.stdout)
     assert redeployed["published_version"] == 2
@@ -201,6 +207,41 @@ def test_app_get_shows_env_names_and_hides_values_unless_asked(ignite, org):
     assert as_json["env"] == {"API_KEY": "<hidden>"}
     revealed = ignite("ignite", "app", "get", "envy", "--show-env").ok().stdout
     assert f"API_KEY={secret}" in revealed
+
+
+def test_no_command_prints_env_values_unless_asked(ignite, org):
+    """deploy, update, get, list and publish, in JSON and YAML: every value
+    of every variable is hidden (a map changed while iterated over used to
+    leave one showing); --show-env shows them all."""
+    _handler_dir(ignite.cwd / "env")
+    secrets = {f"KEY_{n}": f"canary-env-{uuid.uuid4().hex}" for n in range(8)}
+    pairs = [arg for name, value in secrets.items() for arg in ("--env", f"{name}={value}")]
+    outputs = {
+        "deploy -o json": ignite(
+            "ignite", "app", "deploy", "many", "--code", "env", *pairs, "-o", "json"
+        ).ok().stdout,
+        "update -o json": ignite(
+            "ignite", "app", "update", "many", "--env", "EXTRA=canary-env-" + uuid.uuid4().hex,
+            "-o", "json",
+        ).ok().stdout,
+        "get -o json": ignite("ignite", "app", "get", "many", "-o", "json").ok().stdout,
+        "get -o yaml": ignite("ignite", "app", "get", "many", "-o", "yaml").ok().stdout,
+        "list -o json": ignite("ignite", "app", "list", "-o", "json").ok().stdout,
+        "publish -o yaml": ignite("ignite", "draft", "publish", "many", "-o", "yaml").ok().stdout,
+        "get": ignite("ignite", "app", "get", "many").ok().stdout,
+    }  # fmt: skip
+    for command, text in outputs.items():
+        assert "canary-env-" not in text, command
+        if command != "get":
+            assert text.count("<hidden>") >= len(secrets), command
+    deployed = json.loads(outputs["deploy -o json"])
+    assert deployed["app"]["env"] == dict.fromkeys(secrets, "<hidden>")
+    assert set(yaml.safe_load(outputs["get -o yaml"])["env"].values()) == {"<hidden>"}
+    shown = ignite("ignite", "app", "get", "many", "-o", "json", "--show-env").ok()
+    shown = json.loads(shown.stdout)
+    assert {k: shown["env"][k] for k in secrets} == secrets
+    listed = json.loads(ignite("ignite", "app", "list", "-o", "json", "--show-env").ok().stdout)
+    assert {k: listed[0]["env"][k] for k in secrets} == secrets
 
 
 def test_explicit_limits_can_go_back_to_the_tier(ignite, org):

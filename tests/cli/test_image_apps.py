@@ -5,10 +5,10 @@ apps' READMEs do, against the test platform with its embedded registry:
   tests/backends/local/image_app) built from a Dockerfile, answering on its
   app URL and through Invoke, scaled to zero and back;
 - a Node front end whose base image the test makes from the host's ``node``
-  and pushes to the embedded registry, ``USER 1000``, ``HOME`` under /tmp,
-  listening on the very port of its backend's URL (on ``::``, on
-  ``0.0.0.0``), serving a page and proxying ``/api`` to a Python app by its
-  ``http://`` and its ``https://`` URL, opened in a real browser;
+  and pushes to a registry of the user's own, ``USER 1000``, ``HOME``
+  under /tmp, listening on the very port of its backend's URL (on ``::``,
+  on ``0.0.0.0``), serving a page and proxying ``/api`` to a Python app by
+  its ``http://`` and its ``https://`` URL, opened in a real browser;
 - a git repository served by a loopback ``git daemon``, and a bad ref;
 - prebuilt images: re-tagged, a wrong digest, a registry that wants
   credentials (with and without a secret);
@@ -219,11 +219,45 @@ BROWSE_MJS = Path(__file__).with_name("open_page.mjs")
 CONSOLE_DIR = Path(__file__).parents[2] / "console"
 
 
-def _node_base_image(registry: str, org: str, work: Path) -> str:
+def _buildah(work: Path) -> Any:
+    """buildah with a storage of its own under ``work``: ``run(*args)``."""
+    store = ["--storage-driver", "vfs", "--root", str(work / "root"),
+             "--runroot", str(work / "run")]  # fmt: skip
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            ["buildah", *store, *args], capture_output=True, text=True, check=True, timeout=300
+        )
+        return done.stdout.strip()
+
+    return run
+
+
+def _push_probe(reference: str, binary: Path, version: int, work: Path) -> str:
+    """The probe in a FROM-scratch image (as SCRATCH_DOCKERFILE makes it),
+    built with buildah and pushed to a registry of the user's own under
+    ``reference`` (a tag); its digest."""
+    buildah = _buildah(work)
+    container = buildah("from", "scratch")
+    buildah("copy", container, str(binary), "/server")
+    buildah(
+        "config", "--entrypoint", '["/server"]', "--port", "8080",
+        "--env", f"PROBE_VERSION={version}", container,
+    )  # fmt: skip
+    buildah("commit", "--quiet", container, f"probe-{version}")
+    digest_file = work / f"digest-{version}"
+    buildah(
+        "push", "--quiet", "--tls-verify=false", "--digestfile", str(digest_file),
+        f"probe-{version}", f"docker://{reference}",
+    )  # fmt: skip
+    return digest_file.read_text().strip()
+
+
+def _node_base_image(registry: str, work: Path) -> str:
     """A base image with the host's node and the libraries it links, made
-    with buildah (no image registry is reachable here) and pushed to the
-    organization's own part of the platform registry, where its builds may
-    start FROM it."""
+    with buildah (no image registry is reachable here) and pushed to a
+    registry of the user's own, where the platform fetches it for the builds
+    that start FROM it."""
     node = Path(shutil.which("node") or "/usr/bin/node").resolve()
     listing = subprocess.run(["ldd", str(node)], capture_output=True, text=True, check=True)
     libraries = [
@@ -232,26 +266,12 @@ def _node_base_image(registry: str, org: str, work: Path) -> str:
         for part in line.split()
         if part.startswith("/")
     ]
-    store = [
-        "--storage-driver",
-        "vfs",
-        "--root",
-        str(work / "root"),
-        "--runroot",
-        str(work / "run"),
-    ]
-
-    def buildah(*args: str) -> str:
-        done = subprocess.run(
-            ["buildah", *store, *args], capture_output=True, text=True, check=True, timeout=300
-        )
-        return done.stdout.strip()
-
+    buildah = _buildah(work)
     container = buildah("from", "scratch")
     buildah("copy", container, str(node), "/usr/bin/node")
     for library in libraries:
         buildah("copy", container, str(library.resolve()), str(library))
-    reference = f"{registry}/ignite/{org}/node-base:20"
+    reference = f"{registry}/base-{uuid.uuid4().hex[:8]}/node:20"
     buildah("config", "--env", "PATH=/usr/bin", container)
     buildah("commit", container, "node-base")
     buildah("push", "--tls-verify=false", "node-base", f"docker://{reference}")
@@ -259,11 +279,13 @@ def _node_base_image(registry: str, org: str, work: Path) -> str:
 
 
 @pytest.fixture
-def node_base(platform: LocalPlatform, org: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The base image, in the test organization's part of the registry
-    (where its builds may start FROM it)."""
+def node_base(
+    platform: LocalPlatform, user_registry: str, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The base image, in a registry of the user's own (which the session's
+    platform may reach: tests/conftest.py)."""
     assert platform.registry, "the platform runs no embedded registry"
-    return _node_base_image(platform.registry, org, tmp_path_factory.mktemp("buildah"))
+    return _node_base_image(user_registry, tmp_path_factory.mktemp("buildah"))
 
 
 def _open_in_browser(url: str) -> str:
@@ -403,15 +425,6 @@ def test_a_git_repository_builds_and_a_bad_ref_is_a_clear_build_error(
 # --- prebuilt images and immutability -----------------------------------------
 
 
-def _build_and_push(ignite: Dodil, app: str, folder: Path) -> str:
-    """Deploy a Dockerfile app and return the image it runs, by digest."""
-    ignite(
-        "ignite", "app", "deploy", app, "--code", str(folder), "--dockerfile-path", "Dockerfile",
-        timeout=600,
-    ).ok()  # fmt: skip
-    return str(_app(ignite, app)["image_ref"])
-
-
 def test_prebuilt_images_by_tag_wrong_digest_and_private_registries(
     ignite: Dodil,
     platform: LocalPlatform,
@@ -419,16 +432,19 @@ def test_prebuilt_images_by_tag_wrong_digest_and_private_registries(
     probe_binary: Path,
     tmp_path: Path,
     auth_registry: tuple[str, str, str],
+    user_registry: str,
 ):
-    built = _build_and_push(ignite, "source", _scratch_context(tmp_path / "src", probe_binary, 3))
-    mirror = f"{platform.registry}/mirror-{org}/probe"
-    _copy(f"docker://{built}", f"docker://{mirror}:v1")
+    mirror = f"{user_registry}/mirror-{org}/probe"
+    digest = _push_probe(f"{mirror}:v1", probe_binary, 3, tmp_path / "build")
     ignite(
         "ignite", "app", "deploy", "byoi", "--image", f"{mirror}:v1", "--health-path", "/healthz",
         "--allow-unauthenticated", timeout=300,
     ).ok()  # fmt: skip
     assert _get(platform, org, "byoi", "/env").json()["env"]["PROBE_VERSION"] == "3"
-    assert _app(ignite, "byoi")["image_ref"].endswith(built.rsplit("@", 1)[1])
+    image_ref = _app(ignite, "byoi")["image_ref"]
+    assert image_ref.endswith(digest)
+    # Copied into the organization's own part of the platform's registry.
+    assert image_ref.startswith(f"{platform.registry}/ignite/{org}/byoi@")
 
     started = time.monotonic()
     wrong = ignite("ignite", "app", "deploy", "byoi", "--image", f"{mirror}@sha256:{'0' * 64}")
@@ -437,16 +453,18 @@ def test_prebuilt_images_by_tag_wrong_digest_and_private_registries(
 
     host, user, password = auth_registry
     _copy(
-        f"docker://{built}", f"docker://{host}/private/probe:v1", f"--dest-creds={user}:{password}"
+        f"docker://{mirror}:v1",
+        f"docker://{host}/private/probe:v1",
+        f"--dest-creds={user}:{password}",
     )
     denied = ignite("ignite", "app", "deploy", "private", "--image", f"{host}/private/probe:v1")
     assert denied.code != 0 and "REGISTRY_AUTH_FAILED" in denied.stderr, denied.stderr
     ignite(
         "ignite", "secret", "create", "private-reg", "--username", user, "--password-stdin",
-        input=password + "\n",
+        "--host", host, input=password + "\n",
     ).ok()  # fmt: skip
     listed = ignite("ignite", "secret", "list").ok().stdout
-    assert "private-reg" in listed and password not in listed
+    assert "private-reg" in listed and host in listed and password not in listed
     ignite(
         "ignite", "app", "deploy", "private", "--image", f"{host}/private/probe:v1",
         "--registry-secret", "private-reg", "--health-path", "/healthz",
@@ -458,19 +476,22 @@ def test_prebuilt_images_by_tag_wrong_digest_and_private_registries(
 
 
 def test_published_image_versions_are_immutable(
-    ignite: Dodil, platform: LocalPlatform, org: str, probe_binary: Path, tmp_path: Path
+    ignite: Dodil,
+    platform: LocalPlatform,
+    org: str,
+    probe_binary: Path,
+    tmp_path: Path,
+    user_registry: str,
 ):
-    first = _build_and_push(ignite, "one", _scratch_context(tmp_path / "one", probe_binary, 1))
-    second = _build_and_push(ignite, "two", _scratch_context(tmp_path / "two", probe_binary, 2))
-    tag = f"{platform.registry}/moving-{org}/probe:latest"
-    _copy(f"docker://{first}", f"docker://{tag}")
+    tag = f"{user_registry}/moving-{org}/probe:latest"
+    first = _push_probe(tag, probe_binary, 1, tmp_path / "one")
     ignite(
         "ignite", "app", "deploy", "moving", "--image", tag, "--health-path", "/healthz",
         "--allow-unauthenticated", timeout=300,
     ).ok()  # fmt: skip
     assert _get(platform, org, "moving", "/env").json()["env"]["PROBE_VERSION"] == "1"
 
-    _copy(f"docker://{second}", f"docker://{tag}")  # the tag moves
+    second = _push_probe(tag, probe_binary, 2, tmp_path / "two")  # the tag moves
     assert _get(platform, org, "moving", "/env").json()["env"]["PROBE_VERSION"] == "1"
 
     ignite("ignite", "app", "deploy", "moving", "--image", tag, timeout=300).ok()
@@ -479,8 +500,8 @@ def test_published_image_versions_are_immutable(
     assert _get(platform, org, "moving", "/env").json()["env"]["PROBE_VERSION"] == "1"
     versions = json.loads(ignite("ignite", "version", "list", "moving", "-o", "json").ok().stdout)
     refs = {v["version"]: v["image_ref"] for v in versions}
-    assert refs[1].endswith(first.rsplit("@", 1)[1])
-    assert refs[2].endswith(second.rsplit("@", 1)[1])
+    assert refs[1].endswith(first)
+    assert refs[2].endswith(second)
 
 
 # --- containment ----------------------------------------------------------------

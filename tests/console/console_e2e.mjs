@@ -145,6 +145,18 @@ try {
   // A reload signs out (the token was in memory only).
   await page.reload();
   await page.getByLabel("Client ID").waitFor();
+
+  // An organization that does not exist is an error, for the platform
+  // administrator too: never an empty list of apps.
+  await page.getByLabel("Client ID").fill(env.CLIENT_ID);
+  await page.getByLabel("Client secret").fill(env.CLIENT_SECRET);
+  await page.getByLabel("Organization").fill(env.UNKNOWN_ORG);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: `Apps of ${env.UNKNOWN_ORG}` }).waitFor();
+  await page.getByRole("alert").filter({ hasText: `organization ${env.UNKNOWN_ORG} not found` })
+    .first().waitFor();
+  assert.equal(await page.getByText("No apps yet").count(), 0);
+  await page.screenshot({ path: `${shots}/10-unknown-organization.png`, fullPage: true });
   assert.deepEqual(problems, []);
 } finally {
   await browser.close();

@@ -64,6 +64,7 @@ def test_console_in_a_browser(auth_platform: LocalPlatform) -> None:
             "ORG": org,
             "APP": app,
             "EXECUTION_ID": execution_id,
+            "UNKNOWN_ORG": unique_name("nope"),
             "SHOTS": str(SHOTS),
         },
         capture_output=True,
@@ -75,5 +76,5 @@ def test_console_in_a_browser(auth_platform: LocalPlatform) -> None:
     assert names == [
         "01-sign-in.png", "02-apps.png", "03-app.png", "04-confirm-rollback.png",
         "05-rolled-back.png", "05b-promoted.png", "05c-traffic.png", "06-chart.png",
-        "07-live-logs.png", "08-execution.png", "09-error.png",
+        "07-live-logs.png", "08-execution.png", "09-error.png", "10-unknown-organization.png",
     ]  # fmt: skip

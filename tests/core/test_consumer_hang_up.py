@@ -152,7 +152,10 @@ async def test_a_grpc_client_hanging_up_between_frames_abandons_the_pod(
     async def as_admin(header: str | None) -> Principal:
         return LOCAL_ADMIN
 
-    rpc = generic_handler(COMPUTE_SERVICE, service, as_admin).service(
+    async def exists(organization: str) -> bool:
+        return True
+
+    rpc = generic_handler(COMPUTE_SERVICE, service, as_admin, exists).service(
         SimpleNamespace(method="/dodil.ignite.v1.ComputeService/Invoke")
     )
     assert rpc is not None

@@ -47,6 +47,7 @@ from ignite_server.backends.kubernetes.scaler import Demand, ScalerServer
 from ignite_server.backends.kubernetes.settings import KubernetesSettings
 from ignite_server.backends.pod_logs import PodLogDemux
 from ignite_server.domain.models import DeploymentState, Scaling
+from ignite_server.ports.image_builder import RegistryAccess
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.launch_manifest import LaunchManifest, ManifestError
 from ignite_server.ports.pod_backend import (
@@ -57,6 +58,7 @@ from ignite_server.ports.pod_backend import (
     PodStartError,
 )
 from ignite_server.ports.pod_protocol import CODE_PLACEHOLDER
+from ignite_server.ports.registry_auth import docker_auth_config
 
 log = structlog.get_logger(__name__)
 
@@ -80,9 +82,18 @@ CLOSE_SCALE_SECS = 5.0
 class KubernetesBackend:
     """App pods as Deployments in one namespace (see the module docstring)."""
 
-    def __init__(self, settings: KubernetesSettings, *, log_sink: LogSink) -> None:
+    def __init__(
+        self,
+        settings: KubernetesSettings,
+        *,
+        log_sink: LogSink,
+        registry_access: RegistryAccess | None = None,
+    ) -> None:
         self.settings = settings
         self._sink = log_sink
+        self._registry = registry_access
+        #: Organizations whose pull Secret this process has written.
+        self._pull_secrets: dict[str, asyncio.Task[None]] = {}
         self._demand = Demand()
         self._artifacts = ArtifactServer(
             settings.state_dir, settings.artifact_listen, settings.artifact_url
@@ -306,7 +317,46 @@ class KubernetesBackend:
             artifact=Artifact(url=self._artifacts.url_of(sha256), token="", sha256=sha256),
             fetch_image=self.settings.python_image,
             launch=launch,
+            pull_secret=await self._pull_secret(spec, launch),
         )
+
+    async def _pull_secret(self, spec: PodSpec, launch: ImageLaunch) -> str:
+        """The name of the Secret the revision's image is pulled with: the
+        organization's read-only credentials for the platform's registry,
+        written once per process (kept current: replaced if it exists)."""
+        registry = self._registry
+        if registry is None or launch.reference.split("/", 1)[0] != registry.host:
+            return ""
+        organization = spec.app_id.partition("/")[0]
+        credentials = registry.pull_credentials(organization)
+        if credentials is None:
+            return ""
+        task = self._pull_secrets.get(organization)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            manifest = objects.pull_secret(
+                organization, registry.host, docker_auth_config(registry.host, credentials)
+            )
+            task = asyncio.create_task(self._write_secret(manifest))
+            self._pull_secrets[organization] = task
+        try:
+            await asyncio.shield(task)
+        except ApiException as exc:
+            raise PodStartError(
+                f"the cluster refused the image pull secret: {exc.status} {exc.reason}"
+            ) from None
+        return objects.pull_secret_name(organization)
+
+    async def _write_secret(self, manifest: dict[str, Any]) -> None:
+        core = self._clients()[0]
+        ns = self.settings.namespace
+        name = manifest["metadata"]["name"]
+        try:
+            await core.create_namespaced_secret(ns, manifest)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            await core.replace_namespaced_secret(name, ns, manifest)
+        log.info("kubernetes.pull_secret.written", secret=name)
 
     async def _ensure(self, revision: ClusterRevision, scaling: Scaling | None) -> None:
         """Create the revision's objects once per process (shared by

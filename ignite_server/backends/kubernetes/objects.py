@@ -28,11 +28,15 @@ name instead of 8080. ``HOME`` is the image's or the app's if either sets
 it, else ``/tmp``; a ``HOME`` below ``/tmp`` is a folder of the ``/tmp``
 volume (a ``subPath`` mount, which the kubelet creates writable before the
 container starts), since a fresh ``/tmp`` holds nothing and a FROM-scratch
-image has no shell to make it.
+image has no shell to make it. An image in the platform's registry is
+pulled with its organization's read-only credentials, an
+``imagePullSecret`` (``pull_secret``) the registry honours for that
+organization's repositories only.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import ipaddress
@@ -141,6 +145,8 @@ class ClusterRevision:
     #: empty and the artifact, which holds only the launch manifest, is not
     #: fetched).
     launch: ImageLaunch | None = None
+    #: The Secret its nodes pull the image with (``pull_secret``), if any.
+    pull_secret: str = ""
 
     @property
     def port(self) -> int:
@@ -167,6 +173,8 @@ class ClusterRevision:
             # makes new pods rather than pods that cannot fetch.
             self.artifact.url, self.artifact.token,
         ]  # fmt: skip
+        if self.pull_secret:
+            fields.append(self.pull_secret)
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:10]
 
     @property
@@ -259,6 +267,9 @@ def deployment(rev: ClusterRevision, app_owner: Mapping[str, Any], pull_policy: 
                     "annotations": {f"{GROUP}/artifact-sha256": rev.artifact.sha256},
                 },
                 "spec": {
+                    **(
+                        {"imagePullSecrets": [{"name": rev.pull_secret}]} if rev.pull_secret else {}
+                    ),
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": TERMINATION_GRACE_SECS,
@@ -387,6 +398,32 @@ def _image_pod(rev: ClusterRevision, launch: ImageLaunch) -> dict[str, Any]:
             }
         ],
         "volumes": [_tmp_volume(spec)],
+    }
+
+
+def pull_secret_name(organization: str) -> str:
+    """The Secret an organization's image pods are pulled with."""
+    return f"ignite-pull-{organization}"
+
+
+def pull_secret(organization: str, registry: str, config: Mapping[str, Any]) -> Manifest:
+    """An organization's ``imagePullSecret``: its read-only credentials for
+    the platform's registry, as a ``dockerconfigjson``. Pods cannot read it
+    (no service-account token); the kubelet hands it to the node's runtime
+    for pulls of that organization's images, and the registry refuses those
+    credentials any other organization's repository."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {
+            "name": pull_secret_name(organization),
+            "labels": {**MANAGED_BY, LABEL_ORG: organization},
+            "annotations": {f"{GROUP}/registry": registry},
+        },
+        "data": {
+            ".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode(),
+        },
     }
 
 

@@ -14,6 +14,7 @@ Construction (server start-up)::
         trust_dir=Path(".state/pod-trust"),  # the platform's CA, for https
         memory_capacity_mb=0,         # all pods together; 0: the host's
                                       # memory less host_memory_reserve_mb
+        registry_access=access,       # who pulls image apps' images
     )
     ...
     await backend.close()
@@ -58,8 +59,11 @@ unpacked once per digest under ``<state_dir>/images/`` (image_cache.py).
 What a pod has on the host: ``<state_dir>/pods/<pod-id>/`` (root's, 0700)
 holding ``code/`` (pooled pods) and ``run/``, a 256 KiB tmpfs owned by the
 pod's own uid where its runtime creates the unix socket; a uid of its own;
-cgroups. All of it is given back when the pod ends, and whatever a crashed
-server left in ``pods/`` is removed when the next one starts.
+cgroups. All of it is given back when the pod ends. A server that dies
+takes its pods with it, image pods too: a watchdog process kills whatever is
+left in the pods' cgroups the moment the server is gone
+(containment/watchdog.py); what a crashed server left in ``pods/`` (folders,
+socket mounts) is removed when the next one starts.
 """
 
 from __future__ import annotations
@@ -82,10 +86,11 @@ from ignite_server.backends.local.image_cache import ImageCache
 from ignite_server.backends.local.image_pod import ImagePod
 from ignite_server.backends.local.pod import LocalPod
 from ignite_server.backends.local.pool import PoolStats, WarmPool
-from ignite_server.containment import identities, mounts, seccomp
+from ignite_server.containment import identities, mounts, seccomp, watchdog
 from ignite_server.containment.cgroups import CgroupRoot, LimitNotApplied, host_memory_mb
 from ignite_server.containment.sandbox import Policy, SandboxUnavailable, bubblewrap, command
 from ignite_server.domain.models import Resources
+from ignite_server.ports.image_builder import RegistryAccess, RegistryCredentials
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.launch_manifest import LaunchManifest, ManifestError
 from ignite_server.ports.pod_backend import (
@@ -192,6 +197,7 @@ class LocalBackend:
         uids: identities.UidBlock | None = None,
         memory_capacity_mb: int = 0,
         host_memory_reserve_mb: int = 0,
+        registry_access: RegistryAccess | None = None,
     ) -> None:
         self.pods_dir = Path(state_dir).resolve() / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)
@@ -230,6 +236,10 @@ class LocalBackend:
             )
         self._cgroups = CgroupRoot("pods")
         capacity = pod_memory_capacity_mb(memory_capacity_mb, host_memory_reserve_mb)
+        # Image pods (crun) do not die with the server by themselves.
+        self._watchdog = (
+            watchdog.start(self._cgroups.bases.values()) if self._cgroups.bases else None
+        )
         if not self._cgroups.has_memory:
             warnings.append(
                 "no writable memory cgroup: memory limits fall back to RLIMIT_DATA "
@@ -258,6 +268,7 @@ class LocalBackend:
         self._edge = edge
         self._trust_dir = trust_dir
         self._apps_domain = apps_domain
+        self._registry = registry_access
         self._image_tools_missing = oci_runtime.missing_tools()
         self._exec_launcher = (
             exec_launcher.installed(exec_launcher_path) if exec_launcher_path else None
@@ -326,6 +337,8 @@ class LocalBackend:
         await asyncio.gather(*(pod.close() for pod in list(self._pods)), return_exceptions=True)
         await self._reapers.close()
         self._cgroups.remove()
+        if self._watchdog is not None:
+            await self._watchdog.stop()
         if self._owns_block:
             self._block.release()
 
@@ -396,7 +409,7 @@ class LocalBackend:
                 "image apps cannot run on this server: "
                 f"{', '.join(self._image_tools_missing)} not installed"
             )
-        rootfs = await self._images.rootfs(image)
+        rootfs = await self._images.rootfs(image, self._pull_credentials(spec, image))
         pod = await self._new_pod(spec.resources, ImagePod)
         assert isinstance(pod, ImagePod)
         pod.spec = spec
@@ -412,6 +425,13 @@ class LocalBackend:
         )
         await pod.wait_ready(self._start_timeout)
         return pod
+
+    def _pull_credentials(self, spec: PodSpec, image: ImageLaunch) -> RegistryCredentials | None:
+        """The app's organization's read-only credentials, for an image in
+        the platform's registry (its own repositories only)."""
+        if self._registry is None or image.reference.split("/", 1)[0] != self._registry.host:
+            return None
+        return self._registry.pull_credentials(spec.app_id.split("/", 1)[0])
 
     async def _new_pod(self, resources: Resources, kind: type[LocalPod] = LocalPod) -> LocalPod:
         """A pod's folder, uid, socket tmpfs and limited cgroups, not yet

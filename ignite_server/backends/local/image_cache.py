@@ -27,7 +27,10 @@ gave them). Images stay until the state folder is cleared: eviction of
 digests no pod used for a while is not implemented yet.
 
 Only the registry on loopback (the platform's own) is read without TLS
-verification; any other is verified.
+verification; any other is verified. The image is read with the
+credentials given (the pod's organization's read-only ones, for the
+platform's registry), through an auth file of its own, never with whatever
+the server's account may have configured.
 """
 
 from __future__ import annotations
@@ -45,8 +48,10 @@ from pathlib import Path
 import structlog
 
 from ignite_common.addresses import is_loopback
+from ignite_server.ports.image_builder import RegistryCredentials
 from ignite_server.ports.image_launch import ImageLaunch
 from ignite_server.ports.pod_backend import PodStartError
+from ignite_server.ports.registry_auth import private_auth_file
 
 log = structlog.get_logger(__name__)
 
@@ -92,9 +97,12 @@ class ImageCache:
             raise PodStartError(f"the image digest {digest!r} is not a sha256 digest")
         return self.root / found.group(1) / "rootfs"
 
-    async def rootfs(self, image: ImageLaunch) -> Path:
-        """The unpacked root file system of ``image``, fetched the first
-        time; raises PodStartError when the image cannot be had."""
+    async def rootfs(
+        self, image: ImageLaunch, credentials: RegistryCredentials | None = None
+    ) -> Path:
+        """The unpacked root file system of ``image``, fetched (with
+        ``credentials``) the first time; raises PodStartError when the image
+        cannot be had."""
         rootfs = self.path(image.digest)
         if rootfs.is_dir():
             if image.digest not in self._checked:
@@ -104,23 +112,28 @@ class ImageCache:
         lock = self._locks.setdefault(image.digest, asyncio.Lock())
         async with lock:
             if not rootfs.is_dir():
-                await self._fetch(image, rootfs.parent)
+                await self._fetch(image, rootfs.parent, credentials)
         self._checked.add(image.digest)
         return rootfs
 
-    async def _fetch(self, image: ImageLaunch, final: Path) -> None:
+    async def _fetch(
+        self, image: ImageLaunch, final: Path, credentials: RegistryCredentials | None
+    ) -> None:
         partial = self.root / f"{PARTIAL_PREFIX}{uuid.uuid4().hex}"
         partial.mkdir(mode=0o700)
         try:
             layout = partial / "layout"
             started = asyncio.get_running_loop().time()
-            copy = ["skopeo", "copy", "--quiet"]
-            if _on_loopback(image.reference):
-                copy.append("--src-tls-verify=false")
-            await _run(
-                [*copy, f"docker://{image.reference}", f"oci:{layout}:{LAYOUT_TAG}"],
-                f"cannot fetch the image {image.reference}",
-            )
+            host = image.reference.split("/", 1)[0]
+            with private_auth_file(host, credentials) as (auth, home):
+                copy = ["skopeo", "copy", "--quiet", "--src-authfile", auth]
+                if _on_loopback(image.reference):
+                    copy.append("--src-tls-verify=false")
+                await _run(
+                    [*copy, f"docker://{image.reference}", f"oci:{layout}:{LAYOUT_TAG}"],
+                    f"cannot fetch the image {image.reference}",
+                    env={"PATH": "/usr/bin:/bin", "HOME": home},
+                )
             await _run(
                 [
                     "umoci",
@@ -145,7 +158,7 @@ class ImageCache:
                 await asyncio.to_thread(shutil.rmtree, partial, True)
 
 
-async def _run(argv: list[str], failure: str) -> None:
+async def _run(argv: list[str], failure: str, env: dict[str, str] | None = None) -> None:
     """Run one tool; raise PodStartError with ``failure`` and its output."""
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -153,6 +166,7 @@ async def _run(argv: list[str], failure: str) -> None:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            env=env,
         )
     except OSError as exc:
         raise PodStartError(f"{failure}: {argv[0]}: {exc.strerror or exc}") from exc

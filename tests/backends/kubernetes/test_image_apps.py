@@ -9,6 +9,7 @@ HTTP through it), as the platform's invoker does."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -284,3 +285,22 @@ def test_a_dockerfile_app_deployed_through_the_api_runs_on_the_cluster(
         for container in item["spec"]["template"]["spec"]["containers"]
     ]
     assert images == [reference]
+    # The node pulled it with the organization's read-only credentials, an
+    # imagePullSecret: the registry answers nobody without credentials.
+    secret_name = f"ignite-pull-{org}"
+    assert [item["spec"]["template"]["spec"]["imagePullSecrets"] for item in deployments] == [
+        [{"name": secret_name}]
+    ]
+    [secret] = kubectl.get("secrets", f"ignite.dodil.io/organization={org}")
+    assert secret["metadata"]["name"] == secret_name
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    registry = reference.split("/", 1)[0]
+    assert list(config["auths"]) == [registry]
+    assert config["auths"][registry]["username"] == f"pull@{org}"
+    anonymous = subprocess.run(
+        ["skopeo", "--insecure-policy", "inspect", "--raw", "--tls-verify=false",
+         f"docker://{reference}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert anonymous.returncode != 0

@@ -656,30 +656,34 @@ class LogEntry(_message.Message):
     def __init__(self, timestamp_ms: _Optional[int] = ..., app_id: _Optional[str] = ..., version: _Optional[int] = ..., execution_id: _Optional[str] = ..., stream: _Optional[_Union[LogStream, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class SecretInfo(_message.Message):
-    __slots__ = ("name", "username", "created_at_ms", "updated_at_ms")
+    __slots__ = ("name", "username", "created_at_ms", "updated_at_ms", "hosts")
     NAME_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     username: str
     created_at_ms: int
     updated_at_ms: int
-    def __init__(self, name: _Optional[str] = ..., username: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ...) -> None: ...
+    hosts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., username: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ..., hosts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateSecretRequest(_message.Message):
-    __slots__ = ("organization_name", "name", "username", "password", "replace")
+    __slots__ = ("organization_name", "name", "username", "password", "replace", "hosts")
     ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     REPLACE_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
     organization_name: str
     name: str
     username: str
     password: str
     replace: bool
-    def __init__(self, organization_name: _Optional[str] = ..., name: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., replace: _Optional[bool] = ...) -> None: ...
+    hosts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, organization_name: _Optional[str] = ..., name: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., replace: _Optional[bool] = ..., hosts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateSecretResponse(_message.Message):
     __slots__ = ("secret",)
@@ -712,3 +716,25 @@ class DeleteSecretResponse(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListHostConflictsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HostConflict(_message.Message):
+    __slots__ = ("label", "organization_name", "app_name", "found_at_ms")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_NAME_FIELD_NUMBER: _ClassVar[int]
+    APP_NAME_FIELD_NUMBER: _ClassVar[int]
+    FOUND_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    organization_name: str
+    app_name: str
+    found_at_ms: int
+    def __init__(self, label: _Optional[str] = ..., organization_name: _Optional[str] = ..., app_name: _Optional[str] = ..., found_at_ms: _Optional[int] = ...) -> None: ...
+
+class ListHostConflictsResponse(_message.Message):
+    __slots__ = ("conflicts",)
+    CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    conflicts: _containers.RepeatedCompositeFieldContainer[HostConflict]
+    def __init__(self, conflicts: _Optional[_Iterable[_Union[HostConflict, _Mapping]]] = ...) -> None: ...

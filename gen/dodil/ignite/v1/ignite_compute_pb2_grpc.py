@@ -155,6 +155,11 @@ class ComputeServiceStub:
                 request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretRequest.SerializeToString,
                 response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretResponse.FromString,
                 _registered_method=True)
+        self.ListHostConflicts = channel.unary_unary(
+                '/dodil.ignite.v1.ComputeService/ListHostConflicts',
+                request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListHostConflictsRequest.SerializeToString,
+                response_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListHostConflictsResponse.FromString,
+                _registered_method=True)
         self.ReadLogs = channel.unary_stream(
                 '/dodil.ignite.v1.ComputeService/ReadLogs',
                 request_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ReadLogsRequest.SerializeToString,
@@ -365,6 +370,15 @@ class ComputeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListHostConflicts(self, request, context):
+        """ListHostConflicts lists the apps whose URL host label another app also
+        had when host labels became unique; such a URL serves none of them
+        (platform administrators only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReadLogs(self, request, context):
         """ReadLogs streams an app's log entries, or one execution's; with follow
         it keeps streaming new entries until the caller hangs up.
@@ -495,6 +509,11 @@ def add_ComputeServiceServicer_to_server(servicer, server):
                     servicer.DeleteSecret,
                     request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretRequest.FromString,
                     response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretResponse.SerializeToString,
+            ),
+            'ListHostConflicts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHostConflicts,
+                    request_deserializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListHostConflictsRequest.FromString,
+                    response_serializer=dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListHostConflictsResponse.SerializeToString,
             ),
             'ReadLogs': grpc.unary_stream_rpc_method_handler(
                     servicer.ReadLogs,
@@ -1151,6 +1170,33 @@ class ComputeService:
             '/dodil.ignite.v1.ComputeService/DeleteSecret',
             dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretRequest.SerializeToString,
             dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.DeleteSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHostConflicts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dodil.ignite.v1.ComputeService/ListHostConflicts',
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListHostConflictsRequest.SerializeToString,
+            dodil_dot_ignite_dot_v1_dot_ignite__compute__pb2.ListHostConflictsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -74,7 +74,8 @@ REVISIONS: dict[str, ClusterRevision] = {
         artifact=ARTIFACT,
         fetch_image=RUNTIME_PYTHON,
     ),
-    # An image app with a health path and a HOME below /tmp.
+    # An image app with a health path and a HOME below /tmp, pulled with its
+    # organization's imagePullSecret.
     "image": ClusterRevision(
         spec=_spec("acme-corp/web", env={"HOME": "/tmp/home"}),
         image="127.0.0.1:5000/ignite/acme-corp/web@sha256:" + "cd" * 32,
@@ -90,6 +91,7 @@ REVISIONS: dict[str, ClusterRevision] = {
             entrypoint=("/server",),
             env={"PATH": "/usr/bin"},
         ),
+        pull_secret=objects.pull_secret_name("acme-corp"),
     ),
     # An image app ready once its port accepts connections.
     "image-tcp": ClusterRevision(
