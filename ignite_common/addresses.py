@@ -28,6 +28,17 @@ def is_loopback(address: str) -> bool:
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: "This network" (0.0.0.0/8): on Linux, 0.x addresses reach this machine.
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+#: Private ranges (RFC 1918, IPv6 unique local addresses): where a
+#: provider's or an operator's internal services live. The documentation
+#: and benchmarking ranges, which Python counts as private too, are not
+#: among them: nothing internal is reachable there unless a network routes
+#: them on purpose (a package mirror behind one, as on the test bed).
+_PRIVATE = tuple(
+    ipaddress.ip_network(network)
+    for network in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
 
 
 def address_kind(ip: Address) -> str | None:
@@ -40,7 +51,7 @@ def address_kind(ip: Address) -> str | None:
     registry, an image to import, a repository to clone) may lead to one:
     this machine's loopback, link-local addresses (cloud metadata among
     them), private and shared ranges, and what is not an address of one
-    host."""
+    host (unspecified, multicast, the reserved 240.0.0.0/4)."""
     if isinstance(ip, ipaddress.IPv6Address):
         mapped = ip.ipv4_mapped or (ipaddress.IPv4Address(ip.packed[-4:]) if ip in _NAT64 else None)
         if mapped is not None:
@@ -48,11 +59,11 @@ def address_kind(ip: Address) -> str | None:
     for kind, test in (
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
-        ("unspecified", ip.is_unspecified),
+        ("unspecified", ip.is_unspecified or (ip.version == 4 and ip in _THIS_NETWORK)),
         ("multicast", ip.is_multicast),
         ("shared (carrier-grade NAT)", ip.version == 4 and ip in _SHARED),
-        ("private", ip.is_private),
-        ("reserved", ip.is_reserved or not ip.is_global),
+        ("private", any(ip.version == net.version and ip in net for net in _PRIVATE)),
+        ("reserved", ip.is_reserved),
     ):
         if test:
             return kind

@@ -319,7 +319,8 @@ def free_port() -> int:
 #: reach exactly these (an operator's allow-list names its private
 #: registries the same way).
 SERVICE_PORTS = tuple(free_port() for _ in range(5))
-#: The SERVICE_PORTS a test's Sinks may take (the others are the services').
+#: The SERVICE_PORTS a test's Sinks may take. The others: a git daemon (0), a
+#: registry that wants credentials (1), and one nothing listens on (2).
 SINK_PORTS = SERVICE_PORTS[3:]
 
 
@@ -438,9 +439,10 @@ class PlainRegistry:
 
 
 def push_tiny_image(reference: str, work: Any, content: str | bytes = "tiny") -> str:
-    """A one-file FROM-scratch image (the file holds ``content``) built with
-    buildah and pushed over plain HTTP to ``reference`` (``host/path:tag``);
-    its digest."""
+    """A FROM-scratch image of one file (holding ``content``) and a server
+    of a few KiB on port 8080 (tests/tiny_server.c: what a version needs to
+    become ready), built with buildah and pushed over plain HTTP to
+    ``reference`` (``host/path:tag``); its digest."""
     import subprocess
     from pathlib import Path
 
@@ -462,8 +464,16 @@ def push_tiny_image(reference: str, work: Any, content: str | bytes = "tiny") ->
         return done.stdout.strip()
 
     (work / "file").write_bytes(content.encode() if isinstance(content, str) else content)
+    server = work / "server"
+    subprocess.run(
+        ["cc", "-nostdlib", "-static", "-Os", "-s", "-o", str(server),
+         str(Path(__file__).with_name("tiny_server.c"))],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
     container = buildah("from", "scratch")
     buildah("copy", container, str(work / "file"), "/file")
+    buildah("copy", container, str(server), "/server")
+    buildah("config", "--cmd", "/server", "--port", "8080", container)
     buildah("commit", "--quiet", container, "tiny")
     buildah(
         "push", "--quiet", "--tls-verify=false", "--digestfile", str(work / "digest"),

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -58,8 +59,13 @@ def test_make_run_serves_grpcurl_and_stops_cleanly():
         images = next(line for line in output if line.lstrip().startswith("images"))
         registry = images.split()[1]
         assert registry.startswith("127.0.0.1:"), images
-        with urllib.request.urlopen(f"http://{registry}/v2/", timeout=10) as answer:
-            assert answer.status == 200
+        # It answers, and only to who holds a token (registry auth: 401).
+        try:
+            urllib.request.urlopen(f"http://{registry}/v2/", timeout=10).close()
+            raise AssertionError("the registry answered without a token")
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 401
+            assert "Bearer" in refused.headers.get("WWW-Authenticate", "")
         # Its /metrics answer on the ports it printed.
         metrics_line = next(line for line in output if line.lstrip().startswith("metrics"))
         server_metrics = metrics_line.split()[1]

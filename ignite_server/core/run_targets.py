@@ -80,6 +80,8 @@ class RunTargets:
     def forget_host(self, label: str) -> None:
         """Drop cached targets of every app whose host label is ``label``
         (a dispute over it just ended)."""
+        for app in [k for k in self._apps if host_label(*k) == label]:
+            del self._apps[app]
         for key in [k for k in self._targets if host_label(k[0], k[1]) == label]:
             del self._targets[key]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +10,7 @@ import grpc
 from dodil.ignite.v1 import ignite_common_pb2 as common
 from dodil.ignite.v1 import ignite_compute_pb2 as compute
 
-from tests.support import SEED_HANDLER, expect_error, python_source
+from tests.support import SEED_HANDLER, SERVICE_PORTS, expect_error, python_source
 
 
 def _create(stub, org: str, name: str = "greet", **fields) -> compute.CreateAppResponse:
@@ -224,10 +223,9 @@ def test_update_app_changes_only_masked_fields(stub, org):
 
 def test_an_image_whose_registry_does_not_answer_fails_the_publish_at_once(stub, org):
     _create(stub, org, name="img")
-    # A loopback port nothing listens on: the registry cannot be reached.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    # A port the platform may reach (its operator allowed it) that nothing
+    # listens on: the registry cannot be reached.
+    port = SERVICE_PORTS[2]
     draft = stub.SaveDraft(
         compute.SaveDraftRequest(
             organization_name=org,

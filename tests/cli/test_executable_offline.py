@@ -152,7 +152,12 @@ def test_damaged_config_file_is_one_line_and_help_still_works(dodil):
 def test_login_reads_the_token_from_stdin(dodil):
     dodil("login", "--token", "-", input="piped-token-0123456789\n").ok()
     stored = yaml.safe_load((dodil.config_home / "dodil" / "credentials.yaml").read_text())
-    assert stored == {"kind": "token", "token": "piped-token-0123456789"}
+    # The credentials are kept with the endpoint they are for (the default).
+    assert stored == {
+        "kind": "token",
+        "token": "piped-token-0123456789",
+        "endpoint": "localhost:50051",
+    }
     empty = dodil("login", input="")
     assert empty.code == 2
     assert "no token given" in empty.error_line()

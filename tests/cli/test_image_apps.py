@@ -54,12 +54,12 @@ ENTRYPOINT ["/server"]
 @pytest.fixture(scope="module")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
     """A registry (the embedded kind) that answers only to one account:
-    (host, user, password)."""
+    (host, user, password), on a port the session's platform may reach."""
     state = tmp_path_factory.mktemp("auth-registry")
     password = f"canary-secret-{uuid.uuid4().hex}"
     htpasswd = state / "htpasswd"
     htpasswd.write_text(f"alice:{bcrypt(password)}\n")
-    registry = EmbeddedRegistry(state, htpasswd=htpasswd)
+    registry = EmbeddedRegistry(state, port=SERVICE_PORTS[1], htpasswd=htpasswd)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

@@ -80,6 +80,7 @@ def test_update_changes_only_what_is_given(ignite):
         "20",
         "-o",
         "json",
+        "--show-env",
     ).ok()
     app = json.loads(updated.stdout)
     assert app["env"] == {"B": "3", "C": "4"}

@@ -56,7 +56,7 @@ def fake_server() -> Iterator[tuple[str, RecordingService]]:
 
 def test_stored_token_is_sent_as_bearer(dodil, fake_server):
     target, service = fake_server
-    dodil("login", "--token", "stored-token").ok()
+    dodil("login", "--token", "stored-token", "--endpoint", target).ok()
     dodil("ignite", "app", "get", "acme:greet", "--endpoint", target).ok()
     assert service.metadata[-1]["authorization"] == "Bearer stored-token"
 

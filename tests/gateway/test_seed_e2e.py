@@ -165,12 +165,22 @@ def test_seed_000_programmatic_way(secured_platform: LocalPlatform, tmp_path: Pa
     )
     (tmp_path / "seed_000.py").write_text(program)
     (tmp_path / "sitecustomize.py").write_text(LOCALHOST_RESOLVER)
+    token = access_token(secured_platform)
+    # The seed's reader works in their organization: the administrator made
+    # it when the reader joined (apps live only in organizations that exist).
+    made = requests.post(
+        f"{secured_platform.http_url}/v1/ignite/org",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"name": "acme-corp"},
+        timeout=30,
+    )
+    assert made.status_code in (200, 409), made.text
     result = subprocess.run(
         [sys.executable, "seed_000.py"],
         cwd=tmp_path,
         env={
             **secured_platform.env,
-            "DODIL_TOKEN": access_token(secured_platform),
+            "DODIL_TOKEN": token,
             "PYTHONPATH": str(tmp_path),
         },
         capture_output=True,
