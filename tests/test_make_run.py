@@ -89,6 +89,17 @@ def test_make_run_serves_grpcurl_and_stops_cleanly():
         )
         assert issued.returncode == 0, issued.stderr
         bearer = f"authorization: Bearer {json.loads(issued.stdout)['access_token']}"
+        # The README's first step: the administrator makes the tenant.
+        tenant = grpcurl(
+            "-plaintext",
+            "-H",
+            bearer,
+            "-d",
+            '{"name": "acme-corp"}',
+            target,
+            "dodil.ignite.v1.IdentityService/CreateOrganization",
+        )
+        assert tenant.returncode == 0, tenant.stderr
         created = grpcurl(
             "-plaintext",
             "-H",
