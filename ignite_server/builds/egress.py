@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from ignite_common.addresses import internal_reason
+from ignite_common.streams import close_quietly, pipe
 from ignite_server.containment.netns import NetNamespace
 
 log = structlog.get_logger(__name__)
@@ -82,7 +83,6 @@ MAX_HEAD_BYTES = 16 * 1024
 MAX_CONNECTIONS = 64
 #: How long a destination may take to accept a connection.
 CONNECT_TIMEOUT_SECS = 20.0
-CHUNK = 64 * 1024
 #: Headers a proxy consumes rather than passes on.
 _HOP_HEADERS = {"proxy-connection", "proxy-authorization", "connection", "keep-alive"}
 
@@ -254,7 +254,7 @@ class EgressProxy:
             pass
         finally:
             self._connections.discard(task)
-            await _close(writer)
+            await close_quietly(writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -294,9 +294,9 @@ class EgressProxy:
                 await writer.drain()
             else:
                 upstream_w.write(first)
-            await asyncio.gather(_pipe(reader, upstream_w), _pipe(upstream_r, writer))
+            await asyncio.gather(pipe(reader, upstream_w), pipe(upstream_r, writer))
         finally:
-            await _close(upstream_w)
+            await close_quietly(upstream_w)
 
 
 async def _connect(
@@ -323,19 +323,3 @@ async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> Non
     )
     with contextlib.suppress(OSError):
         await writer.drain()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy until end of stream, then half-close the other side."""
-    with contextlib.suppress(OSError):
-        while chunk := await reader.read(CHUNK):
-            writer.write(chunk)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()

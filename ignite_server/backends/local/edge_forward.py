@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from ignite_common.streams import close_quietly, pipe
 from ignite_server.containment.netns import NamespaceError, NetNamespace
 
 log = structlog.get_logger(__name__)
@@ -54,8 +55,6 @@ POD_LINK = "ig-pod"
 #: A URL's scheme, host and port, wherever it is in a value.
 URL = re.compile(r"\b(https?)://([A-Za-z0-9.-]+)(?::(\d{1,5}))?", re.IGNORECASE)
 DEFAULT_PORTS = {"http": 80, "https": 443}
-#: Bytes read at once while piping.
-CHUNK = 64 * 1024
 #: The first byte of a TLS record carrying a handshake (a ClientHello).
 TLS_HANDSHAKE = 0x16
 #: How long a connection may stay silent before its first byte tells TLS
@@ -154,11 +153,11 @@ class EdgeForwarder:
                 return
             try:
                 edge_w.write(first)
-                await asyncio.gather(_pipe(inside_r, edge_w), _pipe(edge_r, inside_w))
+                await asyncio.gather(pipe(inside_r, edge_w), pipe(edge_r, inside_w))
             finally:
-                await _close(edge_w)
+                await close_quietly(edge_w)
         finally:
-            await _close(inside_w)
+            await close_quietly(inside_w)
             self._pipes.discard(task)
 
     async def close(self) -> None:
@@ -223,19 +222,3 @@ async def _ip(netns: NetNamespace, *commands: str) -> None:
     if proc.returncode != 0:
         detail = err.decode("utf-8", "replace").strip()
         raise NamespaceError(0, f"cannot link the pod to the edge: {detail}")
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy until end of stream, then half-close the other side."""
-    with contextlib.suppress(OSError):
-        while chunk := await reader.read(CHUNK):
-            writer.write(chunk)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
