@@ -292,18 +292,23 @@ def serve_git(base: Path, port: int) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "git daemon did not start"
-                time.sleep(0.05)
+        wait_for_listener(port, "git daemon")
         yield f"git://127.0.0.1:{port}"
     finally:
         daemon.terminate()
         daemon.wait(10)
+
+
+def wait_for_listener(port: int, what: str, secs: float = 10) -> None:
+    """Return once something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + secs
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.05)
 
 
 def free_port() -> int:

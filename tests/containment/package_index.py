@@ -10,14 +10,14 @@ import base64
 import contextlib
 import hashlib
 import io
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from tests.support import wait_for_listener
 
 
 def wheel(name: str, version: str, files: Mapping[str, str]) -> tuple[str, bytes]:
@@ -90,14 +90,7 @@ class PackageIndex:
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "the package index did not start"
-                    time.sleep(0.05)
+            wait_for_listener(port, "the package index")
             yield f"http://127.0.0.1:{port}/simple"
         finally:
             server.terminate()
