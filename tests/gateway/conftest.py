@@ -12,11 +12,17 @@ import pytest
 import pytest_asyncio
 import requests
 from aiohttp import web
+from dodil.ignite.v1 import ignite_compute_pb2 as compute
+from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
+from dodil.ignite.v1 import ignite_identity_pb2 as identity
+from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
 from ignite_gateway.app import Gateway
 from ignite_gateway.config import GatewayConfig
 from ignite_launcher import LocalPlatform
+from ignite_server.domain.principal import Role
 from tests.gateway.fakes import FakeCompute, start_fake_server
+from tests.support import SEED_HANDLER, BearerStub, python_source, unique_name
 
 APPS_DOMAIN = "apps.test"
 
@@ -73,3 +79,45 @@ def access_token(platform: LocalPlatform) -> str:
     )
     issued.raise_for_status()
     return str(issued.json()["access_token"])
+
+
+def organization_with_apps(
+    platform: LocalPlatform, apps: tuple[tuple[str, bool], ...]
+) -> tuple[str, str]:
+    """A new organization with a developer token and published apps
+    (name, public): (organization, token)."""
+    anonymous = BearerStub(platform.grpc_target, identity_grpc.IdentityServiceStub, None)
+    client_id, secret = platform.admin_credentials()
+    admin_token = anonymous.IssueToken(
+        identity.IssueTokenRequest(client_id=client_id, client_secret=secret)
+    ).access_token
+    admin = BearerStub(platform.grpc_target, identity_grpc.IdentityServiceStub, admin_token)
+    name = unique_name("org")
+    admin.CreateOrganization(identity.CreateOrganizationRequest(name=name))
+    made = admin.CreateServiceAccount(
+        identity.CreateServiceAccountRequest(
+            organization_name=name, name="dev", roles=[int(Role.DEVELOPER)]
+        )
+    )
+    token = anonymous.IssueToken(
+        identity.IssueTokenRequest(
+            client_id=made.service_account.client_id, client_secret=made.client_secret
+        )
+    ).access_token
+    dev = BearerStub(platform.grpc_target, compute_grpc.ComputeServiceStub, token)
+    for app, public in apps:
+        dev.CreateApp(
+            compute.CreateAppRequest(
+                organization_name=name,
+                name=app,
+                runtime={"python": {}},
+                allow_unauthenticated=public,
+            )
+        )
+        dev.SaveDraft(
+            compute.SaveDraftRequest(
+                organization_name=name, app_name=app, code=python_source(SEED_HANDLER)
+            )
+        )
+        dev.PublishDraft(compute.PublishDraftRequest(organization_name=name, app_name=app))
+    return name, token

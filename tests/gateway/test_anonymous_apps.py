@@ -7,14 +7,9 @@ import json
 import subprocess
 
 import pytest
-from dodil.ignite.v1 import ignite_compute_pb2 as compute
-from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
-from dodil.ignite.v1 import ignite_identity_pb2 as identity
-from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
 from ignite_launcher import LocalPlatform
-from ignite_server.domain.principal import Role
-from tests.support import SEED_HANDLER, BearerStub, python_source, unique_name
+from tests.gateway.conftest import organization_with_apps
 
 
 @pytest.fixture(scope="module")
@@ -24,42 +19,8 @@ def secured(auth_platform: LocalPlatform) -> LocalPlatform:
 
 @pytest.fixture(scope="module")
 def org(secured) -> str:
-    anonymous = BearerStub(secured.grpc_target, identity_grpc.IdentityServiceStub, None)
-    client_id, secret = secured.admin_credentials()
-    admin_token = anonymous.IssueToken(
-        identity.IssueTokenRequest(client_id=client_id, client_secret=secret)
-    ).access_token
-    admin = BearerStub(secured.grpc_target, identity_grpc.IdentityServiceStub, admin_token)
-    name = unique_name("org")
-    admin.CreateOrganization(identity.CreateOrganizationRequest(name=name))
-    made = admin.CreateServiceAccount(
-        identity.CreateServiceAccountRequest(
-            organization_name=name, name="dev", roles=[int(Role.DEVELOPER)]
-        )
-    )
-    token = anonymous.IssueToken(
-        identity.IssueTokenRequest(
-            client_id=made.service_account.client_id, client_secret=made.client_secret
-        )
-    ).access_token
-    dev = BearerStub(secured.grpc_target, compute_grpc.ComputeServiceStub, token)
     apps = (("public", True), ("private", False), ("support-desk-public", True))
-    for app, public in apps:
-        dev.CreateApp(
-            compute.CreateAppRequest(
-                organization_name=name,
-                name=app,
-                runtime={"python": {}},
-                allow_unauthenticated=public,
-            )
-        )
-        dev.SaveDraft(
-            compute.SaveDraftRequest(
-                organization_name=name, app_name=app, code=python_source(SEED_HANDLER)
-            )
-        )
-        dev.PublishDraft(compute.PublishDraftRequest(organization_name=name, app_name=app))
-    return name
+    return organization_with_apps(secured, apps)[0]
 
 
 def curl(secured: LocalPlatform, *args: str) -> tuple[int, dict[str, str], bytes]:

@@ -14,14 +14,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from dodil.ignite.v1 import ignite_compute_pb2 as compute
-from dodil.ignite.v1 import ignite_compute_pb2_grpc as compute_grpc
-from dodil.ignite.v1 import ignite_identity_pb2 as identity
-from dodil.ignite.v1 import ignite_identity_pb2_grpc as identity_grpc
 
 from ignite_launcher import LocalPlatform, private_state_dir
-from ignite_server.domain.principal import Role
-from tests.support import SEED_HANDLER, BearerStub, python_source, unique_name
+from tests.gateway.conftest import organization_with_apps
 
 CONCURRENT = 48
 BODY_BYTES = 32 * 1024 * 1024
@@ -35,46 +30,6 @@ FLOOD_TIMEOUT_S = 120
 def secured() -> Iterator[LocalPlatform]:
     with LocalPlatform(private_state_dir("ignite-bodies-"), auth=True) as platform:
         yield platform
-
-
-def _organization(platform: LocalPlatform, apps: tuple[tuple[str, bool], ...]) -> tuple[str, str]:
-    """A new organization with a developer token and published apps
-    (name, public): (organization, token)."""
-    anonymous = BearerStub(platform.grpc_target, identity_grpc.IdentityServiceStub, None)
-    client_id, secret = platform.admin_credentials()
-    admin_token = anonymous.IssueToken(
-        identity.IssueTokenRequest(client_id=client_id, client_secret=secret)
-    ).access_token
-    admin = BearerStub(platform.grpc_target, identity_grpc.IdentityServiceStub, admin_token)
-    name = unique_name("org")
-    admin.CreateOrganization(identity.CreateOrganizationRequest(name=name))
-    made = admin.CreateServiceAccount(
-        identity.CreateServiceAccountRequest(
-            organization_name=name, name="dev", roles=[int(Role.DEVELOPER)]
-        )
-    )
-    token = anonymous.IssueToken(
-        identity.IssueTokenRequest(
-            client_id=made.service_account.client_id, client_secret=made.client_secret
-        )
-    ).access_token
-    dev = BearerStub(platform.grpc_target, compute_grpc.ComputeServiceStub, token)
-    for app, public in apps:
-        dev.CreateApp(
-            compute.CreateAppRequest(
-                organization_name=name,
-                name=app,
-                runtime={"python": {}},
-                allow_unauthenticated=public,
-            )
-        )
-        dev.SaveDraft(
-            compute.SaveDraftRequest(
-                organization_name=name, app_name=app, code=python_source(SEED_HANDLER)
-            )
-        )
-        dev.PublishDraft(compute.PublishDraftRequest(organization_name=name, app_name=app))
-    return name, token
 
 
 def _gateway_pid(platform: LocalPlatform) -> int:
@@ -125,8 +80,8 @@ async def _post_without_token(port: int, path: str, body: memoryview) -> tuple[i
 
 
 def test_tokenless_bodies_are_refused_unread_and_memory_stays_low(secured):
-    victim, _ = _organization(secured, (("greet", False), ("open", True)))
-    other, other_token = _organization(secured, (("greet", False),))
+    victim, _ = organization_with_apps(secured, (("greet", False), ("open", True)))
+    other, other_token = organization_with_apps(secured, (("greet", False),))
     port = secured.gateway_port
     pid = _gateway_pid(secured)
     # Reset the peak to what the gateway holds now (writing 5 to clear_refs
